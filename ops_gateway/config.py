@@ -1,0 +1,145 @@
+"""Settings parsed strictly from environment variables.
+
+Every variable the gateway reads is declared once in ``VARIABLES``; README.md's configuration
+table lists the same names and defaults. A value that does not parse stops start-up with a
+message naming the variable, so a typo never silently falls back to a default.
+"""
+
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+
+class ConfigError(ValueError):
+    """Raised when an environment variable holds a value the gateway cannot use."""
+
+
+def _parse_bool(raw):
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _parse_positive_int(raw):
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _parse_positive_float(raw):
+    value = float(raw)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _parse_decimal(raw):
+    try:
+        return Decimal(raw)
+    except InvalidOperation as exc:
+        raise ValueError("expected a decimal number") from exc
+
+
+def _choice(*allowed):
+    def parse(raw):
+        value = raw.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
+def _parse_optional_str(raw):
+    return raw.strip() or None
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: its name, default and parser."""
+
+    name: str
+    default: object
+    parse: object = field(default=_parse_optional_str)
+    help: str = ""
+
+
+VARIABLES = [
+    Variable("DATABASE_URL", None, help="PostgreSQL URL; unset = embedded Postgres in the instance folder"),
+    Variable("REDIS_URL", None, help="Redis URL; unset = embedded Redis in the instance folder"),
+    Variable("OPENROUTER_API_KEY", None, help="key the gateway uses upstream"),
+    Variable("OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1", help="upstream API base"),
+    Variable("OPENROUTER_TIMEOUT_SECONDS", 60.0, _parse_positive_float, "upstream read timeout"),
+    Variable("ADMIN_API_KEY", None, help="bootstrap admin key (embedded run generates one)"),
+    Variable("KEY_HASH_SECRET", None, help="HMAC secret for API-key hashes (required with DATABASE_URL)"),
+    Variable("SECRET_KEY", None, help="Flask session secret (defaults to a value derived from KEY_HASH_SECRET)"),
+    Variable("LOG_LEVEL", "info", _choice("error", "warning", "info", "debug")),
+    Variable("LOG_FORMAT", "text", _choice("json", "text")),
+    Variable("PORT", 8000, _parse_positive_int),
+    Variable("WEB_CONCURRENCY", 2, _parse_positive_int, help="gunicorn worker processes"),
+    Variable("WEB_THREADS", 8, _parse_positive_int, help="threads per gunicorn worker"),
+    Variable("MODEL_CACHE_TTL_SECONDS", 300, _parse_positive_int),
+    Variable("DB_POOL_MAX", 12, _parse_positive_int, help="connections per process"),
+    Variable("DB_STATEMENT_TIMEOUT_MS", 5000, _parse_positive_int),
+    Variable("DB_CONNECT_TIMEOUT_SECONDS", 2, _parse_positive_int),
+    Variable("SLOW_QUERY_MS", 200, _parse_positive_int, help="queries slower than this are logged"),
+    Variable("DEFAULT_MAX_TOKENS", 1024, _parse_positive_int, help="worst case assumed when max_tokens is absent"),
+    Variable("DEFAULT_PLAN", "trial", help="plan given to new users"),
+    Variable("RATE_LIMIT_FAIL_CLOSED", False, _parse_bool, "reject with 503 when Redis is down"),
+    Variable("AUTH_FAILURE_LIMIT", "20 per 5 minutes", help="per-IP auth failures before a block"),
+    Variable("AUTH_BLOCK_SECONDS", 900, _parse_positive_int, help="how long a brute-forcing IP is blocked"),
+    Variable("ADMIN_RATE_LIMIT", "600 per minute", help="per-IP limit on /admin/*"),
+    Variable("METRICS_TOKEN", None, help="bearer token required by /metrics when set"),
+    Variable("PROMETHEUS_MULTIPROC_DIR", None, help="shared metrics dir for gunicorn workers"),
+    Variable("ALERT_WEBHOOK_URL", None, help="Slack-compatible webhook for alerts"),
+    Variable("ALERT_COOLDOWN_SECONDS", 900, _parse_positive_int),
+    Variable("ALERT_ERROR_RATE_PERCENT", 5.0, _parse_positive_float),
+    Variable("ALERT_P95_LATENCY_MS", 5000, _parse_positive_int),
+    Variable("ALERT_CPU_PERCENT", 90.0, _parse_positive_float),
+    Variable("ALERT_MEMORY_PERCENT", 90.0, _parse_positive_float),
+    Variable("ALERT_POOL_SATURATION_PERCENT", 90.0, _parse_positive_float),
+    Variable("ALERT_AUTH_FAILURES_5M", 100, _parse_positive_int),
+    Variable("ALERT_RATE_LIMITED_5M", 500, _parse_positive_int),
+    Variable("BACKUP_DIR", None, help="where backup_verification writes pg_dump files"),
+    Variable("BACKUP_MAX_AGE_HOURS", 26, _parse_positive_int),
+    Variable("USAGE_RETENTION_DAYS", 400, _parse_positive_int),
+    Variable("AUDIT_RETENTION_DAYS", 400, _parse_positive_int),
+    Variable("JOB_RUN_RETENTION_DAYS", 30, _parse_positive_int),
+    Variable("SCHEDULER_INTERVAL_SCALE", 1.0, _parse_positive_float, "multiplies every job interval (tests)"),
+    Variable("RUN_MIGRATIONS_ON_START", True, _parse_bool),
+]
+
+
+class Settings(dict):
+    """Parsed settings, keyed by variable name; attribute access for readability."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name.upper()]
+        except KeyError as exc:
+            raise AttributeError(name) from exc
+
+
+def load_settings(environ, overrides=None):
+    """Parse every declared variable from ``environ``; ``overrides`` (already typed) win."""
+    overrides = dict(overrides or {})
+    settings = Settings()
+    for var in VARIABLES:
+        if var.name in overrides:
+            settings[var.name] = overrides.pop(var.name)
+            continue
+        raw = environ.get(var.name)
+        if raw is None or raw == "":
+            settings[var.name] = var.default
+            continue
+        try:
+            settings[var.name] = var.parse(raw)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{var.name}={raw!r} is invalid: {exc}") from exc
+    settings.update(overrides)  # test-only extras (e.g. TESTING)
+    if settings.DATABASE_URL and not settings.KEY_HASH_SECRET:
+        raise ConfigError("KEY_HASH_SECRET must be set when DATABASE_URL points at a managed database")
+    return settings

@@ -1,0 +1,176 @@
+"""PostgreSQL access: one psycopg2 pool per process, one borrowed connection per request.
+
+The pool is created lazily and re-created when the process id changes, so a pool made before
+gunicorn forks is never shared by two workers. SQL is always parameterised; rows come back
+as dicts.
+"""
+
+import logging
+import os
+import threading
+import time
+from contextlib import contextmanager
+
+import psycopg2
+import psycopg2.extras
+import psycopg2.pool
+from flask import current_app, g
+
+logger = logging.getLogger("ops_gateway.db")
+
+# Errors meaning "the database is not reachable right now" (mapped to 503, never 500).
+UNAVAILABLE_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError, psycopg2.pool.PoolError)
+
+
+class TimedCursor(psycopg2.extras.RealDictCursor):
+    """Dict cursor that logs statements slower than the configured threshold."""
+
+    slow_query_ms = 200
+    on_slow_query = None
+
+    def execute(self, query, vars=None):
+        """Run the statement, timing it."""
+        started = time.perf_counter()
+        try:
+            return super().execute(query, vars)
+        finally:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            if elapsed_ms >= self.slow_query_ms:
+                statement = query if isinstance(query, str) else query.decode()
+                logger.warning(
+                    "slow query",
+                    extra={"duration_ms": round(elapsed_ms, 1), "statement": " ".join(statement.split())[:300]},
+                )
+                if TimedCursor.on_slow_query:
+                    TimedCursor.on_slow_query(elapsed_ms)
+
+
+class Database:
+    """A lazily created, fork-aware ThreadedConnectionPool for one database URL."""
+
+    def __init__(self, url, maxconn=12, statement_timeout_ms=5000, connect_timeout_s=2):
+        self.url = url
+        self.maxconn = maxconn
+        self.statement_timeout_ms = statement_timeout_ms
+        self.connect_timeout_s = connect_timeout_s
+        self._pool = None
+        self._pid = None
+        self._lock = threading.Lock()
+        self._borrowed = 0
+
+    def connect(self, **extra):
+        """Open a fresh connection outside the pool (migrations, CLI, scheduler locks)."""
+        return psycopg2.connect(self.url, **self._connect_kwargs(), **extra)
+
+    def _connect_kwargs(self):
+        # keepalives make a vanished server fail fast instead of hanging a request.
+        return {
+            "connect_timeout": self.connect_timeout_s,
+            "options": f"-c statement_timeout={self.statement_timeout_ms} -c timezone=UTC",
+            "cursor_factory": TimedCursor,
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 2,
+            "keepalives_count": 2,
+        }
+
+    def _get_pool(self):
+        if self._pool is None or self._pid != os.getpid():
+            with self._lock:
+                if self._pool is None or self._pid != os.getpid():
+                    self._pool = psycopg2.pool.ThreadedConnectionPool(
+                        0, self.maxconn, self.url, **self._connect_kwargs()
+                    )
+                    self._pid = os.getpid()
+                    self._borrowed = 0
+        return self._pool
+
+    def getconn(self):
+        """Borrow a connection; the caller must hand it back with ``putconn``."""
+        conn = self._get_pool().getconn()
+        with self._lock:
+            self._borrowed += 1
+        return conn
+
+    def putconn(self, conn, broken=False):
+        """Return a connection, discarding it when broken or left mid-transaction."""
+        pool = self._get_pool()
+        with self._lock:
+            self._borrowed = max(0, self._borrowed - 1)
+        if conn.closed or broken:
+            pool.putconn(conn, close=True)
+            return
+        try:
+            if conn.get_transaction_status() != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
+                conn.rollback()
+            pool.putconn(conn)
+        except psycopg2.Error:
+            pool.putconn(conn, close=True)
+
+    @contextmanager
+    def connection(self):
+        """Borrow a connection for a block, always returning it."""
+        conn = self.getconn()
+        broken = False
+        try:
+            yield conn
+        except UNAVAILABLE_ERRORS:
+            broken = True
+            raise
+        finally:
+            self.putconn(conn, broken=broken)
+
+    def reset(self):
+        """Close every pooled connection (used after a database restart or by operators)."""
+        with self._lock:
+            if self._pool is not None and self._pid == os.getpid():
+                self._pool.closeall()
+            self._pool = None
+            self._borrowed = 0
+
+    def stats(self):
+        """Connections borrowed and idle in this process's pool."""
+        pool = self._pool if self._pid == os.getpid() else None
+        idle = len(pool._pool) if pool is not None else 0
+        return {"pool_in_use": self._borrowed, "pool_idle": idle, "pool_max": self.maxconn}
+
+
+def get_database():
+    """The app's Database object."""
+    return current_app.extensions["ops_gateway.db"]
+
+
+def get_conn():
+    """The connection borrowed for this request (borrowed on first use, returned at teardown)."""
+    if "db_conn" not in g:
+        g.db_conn = get_database().getconn()
+    return g.db_conn
+
+
+@contextmanager
+def transaction():
+    """A cursor inside one transaction on the request's connection: commit or roll back."""
+    conn = get_conn()
+    try:
+        with conn.cursor() as cur:
+            yield cur
+        conn.commit()
+    except BaseException:
+        if not conn.closed:
+            conn.rollback()
+        raise
+
+
+def release_request_connection(exc=None):
+    """Teardown hook: give the request's connection back to the pool."""
+    conn = g.pop("db_conn", None)
+    if conn is not None:
+        broken = conn.closed or isinstance(exc, UNAVAILABLE_ERRORS)
+        get_database().putconn(conn, broken=broken)
+
+
+def init_app(app, database):
+    """Attach the Database to the app and return connections after every request."""
+    TimedCursor.slow_query_ms = app.config["SLOW_QUERY_MS"]
+    app.extensions["ops_gateway.db"] = database
+    app.teardown_appcontext(release_request_connection)

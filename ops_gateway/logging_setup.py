@@ -1,0 +1,73 @@
+"""Logging configured once, to stdout: JSON lines or text, with pid, source and request id."""
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+
+from flask import g, has_request_context
+
+# Attributes every LogRecord has; anything else passed via ``extra`` is emitted as a field.
+_STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+
+class RequestContextFilter(logging.Filter):
+    """Stamp the current request id (and user id, never a key) on every record."""
+
+    def filter(self, record):
+        """Add request_id/user_id when inside a request."""
+        if has_request_context():
+            record.request_id = getattr(g, "request_id", None)
+            if getattr(g, "user", None):
+                record.user_id = g.user["user_id"]
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line."""
+
+    def format(self, record):
+        """Serialise the record and its extra fields."""
+        payload = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "pid": record.process,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+                payload[key] = value
+        if record.exc_info:
+            payload["exc_info"] = self.formatException(record.exc_info)
+        return json.dumps(payload, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """Human-readable line with the extra fields appended as key=value."""
+
+    def __init__(self):
+        super().__init__("%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
+
+    def format(self, record):
+        """Base format plus extras."""
+        line = super().format(record)
+        extras = " ".join(
+            f"{k}={v}" for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS and not k.startswith("_")
+        )
+        return f"{line} {extras}" if extras else line
+
+
+def configure_logging(level, fmt):
+    """Install one stdout handler on the ``ops_gateway`` logger tree (idempotent)."""
+    root = logging.getLogger("ops_gateway")
+    root.setLevel(level.upper())
+    for handler in list(root.handlers):
+        if getattr(handler, "_ops_gateway", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stdout)
+    handler._ops_gateway = True
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(RequestContextFilter())
+    root.addHandler(handler)
+    root.propagate = False

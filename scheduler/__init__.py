@@ -1,0 +1,1 @@
+"""The clock process: APScheduler jobs run here, never in web workers."""
