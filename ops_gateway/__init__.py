@@ -6,7 +6,7 @@ import time
 
 from flask import Flask
 
-from ops_gateway import cli, db, docs_assets, embedded, errors, migrations, redis_store, request_hooks
+from ops_gateway import cli, db, docs_assets, embedded, errors, migrations, rate_limits, redis_store, request_hooks
 from ops_gateway.config import load_settings
 from ops_gateway.extensions import api, limiter
 
@@ -80,6 +80,7 @@ def create_app(overrides=None):
     docs_assets.init_app(app)
     api.init_app(app)
     limiter.init_app(app)
+    rate_limits.init_app(app)
     register_blueprints(app)
     errors.init_app(app)
     cli.init_app(app)

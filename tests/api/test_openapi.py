@@ -22,6 +22,8 @@ def test_every_operation_documents_its_errors(client):
     spec = client.get("/openapi.json").get_json()
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():
+            if method == "parameters":
+                continue
             assert "default" in operation["responses"] or any(
                 code.startswith(("4", "5")) for code in operation["responses"]
             ), f"{method.upper()} {path} documents no error response"

@@ -1,0 +1,209 @@
+"""Request and response schemas for users, API keys, balances and audit logs."""
+
+import ipaddress
+
+import marshmallow as ma
+
+from blueprints.fields import Money, Timestamp
+from ops_gateway.api_keys import SCOPES
+
+
+class UserSchema(ma.Schema):
+    """A gateway user."""
+
+    id = ma.fields.Integer()
+    email = ma.fields.String()
+    username = ma.fields.String(allow_none=True)
+    role = ma.fields.String(metadata={"enum": ["user", "admin"]})
+    status = ma.fields.String(metadata={"enum": ["active", "suspended"]})
+    plan = ma.fields.String()
+    credits = Money()
+    reserved_credits = Money(metadata={"description": "held for requests in flight"})
+    created_at = Timestamp()
+    updated_at = Timestamp()
+
+
+class CreateUserSchema(ma.Schema):
+    """Body of POST /admin/users."""
+
+    email = ma.fields.Email(required=True, validate=ma.validate.Length(max=320))
+    username = ma.fields.String(validate=ma.validate.Length(min=1, max=100))
+    credits = Money(load_default=None, validate=ma.validate.Range(min=0))
+    plan = ma.fields.String(validate=ma.validate.Length(min=1, max=50))
+    role = ma.fields.String(load_default="user", validate=ma.validate.OneOf(["user", "admin"]))
+
+
+class UpdateUserSchema(ma.Schema):
+    """Body of PATCH /admin/users/<id>."""
+
+    status = ma.fields.String(validate=ma.validate.OneOf(["active", "suspended"]))
+    role = ma.fields.String(validate=ma.validate.OneOf(["user", "admin"]))
+    plan = ma.fields.String(validate=ma.validate.Length(min=1, max=50))
+    username = ma.fields.String(validate=ma.validate.Length(min=1, max=100))
+
+
+class UserListArgsSchema(ma.Schema):
+    """Filters and page of GET /admin/users."""
+
+    email = ma.fields.String(metadata={"description": "case-insensitive substring"})
+    status = ma.fields.String(validate=ma.validate.OneOf(["active", "suspended"]))
+    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1))
+    page_size = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=500))
+
+
+class UserListSchema(ma.Schema):
+    """A page of users."""
+
+    total = ma.fields.Integer()
+    page = ma.fields.Integer()
+    page_size = ma.fields.Integer()
+    users = ma.fields.List(ma.fields.Nested(UserSchema))
+
+
+def _validate_network(value):
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError as exc:
+        raise ma.ValidationError(f"{value!r} is not an IP address or CIDR range") from exc
+
+
+class ApiKeySchema(ma.Schema):
+    """An API key as shown after creation: masked, never the full key."""
+
+    id = ma.fields.Integer()
+    name = ma.fields.String()
+    environment = ma.fields.String()
+    masked_key = ma.fields.Function(lambda row: f"{row['prefix']}…{row['last4']}")
+    status = ma.fields.String(metadata={"enum": ["active", "rotated", "revoked"]})
+    scopes = ma.fields.List(ma.fields.String())
+    ip_allowlist = ma.fields.List(ma.fields.String())
+    created_at = Timestamp()
+    last_used_at = Timestamp(allow_none=True)
+    expires_at = Timestamp(allow_none=True)
+    grace_until = Timestamp(allow_none=True, metadata={"description": "a rotated key works until then"})
+    revoked_at = Timestamp(allow_none=True)
+
+
+class CreateUserResponseSchema(ma.Schema):
+    """The new user and their first key, shown once."""
+
+    user = ma.fields.Nested(UserSchema)
+    api_key = ma.fields.String(metadata={"description": "full key; shown only in this response"})
+    key = ma.fields.Nested(ApiKeySchema)
+
+
+class CreateKeySchema(ma.Schema):
+    """Body of POST /user/api-keys."""
+
+    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=100))
+    environment = ma.fields.String(load_default="live", validate=ma.validate.OneOf(["live", "test"]))
+    expires_in_days = ma.fields.Integer(validate=ma.validate.Range(min=1, max=3650))
+    ip_allowlist = ma.fields.List(ma.fields.String(validate=_validate_network), load_default=list)
+    scopes = ma.fields.List(ma.fields.String(validate=ma.validate.OneOf(SCOPES)), load_default=list)
+
+
+class UpdateKeySchema(ma.Schema):
+    """Body of PATCH /user/api-keys/<id>."""
+
+    name = ma.fields.String(validate=ma.validate.Length(min=1, max=100))
+    expires_in_days = ma.fields.Integer(allow_none=True, validate=ma.validate.Range(min=1, max=3650))
+    ip_allowlist = ma.fields.List(ma.fields.String(validate=_validate_network))
+    scopes = ma.fields.List(ma.fields.String(validate=ma.validate.OneOf(SCOPES)))
+
+
+class RevealedKeySchema(ma.Schema):
+    """A key with its full value, shown once (creation or rotation)."""
+
+    api_key = ma.fields.String(metadata={"description": "full key; store it now, it is not shown again"})
+    key = ma.fields.Nested(ApiKeySchema)
+
+
+class RotateKeySchema(ma.Schema):
+    """Body of POST /user/api-keys/<id>/rotate."""
+
+    grace_seconds = ma.fields.Integer(load_default=0, validate=ma.validate.Range(min=0, max=7 * 86400))
+
+
+class RevokeArgsSchema(ma.Schema):
+    """Query of DELETE /user/api-keys/<id>."""
+
+    force = ma.fields.Boolean(load_default=False)
+
+
+class KeyListSchema(ma.Schema):
+    """The caller's keys."""
+
+    keys = ma.fields.List(ma.fields.Nested(ApiKeySchema))
+
+
+class BalanceSchema(ma.Schema):
+    """GET /user/balance."""
+
+    user_id = ma.fields.Integer()
+    api_key = ma.fields.String(metadata={"description": "masked key used for this request"})
+    credits = Money()
+    reserved_credits = Money()
+    status = ma.fields.String()
+    plan = ma.fields.String()
+
+
+class CreditAdjustmentSchema(ma.Schema):
+    """Body of POST /admin/users/<id>/credits."""
+
+    amount = Money(required=True, metadata={"description": "positive adds, negative removes"})
+    reason = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=500))
+
+    @ma.validates("amount")
+    def _not_zero(self, value, **kwargs):
+        if value == 0:
+            raise ma.ValidationError("must not be zero")
+
+
+class CreditAdjustmentResultSchema(ma.Schema):
+    """The balance after an adjustment."""
+
+    user_id = ma.fields.Integer()
+    amount = Money()
+    credits = Money()
+    reason = ma.fields.String()
+
+
+class AuditLogSchema(ma.Schema):
+    """One audit row (never key material beyond a masked prefix)."""
+
+    id = ma.fields.Integer()
+    user_id = ma.fields.Integer(allow_none=True)
+    api_key_id = ma.fields.Integer(allow_none=True)
+    action = ma.fields.String()
+    actor = ma.fields.String()
+    ip = ma.fields.String(allow_none=True)
+    user_agent = ma.fields.String(allow_none=True)
+    request_id = ma.fields.String(allow_none=True)
+    details = ma.fields.Dict()
+    created_at = Timestamp()
+
+
+class AuditLogArgsSchema(ma.Schema):
+    """Filters of the audit-log endpoints (dates: ISO 8601 with Z or an offset)."""
+
+    key_id = ma.fields.Integer()
+    action = ma.fields.String()
+    start_date = ma.fields.String(metadata={"format": "date-time"})
+    end_date = ma.fields.String(metadata={"format": "date-time"})
+    limit = ma.fields.Integer(load_default=100, validate=ma.validate.Range(min=1, max=1000))
+    cursor = ma.fields.String(metadata={"description": "next_cursor from the previous page"})
+
+
+class AdminAuditLogArgsSchema(AuditLogArgsSchema):
+    """Admin filters: any user."""
+
+    user_id = ma.fields.Integer()
+
+
+class AuditLogPageSchema(ma.Schema):
+    """A newest-first page of audit rows."""
+
+    status = ma.fields.String()
+    total_logs = ma.fields.Integer()
+    logs = ma.fields.List(ma.fields.Nested(AuditLogSchema))
+    next_cursor = ma.fields.String(allow_none=True)

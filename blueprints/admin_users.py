@@ -1,0 +1,97 @@
+"""/admin/users: create users (with their first key), list, inspect, change, grant credits."""
+
+from flask import g
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from blueprints.account_schemas import (
+    CreateUserResponseSchema,
+    CreateUserSchema,
+    CreditAdjustmentResultSchema,
+    CreditAdjustmentSchema,
+    UpdateUserSchema,
+    UserListArgsSchema,
+    UserListSchema,
+    UserSchema,
+)
+from blueprints.docs import ADMIN_ERRORS, documents_errors
+from ops_gateway import audit, credits, db, users
+from ops_gateway.auth import require_admin
+
+blp = Blueprint("admin_users", __name__, url_prefix="/admin/users", description="User administration (admin key)")
+blp.before_request(require_admin)
+
+
+@blp.route("")
+class Users(MethodView):
+    """The user collection."""
+
+    @blp.arguments(UserListArgsSchema, location="query")
+    @blp.response(200, UserListSchema)
+    @documents_errors(blp, *ADMIN_ERRORS, 422)
+    def get(self, args):
+        """List users, filtered by email substring and status, a page at a time."""
+        offset = (args["page"] - 1) * args["page_size"]
+        with db.transaction() as cur:
+            total, rows = users.list_users(cur, args.get("email"), args.get("status"), offset, args["page_size"])
+        return {"total": total, "page": args["page"], "page_size": args["page_size"], "users": rows}
+
+    @blp.arguments(CreateUserSchema)
+    @blp.response(201, CreateUserResponseSchema)
+    @documents_errors(blp, *ADMIN_ERRORS, 409, 422)
+    def post(self, body):
+        """Create a user with optional opening credits; the response shows their first key once."""
+        from flask import current_app
+
+        with db.transaction() as cur:
+            user, key, full_key = users.create_user(
+                cur,
+                body["email"],
+                g.user["actor"],
+                username=body.get("username"),
+                initial_credits=body.get("credits") or 0,
+                plan=body.get("plan") or current_app.config["DEFAULT_PLAN"],
+                role=body["role"],
+            )
+        return {"user": user, "api_key": full_key, "key": key}
+
+
+@blp.route("/<int:user_id>")
+class UserById(MethodView):
+    """One user."""
+
+    @blp.response(200, UserSchema)
+    @documents_errors(blp, *ADMIN_ERRORS, 404)
+    def get(self, user_id):
+        """Show a user."""
+        with db.transaction() as cur:
+            return users.get_user(cur, user_id)
+
+    @blp.arguments(UpdateUserSchema)
+    @blp.response(200, UserSchema)
+    @documents_errors(blp, *ADMIN_ERRORS, 404, 422)
+    def patch(self, body, user_id):
+        """Suspend/reactivate, change role or plan; a suspended user's keys stop at once."""
+        with db.transaction() as cur:
+            return users.update_user(cur, user_id, body, g.user["actor"])
+
+
+@blp.route("/<int:user_id>/credits", methods=["POST"])
+@blp.arguments(CreditAdjustmentSchema)
+@blp.response(200, CreditAdjustmentResultSchema)
+@documents_errors(blp, *ADMIN_ERRORS, 404, 409, 422)
+def adjust_credits(body, user_id):
+    """Grant (positive) or remove (negative) credits; one ledger row, never below zero."""
+    amount = body["amount"]
+    with db.transaction() as cur:
+        balance = credits.adjust(
+            cur, user_id, amount, "grant" if amount > 0 else "debit", body["reason"], g.user["actor"], g.request_id
+        )
+        audit.record(
+            cur,
+            "credits_adjusted",
+            g.user["actor"],
+            user_id,
+            details={"amount": str(amount), "reason": body["reason"], "balance_after": str(balance)},
+        )
+    return {"user_id": user_id, "amount": amount, "credits": balance, "reason": body["reason"]}

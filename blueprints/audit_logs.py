@@ -1,0 +1,53 @@
+"""Audit logs: the caller's own (/user/api-keys/audit-logs) and everyone's (/admin/audit-logs)."""
+
+from flask import g
+from flask_smorest import Blueprint
+
+from blueprints.account_schemas import AdminAuditLogArgsSchema, AuditLogArgsSchema, AuditLogPageSchema
+from blueprints.docs import ADMIN_ERRORS, USER_ERRORS, documents_errors
+from ops_gateway import audit, db
+from ops_gateway.auth import require_admin, require_user
+from ops_gateway.errors import ApiError
+from ops_gateway.timeparse import parse_timestamp
+
+user_blp = Blueprint("user_audit", __name__, url_prefix="/user/api-keys", description="Your API-key audit log")
+user_blp.before_request(require_user)
+admin_blp = Blueprint("admin_audit", __name__, url_prefix="/admin", description="Audit log across users (admin)")
+admin_blp.before_request(require_admin)
+
+
+def _page(args, user_id):
+    start = parse_timestamp(args["start_date"], "start_date") if args.get("start_date") else None
+    end = parse_timestamp(args["end_date"], "end_date") if args.get("end_date") else None
+    if start and end and start > end:
+        raise ApiError(400, "invalid_date_range", "start_date is after end_date", {"parameter": "start_date"})
+    try:
+        cursor = audit.decode_cursor(args["cursor"]) if args.get("cursor") else None
+    except ValueError:
+        raise ApiError(
+            400, "invalid_cursor", "cursor was not returned by this endpoint", {"parameter": "cursor"}
+        ) from None
+    with db.transaction() as cur:
+        total, rows = audit.query_logs(
+            cur, user_id, args.get("key_id"), args.get("action"), start, end, args["limit"], cursor
+        )
+    next_cursor = audit.encode_cursor(rows[-1]) if len(rows) == args["limit"] else None
+    return {"status": "success", "total_logs": total, "logs": rows, "next_cursor": next_cursor}
+
+
+@user_blp.route("/audit-logs")
+@user_blp.arguments(AuditLogArgsSchema, location="query")
+@user_blp.response(200, AuditLogPageSchema)
+@documents_errors(user_blp, *USER_ERRORS, 400, 422)
+def user_audit_logs(args):
+    """Your own audit entries, newest first, filtered by key, action and date range."""
+    return _page(args, g.user["user_id"])
+
+
+@admin_blp.route("/audit-logs")
+@admin_blp.arguments(AdminAuditLogArgsSchema, location="query")
+@admin_blp.response(200, AuditLogPageSchema)
+@documents_errors(admin_blp, *ADMIN_ERRORS, 400, 422)
+def admin_audit_logs(args):
+    """Every user's audit entries, newest first, with an optional user_id filter."""
+    return _page(args, args.get("user_id"))

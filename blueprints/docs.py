@@ -1,0 +1,36 @@
+"""Documenting error responses: every view lists the envelope statuses it can return."""
+
+from functools import reduce
+
+ERROR_DESCRIPTIONS = {
+    400: "Bad request",
+    401: "Missing, malformed, unknown, revoked or expired API key",
+    402: "Insufficient credits",
+    403: "Key not allowed here (not admin, IP not allowed, missing scope)",
+    404: "Not found",
+    409: "Conflict with current state",
+    422: "Validation failed",
+    429: "Rate limited",
+    502: "Upstream error",
+    503: "Dependency unavailable",
+    504: "Upstream timeout",
+}
+
+
+def documents_errors(blp, *statuses):
+    """Decorator adding the error envelope for each status to a view's OpenAPI responses."""
+
+    def decorate(view):
+        return reduce(
+            lambda func, status: blp.alt_response(
+                status, response="DEFAULT_ERROR", description=ERROR_DESCRIPTIONS.get(status)
+            )(func),
+            statuses,
+            view,
+        )
+
+    return decorate
+
+
+USER_ERRORS = (401, 403, 429, 503)
+ADMIN_ERRORS = (401, 403, 429, 503)

@@ -1,0 +1,111 @@
+"""/user/balance and /user/api-keys: what a key holder manages with their own key."""
+
+from flask import g
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from blueprints.account_schemas import (
+    ApiKeySchema,
+    BalanceSchema,
+    CreateKeySchema,
+    KeyListSchema,
+    RevealedKeySchema,
+    RevokeArgsSchema,
+    RotateKeySchema,
+    UpdateKeySchema,
+)
+from blueprints.docs import USER_ERRORS, documents_errors
+from ops_gateway import api_keys, db
+from ops_gateway.auth import require_user
+from ops_gateway.errors import ApiError
+
+blp = Blueprint("user", __name__, url_prefix="/user", description="Balance and API keys of the calling user")
+blp.before_request(require_user)
+
+
+def require_scope(scope):
+    """403 when the key was created with scopes that do not include ``scope`` (no scopes = all)."""
+    if g.user["scopes"] and scope not in g.user["scopes"]:
+        raise ApiError(403, "insufficient_scope", f"this key lacks the {scope!r} scope", {"required": scope})
+
+
+@blp.route("/balance")
+@blp.response(200, BalanceSchema)
+@documents_errors(blp, *USER_ERRORS)
+def balance():
+    """The caller's credits, status and plan (as of this request)."""
+    user = g.user
+    return {
+        "user_id": user["user_id"],
+        "api_key": user["key_mask"],
+        "credits": user["credits"],
+        "reserved_credits": user["reserved_credits"],
+        "status": user["user_status"],
+        "plan": user["plan"],
+    }
+
+
+@blp.route("/api-keys")
+class ApiKeys(MethodView):
+    """The caller's keys."""
+
+    @blp.response(200, KeyListSchema)
+    @documents_errors(blp, *USER_ERRORS)
+    def get(self):
+        """List your keys, masked, with last use, expiry and status."""
+        with db.transaction() as cur:
+            return {"keys": api_keys.list_keys(cur, g.user["user_id"])}
+
+    @blp.arguments(CreateKeySchema)
+    @blp.response(201, RevealedKeySchema)
+    @documents_errors(blp, *USER_ERRORS, 409, 422)
+    def post(self, body):
+        """Create a key; the full key is in this response only."""
+        require_scope("keys:manage")
+        with db.transaction() as cur:
+            row, full_key = api_keys.create_key(
+                cur,
+                g.user["user_id"],
+                body["name"],
+                g.user["actor"],
+                environment=body["environment"],
+                expires_in_days=body.get("expires_in_days"),
+                ip_allowlist=body["ip_allowlist"],
+                scopes=body["scopes"],
+            )
+        return {"api_key": full_key, "key": row}
+
+
+@blp.route("/api-keys/<int:key_id>")
+class ApiKeyById(MethodView):
+    """One of the caller's keys."""
+
+    @blp.arguments(UpdateKeySchema)
+    @blp.response(200, ApiKeySchema)
+    @documents_errors(blp, *USER_ERRORS, 404, 409, 422)
+    def patch(self, body, key_id):
+        """Rename a key or change its IP allowlist, expiry or scopes."""
+        require_scope("keys:manage")
+        with db.transaction() as cur:
+            return api_keys.update_key(cur, g.user["user_id"], key_id, body, g.user["actor"])
+
+    @blp.arguments(RevokeArgsSchema, location="query")
+    @blp.response(200, ApiKeySchema)
+    @documents_errors(blp, *USER_ERRORS, 404, 409)
+    def delete(self, args, key_id):
+        """Revoke a key at once; your last active key needs ?force=true."""
+        require_scope("keys:manage")
+        with db.transaction() as cur:
+            return api_keys.revoke_key(cur, g.user["user_id"], key_id, g.user["actor"], force=args["force"])
+
+
+@blp.route("/api-keys/<int:key_id>/rotate", methods=["POST"])
+@blp.arguments(RotateKeySchema)
+@blp.response(201, RevealedKeySchema)
+@documents_errors(blp, *USER_ERRORS, 404, 409, 422)
+def rotate(body, key_id):
+    """Issue a replacement key; the old one stops now or when grace_seconds have passed."""
+    require_scope("keys:manage")
+    with db.transaction() as cur:
+        row, full_key = api_keys.rotate_key(cur, g.user["user_id"], key_id, g.user["actor"], body["grace_seconds"])
+    return {"api_key": full_key, "key": row}

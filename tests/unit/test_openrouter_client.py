@@ -1,0 +1,252 @@
+"""OpenRouter client: what is retried, how failures are classified, what reaches the logs."""
+
+import io
+import logging
+import socket
+
+import pytest
+import requests
+
+from ops_gateway.openrouter import CREDENTIALS_REJECTED, OpenRouterClient, UpstreamError
+
+BASE_URL = "https://openrouter.test/api/v1"
+API_KEY = "sk-or-v1-secret-test-key-0123456789"
+MODELS_URL = f"{BASE_URL}/models"
+COMPLETIONS_URL = f"{BASE_URL}/chat/completions"
+PAYLOAD = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+COMPLETION = {"id": "gen-1", "object": "chat.completion", "choices": [], "usage": {"total_tokens": 5}}
+
+
+def make_client(**options):
+    """A client that never sleeps between retries."""
+    return OpenRouterClient(BASE_URL, API_KEY, backoff_seconds=0, **options)
+
+
+@pytest.fixture
+def upstream_log(caplog):
+    """caplog attached to the client's logger directly: app logging may stop propagation."""
+    logger = logging.getLogger("ops_gateway.openrouter")
+    caplog.set_level(logging.INFO, logger=logger.name)
+    logger.addHandler(caplog.handler)
+    propagate = logger.propagate
+    logger.propagate = False  # each record once, whatever the root handlers are
+    yield caplog
+    logger.propagate = propagate
+    logger.removeHandler(caplog.handler)
+
+
+def sse(*payloads):
+    """Encode payloads as an SSE body, with a keep-alive comment like OpenRouter sends."""
+    return ": OPENROUTER PROCESSING\n\n" + "".join(f"data: {payload}\n\n" for payload in payloads)
+
+
+class StallingBody(io.BytesIO):
+    """A body that, once its bytes are delivered, times out like a stalled socket."""
+
+    def read(self, *args):
+        data = super().read(*args)
+        if not data:
+            raise TimeoutError("timed out")
+        return data
+
+
+def test_list_models_returns_the_data_list(requests_mock):
+    requests_mock.get(MODELS_URL, json={"data": [{"id": "openai/gpt-4o-mini"}]})
+    assert make_client().list_models() == [{"id": "openai/gpt-4o-mini"}]
+
+
+def test_list_models_retries_server_errors_until_success(requests_mock):
+    requests_mock.get(MODELS_URL, [{"status_code": 503}, {"status_code": 502}, {"json": {"data": []}}])
+    assert make_client().list_models() == []
+    assert requests_mock.call_count == 3
+
+
+def test_list_models_gives_up_after_max_retries(requests_mock, upstream_log):
+    requests_mock.get(MODELS_URL, status_code=503)
+    with pytest.raises(UpstreamError) as raised:
+        make_client(max_retries=2).list_models()
+    assert (raised.value.kind, raised.value.status) == ("unavailable", 503)
+    assert requests_mock.call_count == 3
+    assert upstream_log.records[-1].attempts == 3
+
+
+def test_list_models_retries_a_timeout(requests_mock):
+    requests_mock.get(MODELS_URL, [{"exc": requests.exceptions.ReadTimeout}, {"json": {"data": []}}])
+    assert make_client().list_models() == []
+    assert requests_mock.call_count == 2
+
+
+def test_malformed_model_list_is_unavailable(requests_mock):
+    requests_mock.get(MODELS_URL, text="<html>oops</html>")
+    with pytest.raises(UpstreamError) as raised:
+        make_client().list_models()
+    assert raised.value.kind == "unavailable"
+
+
+def test_completion_returns_the_parsed_body(requests_mock):
+    requests_mock.post(COMPLETIONS_URL, json=COMPLETION)
+    assert make_client().chat_completion(PAYLOAD) == COMPLETION
+    assert requests_mock.last_request.json()["model"] == "openai/gpt-4o-mini"
+
+
+def test_completion_is_not_retried_on_server_error(requests_mock):
+    requests_mock.post(COMPLETIONS_URL, status_code=500)
+    with pytest.raises(UpstreamError) as raised:
+        make_client().chat_completion(PAYLOAD)
+    assert (raised.value.kind, raised.value.status) == ("unavailable", 500)
+    assert requests_mock.call_count == 1
+
+
+def test_completion_is_not_retried_on_read_timeout(requests_mock):
+    requests_mock.post(COMPLETIONS_URL, exc=requests.exceptions.ReadTimeout)
+    with pytest.raises(UpstreamError) as raised:
+        make_client().chat_completion(PAYLOAD)
+    assert raised.value.kind == "timeout"
+    assert requests_mock.call_count == 1
+
+
+def test_completion_is_not_retried_when_the_connection_breaks_after_sending(requests_mock):
+    requests_mock.post(COMPLETIONS_URL, exc=requests.exceptions.ConnectionError("Connection reset by peer"))
+    with pytest.raises(UpstreamError) as raised:
+        make_client().chat_completion(PAYLOAD)
+    assert raised.value.kind == "unavailable"
+    assert requests_mock.call_count == 1
+
+
+def test_completion_is_retried_when_connecting_timed_out(requests_mock):
+    requests_mock.post(COMPLETIONS_URL, [{"exc": requests.exceptions.ConnectTimeout}, {"json": COMPLETION}])
+    assert make_client().chat_completion(PAYLOAD) == COMPLETION
+    assert requests_mock.call_count == 2
+
+
+def test_completion_is_retried_when_the_connection_is_refused(upstream_log):
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = OpenRouterClient(f"http://127.0.0.1:{port}/api/v1", API_KEY, backoff_seconds=0, max_retries=2)
+    with pytest.raises(UpstreamError) as raised:
+        client.chat_completion(PAYLOAD)
+    assert raised.value.kind == "unavailable"
+    assert upstream_log.records[-1].attempts == 3
+
+
+@pytest.mark.parametrize("status", [400, 422])
+def test_bad_request_passes_the_upstream_message_through(requests_mock, status):
+    body = {"error": {"message": "max_tokens must be at most 4096", "code": status}}
+    requests_mock.post(COMPLETIONS_URL, status_code=status, json=body)
+    with pytest.raises(UpstreamError) as raised:
+        make_client().chat_completion(PAYLOAD)
+    assert (raised.value.kind, raised.value.status) == ("bad_request", status)
+    assert raised.value.message == "max_tokens must be at most 4096"
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_rejected_gateway_credentials_are_unavailable(requests_mock, status):
+    requests_mock.post(COMPLETIONS_URL, status_code=status, json={"error": {"message": "No auth credentials"}})
+    with pytest.raises(UpstreamError) as raised:
+        make_client().chat_completion(PAYLOAD)
+    assert (raised.value.kind, raised.value.status) == ("unavailable", status)
+    assert raised.value.message == CREDENTIALS_REJECTED
+
+
+def test_unknown_model_is_not_found(requests_mock):
+    requests_mock.post(COMPLETIONS_URL, status_code=404, json={"error": {"message": "Model x/y not found"}})
+    with pytest.raises(UpstreamError) as raised:
+        make_client().chat_completion(PAYLOAD)
+    assert (raised.value.kind, raised.value.message) == ("not_found", "Model x/y not found")
+
+
+def test_upstream_rate_limit_carries_retry_after(requests_mock):
+    requests_mock.post(COMPLETIONS_URL, status_code=429, headers={"Retry-After": "7"}, json={"error": {}})
+    with pytest.raises(UpstreamError) as raised:
+        make_client().chat_completion(PAYLOAD)
+    assert (raised.value.kind, raised.value.status, raised.value.retry_after) == ("rate_limited", 429, 7)
+    assert requests_mock.call_count == 1
+
+
+def test_stream_yields_events_in_order_then_done(requests_mock):
+    events = ['{"choices":[{"delta":{"content":"a"}}]}', '{"choices":[{"delta":{"content":"b"}}]}', "[DONE]"]
+    requests_mock.post(COMPLETIONS_URL, text=sse(*events), headers={"Content-Type": "text/event-stream"})
+    stream = make_client().stream_chat_completion(PAYLOAD)
+    assert list(stream) == events
+    assert requests_mock.last_request.json()["stream"] is True
+
+
+def test_stream_error_status_raises_before_any_event(requests_mock):
+    requests_mock.post(COMPLETIONS_URL, status_code=429, json={"error": {"message": "slow down"}})
+    with pytest.raises(UpstreamError) as raised:
+        make_client().stream_chat_completion(PAYLOAD)
+    assert (raised.value.kind, raised.value.message) == ("rate_limited", "slow down")
+
+
+def test_stream_read_timeout_midway_is_a_timeout(requests_mock):
+    # Padded past one 512-byte read: without chunked encoding urllib3 reads whole blocks.
+    padding = b": " + b"x" * 600 + b"\n"
+    requests_mock.post(COMPLETIONS_URL, body=StallingBody(b'data: {"n":1}\n\n' + padding))
+    stream = make_client().stream_chat_completion(PAYLOAD)
+    assert next(stream) == '{"n":1}'
+    with pytest.raises(UpstreamError) as raised:
+        next(stream)
+    assert raised.value.kind == "timeout"
+
+
+def test_closing_a_stream_early_reports_the_call_once(requests_mock):
+    calls = []
+    requests_mock.post(COMPLETIONS_URL, text=sse('{"n":1}', '{"n":2}', "[DONE]"))
+    stream = make_client(on_call=lambda *call: calls.append(call)).stream_chat_completion(PAYLOAD)
+    assert next(stream) == '{"n":1}'
+    stream.close()
+    stream.close()
+    assert [(endpoint, status, ok) for endpoint, status, _, ok in calls] == [("/chat/completions", 200, True)]
+
+
+def test_every_call_reports_to_the_on_call_hook(requests_mock):
+    calls = []
+    requests_mock.get(MODELS_URL, json={"data": []})
+    requests_mock.post(COMPLETIONS_URL, status_code=400, json={"error": {"message": "bad"}})
+    client = make_client(on_call=lambda *call: calls.append(call))
+    client.list_models()
+    with pytest.raises(UpstreamError):
+        client.chat_completion(PAYLOAD)
+    assert [(endpoint, status, ok) for endpoint, status, _, ok in calls] == [
+        ("/models", 200, True),
+        ("/chat/completions", 400, False),
+    ]
+    assert all(latency_ms >= 0 for _, _, latency_ms, _ in calls)
+
+
+def test_a_failing_on_call_hook_does_not_fail_the_call(requests_mock):
+    def broken_hook(*call):
+        raise RuntimeError("metrics backend down")
+
+    requests_mock.get(MODELS_URL, json={"data": []})
+    assert make_client(on_call=broken_hook).list_models() == []
+
+
+def test_requests_carry_the_key_and_identify_the_gateway(requests_mock):
+    requests_mock.get(MODELS_URL, json={"data": []})
+    make_client(referer="https://example.test", title="gw").list_models()
+    headers = requests_mock.last_request.headers
+    assert headers["Authorization"] == f"Bearer {API_KEY}"
+    assert (headers["HTTP-Referer"], headers["X-Title"]) == ("https://example.test", "gw")
+
+
+def test_no_authorization_header_without_a_key(requests_mock):
+    requests_mock.get(MODELS_URL, json={"data": []})
+    OpenRouterClient(BASE_URL, "", backoff_seconds=0).list_models()
+    assert "Authorization" not in requests_mock.last_request.headers
+
+
+def test_api_key_never_reaches_the_logs(requests_mock, upstream_log):
+    requests_mock.get(MODELS_URL, [{"status_code": 502}, {"json": {"data": []}}])
+    requests_mock.post(COMPLETIONS_URL, status_code=401, json={"error": {"message": f"bad key {API_KEY}"}})
+    client = make_client()
+    client.list_models()
+    with pytest.raises(UpstreamError):
+        client.chat_completion(PAYLOAD)
+    assert len(upstream_log.records) == 2  # one line per call, retries included
+    first = upstream_log.records[0]
+    assert (first.upstream_status, first.attempts, first.retry_causes) == (200, 2, ["502"])
+    for record in upstream_log.records:
+        assert API_KEY not in record.getMessage()
+        assert API_KEY not in repr(record.__dict__)
