@@ -3,6 +3,14 @@
 
 def all_blueprints():
     """Every blueprint the app registers, in registration order."""
-    from blueprints import admin_users, audit_logs, health, user_keys
+    from blueprints import admin_models, admin_users, audit_logs, health, user_keys, v1
 
-    return [health.blp, admin_users.blp, user_keys.blp, audit_logs.user_blp, audit_logs.admin_blp]
+    return [
+        health.blp,
+        admin_users.blp,
+        user_keys.blp,
+        audit_logs.user_blp,
+        audit_logs.admin_blp,
+        admin_models.blp,
+        v1.blp,
+    ]

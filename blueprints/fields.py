@@ -4,12 +4,7 @@ from decimal import Decimal, InvalidOperation
 
 import marshmallow as ma
 
-
-def format_money(value):
-    """Decimal as a plain string with at least two decimals and no float rounding: "5.00", "0.0000024"."""
-    text = f"{Decimal(value).normalize():f}"
-    whole, _, fraction = text.partition(".")
-    return f"{whole}.{fraction.ljust(2, '0')}"
+from ops_gateway.money import format_money
 
 
 class Money(ma.fields.Field):

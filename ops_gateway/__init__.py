@@ -6,7 +6,18 @@ import time
 
 from flask import Flask
 
-from ops_gateway import cli, db, docs_assets, embedded, errors, migrations, rate_limits, redis_store, request_hooks
+from ops_gateway import (
+    cli,
+    db,
+    docs_assets,
+    embedded,
+    errors,
+    migrations,
+    model_catalog,
+    rate_limits,
+    redis_store,
+    request_hooks,
+)
 from ops_gateway.config import load_settings
 from ops_gateway.extensions import api, limiter
 
@@ -81,6 +92,7 @@ def create_app(overrides=None):
     api.init_app(app)
     limiter.init_app(app)
     rate_limits.init_app(app)
+    model_catalog.init_app(app)
     register_blueprints(app)
     errors.init_app(app)
     cli.init_app(app)

@@ -1,0 +1,126 @@
+"""Schemas of the OpenAI-compatible surface and the model-cache admin endpoints."""
+
+import marshmallow as ma
+
+from blueprints.fields import Timestamp
+
+
+class MessageSchema(ma.Schema):
+    """One chat message; content is text or a list of content parts."""
+
+    class Meta:
+        unknown = ma.INCLUDE
+
+    role = ma.fields.String(
+        required=True, validate=ma.validate.OneOf(["system", "user", "assistant", "tool", "developer", "function"])
+    )
+    content = ma.fields.Raw(allow_none=True, metadata={"oneOf": [{"type": "string"}, {"type": "array"}]})
+
+    @ma.validates("content")
+    def _text_or_parts(self, value, **kwargs):
+        if value is not None and not isinstance(value, (str, list)):
+            raise ma.ValidationError("must be a string or a list of content parts")
+
+
+class ChatCompletionRequestSchema(ma.Schema):
+    """OpenAI chat.completions request; fields not listed are passed through to OpenRouter."""
+
+    class Meta:
+        unknown = ma.INCLUDE
+
+    model = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
+    messages = ma.fields.List(ma.fields.Nested(MessageSchema), required=True, validate=ma.validate.Length(min=1))
+    stream = ma.fields.Boolean(load_default=False)
+    max_tokens = ma.fields.Integer(validate=ma.validate.Range(min=1, max=1_000_000))
+    max_completion_tokens = ma.fields.Integer(validate=ma.validate.Range(min=1, max=1_000_000))
+    temperature = ma.fields.Float(validate=ma.validate.Range(min=0, max=2))
+    top_p = ma.fields.Float(validate=ma.validate.Range(min=0, max=1))
+    stream_options = ma.fields.Dict()
+
+
+class UsageSchema(ma.Schema):
+    """Token usage reported by upstream."""
+
+    class Meta:
+        unknown = ma.INCLUDE
+
+    prompt_tokens = ma.fields.Integer()
+    completion_tokens = ma.fields.Integer()
+    total_tokens = ma.fields.Integer()
+
+
+class ChatCompletionSchema(ma.Schema):
+    """OpenAI chat.completion response (upstream fields passed through)."""
+
+    class Meta:
+        unknown = ma.INCLUDE
+
+    id = ma.fields.String()
+    object = ma.fields.String()
+    created = ma.fields.Integer()
+    model = ma.fields.String()
+    choices = ma.fields.List(ma.fields.Dict())
+    usage = ma.fields.Nested(UsageSchema)
+
+
+class PricingSchema(ma.Schema):
+    """USD per token, as decimal strings."""
+
+    prompt = ma.fields.String()
+    completion = ma.fields.String()
+
+
+class ModelSchema(ma.Schema):
+    """One model in OpenAI list format, with OpenRouter's name, context length and pricing."""
+
+    id = ma.fields.String()
+    object = ma.fields.String()
+    created = ma.fields.Integer()
+    owned_by = ma.fields.String()
+    name = ma.fields.String()
+    context_length = ma.fields.Integer(allow_none=True)
+    pricing = ma.fields.Nested(PricingSchema)
+
+
+class ModelListSchema(ma.Schema):
+    """GET /v1/models."""
+
+    object = ma.fields.String()
+    data = ma.fields.List(ma.fields.Nested(ModelSchema))
+
+
+class RefreshResultSchema(ma.Schema):
+    """POST /admin/refresh-models."""
+
+    status = ma.fields.String()
+    message = ma.fields.String()
+    total_models = ma.fields.Integer()
+    duration_ms = ma.fields.Float()
+    timestamp = ma.fields.String()
+
+
+class CacheInfoSchema(ma.Schema):
+    """State of the shared model cache."""
+
+    has_data = ma.fields.Boolean()
+    cache_age_seconds = ma.fields.Float(allow_none=True)
+    ttl_seconds = ma.fields.Integer()
+    is_valid = ma.fields.Boolean()
+    is_stale = ma.fields.Boolean()
+    total_cached_models = ma.fields.Integer()
+    last_refresh_at = Timestamp(allow_none=True)
+    last_error = ma.fields.String(allow_none=True)
+    last_error_at = Timestamp(allow_none=True)
+    hits = ma.fields.Integer()
+    misses = ma.fields.Integer()
+    hit_rate = ma.fields.Float()
+    refresh_count = ma.fields.Integer()
+    refresh_failures = ma.fields.Integer()
+
+
+class CacheStatusSchema(ma.Schema):
+    """GET /admin/cache-status."""
+
+    status = ma.fields.String()
+    cache_info = ma.fields.Nested(CacheInfoSchema)
+    timestamp = ma.fields.String()

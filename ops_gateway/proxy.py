@@ -1,0 +1,182 @@
+"""Chat completions through OpenRouter: hold credits, call upstream, settle exactly once.
+
+Flow: look the model up in the cached catalogue (404 before any upstream call), hold the
+request's worst-case cost (402 when the balance cannot cover it), call upstream, then settle
+the real cost in one transaction. Upstream failures release the hold and cost nothing.
+"""
+
+import json
+import logging
+import time
+from decimal import Decimal
+
+from flask import current_app, g
+
+from ops_gateway import credits, db, model_catalog, rate_limits, usage
+from ops_gateway.errors import ApiError
+from ops_gateway.money import format_money
+from ops_gateway.openrouter import UpstreamError
+
+logger = logging.getLogger("ops_gateway.openrouter")
+
+UPSTREAM_ERRORS = {
+    "bad_request": (400, "upstream_bad_request"),
+    "not_found": (404, "upstream_not_found"),
+    "rate_limited": (429, "upstream_rate_limited"),
+    "unavailable": (502, "upstream_unavailable"),
+    "timeout": (504, "upstream_timeout"),
+}
+
+
+def _client():
+    return current_app.extensions["ops_gateway.openrouter"]
+
+
+def begin(body, streamed):
+    """Validate the model and hold the worst-case cost; return the request's context."""
+    model = model_catalog.find_model(body["model"])
+    if model is None:
+        raise ApiError(404, "model_not_found", f"model {body['model']!r} is not offered", {"model": body["model"]})
+    max_completion = (
+        body.get("max_tokens") or body.get("max_completion_tokens") or current_app.config["DEFAULT_MAX_TOKENS"]
+    )
+    prompt_estimate = usage.estimate_prompt_tokens(body["messages"])
+    reserve = usage.price(model, prompt_estimate, max_completion)
+    user = g.user
+    with db.transaction() as cur:
+        if not credits.reserve(cur, user["user_id"], reserve):
+            raise ApiError(
+                402,
+                "insufficient_credits",
+                "your credits cannot cover this request's maximum cost",
+                {"required": str(reserve), "model": model["id"], "max_tokens": max_completion},
+            )
+    return {
+        "user_id": user["user_id"],
+        "api_key_id": user["api_key_id"],
+        "actor": user["actor"],
+        "request_id": g.request_id,
+        "model": model["id"],
+        "pricing": model,
+        "reserved": reserve,
+        "streamed": streamed,
+        "prompt_estimate": prompt_estimate,
+    }
+
+
+def finish(
+    context,
+    status,
+    prompt_tokens=0,
+    completion_tokens=0,
+    upstream_status=None,
+    error_code=None,
+    upstream_latency_ms=None,
+):
+    """Settle the request (charge, ledger, usage row, daily totals) and count its tokens."""
+    cost = usage.price(context["pricing"], prompt_tokens, completion_tokens) if status != "error" else Decimal(0)
+    latency_ms = (time.perf_counter() - g.started) * 1000
+    outcome = {
+        "status": status,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "cost": cost,
+        "upstream_status": upstream_status,
+        "error_code": error_code,
+        "latency_ms": latency_ms,
+        "upstream_latency_ms": upstream_latency_ms,
+    }
+    with db.transaction() as cur:
+        charged, balance = usage.settle_request(cur, context, outcome)
+    rate_limits.charge_tokens(g.user, prompt_tokens + completion_tokens)
+    context.update(charged=charged, balance=balance, latency_ms=latency_ms, upstream_latency_ms=upstream_latency_ms)
+    return charged, balance
+
+
+def _upstream_failure(context, error, upstream_latency_ms):
+    finish(
+        context, "error", upstream_status=error.status, error_code=error.kind, upstream_latency_ms=upstream_latency_ms
+    )
+    status, code = UPSTREAM_ERRORS.get(error.kind, (502, "upstream_error"))
+    headers = {"Retry-After": str(int(error.retry_after))} if error.retry_after else {}
+    return ApiError(status, code, error.message, {"upstream_status": error.status}, headers)
+
+
+def _tokens(usage_block, context, completion_fallback):
+    usage_block = usage_block or {}
+    prompt = usage_block.get("prompt_tokens")
+    completion = usage_block.get("completion_tokens")
+    return (
+        int(prompt) if prompt is not None else context["prompt_estimate"],
+        int(completion) if completion is not None else completion_fallback,
+    )
+
+
+def complete(body):
+    """Non-streaming completion; returns (upstream JSON, context with cost and balance)."""
+    context = begin(body, streamed=False)
+    payload = {**body, "stream": False}
+    started = time.perf_counter()
+    try:
+        result = _client().chat_completion(payload)
+    except UpstreamError as error:
+        raise _upstream_failure(context, error, (time.perf_counter() - started) * 1000) from None
+    upstream_ms = (time.perf_counter() - started) * 1000
+    prompt, completion = _tokens(result.get("usage"), context, body.get("max_tokens") or 0)
+    finish(context, "success", prompt, completion, 200, upstream_latency_ms=upstream_ms)
+    return result, context
+
+
+def open_stream(body):
+    """Start a streaming completion; upstream errors surface here, before any byte is sent."""
+    context = begin(body, streamed=True)
+    payload = {**body, "stream": True, "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
+    started = time.perf_counter()
+    try:
+        upstream = _client().stream_chat_completion(payload)
+    except UpstreamError as error:
+        raise _upstream_failure(context, error, (time.perf_counter() - started) * 1000) from None
+    context["upstream_started"] = started
+    return context, relay(context, upstream)
+
+
+def relay(context, upstream):
+    """Yield SSE events as they arrive; settle exactly once, even if the client goes away."""
+    usage_block, content_chunks, settled = None, 0, False
+    try:
+        for data in upstream:
+            if data == "[DONE]":
+                prompt, completion = _tokens(usage_block, context, content_chunks)
+                finish(
+                    context,
+                    "success",
+                    prompt,
+                    completion,
+                    200,
+                    upstream_latency_ms=(time.perf_counter() - context["upstream_started"]) * 1000,
+                )
+                settled = True
+                yield f": gateway-cost={format_money(context['charged'])}\n\ndata: [DONE]\n\n"
+                continue
+            if '"usage"' in data:
+                usage_block = json.loads(data).get("usage") or usage_block
+            elif '"content"' in data:
+                content_chunks += 1
+            yield f"data: {data}\n\n"
+    except UpstreamError as error:
+        logger.warning("upstream stream broke", extra={"error_kind": error.kind})
+        yield "data: " + json.dumps({"error": {"code": "upstream_stream_error", "message": error.message}}) + "\n\n"
+    finally:
+        upstream.close()
+        if not settled:
+            # Client went away or upstream broke mid-stream: charge what upstream reported, else
+            # the estimate (prompt estimate + one token per content chunk received).
+            prompt, completion = _tokens(usage_block, context, content_chunks)
+            finish(
+                context,
+                "incomplete",
+                prompt,
+                completion,
+                200,
+                upstream_latency_ms=(time.perf_counter() - context["upstream_started"]) * 1000,
+            )
