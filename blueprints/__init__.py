@@ -3,7 +3,7 @@
 
 def all_blueprints():
     """Every blueprint the app registers, in registration order."""
-    from blueprints import admin_models, admin_users, audit_logs, health, user_keys, v1
+    from blueprints import admin_limits, admin_models, admin_users, audit_logs, health, user_keys, v1
 
     return [
         health.blp,
@@ -12,5 +12,6 @@ def all_blueprints():
         audit_logs.user_blp,
         audit_logs.admin_blp,
         admin_models.blp,
+        admin_limits.blp,
         v1.blp,
     ]

@@ -4,7 +4,10 @@ Each test's database is cloned from a migrated template (fast, and tests never s
 other's rows); Redis is flushed per test. Nothing of our own is mocked.
 """
 
+import shutil
+import tempfile
 import uuid
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
@@ -39,9 +42,13 @@ def admin_execute(url, *statements):
 
 
 @pytest.fixture(scope="session")
-def services(tmp_path_factory):
-    """Embedded Postgres + Redis for the whole session, with a migrated template database."""
-    instance = tmp_path_factory.mktemp("instance")
+def services():
+    """Embedded Postgres + Redis for the whole session, with a migrated template database.
+
+    They live in a private temp dir (not pytest's rotating basetemp, which a concurrent pytest
+    run may prune while our servers use it) and are removed at the end.
+    """
+    instance = Path(tempfile.mkdtemp(prefix="ops-gateway-test-"))
     pg_url = embedded.ensure_postgres(instance)
     redis_url = embedded.ensure_redis(instance)
     admin_execute(pg_url, f"DROP DATABASE IF EXISTS {TEMPLATE_DB}", f"CREATE DATABASE {TEMPLATE_DB}")
@@ -49,6 +56,7 @@ def services(tmp_path_factory):
     yield {"pg_url": pg_url, "redis_url": redis_url, "instance": str(instance)}
     embedded.stop_redis(instance)
     embedded.stop_postgres(instance)
+    shutil.rmtree(instance, ignore_errors=True)
 
 
 @pytest.fixture

@@ -1,0 +1,128 @@
+"""Plans, /admin/limit overrides and enforcement on /v1 (real Redis, OpenRouter faked)."""
+
+import pytest
+import redis
+
+from tests.api.test_proxy import chat
+from tests.helpers import ADMIN, assert_error, create_user
+
+WINDOW_HEADERS = (
+    "X-RateLimit-Limit-Requests",
+    "X-RateLimit-Remaining-Requests",
+    "X-RateLimit-Reset-Requests",
+    "X-RateLimit-Limit-Tokens",
+    "X-RateLimit-Remaining-Tokens",
+    "X-RateLimit-Reset-Tokens",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+)
+
+
+@pytest.fixture(autouse=True)
+def upstream(requests_mock):
+    from tests.api.test_proxy import MODELS, UPSTREAM, completion
+
+    requests_mock.get(f"{UPSTREAM}/models", json=MODELS)
+    requests_mock.post(f"{UPSTREAM}/chat/completions", json=completion(10, 20))
+    return requests_mock
+
+
+def set_limits(client, **target_and_limits):
+    rate_limits = target_and_limits.pop("rate_limits")
+    return client.post("/admin/limit", json={**target_and_limits, "rate_limits": rate_limits}, headers=ADMIN)
+
+
+def test_plans_are_listed_with_documented_values(client):
+    plans = {p["name"]: p for p in client.get("/admin/plans", headers=ADMIN).get_json()["plans"]}
+    assert {"trial", "dev", "team"} <= set(plans)
+    assert plans["trial"]["requests_per_minute"] == 10 and plans["team"]["max_concurrent_requests"] == 32
+
+
+def test_request_window_rejects_with_envelope_and_headers(client, sql):
+    user, key = create_user(client, credits="5.00", plan="team")
+    assert set_limits(client, user_id=user["id"], rate_limits={"requests_per_minute": 2}).status_code == 200
+    ok = [chat(client, key) for _ in range(2)]
+    assert [r.status_code for r in ok] == [200, 200]
+    assert ok[1].headers["X-RateLimit-Remaining-Requests"] == "0"
+    for name in WINDOW_HEADERS:
+        assert name in ok[0].headers
+    rejected = chat(client, key)
+    error = assert_error(rejected, 429, "rate_limited")
+    assert error["details"] == {"limit": 2, "window": "requests_per_minute"}
+    assert 1 <= int(rejected.headers["Retry-After"]) <= 60
+    for name in WINDOW_HEADERS:
+        assert name in rejected.headers
+    chat(client, key)
+    [event] = sql("SELECT type, count, details FROM security_events WHERE type = 'rate_limit_exceeded'")
+    assert event["count"] == 2 and event["details"]["window"] == "requests_per_minute"
+    assert sql("SELECT count(*) AS n FROM usage_records")[0]["n"] == 2
+
+
+def test_limit_by_api_key_applies_on_next_request(client):
+    _, key = create_user(client, credits="5.00", plan="team")
+    response = set_limits(client, api_key=key, rate_limits={"requests_per_minute": 0})
+    assert response.status_code == 200
+    assert response.get_json()["rate_limits"]["requests_per_minute"] == 0
+    assert_error(chat(client, key), 429, "rate_limited")
+
+
+def test_token_window_stops_traffic_once_real_tokens_cross_it(client):
+    user, key = create_user(client, credits="5.00", plan="team")
+    set_limits(client, user_id=user["id"], rate_limits={"tokens_per_minute": 50})
+    assert chat(client, key).status_code == 200  # 30 real tokens: 20 left
+    assert chat(client, key).status_code == 200  # 60 used: over the window now
+    error = assert_error(chat(client, key), 429, "rate_limited")
+    assert error["details"] == {"limit": 50, "window": "tokens_per_minute"}
+
+
+def test_get_and_delete_limits_show_sources(client):
+    user, _ = create_user(client, plan="dev")
+    set_limits(client, user_id=user["id"], rate_limits={"requests_per_hour": 5, "tokens_per_day": None})
+    shown = client.get(f"/admin/limit/{user['id']}", headers=ADMIN).get_json()
+    assert shown["rate_limits"]["requests_per_hour"] == 5 and shown["sources"]["requests_per_hour"] == "override"
+    assert shown["sources"]["tokens_per_day"] == "plan" and shown["plan"] == "dev"
+    cleared = client.delete(f"/admin/limit/{user['id']}", headers=ADMIN).get_json()
+    assert set(cleared["sources"].values()) == {"plan"} and cleared["rate_limits"]["requests_per_hour"] == 2000
+
+
+@pytest.mark.parametrize(
+    "body,status,code",
+    [
+        ({"user_id": 999999, "rate_limits": {"requests_per_minute": 1}}, 404, "user_not_found"),
+        ({"api_key": "gw_live_" + "x" * 40, "rate_limits": {"requests_per_minute": 1}}, 404, "api_key_not_found"),
+        ({"user_id": 1, "rate_limits": {"requests_per_minute": -1}}, 422, "validation_error"),
+        ({"user_id": 1, "rate_limits": {"requests_per_minute": "lots"}}, 422, "validation_error"),
+        ({"user_id": 1, "rate_limits": {"bogus_window": 1}}, 422, "validation_error"),
+        ({"rate_limits": {"requests_per_minute": 1}}, 422, "validation_error"),
+    ],
+)
+def test_bad_limit_requests_are_enveloped(client, body, status, code):
+    assert_error(client.post("/admin/limit", json=body, headers=ADMIN), status, code)
+
+
+def test_concurrency_limit(client, sql):
+    user, key = create_user(client, credits="5.00", plan="team")
+    sql("UPDATE plans SET max_concurrent_requests = 0 WHERE name = 'team'")
+    error = assert_error(chat(client, key), 429, "rate_limited")
+    assert error["details"]["window"] == "max_concurrent_requests"
+
+
+def test_redis_down_fails_open_by_default(make_app, client):
+    _, key = create_user(client, credits="5.00", plan="team")
+    app = make_app(REDIS_URL="redis://127.0.0.1:1/0")
+    response = chat(app.test_client(), key)
+    assert response.status_code == 200
+    health = app.test_client().get("/health").get_json()
+    assert health["status"] == "degraded" and health["redis"] == "disconnected"
+
+
+def test_redis_down_fails_closed_when_configured(make_app, client, sql):
+    _, key = create_user(client, credits="5.00", plan="team")
+    app = make_app(REDIS_URL="redis://127.0.0.1:1/0", RATE_LIMIT_FAIL_CLOSED=True)
+    assert_error(chat(app.test_client(), key), 503, "rate_limiter_unavailable")
+    assert sql("SELECT count(*) AS n FROM usage_records")[0]["n"] == 0
+
+
+def test_redis_error_type_is_what_we_catch():
+    assert issubclass(redis.ConnectionError, redis.RedisError)
