@@ -1,8 +1,20 @@
 """gunicorn settings for the Procfile's web process."""
 
 import os
+import shutil
 
-from ops_gateway.config import load_settings
+
+def _fresh_multiprocess_dir():
+    """Prometheus multiprocess files must start empty and exist before any metric is created."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        shutil.rmtree(directory, ignore_errors=True)
+        os.makedirs(directory, exist_ok=True)
+
+
+_fresh_multiprocess_dir()  # before importing ops_gateway, whose modules define the metrics
+
+from ops_gateway.config import load_settings  # noqa: E402
 
 _settings = load_settings(os.environ)
 
@@ -25,11 +37,6 @@ def on_starting(server):
     for name in ("DATABASE_URL", "REDIS_URL", "KEY_HASH_SECRET", "ADMIN_API_KEY", "SECRET_KEY"):
         if settings[name]:
             os.environ[name] = settings[name]
-    multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if multiproc_dir:
-        os.makedirs(multiproc_dir, exist_ok=True)
-        for stale in os.listdir(multiproc_dir):
-            os.remove(os.path.join(multiproc_dir, stale))
 
 
 def child_exit(server, worker):

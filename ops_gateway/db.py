@@ -7,6 +7,7 @@ as dicts.
 
 import logging
 import os
+import select
 import threading
 import time
 from contextlib import contextmanager
@@ -45,6 +46,31 @@ class TimedCursor(psycopg2.extras.RealDictCursor):
                     TimedCursor.on_slow_query(elapsed_ms)
 
 
+class _ReusingPool(psycopg2.pool.ThreadedConnectionPool):
+    """Opens connections on demand and keeps returned ones for reuse, up to maxconn.
+
+    psycopg2 closes every returned connection beyond ``minconn``; with minconn=0 each request
+    paid for a new server connection (a backend fork, several milliseconds).
+    """
+
+    def __init__(self, maxconn, *args, **kwargs):
+        super().__init__(0, maxconn, *args, **kwargs)
+        self.minconn = maxconn  # idle connections are kept while fewer than this are pooled
+
+
+def _went_away(conn):
+    """Whether the server closed (or wrote to) an idle connection: a restart or termination.
+
+    An idle connection has nothing to read; anything readable is the server's goodbye or EOF.
+    One non-blocking poll, no round trip.
+    """
+    if conn.closed:
+        return True
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
+
+
 class Database:
     """A lazily created, fork-aware ThreadedConnectionPool for one database URL."""
 
@@ -78,16 +104,20 @@ class Database:
         if self._pool is None or self._pid != os.getpid():
             with self._lock:
                 if self._pool is None or self._pid != os.getpid():
-                    self._pool = psycopg2.pool.ThreadedConnectionPool(
-                        0, self.maxconn, self.url, **self._connect_kwargs()
-                    )
+                    self._pool = _ReusingPool(self.maxconn, self.url, **self._connect_kwargs())
                     self._pid = os.getpid()
                     self._borrowed = 0
         return self._pool
 
     def getconn(self):
         """Borrow a connection; the caller must hand it back with ``putconn``."""
-        conn = self._get_pool().getconn()
+        pool = self._get_pool()
+        conn = pool.getconn()
+        for _ in range(self.maxconn):  # pooled connections the server dropped while idle are replaced
+            if not _went_away(conn):
+                break
+            pool.putconn(conn, close=True)
+            conn = pool.getconn()
         with self._lock:
             self._borrowed += 1
         return conn
@@ -119,6 +149,16 @@ class Database:
             raise
         finally:
             self.putconn(conn, broken=broken)
+
+    def discard_idle(self):
+        """Close idle pooled connections (after the server went away they are all dead)."""
+        pool = self._pool if self._pid == os.getpid() else None
+        if pool is None:
+            return
+        with pool._lock:
+            for conn in pool._pool:
+                conn.close()
+            pool._pool.clear()
 
     def reset(self):
         """Close every pooled connection (used after a database restart or by operators)."""

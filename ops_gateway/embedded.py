@@ -41,6 +41,7 @@ def ensure_postgres(instance_path):
 
     pgdata = _pgdata(instance_path)
     with _file_lock(Path(instance_path) / "embedded-postgres.lock"):
+        _forget_stopped_handle(pgdata)
         server = pgserver.get_server(pgdata, cleanup_mode=None)
         if int(server.psql("SHOW max_connections;").split()[2]) < MAX_CONNECTIONS:
             # Several workers, the scheduler and benchmarks together outgrow the default of 100.
@@ -59,18 +60,28 @@ def _pg_ctl(server, args):
     pgserver.pg_ctl(args, pgdata=server.pgdata, user=server.system_user, timeout=30)
 
 
+def _forget_stopped_handle(pgdata):
+    """pgserver caches one handle per data dir per process; drop it once that server has stopped."""
+    from pgserver import PostgresServer
+
+    key = pgdata.expanduser().resolve()
+    if key in PostgresServer._instances and not (key / "postmaster.pid").exists():
+        del PostgresServer._instances[key]
+
+
 def stop_postgres(instance_path):
     """Stop the embedded Postgres if it runs (used by the run script, tests and fault tests)."""
     import pgserver
 
-    pgdata = _pgdata(instance_path)
+    pgdata = _pgdata(instance_path).expanduser().resolve()
     if not (pgdata / "postmaster.pid").exists():
         return False
-    server = pgserver.PostgresServer(pgdata, cleanup_mode=None)
+    user = "pgserver" if os.geteuid() == 0 else None  # pgserver runs Postgres as this user under root
     try:
-        _pg_ctl(server, ["-w", "stop", "-m", "fast"])
+        pgserver.pg_ctl(["-w", "stop", "-m", "fast"], pgdata=pgdata, user=user, timeout=30)
     except subprocess.CalledProcessError:
         return False
+    _forget_stopped_handle(pgdata)
     return True
 
 

@@ -8,7 +8,7 @@ internals, logged with the request id.
 import logging
 
 import marshmallow as ma
-from flask import g, jsonify
+from flask import current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
 from ops_gateway.db import UNAVAILABLE_ERRORS
@@ -96,7 +96,9 @@ def handle_http_exception(error):
 def handle_database_unavailable(error):
     """The database is unreachable: a 503 the client can retry, not a 500."""
     logger.error("database unavailable: %s", error.__class__.__name__)
-    g.db_broken = True
+    # Pooled connections to a restarted or vanished server are dead too: drop them, so the
+    # next requests reconnect instead of each failing once on a stale connection.
+    current_app.extensions["ops_gateway.db"].discard_idle()
     return error_response(503, "database_unavailable", "the database is unavailable; retry shortly")
 
 

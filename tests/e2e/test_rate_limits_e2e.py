@@ -19,9 +19,12 @@ def wait_for_fresh_minute_window():
 def test_limit_of_20_per_minute_admits_exactly_20_of_100_concurrent(gateway, sql):
     server = gateway(workers=4)
     user_id, headers, _ = create_user(server.url, "10.00", plan="enterprise")
-    limited = requests.post(f"{server.url}/admin/limit", json={"user_id": user_id,
-                                                               "rate_limits": {"requests_per_minute": 20}},
-                            headers=ADMIN, timeout=10)
+    limited = requests.post(
+        f"{server.url}/admin/limit",
+        json={"user_id": user_id, "rate_limits": {"requests_per_minute": 20}},
+        headers=ADMIN,
+        timeout=10,
+    )
     assert limited.status_code == 200
     wait_for_fresh_minute_window()
     body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
@@ -46,8 +49,12 @@ def test_admin_limit_change_applies_on_next_request_in_every_worker(gateway):
     server = gateway(workers=4)
     user_id, headers, key = create_user(server.url, "10.00", plan="team")
     assert complete(server.url, headers)[0] == 200
-    requests.post(f"{server.url}/admin/limit", json={"api_key": key, "rate_limits": {"requests_per_day": 0}},
-                  headers=ADMIN, timeout=10).raise_for_status()
+    requests.post(
+        f"{server.url}/admin/limit",
+        json={"api_key": key, "rate_limits": {"requests_per_day": 0}},
+        headers=ADMIN,
+        timeout=10,
+    ).raise_for_status()
     assert {complete(server.url, headers)[0] for _ in range(12)} == {429}
     requests.delete(f"{server.url}/admin/limit/{user_id}", headers=ADMIN, timeout=10).raise_for_status()
     assert {complete(server.url, headers)[0] for _ in range(12)} == {200}
