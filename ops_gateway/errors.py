@@ -8,6 +8,7 @@ internals, logged with the request id.
 import logging
 
 import marshmallow as ma
+import psycopg2
 from flask import current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
@@ -102,6 +103,12 @@ def handle_database_unavailable(error):
     return error_response(503, "database_unavailable", "the database is unavailable; retry shortly")
 
 
+def handle_invalid_value(error):
+    """A value the database cannot store or compare (out of range, malformed): the client's 400."""
+    logger.warning("database rejected a value: %s", error.__class__.__name__)
+    return error_response(400, "invalid_value", "a value in the request is out of range or malformed")
+
+
 def handle_unexpected(error):
     """Anything else: log it with the request id, tell the client nothing internal."""
     logger.exception("unhandled exception")
@@ -112,6 +119,7 @@ def init_app(app):
     """Register the handlers (after flask-smorest's, so ours win)."""
     app.register_error_handler(ApiError, handle_api_error)
     app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(psycopg2.DataError, handle_invalid_value)
     for exc in UNAVAILABLE_ERRORS:
         app.register_error_handler(exc, handle_database_unavailable)
     app.register_error_handler(Exception, handle_unexpected)

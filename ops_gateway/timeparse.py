@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 from ops_gateway.errors import ApiError
 
-# "2026-01-01T00:00:00 00:00": a "+" that URL decoding turned into a space.
-_DECODED_PLUS = re.compile(r"^(.*\d)\s(\d{2}:?\d{2})$")
+# "2026-01-01T00:00:00 00:00" (or " 0000", " 00"): a "+" that URL decoding turned into a space.
+_DECODED_PLUS = re.compile(r"^(.*\d)\s(\d{2}(?::?\d{2})?)$")
 
 
 def parse_timestamp(raw, parameter):
@@ -17,11 +17,13 @@ def parse_timestamp(raw, parameter):
         text = f"{match.group(1)}+{match.group(2)}"
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+        # Normalise to UTC: Postgres rejects offsets beyond ±15:59 that Python accepts.
+        value = value.replace(tzinfo=value.tzinfo or UTC).astimezone(UTC)
+    except (ValueError, OverflowError):
         raise ApiError(
             400,
             "invalid_date",
             f"{parameter} must be an ISO 8601 timestamp such as 2026-01-31T00:00:00Z",
             {"parameter": parameter, "value": raw[:64]},
         ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return value
