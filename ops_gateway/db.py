@@ -37,7 +37,8 @@ class TimedCursor(psycopg2.extras.RealDictCursor):
         finally:
             elapsed_ms = (time.perf_counter() - started) * 1000
             if elapsed_ms >= self.slow_query_ms:
-                statement = query if isinstance(query, str) else query.decode()
+                statement = query.as_string(self) if hasattr(query, "as_string") else query
+                statement = statement.decode() if isinstance(statement, bytes) else statement
                 logger.warning(
                     "slow query",
                     extra={"duration_ms": round(elapsed_ms, 1), "statement": " ".join(statement.split())[:300]},
@@ -199,6 +200,23 @@ def transaction():
         if not conn.closed:
             conn.rollback()
         raise
+
+
+@contextmanager
+def statement():
+    """A cursor for exactly one statement that commits by itself: one round trip, no BEGIN/COMMIT.
+
+    For the request path's single reads and single-row updates; statements that must commit
+    together use ``transaction()``.
+    """
+    conn = get_conn()
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            yield cur
+    finally:
+        if not conn.closed:
+            conn.autocommit = False
 
 
 def release_request_connection(exc=None):

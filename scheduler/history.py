@@ -1,0 +1,97 @@
+"""Job history: the job_runs rows the runner writes, and what /admin/jobs reads back."""
+
+import json
+import math
+import time
+from datetime import UTC, datetime
+from functools import partial
+
+from psycopg2.extras import Json
+
+from scheduler.jobs import JOBS, interval_seconds, jitter_seconds
+
+_RUN_COLUMNS = "id, job, status, started_at, finished_at, duration_ms, details, error, runner"
+_json = partial(Json, dumps=partial(json.dumps, default=str))  # details may hold datetimes and decimals
+
+
+def record_start(cur, job, runner, details):
+    """Insert a ``running`` row; return its id."""
+    cur.execute(
+        "INSERT INTO job_runs (job, status, details, runner) VALUES (%s, 'running', %s, %s) RETURNING id",
+        (job, _json(details), runner),
+    )
+    return cur.fetchone()["id"]
+
+
+def record_finish(cur, run_id, status, duration_ms, details, error):
+    """Close a run with its outcome; return the row."""
+    cur.execute(
+        "UPDATE job_runs SET status = %s, finished_at = now(), duration_ms = %s, details = %s, error = %s"
+        f" WHERE id = %s RETURNING {_RUN_COLUMNS}",
+        (status, round(duration_ms, 1), _json(details), error, run_id),
+    )
+    return cur.fetchone()
+
+
+def record_skipped(cur, job, runner, details):
+    """Insert a finished ``skipped`` row (another runner had the lock or the tick); return it."""
+    cur.execute(
+        "INSERT INTO job_runs (job, status, finished_at, duration_ms, details, runner)"
+        f" VALUES (%s, 'skipped', now(), 0, %s, %s) RETURNING {_RUN_COLUMNS}",
+        (job, _json(details), runner),
+    )
+    return cur.fetchone()
+
+
+def fail_orphans(cur, job):
+    """Mark ``running`` rows of a job failed: called under the job's lock, so their runner is gone."""
+    cur.execute(
+        "UPDATE job_runs SET status = 'failed', finished_at = now(), error = 'runner exited before finishing'"
+        " WHERE job = %s AND status = 'running'",
+        (job,),
+    )
+    return cur.rowcount
+
+
+def recent_runs(cur, names, limit, include_skipped):
+    """The newest ``limit`` runs of each job, newest first, keyed by job."""
+    statuses = ["running", "success", "failed"] + (["skipped"] if include_skipped else [])
+    cur.execute(
+        f"SELECT r.* FROM unnest(%s::text[]) AS j(name) CROSS JOIN LATERAL ("
+        f" SELECT {_RUN_COLUMNS} FROM job_runs WHERE job = j.name AND status = ANY(%s)"
+        " ORDER BY started_at DESC LIMIT %s) r",
+        (list(names), statuses, limit),
+    )
+    runs = {name: [] for name in names}
+    for row in cur.fetchall():
+        runs[row["job"]].append(row)
+    return runs
+
+
+def describe_jobs(cur, config, history, include_skipped=False):
+    """Every job with its schedule, next tick, last real run and recent history."""
+    names = list(JOBS)
+    last = recent_runs(cur, names, 1, include_skipped=False)
+    runs = recent_runs(cur, names, history, include_skipped)
+    cur.execute("SELECT job, last_tick FROM job_leases")
+    ticks = {row["job"]: row["last_tick"] for row in cur.fetchall()}
+    now = time.time()
+    described = []
+    for job in JOBS.values():
+        interval = interval_seconds(job, config)
+        next_run = datetime.fromtimestamp(math.ceil(now / interval) * interval, UTC) if interval else None
+        described.append(
+            {
+                "name": job.name,
+                "description": job.description,
+                "enabled": bool(interval),
+                "interval_seconds": interval,
+                "jitter_seconds": jitter_seconds(interval),
+                "interval_setting": job.interval_setting,
+                "next_run_at": next_run,
+                "last_scheduled_tick": ticks.get(job.name),
+                "last_run": (last[job.name] or [None])[0],
+                "recent_runs": runs[job.name],
+            }
+        )
+    return described

@@ -1,0 +1,118 @@
+"""The maintenance jobs: name, schedule and a thin body that calls the service doing the work.
+
+Each body runs inside an app context and returns a JSON-able dict of details for its job_runs
+row. Intervals come from ``<NAME>_INTERVAL_SECONDS`` times SCHEDULER_INTERVAL_SCALE; 0 leaves
+a job unscheduled (it can still be run by hand).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import current_app
+
+from ops_gateway import (
+    alert_rules,
+    backup_verification,
+    cache_cleanup,
+    credits,
+    db,
+    db_maintenance,
+    model_catalog,
+    redis_store,
+    retention,
+    rollups,
+)
+
+MIN_INTERVAL_SECONDS = 1.0
+JITTER_FRACTION = 0.1  # well under one interval, so a run always lands in the tick it was fired for
+MAX_JITTER_SECONDS = 60.0
+# A credit hold untouched this long outlives any request (gunicorn kills a worker after 120 s).
+STALE_HOLD_SECONDS = 1800
+
+
+class JobSkipped(Exception):
+    """A job body has nothing it can do (e.g. not configured); its run is recorded as skipped."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One scheduled job."""
+
+    name: str
+    body: Callable[[], dict]
+    description: str
+
+    @property
+    def interval_setting(self):
+        """The environment variable holding this job's interval."""
+        return f"{self.name.upper()}_INTERVAL_SECONDS"
+
+
+def interval_seconds(job, config):
+    """Seconds between this job's scheduled runs; 0 when it is not scheduled."""
+    seconds = config[job.interval_setting] * config["SCHEDULER_INTERVAL_SCALE"]
+    return max(seconds, MIN_INTERVAL_SECONDS) if seconds else 0
+
+
+def jitter_seconds(interval):
+    """The random delay added to each tick, so instances do not hit the database in lockstep."""
+    return min(interval * JITTER_FRACTION, MAX_JITTER_SECONDS)
+
+
+def refresh_model_cache():
+    """Fetch the model list from OpenRouter into the shared catalogue."""
+    return model_catalog.refresh_models()
+
+
+def clean_caches():
+    """Delete leaked Redis keys; report the model catalogue's age."""
+    return cache_cleanup.clean_caches(redis_store.get_redis(), current_app.config["MODEL_CACHE_TTL_SECONDS"])
+
+
+def roll_up_usage():
+    """Recompute the recent hourly and daily usage rollups."""
+    with db.transaction() as cur:
+        return rollups.roll_up(cur)
+
+
+def apply_retention():
+    """Create partitions ahead, drop expired months, delete old rows in batches."""
+    return retention.apply_retention(current_app.config)
+
+
+def verify_backups():
+    """Take (or find) the newest backup, restore it into a scratch database and compare counts."""
+    if not current_app.config["BACKUP_DIR"]:
+        raise JobSkipped("BACKUP_DIR is not set")
+    return backup_verification.verify_backups()
+
+
+def maintain_database():
+    """Pool health, slow queries, index health, ANALYZE of the hot tables."""
+    return db_maintenance.run_maintenance(current_app.config["SLOW_QUERY_MS"])
+
+
+def release_stale_holds():
+    """Release credit holds left by requests that never settled (a killed worker, an outage)."""
+    with db.transaction() as cur:
+        return {"users_released": credits.release_stale_holds(cur, STALE_HOLD_SECONDS)}
+
+
+def evaluate_alerts():
+    """Measure every alert rule; fire or resolve its alert."""
+    return alert_rules.evaluate_alert_rules()
+
+
+JOBS = {
+    job.name: job
+    for job in (
+        Job("refresh_model_cache", refresh_model_cache, "keep the shared model cache warm"),
+        Job("cache_cleanup", clean_caches, "remove leaked rate-limit/limiter keys; report the model cache's age"),
+        Job("usage_rollup", roll_up_usage, "hourly and daily usage aggregates per user and model"),
+        Job("retention", apply_retention, "drop expired usage months, delete old audit rows and job runs"),
+        Job("backup_verification", verify_backups, "pg_dump, restore into a scratch database, compare row counts"),
+        Job("db_maintenance", maintain_database, "pool health, slow queries, index health, ANALYZE"),
+        Job("release_stale_holds", release_stale_holds, "release credit holds of requests that never settled"),
+        Job("evaluate_alerts", evaluate_alerts, "evaluate the alert rules; fire or resolve their alerts"),
+    )
+}

@@ -1,0 +1,90 @@
+"""Run a job once: its single-runner lock, its per-tick lease and its job_runs row.
+
+Every run, scheduled or by hand, first takes the job's Postgres advisory lock on a dedicated
+connection, so two processes (or instances) never run one job at the same time; a runner that
+cannot get it records ``skipped``. A scheduled run also claims its tick in ``job_leases`` under
+that lock, so when two clocks fire for the same tick one after the other, the second finds the
+tick taken and records ``skipped`` too: one tick, one run. The lock belongs to the session, so a
+runner that dies releases it with its connection.
+"""
+
+import logging
+import os
+import socket
+import time
+import zlib
+
+from ops_gateway import db
+from scheduler import history
+from scheduler.jobs import JOBS, JobSkipped
+
+logger = logging.getLogger("ops_gateway.scheduler")
+
+LOCK_NAMESPACE = 7_240_002  # first key of every job lock (migrations hold 7_240_001 as a single key)
+
+_CLAIM_TICK = """
+INSERT INTO job_leases AS l (job, last_tick, runner) VALUES (%s, %s, %s)
+ON CONFLICT (job) DO UPDATE SET last_tick = EXCLUDED.last_tick, runner = EXCLUDED.runner, updated_at = now()
+WHERE l.last_tick < EXCLUDED.last_tick
+RETURNING job
+"""
+
+
+def lock_key(name):
+    """The second key of a job's advisory lock: a stable 31-bit hash of its name."""
+    return zlib.crc32(name.encode()) & 0x7FFFFFFF
+
+
+def runner_id():
+    """Who ran it: host and process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claim_tick(cur, name, tick):
+    """Record that ``tick`` of the job is being run; False when it (or a later one) already was."""
+    cur.execute(_CLAIM_TICK, (name, tick, runner_id()))
+    return cur.fetchone() is not None
+
+
+def run_job(name, trigger="manual", tick=None, actor=None):
+    """Run one job now under its lock; return its job_runs row (success, failed or skipped).
+
+    ``tick`` is the scheduled tick a clock fires for (None for runs by hand, which claim none).
+    """
+    job = JOBS[name]
+    meta = {"trigger": trigger}
+    if tick is not None:
+        meta["tick"] = tick.isoformat()
+    if actor:
+        meta["actor"] = actor
+    conn = db.get_database().connect()
+    try:
+        conn.autocommit = True  # history rows commit at once, whatever the job's own transactions do
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_try_advisory_lock(%s, %s) AS locked", (LOCK_NAMESPACE, lock_key(name)))
+            if not cur.fetchone()["locked"]:
+                return history.record_skipped(cur, name, runner_id(), {**meta, "reason": "running_elsewhere"})
+            history.fail_orphans(cur, name)
+            if tick is not None and not claim_tick(cur, name, tick):
+                return history.record_skipped(cur, name, runner_id(), {**meta, "reason": "tick_already_run"})
+            return _execute(cur, job, meta)
+    finally:
+        conn.close()  # ends the session, which releases the advisory lock
+
+
+def _execute(cur, job, meta):
+    run_id = history.record_start(cur, job.name, runner_id(), meta)
+    started = time.perf_counter()
+    status, details, error = "success", dict(meta), None
+    try:
+        details.update(job.body() or {})
+    except JobSkipped as exc:
+        status, details["reason"] = "skipped", str(exc)
+    except Exception as exc:
+        # One job's failure is recorded and stops nothing else: not the clock, not other jobs.
+        logger.exception("job failed", extra={"job": job.name})
+        status, error = "failed", f"{exc.__class__.__name__}: {exc}"[:2000]
+    duration_ms = (time.perf_counter() - started) * 1000
+    run = history.record_finish(cur, run_id, status, duration_ms, details, error)
+    logger.info("job finished", extra={"job": job.name, "status": status, "duration_ms": round(duration_ms, 1)})
+    return run
