@@ -1,6 +1,6 @@
 """/admin/users: create users (with their first key), list, inspect, change, grant credits."""
 
-from flask import g
+from flask import current_app, g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -15,7 +15,7 @@ from blueprints.account_schemas import (
     UserSchema,
 )
 from blueprints.docs import ADMIN_ERRORS, documents_errors
-from ops_gateway import audit, credits, db, users
+from ops_gateway import db, users
 from ops_gateway.auth import require_admin
 
 blp = Blueprint("admin_users", __name__, url_prefix="/admin/users", description="User administration (admin key)")
@@ -41,8 +41,6 @@ class Users(MethodView):
     @documents_errors(blp, *ADMIN_ERRORS, 409, 422)
     def post(self, body):
         """Create a user with optional opening credits; the response shows their first key once."""
-        from flask import current_app
-
         with db.transaction() as cur:
             user, key, full_key = users.create_user(
                 cur,
@@ -82,16 +80,7 @@ class UserById(MethodView):
 @documents_errors(blp, *ADMIN_ERRORS, 404, 409, 422)
 def adjust_credits(body, user_id):
     """Grant (positive) or remove (negative) credits; one ledger row, never below zero."""
-    amount = body["amount"]
+    amount, reason = body["amount"], body["reason"]
     with db.transaction() as cur:
-        balance = credits.adjust(
-            cur, user_id, amount, "grant" if amount > 0 else "debit", body["reason"], g.user["actor"], g.request_id
-        )
-        audit.record(
-            cur,
-            "credits_adjusted",
-            g.user["actor"],
-            user_id,
-            details={"amount": str(amount), "reason": body["reason"], "balance_after": str(balance)},
-        )
-    return {"user_id": user_id, "amount": amount, "credits": balance, "reason": body["reason"]}
+        balance = users.adjust_credits(cur, user_id, amount, reason, g.user["actor"], g.request_id)
+    return {"user_id": user_id, "amount": amount, "credits": balance, "reason": reason}

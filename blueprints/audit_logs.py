@@ -6,7 +6,7 @@ from flask_smorest import Blueprint
 from blueprints.account_schemas import AdminAuditLogArgsSchema, AuditLogArgsSchema, AuditLogPageSchema
 from blueprints.docs import ADMIN_ERRORS, USER_ERRORS, documents_errors
 from ops_gateway import audit, db
-from ops_gateway.auth import require_admin, require_user
+from ops_gateway.auth import require_admin, require_scope, require_user
 from ops_gateway.errors import ApiError
 from ops_gateway.timeparse import parse_timestamp
 
@@ -40,7 +40,8 @@ def _page(args, user_id):
 @user_blp.response(200, AuditLogPageSchema)
 @documents_errors(user_blp, *USER_ERRORS, 400, 422)
 def user_audit_logs(args):
-    """Your own audit entries, newest first, filtered by key, action and date range."""
+    """Your own audit entries, newest first, filtered by key, action and date range (keys:manage scope)."""
+    require_scope("keys:manage")
     return _page(args, g.user["user_id"])
 
 

@@ -16,24 +16,20 @@ from blueprints.account_schemas import (
 )
 from blueprints.docs import USER_ERRORS, documents_errors
 from ops_gateway import api_keys, db
-from ops_gateway.auth import require_user
-from ops_gateway.errors import ApiError
+from ops_gateway.auth import require_scope, require_user
 
 blp = Blueprint("user", __name__, url_prefix="/user", description="Balance and API keys of the calling user")
 blp.before_request(require_user)
 
-
-def require_scope(scope):
-    """403 when the key was created with scopes that do not include ``scope`` (no scopes = all)."""
-    if g.user["scopes"] and scope not in g.user["scopes"]:
-        raise ApiError(403, "insufficient_scope", f"this key lacks the {scope!r} scope", {"required": scope})
+__all__ = ["blp", "require_scope"]  # require_scope is re-exported for other blueprints
 
 
 @blp.route("/balance")
 @blp.response(200, BalanceSchema)
 @documents_errors(blp, *USER_ERRORS)
 def balance():
-    """The caller's credits, status and plan (as of this request)."""
+    """The caller's credits, status and plan (as of this request); needs the usage:read scope."""
+    require_scope("usage:read")
     user = g.user
     return {
         "user_id": user["user_id"],
@@ -53,6 +49,7 @@ class ApiKeys(MethodView):
     @documents_errors(blp, *USER_ERRORS)
     def get(self):
         """List your keys, masked, with last use, expiry and status."""
+        require_scope("keys:manage")
         with db.transaction() as cur:
             return {"keys": api_keys.list_keys(cur, g.user["user_id"])}
 

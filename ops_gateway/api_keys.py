@@ -1,5 +1,6 @@
 """API-key lifecycle: create, list, update, rotate, revoke — each audited in its transaction."""
 
+import ipaddress
 from datetime import UTC, datetime, timedelta
 
 import psycopg2
@@ -19,6 +20,11 @@ def _hash(full_key):
     return keys.hash_key(current_app.config["KEY_HASH_SECRET"], full_key)
 
 
+def _networks(ip_allowlist):
+    """Allowlist entries in canonical network form ("10.0.0.1/8" -> "10.0.0.0/8"), as Postgres cidr wants."""
+    return [str(ipaddress.ip_network(entry, strict=False)) for entry in ip_allowlist]
+
+
 def _insert(cur, user_id, name, environment, expires_at, ip_allowlist, scopes):
     full_key = keys.generate_key(environment)
     prefix, last4 = keys.display_parts(full_key)
@@ -27,7 +33,17 @@ def _insert(cur, user_id, name, environment, expires_at, ip_allowlist, scopes):
         cur.execute(
             "INSERT INTO api_keys (user_id, name, environment, key_hash, prefix, last4, scopes, ip_allowlist,"
             f" expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::cidr[], %s) RETURNING {KEY_COLUMNS}",
-            (user_id, name, environment, _hash(full_key), prefix, last4, list(scopes), list(ip_allowlist), expires_at),
+            (
+                user_id,
+                name,
+                environment,
+                _hash(full_key),
+                prefix,
+                last4,
+                list(scopes),
+                _networks(ip_allowlist),
+                expires_at,
+            ),
         )
     except psycopg2.errors.UniqueViolation:
         cur.execute("ROLLBACK TO SAVEPOINT insert_key")
@@ -76,7 +92,7 @@ def update_key(cur, user_id, key_id, changes, actor):
             params.append(changes[column])
     if "ip_allowlist" in changes:
         assignments.append("ip_allowlist = %s::cidr[]")
-        params.append(changes["ip_allowlist"])
+        params.append(_networks(changes["ip_allowlist"]))
     if "expires_in_days" in changes:
         assignments.append("expires_at = %s")
         params.append(_expiry(changes["expires_in_days"]))
@@ -101,6 +117,9 @@ def rotate_key(cur, user_id, key_id, actor, grace_seconds=0):
     old = get_key(cur, user_id, key_id, for_update=True)
     if old["status"] != "active":
         raise ApiError(409, "api_key_inactive", "only active keys can be rotated")
+    if old["expires_at"] is not None and old["expires_at"] <= datetime.now(UTC):
+        # The replacement would inherit the expiry and be born unusable.
+        raise ApiError(409, "api_key_inactive", "an expired key cannot be rotated; create a new key")
     cur.execute(
         "UPDATE api_keys SET status = 'rotated', grace_until = now() + make_interval(secs => %s)"
         " WHERE id = %s RETURNING grace_until",
@@ -123,6 +142,10 @@ def rotate_key(cur, user_id, key_id, actor, grace_seconds=0):
 
 def revoke_key(cur, user_id, key_id, actor, force=False):
     """Revoke a key; refusing to remove the user's last active key unless forced."""
+    # Serialise revocations per user: two concurrent requests each revoking one of the last two
+    # keys would otherwise both count two active keys and leave none. (NO KEY UPDATE does not
+    # block inserts of new keys, which only take KEY SHARE on the user row.)
+    cur.execute("SELECT 1 FROM users WHERE id = %s FOR NO KEY UPDATE", (user_id,))
     row = get_key(cur, user_id, key_id, for_update=True)
     if row["status"] == "revoked":
         raise ApiError(409, "api_key_inactive", "the key is already revoked")

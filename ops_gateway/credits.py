@@ -2,17 +2,28 @@
 
 from decimal import Decimal
 
+import psycopg2
+
 from ops_gateway.errors import ApiError
+from ops_gateway.money import format_money
+
+MAX_BALANCE = Decimal("9999999999")  # numeric(20, 10) holds less than 10^10
 
 
 def adjust(cur, user_id, amount, kind, reason, actor, request_id=None):
     """Add (or, negative, remove) credits; never below what in-flight requests hold. Returns the balance."""
     amount = Decimal(amount)
-    cur.execute(
-        "UPDATE users SET credits = credits + %s, updated_at = now()"
-        " WHERE id = %s AND credits + %s >= reserved_credits RETURNING credits",
-        (amount, user_id, amount),
-    )
+    try:
+        cur.execute(
+            "UPDATE users SET credits = credits + %s, updated_at = now()"
+            " WHERE id = %s AND credits + %s >= reserved_credits RETURNING credits",
+            (amount, user_id, amount),
+        )
+    except psycopg2.errors.NumericValueOutOfRange:
+        # The transaction is aborted; the caller's block rolls it back when this propagates.
+        raise ApiError(
+            409, "credit_limit_exceeded", f"the balance cannot exceed {MAX_BALANCE}", {"amount": format_money(amount)}
+        ) from None
     row = cur.fetchone()
     if row is None:
         cur.execute("SELECT credits, reserved_credits FROM users WHERE id = %s", (user_id,))
@@ -23,7 +34,11 @@ def adjust(cur, user_id, amount, kind, reason, actor, request_id=None):
             409,
             "insufficient_credits",
             "the debit would take the balance below zero",
-            {"credits": str(existing["credits"]), "reserved": str(existing["reserved_credits"]), "amount": str(amount)},
+            {
+                "credits": format_money(existing["credits"]),
+                "reserved": format_money(existing["reserved_credits"]),
+                "amount": format_money(amount),
+            },
         )
     _ledger(cur, user_id, amount, row["credits"], kind, reason, actor, request_id)
     return row["credits"]
@@ -40,7 +55,7 @@ def _ledger(cur, user_id, amount, balance_after, kind, reason, actor, request_id
 def reserve(cur, user_id, amount):
     """Hold ``amount`` for a request in flight; False when the spendable balance cannot cover it."""
     cur.execute(
-        "UPDATE users SET reserved_credits = reserved_credits + %s"
+        "UPDATE users SET reserved_credits = reserved_credits + %s, reserved_at = now()"
         " WHERE id = %s AND credits - reserved_credits >= %s RETURNING credits - reserved_credits AS spendable",
         (amount, user_id, amount),
     )
@@ -55,20 +70,44 @@ def release(cur, user_id, amount):
     )
 
 
+# Settling a request as WITH-clause parts, so callers can add their own writes to the same single
+# statement (one round trip; the parts commit or fail together): release the hold, charge the cost
+# capped at the balance, and write the ledger row when anything was charged. ``charge`` yields
+# (charged, balance). Parameters: user_id, reserved, cost, actor, request_id, reason.
+SETTLE_CTE = """
+charge AS (
+    UPDATE users u SET reserved_credits = GREATEST(u.reserved_credits - %(reserved)s, 0),
+           credits = u.credits - LEAST(%(cost)s, b.old), updated_at = now()
+    FROM (SELECT credits AS old FROM users WHERE id = %(user_id)s FOR UPDATE) b
+    WHERE u.id = %(user_id)s
+    RETURNING LEAST(%(cost)s, b.old) AS charged, u.credits AS balance
+), ledger AS (
+    INSERT INTO credit_transactions (user_id, amount, balance_after, kind, reason, actor, request_id)
+    SELECT %(user_id)s, -charged, balance, 'usage', %(reason)s, %(actor)s, %(request_id)s
+    FROM charge WHERE charged > 0
+)"""
+
+
 def settle(cur, user_id, reserved, cost, actor, request_id, reason):
     """Release the hold and charge the exact cost, capped at the balance, with its ledger row.
 
     Returns (charged, balance_after). The cap only bites when the real usage exceeded the
     reserved worst case and the user has nothing left; the balance never goes negative.
     """
+    params = {"user_id": user_id, "reserved": reserved, "cost": cost}
     cur.execute(
-        "UPDATE users u SET reserved_credits = GREATEST(u.reserved_credits - %(reserved)s, 0),"
-        " credits = u.credits - LEAST(%(cost)s, b.old), updated_at = now()"
-        " FROM (SELECT credits AS old FROM users WHERE id = %(user_id)s FOR UPDATE) b"
-        " WHERE u.id = %(user_id)s RETURNING u.credits, LEAST(%(cost)s, b.old) AS charged",
-        {"reserved": reserved, "cost": cost, "user_id": user_id},
+        f"WITH {SETTLE_CTE} SELECT charged, balance FROM charge",
+        {**params, "actor": actor, "request_id": request_id, "reason": reason},
     )
     row = cur.fetchone()
-    if row["charged"] > 0:
-        _ledger(cur, user_id, -row["charged"], row["credits"], "usage", reason, actor, request_id)
-    return row["charged"], row["credits"]
+    return row["charged"], row["balance"]
+
+
+def release_stale_holds(cur, older_than_seconds):
+    """Release holds untouched for longer than any request can run; return how many users were freed."""
+    cur.execute(
+        "UPDATE users SET reserved_credits = 0 WHERE reserved_credits > 0"
+        " AND reserved_at < now() - make_interval(secs => %s) RETURNING id",
+        (older_than_seconds,),
+    )
+    return len(cur.fetchall())

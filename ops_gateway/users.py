@@ -6,6 +6,7 @@ import psycopg2
 
 from ops_gateway import api_keys, audit, credits
 from ops_gateway.errors import ApiError
+from ops_gateway.money import format_money
 
 USER_COLUMNS = "id, email, username, role, status, plan, credits, reserved_credits, created_at, updated_at"
 
@@ -31,7 +32,7 @@ def create_user(cur, email, actor, username=None, initial_credits=Decimal("0"), 
     user = cur.fetchone()
     audit.record(cur, "user_created", actor, user["id"], details={"plan": plan, "role": role})
     if initial_credits > 0:
-        user["credits"] = credits.adjust(cur, user["id"], initial_credits, "initial", "opening balance", actor)
+        user["credits"] = adjust_credits(cur, user["id"], initial_credits, "opening balance", actor, kind="initial")
     key, full_key = api_keys.create_key(cur, user["id"], "default", actor)
     return user, key, full_key
 
@@ -50,7 +51,8 @@ def list_users(cur, email=None, status=None, offset=0, limit=50):
     clauses, params = [], []
     if email:
         clauses.append("lower(email) LIKE %s")
-        params.append("%" + email.lower().replace("%", r"\%").replace("_", r"\_") + "%")
+        escaped = email.lower().replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+        params.append(f"%{escaped}%")
     if status:
         clauses.append("status = %s")
         params.append(status)
@@ -77,6 +79,20 @@ def update_user(cur, user_id, changes, actor):
         )
         audit.record(cur, "user_updated", actor, user_id, details={"changes": allowed})
     return get_user(cur, user_id)
+
+
+def adjust_credits(cur, user_id, amount, reason, actor, request_id=None, kind=None):
+    """An admin's grant (positive) or debit (negative): ledger row plus credits_adjusted audit row."""
+    kind = kind or ("grant" if amount > 0 else "debit")
+    balance = credits.adjust(cur, user_id, amount, kind, reason, actor, request_id)
+    audit.record(
+        cur,
+        "credits_adjusted",
+        actor,
+        user_id,
+        details={"amount": format_money(amount), "reason": reason, "balance_after": format_money(balance)},
+    )
+    return balance
 
 
 def user_for_key(cur, api_key):

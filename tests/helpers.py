@@ -1,14 +1,20 @@
-"""Small helpers for API tests: auth headers, users and keys made through the HTTP API, envelopes.
+"""Small helpers for API tests: auth headers, users and keys, error envelopes, concurrency.
 
-Everything goes through the admin and user endpoints (never straight into the database), so a
-test that uses these helpers also exercises the real account code paths.
+Users and keys are made through the admin and user endpoints (never straight into the
+database), so a test that uses these helpers also exercises the real account code paths.
 """
 
 import itertools
+import re
+import threading
+from contextlib import contextmanager
+
+from werkzeug.serving import make_server
 
 from tests.conftest import ADMIN_API_KEY
 
 _emails = itertools.count(1)
+_CONVERTER = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?\w+>")
 
 
 def bearer(key):
@@ -49,3 +55,41 @@ def assert_error(response, status, code):
     assert body["error"]["code"] == code, body
     assert body["error"]["message"]
     return body["error"]
+
+
+def example_path(rule):
+    """A concrete URL for a werkzeug ``rule``: ``1`` for int/float converters, ``x`` for any other."""
+    return _CONVERTER.sub(lambda m: "1" if m.group(1) in ("int", "float") else "x", rule.rule)
+
+
+@contextmanager
+def live_server(app):
+    """Serve ``app`` from a threaded werkzeug server on a free port; yield its base URL.
+
+    For real concurrency: give the app ``DB_POOL_MAX`` at least the number of parallel requests.
+    """
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+def run_together(func, arguments):
+    """Call ``func(argument)`` for each argument in its own thread, all released at once; return the results."""
+    start = threading.Barrier(len(arguments))
+    results = [None] * len(arguments)
+
+    def run(index, argument):
+        start.wait()
+        results[index] = func(argument)
+
+    threads = [threading.Thread(target=run, args=item) for item in enumerate(arguments)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
