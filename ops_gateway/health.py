@@ -23,7 +23,7 @@ def _database_probe():
             row = cur.fetchone()
         return True, row
     except db.UNAVAILABLE_ERRORS:
-        db.get_database().reset()
+        db.get_database().discard_idle()
         return False, None
     except psycopg2.ProgrammingError:  # schema not migrated yet: "degraded", not a crash
         return True, None
@@ -73,7 +73,7 @@ def readiness():
             cur.execute("SET LOCAL statement_timeout = %s", (HEALTH_QUERY_TIMEOUT_MS,))
             missing = migrations.pending(cur)
     except db.UNAVAILABLE_ERRORS:
-        db.get_database().reset()
+        db.get_database().discard_idle()
         return False, "database unreachable"
     if missing:
         return False, f"migrations pending: {', '.join(missing)}"

@@ -64,10 +64,11 @@ def check_ip_block(ip):
 
 
 def note_auth_failure(ip):
-    """Count a failed authentication; past AUTH_FAILURE_LIMIT the IP is blocked and one event recorded."""
+    """Count a failed authentication; the failure that reaches AUTH_FAILURE_LIMIT blocks the IP (one event)."""
     limit = parse(current_app.config["AUTH_FAILURE_LIMIT"])
     try:
-        if _limiter().hit(limit, "authfail", ip):
+        within = _limiter().hit(limit, "authfail", ip)
+        if within and _limiter().get_window_stats(limit, "authfail", ip).remaining > 0:
             return
         block_seconds = current_app.config["AUTH_BLOCK_SECONDS"]
         newly_blocked = redis_store.get_redis().set(BLOCK_KEY.format(ip=ip), 1, ex=block_seconds, nx=True)

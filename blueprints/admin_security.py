@@ -1,0 +1,74 @@
+"""/admin/security-events and /admin/reports/audit: security events and the streamed audit report."""
+
+from datetime import UTC
+
+from flask import Response
+from flask_smorest import Blueprint
+
+from blueprints.docs import ADMIN_ERRORS, documents_errors
+from blueprints.monitor_schemas import AuditReportArgsSchema, SecurityEventArgsSchema, SecurityEventPageSchema
+from ops_gateway import audit, db, security_events
+from ops_gateway.auth import require_admin
+from ops_gateway.errors import ApiError
+from ops_gateway.timeparse import parse_timestamp
+
+blp = Blueprint("admin_security", __name__, url_prefix="/admin", description="Security events and audit reports")
+blp.before_request(require_admin)
+
+REPORT_FORMATS = {
+    "csv": ("text/csv; charset=utf-8", security_events.csv_chunks),
+    "json": ("application/json", security_events.json_chunks),
+}
+
+
+def _date_range(args):
+    start = parse_timestamp(args["start_date"], "start_date") if args.get("start_date") else None
+    end = parse_timestamp(args["end_date"], "end_date") if args.get("end_date") else None
+    if start and end and start > end:
+        raise ApiError(400, "invalid_date_range", "start_date is after end_date", {"parameter": "start_date"})
+    return start, end
+
+
+@blp.route("/security-events")
+@blp.arguments(SecurityEventArgsSchema, location="query")
+@blp.response(200, SecurityEventPageSchema)
+@documents_errors(blp, *ADMIN_ERRORS, 400, 422)
+def security_event_list(args):
+    """Security events, newest first, filtered by type, user, IP and date range (cursor pagination)."""
+    start, end = _date_range(args)
+    try:
+        cursor = audit.decode_cursor(args["cursor"]) if args.get("cursor") else None
+    except ValueError:
+        raise ApiError(
+            400, "invalid_cursor", "cursor was not returned by this endpoint", {"parameter": "cursor"}
+        ) from None
+    ip = str(args["ip"]) if args.get("ip") else None
+    with db.transaction() as cur:
+        rows = security_events.query_events(
+            cur, args.get("type"), args.get("user_id"), ip, start, end, args["limit"], cursor
+        )
+    next_cursor = audit.encode_cursor(rows[-1]) if len(rows) == args["limit"] else None
+    return {"status": "success", "events": rows, "next_cursor": next_cursor}
+
+
+@blp.route("/reports/audit")
+@blp.arguments(AuditReportArgsSchema, location="query")
+@blp.doc(
+    responses={
+        "200": {
+            "description": "Every audit-log row and security event in the range, oldest first, streamed",
+            "content": {"application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": {"type": "string"}}},
+        }
+    }
+)
+@documents_errors(blp, *ADMIN_ERRORS, 400, 422)
+def audit_report(args):
+    """Stream every audit and security event between start_date and end_date as CSV or JSON."""
+    start, end = _date_range(args)
+    mimetype, chunks = REPORT_FORMATS[args["format"]]
+    report = security_events.AuditReport(start, end)
+    response = Response(chunks(report), content_type=mimetype)
+    response.call_on_close(report.close)
+    filename = f"audit-{start.astimezone(UTC):%Y%m%dT%H%M%SZ}-{end.astimezone(UTC):%Y%m%dT%H%M%SZ}.{args['format']}"
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

@@ -1,0 +1,240 @@
+"""Schemas of /user/monitor, /admin/monitor, /admin/alerts, /admin/security-events and the audit report."""
+
+import marshmallow as ma
+
+from blueprints.fields import Money, Timestamp
+from blueprints.proxy_schemas import CacheInfoSchema
+
+
+class ModelUsageSchema(ma.Schema):
+    """Usage of one model."""
+
+    model = ma.fields.String()
+    requests = ma.fields.Integer()
+    errors = ma.fields.Integer()
+    prompt_tokens = ma.fields.Integer()
+    completion_tokens = ma.fields.Integer()
+    total_tokens = ma.fields.Integer()
+    cost = Money()
+    requests_today = ma.fields.Integer()
+    cost_today = Money()
+    last_request_time = Timestamp(allow_none=True)
+
+
+class UsageMetricsSchema(ma.Schema):
+    """All-time, this month's and today's (UTC) usage, exact to the cent, with a per-model breakdown."""
+
+    total_requests = ma.fields.Integer()
+    total_tokens = ma.fields.Integer()
+    total_cost = Money()
+    requests_today = ma.fields.Integer()
+    tokens_today = ma.fields.Integer()
+    cost_today = Money()
+    requests_this_month = ma.fields.Integer()
+    tokens_this_month = ma.fields.Integer()
+    cost_this_month = Money()
+    average_tokens_per_request = ma.fields.Float()
+    most_used_model = ma.fields.String(allow_none=True, metadata={"description": "by requests"})
+    last_request_time = Timestamp(allow_none=True)
+    by_model = ma.fields.List(ma.fields.Nested(ModelUsageSchema))
+
+
+class RateLimitWindowSchema(ma.Schema):
+    """One rate-limit window as it stands now."""
+
+    limit = ma.fields.Integer()
+    used = ma.fields.Integer()
+    remaining = ma.fields.Integer()
+    reset_at = ma.fields.String(metadata={"description": "ISO 8601 UTC"})
+    reset_seconds = ma.fields.Integer()
+
+
+class UserMonitorSchema(ma.Schema):
+    """GET /user/monitor."""
+
+    status = ma.fields.String()
+    timestamp = ma.fields.String()
+    user_id = ma.fields.Integer()
+    api_key = ma.fields.String(metadata={"description": "the calling key, masked"})
+    current_credits = Money()
+    plan = ma.fields.String()
+    usage_metrics = ma.fields.Nested(UsageMetricsSchema)
+    rate_limits = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.Nested(RateLimitWindowSchema),
+        metadata={"description": "requests_per_minute ... tokens_per_day; empty when Redis is unreachable"},
+    )
+
+
+class TopUserSchema(ma.Schema):
+    """A heavy user today."""
+
+    user_id = ma.fields.Integer()
+    api_key = ma.fields.String(allow_none=True, metadata={"description": "their most recently used key, masked"})
+    requests = ma.fields.Integer()
+    tokens_used = ma.fields.Integer()
+    cost = Money()
+
+
+class ActivitySchema(ma.Schema):
+    """One recent completion."""
+
+    request_id = ma.fields.String()
+    user_id = ma.fields.Integer()
+    model = ma.fields.String()
+    status = ma.fields.String()
+    total_tokens = ma.fields.Integer()
+    cost = Money()
+    latency_ms = ma.fields.Float()
+    created_at = Timestamp()
+
+
+class PercentilesSchema(ma.Schema):
+    """Latency percentiles in milliseconds (null without traffic)."""
+
+    p50 = ma.fields.Float(allow_none=True)
+    p95 = ma.fields.Float(allow_none=True)
+    p99 = ma.fields.Float(allow_none=True)
+
+
+class PerformanceSchema(ma.Schema):
+    """Completions of the last minute, 5 minutes and hour (deployment-wide, from usage records)."""
+
+    requests_per_second_1m = ma.fields.Float()
+    requests_5m = ma.fields.Integer()
+    requests_1h = ma.fields.Integer()
+    error_rate_5m = ma.fields.Float(metadata={"description": "percent of completions that failed upstream"})
+    error_rate_1h = ma.fields.Float(metadata={"description": "percent"})
+    latency_ms = ma.fields.Nested(PercentilesSchema, metadata={"description": "gateway latency, last 5 minutes"})
+    upstream_latency_ms = ma.fields.Nested(PercentilesSchema, metadata={"description": "last 5 minutes"})
+
+
+class DatabaseStatusSchema(ma.Schema):
+    """Pool of the answering process, database size, slow statements across the deployment."""
+
+    pool_in_use = ma.fields.Integer()
+    pool_idle = ma.fields.Integer()
+    pool_max = ma.fields.Integer()
+    size_bytes = ma.fields.Integer()
+    slow_queries_1h = ma.fields.Integer(allow_none=True, metadata={"description": "null when Redis is down"})
+
+
+class ResourcesSchema(ma.Schema):
+    """Host CPU and memory, the answering process's memory, the load average."""
+
+    cpu_percent = ma.fields.Float()
+    memory_percent = ma.fields.Float()
+    rss_bytes = ma.fields.Integer()
+    load_avg = ma.fields.List(ma.fields.Float())
+
+
+class JobRunSchema(ma.Schema):
+    """The last run of a scheduler job."""
+
+    status = ma.fields.String()
+    started_at = Timestamp()
+    finished_at = Timestamp(allow_none=True)
+    duration_ms = ma.fields.Float(allow_none=True)
+    error = ma.fields.String(allow_none=True)
+
+
+class AlertSchema(ma.Schema):
+    """An alert incident."""
+
+    id = ma.fields.Integer()
+    rule = ma.fields.String()
+    status = ma.fields.String(metadata={"enum": ["firing", "resolved"]})
+    severity = ma.fields.String()
+    message = ma.fields.String()
+    value = ma.fields.Float(allow_none=True)
+    threshold = ma.fields.Float(allow_none=True)
+    details = ma.fields.Dict()
+    fired_at = Timestamp()
+    resolved_at = Timestamp(allow_none=True)
+    last_notified_at = Timestamp(allow_none=True)
+
+
+class AdminMonitorDataSchema(ma.Schema):
+    """Everything an operator looks at first."""
+
+    total_users = ma.fields.Integer()
+    active_users_today = ma.fields.Integer()
+    total_requests_today = ma.fields.Integer()
+    total_tokens_today = ma.fields.Integer()
+    total_cost_today = Money()
+    system_usage_metrics = ma.fields.Nested(UsageMetricsSchema)
+    top_users_by_usage = ma.fields.List(ma.fields.Nested(TopUserSchema), metadata={"description": "today"})
+    recent_activity = ma.fields.List(ma.fields.Nested(ActivitySchema))
+    performance = ma.fields.Nested(PerformanceSchema)
+    cache = ma.fields.Nested(CacheInfoSchema, metadata={"description": "as in /admin/cache-status"})
+    database = ma.fields.Nested(DatabaseStatusSchema)
+    resources = ma.fields.Nested(ResourcesSchema)
+    scheduler = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Nested(JobRunSchema))
+    alerts = ma.fields.List(ma.fields.Nested(AlertSchema), metadata={"description": "firing now"})
+
+
+class AdminMonitorSchema(ma.Schema):
+    """GET /admin/monitor."""
+
+    status = ma.fields.String()
+    timestamp = ma.fields.String()
+    data = ma.fields.Nested(AdminMonitorDataSchema)
+
+
+class AlertListArgsSchema(ma.Schema):
+    """Filters of GET /admin/alerts."""
+
+    status = ma.fields.String(validate=ma.validate.OneOf(["firing", "resolved"]))
+    limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=500))
+
+
+class AlertListSchema(ma.Schema):
+    """Firing alerts, then the most recent incidents."""
+
+    status = ma.fields.String()
+    active = ma.fields.List(ma.fields.Nested(AlertSchema))
+    recent = ma.fields.List(ma.fields.Nested(AlertSchema), metadata={"description": "newest first, any status"})
+
+
+class SecurityEventArgsSchema(ma.Schema):
+    """Filters of GET /admin/security-events (dates: ISO 8601 with Z or an offset)."""
+
+    type = ma.fields.String(
+        metadata={"description": "ip_blocked, new_ip_for_key, rate_limit_exceeded, suspicious_activity, ..."}
+    )
+    user_id = ma.fields.Integer()
+    ip = ma.fields.IP()
+    start_date = ma.fields.String(metadata={"format": "date-time"})
+    end_date = ma.fields.String(metadata={"format": "date-time"})
+    limit = ma.fields.Integer(load_default=100, validate=ma.validate.Range(min=1, max=1000))
+    cursor = ma.fields.String(metadata={"description": "next_cursor from the previous page"})
+
+
+class SecurityEventSchema(ma.Schema):
+    """One security event; repeats within its dedupe window are folded into ``count``."""
+
+    id = ma.fields.Integer()
+    type = ma.fields.String()
+    user_id = ma.fields.Integer(allow_none=True)
+    api_key_id = ma.fields.Integer(allow_none=True)
+    ip = ma.fields.String(allow_none=True)
+    details = ma.fields.Dict()
+    count = ma.fields.Integer()
+    created_at = Timestamp()
+    last_seen_at = Timestamp()
+
+
+class SecurityEventPageSchema(ma.Schema):
+    """A newest-first page of security events."""
+
+    status = ma.fields.String()
+    events = ma.fields.List(ma.fields.Nested(SecurityEventSchema))
+    next_cursor = ma.fields.String(allow_none=True)
+
+
+class AuditReportArgsSchema(ma.Schema):
+    """Range and format of GET /admin/reports/audit."""
+
+    start_date = ma.fields.String(required=True, metadata={"format": "date-time"})
+    end_date = ma.fields.String(required=True, metadata={"format": "date-time"})
+    format = ma.fields.String(load_default="json", validate=ma.validate.OneOf(["json", "csv"]))
