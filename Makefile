@@ -14,9 +14,32 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 run: $(VENV)/.installed
 	$(PY) -m ops_gateway.devserver
 
-test: $(VENV)/.installed
+# Browser tests drive Debian's headless Chromium; apt-get runs only when the driver is missing
+# (chromium-driver depends on chromium, so one file stands for both).
+CHROMEDRIVER := /usr/bin/chromedriver
+
+$(CHROMEDRIVER):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver
+
+test: $(VENV)/.installed $(CHROMEDRIVER)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+# 1280x800 PNGs of every dashboard page into docs/screenshots/ (demo data on scratch servers).
+screenshots: $(VENV)/.installed $(CHROMEDRIVER)
+	$(PY) -m tests.browser.screenshots docs/screenshots
+
+# Benchmarks into docs/performance.md (about 10 minutes; see there). wrk drives the load;
+# apt-get runs only when it is missing.
+WRK := /usr/bin/wrk
+
+$(WRK):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk
+
+bench: $(VENV)/.installed $(WRK)
+	$(PY) -m bench

@@ -3,7 +3,19 @@
 
 def all_blueprints():
     """Every blueprint the app registers, in registration order."""
-    from blueprints import admin_limits, admin_models, admin_users, audit_logs, health, user_keys, v1
+    from blueprints import (
+        admin_jobs,
+        admin_limits,
+        admin_models,
+        admin_security,
+        admin_users,
+        audit_logs,
+        health,
+        metrics,
+        monitor,
+        user_keys,
+        v1,
+    )
 
     return [
         health.blp,
@@ -13,5 +25,17 @@ def all_blueprints():
         audit_logs.admin_blp,
         admin_models.blp,
         admin_limits.blp,
+        admin_jobs.blp,
+        monitor.user_blp,
+        monitor.admin_blp,
+        admin_security.blp,
+        metrics.blp,
         v1.blp,
     ]
+
+
+def html_blueprints():
+    """Plain Flask blueprints serving HTML: the operator dashboard and the public status page."""
+    from blueprints import dashboard, dashboard_audit, dashboard_users, status_page
+
+    return [dashboard.blp, dashboard_users.blp, dashboard_audit.blp, status_page.blp]

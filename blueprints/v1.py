@@ -9,10 +9,9 @@ from blueprints.proxy_schemas import ChatCompletionRequestSchema, ChatCompletion
 from blueprints.user_keys import require_scope
 from ops_gateway import model_catalog, proxy, rate_limits
 from ops_gateway.auth import authenticate
-from ops_gateway.extensions import limiter
 
 blp = Blueprint("v1", __name__, url_prefix="/v1", description="OpenAI-compatible API (bearer API key)")
-request_windows = limiter.shared_limit(rate_limits.request_limit_string, scope=rate_limits.REQUEST_SCOPE)
+request_windows = rate_limits.request_windows  # one shared budget for every /v1 route
 
 
 @blp.before_request
@@ -68,7 +67,8 @@ def list_models():
 
 
 @blp.route("/chat/completions", methods=["POST"])
-@blp.arguments(ChatCompletionRequestSchema)
+# An instance, not the class: webargs would build the schema (and its nested one) on every request.
+@blp.arguments(ChatCompletionRequestSchema())
 @blp.response(200, ChatCompletionSchema, description="chat.completion, or text/event-stream when stream=true")
 @documents_errors(blp, *USER_ERRORS, 400, 402, 404, 422, 502, 504)
 @request_windows

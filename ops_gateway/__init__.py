@@ -17,9 +17,10 @@ from ops_gateway import (
     rate_limits,
     redis_store,
     request_hooks,
+    system_monitor,
 )
 from ops_gateway.config import load_settings
-from ops_gateway.extensions import api, limiter
+from ops_gateway.extensions import api
 
 __version__ = "0.1.0"
 
@@ -65,11 +66,7 @@ def create_app(overrides=None):
         OPENAPI_REDOC_URL="/static/redoc/redoc.standalone.js",
         JSON_SORT_KEYS=False,
         STARTED_AT=time.time(),
-        RATELIMIT_STORAGE_URI=limits_storage_uri(app.config["REDIS_URL"]),
-        RATELIMIT_STORAGE_OPTIONS={"socket_timeout": 0.5, "socket_connect_timeout": 0.5},
-        RATELIMIT_STRATEGY="fixed-window",
-        RATELIMIT_HEADERS_ENABLED=False,  # the v1 blueprint writes its own header set
-        RATELIMIT_SWALLOW_ERRORS=True,  # Redis-down policy is decided in ops_gateway.rate_limits
+        RATELIMIT_STORAGE_URI=limits_storage_uri(app.config["REDIS_URL"]),  # rate-limit windows (limits library)
         VERSION=__version__,
     )
     from ops_gateway.logging_setup import configure_logging
@@ -88,9 +85,9 @@ def create_app(overrides=None):
         run_startup_migrations(database)
 
     request_hooks.init_app(app)
+    system_monitor.init_app(app)
     docs_assets.init_app(app)
     api.init_app(app)
-    limiter.init_app(app)
     rate_limits.init_app(app)
     model_catalog.init_app(app)
     register_blueprints(app)
@@ -114,7 +111,12 @@ def limits_storage_uri(redis_url):
 
 def register_blueprints(app):
     """Every HTTP surface, registered through the Api so it appears in the OpenAPI spec."""
-    from blueprints import all_blueprints
+    from blueprints import all_blueprints, html_blueprints
+    from ops_gateway import dashboard_auth
 
     for blueprint in all_blueprints():
         api.register_blueprint(blueprint)
+    # The dashboard and /status are HTML pages: plain Flask blueprints, not part of the API spec.
+    for blueprint in html_blueprints():
+        app.register_blueprint(blueprint)
+    dashboard_auth.init_app(app)

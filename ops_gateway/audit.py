@@ -68,8 +68,8 @@ def decode_cursor(cursor):
         raise ValueError("invalid cursor") from exc
 
 
-def query_logs(cur, user_id=None, key_id=None, action=None, start=None, end=None, limit=100, cursor=None):
-    """(total matching, newest-first page) — every filter maps onto an index."""
+def query_logs(cur, user_id=None, key_id=None, action=None, start=None, end=None, limit=100, cursor=None, count=True):
+    """(total matching, newest-first page) — every filter maps onto an index; ``count=False`` skips the total (None)."""
     clauses, params = [], []
     for column, value in (("user_id", user_id), ("api_key_id", key_id), ("action", action)):
         if value is not None:
@@ -82,8 +82,10 @@ def query_logs(cur, user_id=None, key_id=None, action=None, start=None, end=None
         clauses.append("created_at <= %s")
         params.append(end)
     where = " AND ".join(clauses) or "TRUE"
-    cur.execute(f"SELECT count(*) AS total FROM api_key_audit_logs WHERE {where}", params)
-    total = cur.fetchone()["total"]
+    total = None
+    if count:  # a count visits every matching row; pages that only browse skip it
+        cur.execute(f"SELECT count(*) AS total FROM api_key_audit_logs WHERE {where}", params)
+        total = cur.fetchone()["total"]
     page_clause, page_params = "", []
     if cursor is not None:
         page_clause = " AND (created_at, id) < (%s, %s)"

@@ -8,11 +8,11 @@ requests: a revoked, rotated or suspended key fails on every worker at once.
 import hmac
 import ipaddress
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from flask import current_app, g, request
 
-from ops_gateway import audit, db, keys, security
+from ops_gateway import audit, db, keys, metrics, security
 from ops_gateway.errors import ApiError
 
 logger = logging.getLogger("ops_gateway.security")
@@ -22,7 +22,8 @@ LAST_USED_RESOLUTION = timedelta(seconds=60)  # last_used_at is refreshed at mos
 _KEY_QUERY = """
 SELECT k.id AS api_key_id, k.user_id, k.name AS key_name, k.prefix, k.last4, k.status AS key_status,
        k.expires_at, k.grace_until, k.ip_allowlist::text[] AS ip_allowlist, k.scopes, k.last_used_at,
-       k.key_hash, u.email, u.role, u.status AS user_status, u.plan, u.credits, u.reserved_credits,
+       k.key_hash, now() AS checked_at,
+       u.email, u.role, u.status AS user_status, u.plan, u.credits, u.reserved_credits,
        p.requests_per_minute, p.requests_per_hour, p.requests_per_day,
        p.tokens_per_minute, p.tokens_per_hour, p.tokens_per_day,
        p.daily_request_quota, p.monthly_request_quota, p.daily_token_quota, p.monthly_token_quota,
@@ -48,20 +49,25 @@ def _bearer_token():
     return token.strip(), None
 
 
-def _fail(status, code, message, reason, token=None, row=None):
-    """Audit an authentication failure (own transaction) and raise the envelope."""
+def _audit_failure(action, actor, reason, token=None, row=None):
+    """Write an auth_failure/ip_blocked row in its own transaction (the request is about to fail)."""
     details = {"reason": reason, "key_prefix": keys.token_prefix(token), "path": request.path}
     with db.transaction() as cur:
-        action = "ip_blocked" if status == 403 else "auth_failure"
         audit.record(
             cur,
             action,
-            actor=f"ip:{request.remote_addr}",
+            actor=actor,
             user_id=row["user_id"] if row else None,
             api_key_id=row["api_key_id"] if row else None,
             details=details,
         )
     logger.warning("authentication failed", extra={"reason": reason, "key_prefix": details["key_prefix"]})
+
+
+def _fail(status, code, message, reason, token=None, row=None):
+    """Audit an authentication failure (own transaction) and raise the envelope."""
+    metrics.AUTH_FAILURES.labels(reason).inc()
+    _audit_failure("ip_blocked" if status == 403 else "auth_failure", f"ip:{request.remote_addr}", reason, token, row)
     if status == 401:
         security.note_auth_failure(request.remote_addr)
     raise ApiError(status, code, message, {"reason": reason})
@@ -74,11 +80,13 @@ def _ip_allowed(allowlist, remote_addr):
         address = ipaddress.ip_address(remote_addr)
     except ValueError:
         return False
+    # A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; match them against IPv4 ranges.
+    address = getattr(address, "ipv4_mapped", None) or address
     return any(address in ipaddress.ip_network(network, strict=False) for network in allowlist)
 
 
 def _rejection(row, now):
-    """Why this key may not be used now, or None."""
+    """Why this key may not be used now, or None (``now`` is the database's clock, which set grace_until)."""
     if row["key_status"] == "revoked":
         return "revoked"
     if row["key_status"] == "rotated" and (row["grace_until"] is None or row["grace_until"] <= now):
@@ -94,6 +102,7 @@ def _principal(row):
     """What the rest of the request knows about the caller (no key material)."""
     principal = dict(row)
     principal.pop("key_hash")
+    principal.pop("checked_at")
     principal["key_mask"] = keys.mask(row["prefix"], row["last4"])
     principal["actor"] = f"user:{row['user_id']}"
     return principal
@@ -106,20 +115,29 @@ def _touch_last_used(row, now):
 
 
 def authenticate():
-    """Authenticate the request's bearer key and set ``g.user``; raise 401/403 envelopes."""
+    """Authenticate the request's bearer key and set ``g.user``; raise 401/403/429 envelopes."""
     security.check_ip_block(request.remote_addr)
+    return _authenticate_key()
+
+
+def _authenticate_key():
     token, problem = _bearer_token()
     if problem:
         _fail(401, "unauthorized", "an API key is required: Authorization: Bearer <key>", problem)
+    return authenticate_token(token)
+
+
+def authenticate_token(token):
+    """Check a presented key (bearer header or the dashboard's sign-in form); failures are audited and counted."""
     if not keys.KEY_PATTERN.match(token):
         _fail(401, "invalid_api_key", "the API key is not valid", "malformed_key", token)
     digest = keys.hash_key(current_app.config["KEY_HASH_SECRET"], token)
-    with db.transaction() as cur:
+    with db.statement() as cur:  # one read, one round trip
         cur.execute(_KEY_QUERY, (digest,))
         row = cur.fetchone()
     if row is None or not hmac.compare_digest(row["key_hash"], digest):
         _fail(401, "invalid_api_key", "the API key is not valid", "unknown_key", token)
-    now = datetime.now(UTC)
+    now = row["checked_at"]
     reason = _rejection(row, now)
     if reason:
         _fail(401, "invalid_api_key", f"the API key is not usable ({reason.replace('_', ' ')})", reason, token, row)
@@ -143,25 +161,25 @@ def require_user():
     return authenticate() and None
 
 
+def require_scope(scope):
+    """403 when the caller's key was created with scopes that do not include ``scope`` (none = all)."""
+    if g.user.get("scopes") and scope not in g.user["scopes"]:
+        raise ApiError(403, "insufficient_scope", f"this key lacks the {scope!r} scope", {"required": scope})
+
+
 def require_admin():
     """before_request hook for /admin: the bootstrap ADMIN_API_KEY or a key of an admin user."""
     security.check_admin_rate(request.remote_addr)
+    # Before the bootstrap comparison: a blocked IP must not learn that a guess was right.
+    security.check_ip_block(request.remote_addr)
     token, _ = _bearer_token()
     bootstrap = current_app.config.get("ADMIN_API_KEY")
     if token and bootstrap and hmac.compare_digest(token.encode(), bootstrap.encode()):
         g.user = {"user_id": None, "role": "admin", "actor": "admin:bootstrap", "key_mask": keys.mask_key(token)}
         return None
-    principal = authenticate()
+    principal = _authenticate_key()
     if principal["role"] != "admin":
-        with db.transaction() as cur:
-            audit.record(
-                cur,
-                "auth_failure",
-                principal["actor"],
-                principal["user_id"],
-                principal["api_key_id"],
-                {"reason": "not_admin", "path": request.path},
-            )
+        _audit_failure("auth_failure", principal["actor"], "not_admin", token, principal)
         raise ApiError(403, "forbidden", "this key does not belong to an admin")
     principal["actor"] = f"admin:{principal['user_id']}"
     return None

@@ -16,6 +16,7 @@ import psycopg2
 import psycopg2.extras
 import psycopg2.pool
 from flask import current_app, g
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 
 logger = logging.getLogger("ops_gateway.db")
 
@@ -128,15 +129,14 @@ class Database:
         pool = self._get_pool()
         with self._lock:
             self._borrowed = max(0, self._borrowed - 1)
-        if conn.closed or broken:
-            pool.putconn(conn, close=True)
-            return
         try:
-            if conn.get_transaction_status() != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
+            if not (conn.closed or broken) and conn.get_transaction_status() != TRANSACTION_STATUS_IDLE:
                 conn.rollback()
-            pool.putconn(conn)
+            pool.putconn(conn, close=bool(conn.closed or broken))
         except psycopg2.Error:
             pool.putconn(conn, close=True)
+        except psycopg2.pool.PoolError:
+            conn.close()  # borrowed from a pool that has since been reset: just drop it
 
     @contextmanager
     def connection(self):

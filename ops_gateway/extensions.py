@@ -1,7 +1,5 @@
 """Module-level extension objects, bound to an app in ``create_app``."""
 
-from flask import g, request
-from flask_limiter import Limiter
 from flask_smorest import Api
 
 from ops_gateway.errors import ErrorSchema
@@ -20,13 +18,4 @@ class GatewayApi(Api):
         """Leave error rendering to ops_gateway.errors."""
 
 
-def rate_limit_key():
-    """Limits are per user when authenticated, else per client IP."""
-    user = getattr(g, "user", None)
-    return f"user:{user['user_id']}" if user else f"ip:{request.remote_addr}"
-
-
 api = GatewayApi()
-
-# Storage, strategy and fail-open behaviour come from app config (see create_app).
-limiter = Limiter(key_func=rate_limit_key)

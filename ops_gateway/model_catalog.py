@@ -3,9 +3,11 @@
 The list lives in Postgres (``model_catalog`` row 1) so a refresh by any worker, instance or the
 scheduler is seen by all; each process keeps a copy for ``LOCAL_CHECK_SECONDS`` and re-reads it
 only when the shared version changed. A failed refresh never empties the list: the last good
-one keeps serving, marked stale. Hits and misses are counted in Redis (deployment-wide).
+one keeps serving, marked stale. Hits and misses are counted in Redis (deployment-wide); each
+process adds its counts at most every ``COUNTER_FLUSH_SECONDS`` rather than once per request.
 """
 
+import collections
 import logging
 import threading
 import time
@@ -16,7 +18,7 @@ import redis
 from flask import current_app
 from psycopg2.extras import Json
 
-from ops_gateway import db, redis_store
+from ops_gateway import db, metrics, redis_store
 from ops_gateway.openrouter import UpstreamError
 
 logger = logging.getLogger("ops_gateway.openrouter")
@@ -25,6 +27,7 @@ LOCAL_CHECK_SECONDS = 2.0
 REFRESH_LOCK_KEY = "gw:models:refreshing"
 REFRESH_BACKOFF_SECONDS = 15
 COUNTER_KEY = "gw:models:counters"
+COUNTER_FLUSH_SECONDS = 1.0  # how late another process may see this one's hits and misses
 
 
 class _LocalCopy:
@@ -36,6 +39,9 @@ class _LocalCopy:
         self.models = {}
         self.fetched_at = None
         self.checked_at = 0.0
+        self.counts_lock = threading.Lock()
+        self.pending_counts = collections.Counter()  # hits/misses not yet added in Redis
+        self.counts_flushed_at = time.monotonic()
 
 
 def init_app(app):
@@ -47,6 +53,7 @@ def init_app(app):
         app.config["OPENROUTER_BASE_URL"],
         app.config["OPENROUTER_API_KEY"] or "",
         read_timeout=app.config["OPENROUTER_TIMEOUT_SECONDS"],
+        on_call=metrics.observe_upstream_call,
     )
 
 
@@ -83,6 +90,7 @@ def refresh_models():
                 " refresh_failures = refresh_failures + 1 WHERE id = 1",
                 (message[:500],),
             )
+        metrics.CACHE_REFRESHES.labels("failed").inc()
         logger.error("model refresh failed; serving the previous list", extra={"error": message[:200]})
         raise exc if isinstance(exc, UpstreamError) else UpstreamError("unavailable", message) from exc
     with db.transaction() as cur:
@@ -91,6 +99,7 @@ def refresh_models():
             " refresh_count = refresh_count + 1, version = version + 1 WHERE id = 1",
             (Json(models),),
         )
+    metrics.CACHE_REFRESHES.labels("success").inc()
     _copy().checked_at = 0.0  # re-read on next use in this process
     duration_ms = round((time.perf_counter() - started) * 1000, 1)
     logger.info("model list refreshed", extra={"total_models": len(models), "duration_ms": duration_ms})
@@ -111,8 +120,28 @@ def _load_shared():
 
 
 def _count(field):
+    metrics.CACHE_LOOKUPS.labels(field).inc()
+    local = _copy()
+    with local.counts_lock:
+        local.pending_counts[field] += 1
+        due = time.monotonic() - local.counts_flushed_at >= COUNTER_FLUSH_SECONDS
+    if due:
+        _flush_counts()
+
+
+def _flush_counts():
+    """Add this process's pending hit/miss counts to the shared counters (one round trip)."""
+    local = _copy()
+    with local.counts_lock:
+        pending, local.pending_counts = local.pending_counts, collections.Counter()
+        local.counts_flushed_at = time.monotonic()
+    if not pending:
+        return
     try:
-        redis_store.get_redis().hincrby(COUNTER_KEY, field, 1)
+        pipe = redis_store.get_redis().pipeline(transaction=False)
+        for field, count in pending.items():
+            pipe.hincrby(COUNTER_KEY, field, count)
+        pipe.execute()
     except redis.RedisError:
         pass  # counters are best-effort; serving models is not
 
@@ -186,6 +215,7 @@ def cache_status():
             " refresh_count, refresh_failures FROM model_catalog WHERE id = 1"
         )
         row = cur.fetchone()
+    _flush_counts()  # this process's latest lookups count too
     try:
         counters = redis_store.get_redis().hgetall(COUNTER_KEY)
     except redis.RedisError:

@@ -72,6 +72,12 @@ class OpenRouterClient:
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
         self._session.headers.update({"HTTP-Referer": referer, "X-Title": title, "Content-Type": "application/json"})
+        # Proxy and CA-bundle variables are read once, here: with trust_env, requests re-scans
+        # os.environ on every call (a few hundred microseconds of CPU per completion).
+        environment = self._session.merge_environment_settings(self.base_url, {}, None, None, None)
+        self._session.proxies = environment["proxies"]
+        self._session.verify = environment["verify"]
+        self._session.trust_env = False
         if api_key:
             self._session.headers["Authorization"] = f"Bearer {api_key}"
 

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from flask import current_app, g
 
-from ops_gateway import credits, db, model_catalog, rate_limits, usage
+from ops_gateway import credits, db, metrics, model_catalog, rate_limits, usage
 from ops_gateway.errors import ApiError
 from ops_gateway.money import format_money
 from ops_gateway.openrouter import UpstreamError
@@ -43,7 +43,7 @@ def begin(body, streamed):
     prompt_estimate = usage.estimate_prompt_tokens(body["messages"])
     reserve = usage.price(model, prompt_estimate, max_completion)
     user = g.user
-    with db.transaction() as cur:
+    with db.statement() as cur:  # a single UPDATE: it commits by itself
         if not credits.reserve(cur, user["user_id"], reserve):
             raise ApiError(
                 402,
@@ -86,8 +86,11 @@ def finish(
         "latency_ms": latency_ms,
         "upstream_latency_ms": upstream_latency_ms,
     }
-    with db.transaction() as cur:
+    with db.statement() as cur:  # settle_request is a single statement
         charged, balance = usage.settle_request(cur, context, outcome)
+    metrics.observe_completion(
+        context["model"], upstream_status, upstream_latency_ms, prompt_tokens, completion_tokens, cost, charged
+    )
     rate_limits.charge_tokens(g.user, prompt_tokens + completion_tokens)
     context.update(charged=charged, balance=balance, latency_ms=latency_ms, upstream_latency_ms=upstream_latency_ms)
     return charged, balance

@@ -1,7 +1,8 @@
 """Per-user rate limits on /v1: request windows, token windows, quotas and concurrency.
 
 Every counter lives in the shared Redis, so limits are exact across gunicorn workers and
-instances. Request windows are Flask-Limiter limits whose values come from the user's plan and
+instances. Request windows are fixed windows of the ``limits`` library (the keys and counting
+Flask-Limiter used), all three hit in one round trip; their values come from the user's plan and
 overrides (read fresh with the key on every request, so admin changes apply immediately).
 Token windows use the ``limits`` library: checked before the upstream call against what is
 left, charged after with the real token count. Windows are fixed and UTC-aligned.
@@ -10,20 +11,20 @@ Redis unreachable: fail open (logged, /health degraded) unless RATE_LIMIT_FAIL_C
 which rejects with 503.
 """
 
+import functools
 import logging
 import time
 from datetime import UTC, datetime
 
 import redis
 from flask import current_app, g
-from flask_limiter.errors import RateLimitExceeded
 from limits import RateLimitItemPerDay, RateLimitItemPerHour, RateLimitItemPerMinute
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
+from limits.util import WindowStats
 
-from ops_gateway import db, redis_store, security
-from ops_gateway.errors import ApiError, error_response
-from ops_gateway.extensions import limiter
+from ops_gateway import db, metrics, redis_store, security
+from ops_gateway.errors import ApiError
 
 logger = logging.getLogger("ops_gateway.app")
 
@@ -33,14 +34,29 @@ LIMIT_FIELDS = tuple(f"{kind}_per_{window}" for kind in ("requests", "tokens") f
 CONCURRENCY_KEY = "gw:concurrent:{user_id}"
 CONCURRENCY_TTL_SECONDS = 600  # a crashed worker's slot frees itself after this
 QUOTA_KEY = "gw:quota:{user_id}:{kind}:{period}"
-REQUEST_SCOPE = "v1"  # Flask-Limiter shared-limit scope: every /v1 route counts against one budget
+REQUEST_SCOPE = "v1"  # shared by every /v1 route: one budget (the scope Flask-Limiter's keys carried)
+
+# The three request windows in order, minute first, each counted as FixedWindowRateLimiter.hit
+# counts (the first hit sets the TTL); the first window over its limit stops the rest, as
+# Flask-Limiter did. Returns {breached window's 1-based index or 0, that window's TTL}.
+_HIT_REQUEST_WINDOWS = """
+for i, key in ipairs(KEYS) do
+    local current = redis.call("incrby", key, 1)
+    if current == 1 then
+        redis.call("expire", key, ARGV[2 * i - 1])
+    end
+    if current > tonumber(ARGV[2 * i]) then
+        return {i, redis.call("ttl", key)}
+    end
+end
+return {0, 0}
+"""
 
 
 def init_app(app):
-    """Create the ``limits`` limiter (same Redis as Flask-Limiter) and the 429 handler."""
+    """Create the ``limits`` limiter on the shared Redis (its storage names every window's key)."""
     storage = storage_from_string(app.config["RATELIMIT_STORAGE_URI"], socket_timeout=0.5, socket_connect_timeout=0.5)
     app.extensions["ops_gateway.window_limiter"] = FixedWindowRateLimiter(storage)
-    app.register_error_handler(RateLimitExceeded, handle_request_window_breach)
 
 
 def effective_limits(principal):
@@ -53,14 +69,56 @@ def effective_limits(principal):
     return limits, sources
 
 
-def request_limit_string():
-    """Flask-Limiter's dynamic limit for the authenticated user (a 0 limit blocks the window)."""
-    limits, _ = effective_limits(g.user)
-    return "; ".join(f"{limits[f'requests_per_{w}']} per 1 {w}" for w in WINDOWS)
+def request_windows(view):
+    """Decorator for /v1 views: count the request against the user's three request windows.
+
+    It wraps the view itself, so a request refused earlier (validation, auth) is not counted.
+    A 0 limit blocks its window.
+    """
+
+    @functools.wraps(view)
+    def counted(*args, **kwargs):
+        if not g.get("rate_limits_skipped"):  # Redis was found down earlier in this request
+            _hit_request_windows(g.user)
+        return view(*args, **kwargs)
+
+    return counted
+
+
+def _hit_request_windows(principal):
+    limits, _ = effective_limits(principal)
+    windows = [_window_keys(principal, limits)[f"requests_per_{w}"] for w in WINDOWS]
+    args = [value for item, _ in windows for value in (item.get_expiry(), item.amount)]
+    try:
+        breached, ttl = redis_store.get_redis().eval(
+            _HIT_REQUEST_WINDOWS, len(windows), *[k for _, k in windows], *args
+        )
+    except redis.RedisError as exc:
+        _redis_unavailable(exc)
+        return
+    if breached:
+        _request_window_breach(principal, windows[breached - 1][0], ttl)
 
 
 def _window_limiter():
     return current_app.extensions["ops_gateway.window_limiter"]
+
+
+def _window_keys(principal, limits):
+    """{field: (limit item, Redis key)} of the six windows, named exactly as the limits library names them."""
+    storage = _window_limiter().storage
+    keys = {}
+    for kind in ("requests", "tokens"):
+        identifiers = ("tokens", str(principal["user_id"])) if kind == "tokens" else _request_window_key(principal)
+        for window in WINDOWS:
+            item = _ITEMS[window](limits[f"{kind}_per_{window}"])
+            keys[f"{kind}_per_{window}"] = (item, storage.prefixed_key(item.key_for(*identifiers)))
+    return keys
+
+
+def _stats(item, count, ttl):
+    """FixedWindowRateLimiter.get_window_stats, from a GET and a TTL already fetched in a pipeline."""
+    return WindowStats(max(ttl, 0) + time.time(), max(0, item.amount - int(count or 0)))
 
 
 def _redis_unavailable(exc):
@@ -69,12 +127,6 @@ def _redis_unavailable(exc):
     logger.warning("rate-limit storage unreachable: %s", exc.__class__.__name__)
     if current_app.config["RATE_LIMIT_FAIL_CLOSED"]:
         raise ApiError(503, "rate_limiter_unavailable", "rate limiting is unavailable; retry shortly") from None
-
-
-@limiter.request_filter
-def skip_request_windows():
-    """Flask-Limiter request filter: skip when Redis was found down earlier in this request."""
-    return bool(g.get("rate_limits_skipped"))
 
 
 def _period_keys(user_id):
@@ -92,7 +144,10 @@ def admit(principal):
     """Before the upstream call: concurrency slot, quotas and token windows. Raises 429 envelopes."""
     user_id = principal["user_id"]
     keys = _period_keys(user_id)
+    limits, _ = effective_limits(principal)
+    windows = _window_keys(principal, limits)
     try:
+        # One round trip: the slot, the quotas and the token windows' counts and TTLs.
         pipe = redis_store.get_redis().pipeline()
         pipe.incr(CONCURRENCY_KEY.format(user_id=user_id))
         pipe.expire(CONCURRENCY_KEY.format(user_id=user_id), CONCURRENCY_TTL_SECONDS)
@@ -100,10 +155,14 @@ def admit(principal):
         pipe.get(keys["monthly_request_quota"][0])
         pipe.get(keys["daily_token_quota"][0])
         pipe.get(keys["monthly_token_quota"][0])
-        in_flight, _, *used = pipe.execute()
+        for window in WINDOWS:
+            pipe.get(windows[f"tokens_per_{window}"][1])
+            pipe.ttl(windows[f"tokens_per_{window}"][1])
+        in_flight, _, *replies = pipe.execute()
     except redis.RedisError as exc:
         _redis_unavailable(exc)
         return
+    used, token_windows = replies[:4], replies[4:]
     g.concurrency_slot = True
     if in_flight > principal["max_concurrent_requests"]:
         _reject(principal, "max_concurrent_requests", principal["max_concurrent_requests"], 1)
@@ -112,16 +171,11 @@ def admit(principal):
     ):
         if int(value or 0) >= principal[field]:
             _reject(principal, field, principal[field], _seconds_to_period_end(field))
-    limits, _ = effective_limits(principal)
-    try:
-        for window in WINDOWS:
-            limit = limits[f"tokens_per_{window}"]
-            item = _ITEMS[window](limit)
-            stats = _window_limiter().get_window_stats(item, "tokens", str(user_id))
-            if limit == 0 or stats.remaining <= 0:
-                _reject(principal, f"tokens_per_{window}", limit, max(int(stats.reset_time - time.time()), 1))
-    except redis.RedisError as exc:
-        _redis_unavailable(exc)
+    for index, window in enumerate(WINDOWS):
+        limit = limits[f"tokens_per_{window}"]
+        stats = _stats(windows[f"tokens_per_{window}"][0], *token_windows[2 * index : 2 * index + 2])
+        if limit == 0 or stats.remaining <= 0:
+            _reject(principal, f"tokens_per_{window}", limit, max(int(stats.reset_time - time.time()), 1))
 
 
 def _seconds_to_period_end(field):
@@ -138,21 +192,25 @@ def charge_tokens(principal, tokens):
         return
     user_id = principal["user_id"]
     limits, _ = effective_limits(principal)
+    windows = _window_keys(principal, limits)
     try:
-        for window in WINDOWS:
-            if tokens:
-                _window_limiter().hit(
-                    _ITEMS[window](limits[f"tokens_per_{window}"]), "tokens", str(user_id), cost=tokens
-                )
         keys = _period_keys(user_id)
-        pipe = redis_store.get_redis().pipeline()
+        pipe = redis_store.get_redis().pipeline()  # one round trip for windows and quotas
+        if tokens:
+            # FixedWindowRateLimiter.hit(item, "tokens", user, cost=tokens): the library's own script.
+            incr_expire = _window_limiter().storage.lua_incr_expire.script
+            for window in WINDOWS:
+                item, key = windows[f"tokens_per_{window}"]
+                pipe.eval(incr_expire, 1, key, item.get_expiry(), tokens)
         for field in ("daily_request_quota", "monthly_request_quota"):
             pipe.incr(keys[field][0])
             pipe.expire(keys[field][0], keys[field][1])
         for field in ("daily_token_quota", "monthly_token_quota"):
             pipe.incrby(keys[field][0], tokens)
             pipe.expire(keys[field][0], keys[field][1])
-        pipe.execute()
+        _queue_window_reads(pipe, windows)  # the response's rate-limit headers, in the same round trip
+        replies = pipe.execute()
+        g.window_status = _status_from(limits, windows, replies[-2 * len(windows) :])
     except redis.RedisError as exc:
         logger.warning("could not charge tokens to rate-limit windows: %s", exc.__class__.__name__)
 
@@ -167,39 +225,48 @@ def release_slot():
         pass  # the slot key expires by itself
 
 
+def _queue_window_reads(pipe, windows):
+    """Add a GET and a TTL per window to ``pipe`` (read back by ``_status_from``)."""
+    for _, key in windows.values():
+        pipe.get(key)
+        pipe.ttl(key)
+
+
 def window_status(principal):
     """{field: {limit, used, remaining, reset_at}} for every window (for /user/monitor and headers)."""
     limits, _ = effective_limits(principal)
+    windows = _window_keys(principal, limits)
+    pipe = redis_store.get_redis().pipeline(transaction=False)  # twelve reads, one round trip
+    _queue_window_reads(pipe, windows)
+    return _status_from(limits, windows, pipe.execute())
+
+
+def _status_from(limits, windows, replies):
+    """window_status's document from the replies of ``_queue_window_reads``."""
+    replies = iter(replies)
     status = {}
-    limiter = _window_limiter()
-    for kind in ("requests", "tokens"):
-        for window in WINDOWS:
-            field = f"{kind}_per_{window}"
-            item = _ITEMS[window](limits[field])
-            stats = (
-                limiter.get_window_stats(item, "tokens", str(principal["user_id"]))
-                if kind == "tokens"
-                else limiter.get_window_stats(item, *_request_window_key(principal))
-            )
-            used = limits[field] - stats.remaining
-            status[field] = {
-                "limit": limits[field],
-                "used": used,
-                "remaining": max(limits[field] - used, 0),
-                "reset_at": datetime.fromtimestamp(stats.reset_time, UTC).isoformat(),
-                "reset_seconds": max(int(stats.reset_time - time.time()), 0),
-            }
+    for field, (item, _) in windows.items():
+        stats = _stats(item, next(replies), next(replies))
+        used = limits[field] - stats.remaining
+        status[field] = {
+            "limit": limits[field],
+            "used": used,
+            "remaining": max(limits[field] - used, 0),
+            "reset_at": datetime.fromtimestamp(stats.reset_time, UTC).isoformat(),
+            "reset_seconds": max(int(stats.reset_time - time.time()), 0),
+        }
     return status
 
 
 def _request_window_key(principal):
-    """The key Flask-Limiter uses for a user's shared /v1 request windows."""
+    """The identifiers of a user's shared /v1 request windows (the ones Flask-Limiter used)."""
     return (f"user:{principal['user_id']}", REQUEST_SCOPE)
 
 
 def rate_limit_headers(principal):
     """OpenAI-style and IETF rate-limit headers from the tightest request and token windows."""
-    status = window_status(principal)
+    # A completion read its windows when it charged its tokens; anything else reads them now.
+    status = g.pop("window_status", None) or window_status(principal)
     headers = {}
     for kind, suffix in (("requests", "Requests"), ("tokens", "Tokens")):
         tightest = min((status[f"{kind}_per_{w}"] for w in WINDOWS), key=lambda s: s["remaining"])
@@ -215,6 +282,7 @@ def rate_limit_headers(principal):
 
 def _reject(principal, window, limit, retry_after):
     """Audit (aggregated) and raise the 429 envelope naming the window."""
+    metrics.RATE_LIMIT_REJECTIONS.labels(window).inc()
     record_violation(principal, window)
     raise ApiError(
         429,
@@ -243,19 +311,19 @@ def record_violation(principal, window):
         logger.warning("could not record rate-limit violation")
 
 
-def handle_request_window_breach(error):
-    """Flask-Limiter's RateLimitExceeded → our 429 envelope with the window and headers."""
-    item = error.limit.limit
+def _request_window_breach(principal, item, ttl):
+    """Raise the 429 envelope for a request window, with Retry-After and the window headers."""
     window = f"requests_per_{item.GRANULARITY.name}"
-    stats = _window_limiter().get_window_stats(item, *_request_window_key(g.user))
+    stats = _stats(item, None, ttl)
     retry_after = max(int(stats.reset_time - time.time()), 1)
-    record_violation(g.user, window)
+    metrics.RATE_LIMIT_REJECTIONS.labels(window).inc()
+    record_violation(principal, window)
     headers = {"Retry-After": str(retry_after)}
     try:
-        headers.update(rate_limit_headers(g.user))
+        headers.update(rate_limit_headers(principal))
     except redis.RedisError:
         pass
-    return error_response(
+    raise ApiError(
         429,
         "rate_limited",
         f"rate limit exceeded: {window.replace('_', ' ')} ({item.amount})",

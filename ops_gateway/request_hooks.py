@@ -7,6 +7,8 @@ import uuid
 
 from flask import g, request
 
+from ops_gateway import metrics
+
 logger = logging.getLogger("ops_gateway.app")
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -17,6 +19,7 @@ def start_request():
     g.started = time.perf_counter()
     incoming = request.headers.get("X-Request-ID", "")
     g.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    metrics.request_started()
 
 
 def finish_request(response):
@@ -26,6 +29,7 @@ def finish_request(response):
     g.latency_ms = latency_ms
     route = request.url_rule.rule if request.url_rule else "<unmatched>"
     g.route = route
+    metrics.observe_request(request.method, route, response.status_code, latency_ms)
     logger.info(
         "request",
         extra={
@@ -44,3 +48,4 @@ def init_app(app):
     """Register the hooks."""
     app.before_request(start_request)
     app.after_request(finish_request)
+    app.teardown_request(metrics.request_ended)

@@ -1,6 +1,6 @@
 """Pricing and usage accounting: what a request may cost, what it did cost, and its records.
 
-A finished request is settled in one transaction: the credit hold is released, the exact
+A finished request is settled in one statement: the credit hold is released, the exact
 cost charged with its ledger row, the ``usage_records`` row written and the per-day totals
 bumped — so balances, ledger and usage always agree to the cent.
 """
@@ -39,65 +39,67 @@ def estimate_prompt_tokens(messages):
     )
 
 
+# With nothing held and nothing to charge (free models) the user's row is not touched.
+_NO_CHARGE_CTE = "charge AS (SELECT 0::numeric AS charged, NULL::numeric AS balance)"
+
+# The usage row and the day's totals, at what ``charge`` charged; appended to the charge parts.
+_RECORD_CTE = """, record AS (
+    INSERT INTO usage_records (request_id, user_id, api_key_id, model, prompt_tokens, completion_tokens,
+        total_tokens, cost, status, upstream_status, error_code, latency_ms, upstream_latency_ms, overhead_ms,
+        streamed)
+    SELECT %(request_id)s, %(user_id)s, %(api_key_id)s, %(model)s, %(prompt)s, %(completion)s, %(total)s, charged,
+           %(status)s, %(upstream_status)s, %(error_code)s, %(latency_ms)s, %(upstream_ms)s, %(overhead_ms)s,
+           %(streamed)s
+    FROM charge
+), daily AS (
+    INSERT INTO usage_daily_totals AS t (day, user_id, model, requests, errors, prompt_tokens, completion_tokens,
+        cost, last_request_at)
+    SELECT (now() AT TIME ZONE 'UTC')::date, %(user_id)s, %(model)s, 1, %(errors)s, %(prompt)s, %(completion)s,
+           charged, now()
+    FROM charge
+    ON CONFLICT (user_id, day, model) DO UPDATE SET requests = t.requests + 1,
+        errors = t.errors + EXCLUDED.errors, prompt_tokens = t.prompt_tokens + EXCLUDED.prompt_tokens,
+        completion_tokens = t.completion_tokens + EXCLUDED.completion_tokens, cost = t.cost + EXCLUDED.cost,
+        last_request_at = EXCLUDED.last_request_at
+)
+SELECT charged, balance FROM charge"""
+
+
 def settle_request(cur, request, outcome):
-    """Charge and record one finished request; return (charged, balance_after).
+    """Charge and record one finished request in one statement; return (charged, balance_after).
+
+    The hold's release, the charge, its ledger row, the usage row and the day's totals are one
+    statement (see ``credits.SETTLE_CTE``): one round trip, and they commit or fail together
+    even outside an explicit transaction.
 
     ``request``: user_id, api_key_id, request_id, model, reserved, streamed, actor.
     ``outcome``: status, prompt_tokens, completion_tokens, cost, upstream_status, error_code,
     latency_ms, upstream_latency_ms.
     """
-    if outcome["cost"] > 0 or request["reserved"] > 0:
-        charged, balance = credits.settle(
-            cur,
-            request["user_id"],
-            request["reserved"],
-            outcome["cost"],
-            request["actor"],
-            request["request_id"],
-            f"usage: {request['model']}",
-        )
-    else:
-        charged, balance = Decimal("0"), None
+    charges = outcome["cost"] > 0 or request["reserved"] > 0
     prompt, completion = outcome["prompt_tokens"], outcome["completion_tokens"]
     upstream_ms = outcome.get("upstream_latency_ms")
-    overhead_ms = None if upstream_ms is None else max(outcome["latency_ms"] - upstream_ms, 0.0)
-    cur.execute(
-        "INSERT INTO usage_records (request_id, user_id, api_key_id, model, prompt_tokens, completion_tokens,"
-        " total_tokens, cost, status, upstream_status, error_code, latency_ms, upstream_latency_ms, overhead_ms,"
-        " streamed) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            request["request_id"],
-            request["user_id"],
-            request["api_key_id"],
-            request["model"],
-            prompt,
-            completion,
-            prompt + completion,
-            charged,
-            outcome["status"],
-            outcome.get("upstream_status"),
-            outcome.get("error_code"),
-            outcome["latency_ms"],
-            upstream_ms,
-            overhead_ms,
-            request["streamed"],
-        ),
-    )
-    cur.execute(
-        "INSERT INTO usage_daily_totals AS t (day, user_id, model, requests, errors, prompt_tokens,"
-        " completion_tokens, cost, last_request_at)"
-        " VALUES ((now() AT TIME ZONE 'UTC')::date, %s, %s, 1, %s, %s, %s, %s, now())"
-        " ON CONFLICT (user_id, day, model) DO UPDATE SET requests = t.requests + 1,"
-        " errors = t.errors + EXCLUDED.errors, prompt_tokens = t.prompt_tokens + EXCLUDED.prompt_tokens,"
-        " completion_tokens = t.completion_tokens + EXCLUDED.completion_tokens, cost = t.cost + EXCLUDED.cost,"
-        " last_request_at = EXCLUDED.last_request_at",
-        (
-            request["user_id"],
-            request["model"],
-            0 if outcome["status"] == "success" else 1,
-            prompt,
-            completion,
-            charged,
-        ),
-    )
-    return charged, balance
+    params = {
+        "user_id": request["user_id"],
+        "reserved": request["reserved"],
+        "cost": outcome["cost"],
+        "actor": request["actor"],
+        "request_id": request["request_id"],
+        "reason": f"usage: {request['model']}",
+        "api_key_id": request["api_key_id"],
+        "model": request["model"],
+        "prompt": prompt,
+        "completion": completion,
+        "total": prompt + completion,
+        "status": outcome["status"],
+        "errors": 0 if outcome["status"] == "success" else 1,
+        "upstream_status": outcome.get("upstream_status"),
+        "error_code": outcome.get("error_code"),
+        "latency_ms": outcome["latency_ms"],
+        "upstream_ms": upstream_ms,
+        "overhead_ms": None if upstream_ms is None else max(outcome["latency_ms"] - upstream_ms, 0.0),
+        "streamed": request["streamed"],
+    }
+    cur.execute(f"WITH {credits.SETTLE_CTE if charges else _NO_CHARGE_CTE}{_RECORD_CTE}", params)
+    row = cur.fetchone()
+    return row["charged"], row["balance"]

@@ -15,6 +15,7 @@ from ops_gateway import (
     backup_verification,
     cache_cleanup,
     credits,
+    dashboard_series,
     db,
     db_maintenance,
     model_catalog,
@@ -70,9 +71,12 @@ def clean_caches():
 
 
 def roll_up_usage():
-    """Recompute the recent hourly and daily usage rollups."""
+    """Recompute the recent hourly and daily usage rollups; complete the dashboard's 5-minute series."""
     with db.transaction() as cur:
-        return rollups.roll_up(cur)
+        report = rollups.roll_up(cur)
+    with db.transaction() as cur:
+        report["five_minute"] = dashboard_series.fill(cur)
+    return report
 
 
 def apply_retention():
