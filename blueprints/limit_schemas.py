@@ -63,17 +63,11 @@ class EffectiveLimitsSchema(ma.Schema):
     sources = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String(metadata={"enum": ["plan", "override"]}))
 
 
-class PlanSchema(ma.Schema):
-    """A plan's limits."""
+class PlanSchema(EffectiveWindowsSchema):
+    """A plan's limits: the six windows plus quotas and concurrency."""
 
     name = ma.fields.String()
     description = ma.fields.String()
-    requests_per_minute = ma.fields.Integer()
-    requests_per_hour = ma.fields.Integer()
-    requests_per_day = ma.fields.Integer()
-    tokens_per_minute = ma.fields.Integer()
-    tokens_per_hour = ma.fields.Integer()
-    tokens_per_day = ma.fields.Integer()
     daily_request_quota = ma.fields.Integer()
     monthly_request_quota = ma.fields.Integer()
     daily_token_quota = ma.fields.Integer()
