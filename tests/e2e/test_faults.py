@@ -85,7 +85,8 @@ def test_postgres_outage_under_load_is_503_then_recovers(tmp_path, test_settings
     settings = {**test_settings, "DATABASE_URL": url, "OPENROUTER_BASE_URL": upstream.base_url}
     server = start_gateway(tmp_path, settings, workers=2)
     try:
-        user_id, headers, _ = create_user(server.url, "10.00")
+        # Enterprise: four unthrottled clients can pass the team plan's 600 requests a minute.
+        user_id, headers, _ = create_user(server.url, "10.00", plan="enterprise")
         stop, results = threading.Event(), []
         threads = [threading.Thread(target=load, args=(server.url, headers, stop, results)) for _ in range(4)]
         for thread in threads:

@@ -1,0 +1,1 @@
+"""Benchmarks: gateway overhead, endpoint throughput and data-scale checks (python -m bench)."""
