@@ -7,10 +7,9 @@ from flask_smorest import Blueprint
 
 from blueprints.docs import ADMIN_ERRORS, documents_errors
 from blueprints.monitor_schemas import AuditReportArgsSchema, SecurityEventArgsSchema, SecurityEventPageSchema
+from blueprints.query_args import date_range, page_cursor
 from ops_gateway import audit, db, security_events
 from ops_gateway.auth import require_admin
-from ops_gateway.errors import ApiError
-from ops_gateway.timeparse import parse_timestamp
 
 blp = Blueprint("admin_security", __name__, url_prefix="/admin", description="Security events and audit reports")
 blp.before_request(require_admin)
@@ -21,27 +20,14 @@ REPORT_FORMATS = {
 }
 
 
-def _date_range(args):
-    start = parse_timestamp(args["start_date"], "start_date") if args.get("start_date") else None
-    end = parse_timestamp(args["end_date"], "end_date") if args.get("end_date") else None
-    if start and end and start > end:
-        raise ApiError(400, "invalid_date_range", "start_date is after end_date", {"parameter": "start_date"})
-    return start, end
-
-
 @blp.route("/security-events")
 @blp.arguments(SecurityEventArgsSchema, location="query")
 @blp.response(200, SecurityEventPageSchema)
 @documents_errors(blp, *ADMIN_ERRORS, 400, 422)
 def security_event_list(args):
     """Security events, newest first, filtered by type, user, IP and date range (cursor pagination)."""
-    start, end = _date_range(args)
-    try:
-        cursor = audit.decode_cursor(args["cursor"]) if args.get("cursor") else None
-    except ValueError:
-        raise ApiError(
-            400, "invalid_cursor", "cursor was not returned by this endpoint", {"parameter": "cursor"}
-        ) from None
+    start, end = date_range(args)
+    cursor = page_cursor(args)
     ip = str(args["ip"]) if args.get("ip") else None
     with db.transaction() as cur:
         rows = security_events.query_events(
@@ -64,7 +50,7 @@ def security_event_list(args):
 @documents_errors(blp, *ADMIN_ERRORS, 400, 422)
 def audit_report(args):
     """Stream every audit and security event between start_date and end_date as CSV or JSON."""
-    start, end = _date_range(args)
+    start, end = date_range(args)
     mimetype, chunks = REPORT_FORMATS[args["format"]]
     report = security_events.AuditReport(start, end)
     response = Response(chunks(report), content_type=mimetype)

@@ -5,10 +5,9 @@ from flask_smorest import Blueprint
 
 from blueprints.account_schemas import AdminAuditLogArgsSchema, AuditLogArgsSchema, AuditLogPageSchema
 from blueprints.docs import ADMIN_ERRORS, USER_ERRORS, documents_errors
+from blueprints.query_args import date_range, page_cursor
 from ops_gateway import audit, db
 from ops_gateway.auth import require_admin, require_scope, require_user
-from ops_gateway.errors import ApiError
-from ops_gateway.timeparse import parse_timestamp
 
 user_blp = Blueprint("user_audit", __name__, url_prefix="/user/api-keys", description="Your API-key audit log")
 user_blp.before_request(require_user)
@@ -17,16 +16,8 @@ admin_blp.before_request(require_admin)
 
 
 def _page(args, user_id):
-    start = parse_timestamp(args["start_date"], "start_date") if args.get("start_date") else None
-    end = parse_timestamp(args["end_date"], "end_date") if args.get("end_date") else None
-    if start and end and start > end:
-        raise ApiError(400, "invalid_date_range", "start_date is after end_date", {"parameter": "start_date"})
-    try:
-        cursor = audit.decode_cursor(args["cursor"]) if args.get("cursor") else None
-    except ValueError:
-        raise ApiError(
-            400, "invalid_cursor", "cursor was not returned by this endpoint", {"parameter": "cursor"}
-        ) from None
+    start, end = date_range(args)
+    cursor = page_cursor(args)
     with db.transaction() as cur:
         total, rows = audit.query_logs(
             cur, user_id, args.get("key_id"), args.get("action"), start, end, args["limit"], cursor

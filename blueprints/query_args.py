@@ -1,0 +1,26 @@
+"""Query arguments shared by the log endpoints: a validated date range and an opaque cursor."""
+
+from ops_gateway import audit
+from ops_gateway.errors import ApiError
+from ops_gateway.timeparse import parse_timestamp
+
+
+def date_range(args):
+    """(start, end) from start_date/end_date; 400 envelopes for a bad date or an inverted range."""
+    start = parse_timestamp(args["start_date"], "start_date") if args.get("start_date") else None
+    end = parse_timestamp(args["end_date"], "end_date") if args.get("end_date") else None
+    if start and end and start > end:
+        raise ApiError(400, "invalid_date_range", "start_date is after end_date", {"parameter": "start_date"})
+    return start, end
+
+
+def page_cursor(args):
+    """The decoded ``cursor`` argument, or None; 400 when it was not made by this API."""
+    if not args.get("cursor"):
+        return None
+    try:
+        return audit.decode_cursor(args["cursor"])
+    except ValueError:
+        raise ApiError(
+            400, "invalid_cursor", "cursor was not returned by this endpoint", {"parameter": "cursor"}
+        ) from None
