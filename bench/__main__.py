@@ -20,7 +20,7 @@ def parse_args(argv):
     parser.add_argument("--concurrency", default="1,8,32", help="overhead connection counts (default 1,8,32)")
     parser.add_argument("--usage-rows", type=int, default=5_000_000)
     parser.add_argument("--audit-rows", type=int, default=1_000_000)
-    parser.add_argument("--fake-workers", type=int, default=2, help="fake OpenRouter gunicorn workers (default 2)")
+    parser.add_argument("--fake-workers", type=int, default=2, help="fake OpenRouter processes (default 2)")
     parser.add_argument("--web-concurrency", type=int, help="gateway workers (default: WEB_CONCURRENCY's default)")
     parser.add_argument("--web-threads", type=int, help="threads per gateway worker (default: WEB_THREADS's)")
     parser.add_argument("--label", default="", help="note added to the report heading")

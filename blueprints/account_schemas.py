@@ -204,6 +204,8 @@ class AuditLogPageSchema(ma.Schema):
     """A newest-first page of audit rows."""
 
     status = ma.fields.String()
-    total_logs = ma.fields.Integer()
+    total_logs = ma.fields.Integer(
+        metadata={"description": "exact number of entries matching the filters, on every page of the listing"}
+    )
     logs = ma.fields.List(ma.fields.Nested(AuditLogSchema))
     next_cursor = ma.fields.String(allow_none=True)

@@ -6,26 +6,34 @@ from flask_smorest import Blueprint
 from blueprints.docs import USER_ERRORS, documents_errors
 from blueprints.fields import format_money
 from blueprints.proxy_schemas import ChatCompletionRequestSchema, ChatCompletionSchema, ModelListSchema
-from blueprints.user_keys import require_scope
-from ops_gateway import model_catalog, proxy, rate_limits
-from ops_gateway.auth import authenticate
+from ops_gateway import auth, model_catalog, proxy, rate_limits
 
 blp = Blueprint("v1", __name__, url_prefix="/v1", description="OpenAI-compatible API (bearer API key)")
-request_windows = rate_limits.request_windows  # one shared budget for every /v1 route
+# An instance, not the class: webargs would build the schema (and its nested one) on every request.
+_COMPLETION_REQUEST = ChatCompletionRequestSchema()
 
 
 @blp.before_request
 def authenticate_and_admit():
-    """Authenticate; completions also take a concurrency slot and pass quotas and token windows."""
-    authenticate()
-    if request.endpoint == "v1.chat_completions":
-        require_scope("chat:write")
-        rate_limits.admit(g.user)
+    """Authenticate and admit (IP block, new IP, request windows: one Redis call) every /v1 request.
+
+    Completions do it in their view instead, where the key lookup also holds their credits.
+    """
+    if request.endpoint == "v1.chat_completions" and request.method == "POST":
+        return
+    auth.authenticate_and_hold(None)
+    if request.endpoint != "v1.list_models":
+        rate_limits.gate(g.user, rate_limits.IP_ONLY)  # unknown /v1 paths: 404 after the key, uncounted
+        return
+    refusal = auth.scope_error(g.user, "models:read")
+    if refusal:
+        rate_limits.refuse_uncounted(g.user, refusal)
+    rate_limits.gate(g.user, rate_limits.REQUESTS)
 
 
 @blp.teardown_request
 def free_concurrency_slot(exc=None):
-    """Release the slot when the response (streamed or not) is finished."""
+    """Release a slot the settlement did not (a request that failed between admission and upstream)."""
     if g.get("user"):
         rate_limits.release_slot()
 
@@ -44,10 +52,8 @@ def add_rate_limit_headers(response):
 @blp.route("/models")
 @blp.response(200, ModelListSchema)
 @documents_errors(blp, *USER_ERRORS, 502)
-@request_windows
 def list_models():
     """Models offered, in OpenAI list format, from the shared cache (stale if upstream is down)."""
-    require_scope("models:read")
     models = model_catalog.get_models()
     return {
         "object": "list",
@@ -67,21 +73,23 @@ def list_models():
 
 
 @blp.route("/chat/completions", methods=["POST"])
-# An instance, not the class: webargs would build the schema (and its nested one) on every request.
-@blp.arguments(ChatCompletionRequestSchema())
-@blp.response(200, ChatCompletionSchema, description="chat.completion, or text/event-stream when stream=true")
+# Documented here, read in the view: the body is parsed before the key lookup so the credit hold
+# can ride on it, and its 400/422 is raised after authentication (proxy.open_request).
+@blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": ChatCompletionRequestSchema}}})
+@blp.alt_response(
+    200, schema=ChatCompletionSchema, description="chat.completion, or text/event-stream when stream=true", success=True
+)
 @documents_errors(blp, *USER_ERRORS, 400, 402, 404, 422, 502, 504)
-@request_windows
-def chat_completions(body):
+def chat_completions():
     """Create a chat completion (OpenAI-compatible); streams server-sent events when stream=true."""
-    if body.get("stream"):
-        context, events = proxy.open_stream(body)
-        response = Response(stream_with_context(events), mimetype="text/event-stream")
+    body, context = proxy.open_request(_read_completion_body)
+    if context["streamed"]:
+        response = Response(stream_with_context(proxy.open_stream(body, context)), mimetype="text/event-stream")
         response.headers["Cache-Control"] = "no-cache"
         response.headers["X-Accel-Buffering"] = "no"
         response.headers["X-Gateway-Reserved"] = format_money(context["reserved"])
         return response
-    result, context = proxy.complete(body)
+    result = proxy.complete(body, context)
     headers = {
         "X-Gateway-Cost": format_money(context["charged"]),
         "X-Gateway-Credits-Remaining": format_money(
@@ -90,3 +98,8 @@ def chat_completions(body):
         "X-Gateway-Overhead-Ms": f"{max(context['latency_ms'] - context['upstream_latency_ms'], 0):.2f}",
     }
     return result, 200, headers
+
+
+def _read_completion_body():
+    """The validated request body (unknown fields kept for upstream); raises webargs' 400/422."""
+    return blp.ARGUMENTS_PARSER.parse(_COMPLETION_REQUEST, request, location="json")

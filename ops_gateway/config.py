@@ -85,6 +85,9 @@ VARIABLES = [
     Variable("DB_POOL_MAX", 12, _parse_positive_int, help="connections per process"),
     Variable("DB_STATEMENT_TIMEOUT_MS", 5000, _parse_positive_int),
     Variable("DB_CONNECT_TIMEOUT_SECONDS", 2, _parse_positive_int),
+    Variable(
+        "DB_PREPARED_STATEMENTS", True, _parse_bool, "prepare hot-path statements; false behind transaction pooling"
+    ),
     Variable("SLOW_QUERY_MS", 200, _parse_positive_int, help="queries slower than this are logged"),
     Variable("DEFAULT_MAX_TOKENS", 1024, _parse_positive_int, help="worst case assumed when max_tokens is absent"),
     Variable("DEFAULT_PLAN", "trial", help="plan given to new users"),

@@ -107,6 +107,7 @@ def sign_in(token):
         identity = {"kind": "bootstrap", "key_mac": bootstrap_mac(bootstrap), "actor": BOOTSTRAP_ACTOR}
     else:
         principal = auth.authenticate_token(token)
+        security.note_key_ip(principal, request.remote_addr)
         if principal["role"] != "admin":
             _refuse_non_admin(principal, token)
         user_id = principal["user_id"]

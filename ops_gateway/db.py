@@ -7,6 +7,7 @@ as dicts.
 
 import logging
 import os
+import re
 import select
 import threading
 import time
@@ -46,6 +47,45 @@ class TimedCursor(psycopg2.extras.RealDictCursor):
                 )
                 if TimedCursor.on_slow_query:
                     TimedCursor.on_slow_query(elapsed_ms)
+
+
+class GatewayConnection(psycopg2.extensions.connection):
+    """A connection that remembers which statements it has prepared (see ``Prepared``)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.prepared = set()
+
+
+class Prepared:
+    """A hot-path statement parsed and planned once per connection (PREPARE), then EXECUTEd.
+
+    Planning the key lookup and the settlement cost Postgres about 0.3 ms of CPU each, more
+    than running them. Written with ``%(name)s`` parameters like any other statement; with
+    ``DB_PREPARED_STATEMENTS=false`` (PgBouncer in transaction mode) it runs as plain SQL.
+    """
+
+    enabled = True
+    _PARAMETER = re.compile(r"%\((\w+)\)s")
+
+    def __init__(self, name, query):
+        self.name = name
+        self.query = query
+        self.parameters = list(dict.fromkeys(self._PARAMETER.findall(query)))
+        numbers = {parameter: index for index, parameter in enumerate(self.parameters, 1)}
+        positional = self._PARAMETER.sub(lambda match: f"${numbers[match.group(1)]}", query)
+        self._prepare = f"PREPARE {name} AS {positional}"
+        self._execute = f"EXECUTE {name} ({', '.join(['%s'] * len(self.parameters))})"
+
+    def execute(self, cur, params):
+        """Run the statement with ``params`` (a dict) on ``cur``."""
+        conn = cur.connection
+        if not (self.enabled and isinstance(conn, GatewayConnection)):
+            return cur.execute(self.query, params)
+        if self.name not in conn.prepared:
+            cur.execute(self._prepare)
+            conn.prepared.add(self.name)
+        return cur.execute(self._execute, [params[parameter] for parameter in self.parameters])
 
 
 class _ReusingPool(psycopg2.pool.ThreadedConnectionPool):
@@ -96,6 +136,7 @@ class Database:
             "connect_timeout": self.connect_timeout_s,
             "options": f"-c statement_timeout={self.statement_timeout_ms} -c timezone=UTC",
             "cursor_factory": TimedCursor,
+            "connection_factory": GatewayConnection,
             "keepalives": 1,
             "keepalives_idle": 10,
             "keepalives_interval": 2,
@@ -230,5 +271,6 @@ def release_request_connection(exc=None):
 def init_app(app, database):
     """Attach the Database to the app and return connections after every request."""
     TimedCursor.slow_query_ms = app.config["SLOW_QUERY_MS"]
+    Prepared.enabled = app.config["DB_PREPARED_STATEMENTS"]
     app.extensions["ops_gateway.db"] = database
     app.teardown_appcontext(release_request_connection)

@@ -1,9 +1,15 @@
 """A fake OpenRouter for development, end-to-end tests and benchmarks.
 
 Answers are deterministic (same request, same usage and text) and cheap to produce, because
-benchmarks use this server as the "direct" baseline. Faults (outage, latency, forced status,
-slow streams) are switched at run time through ``/_control`` and shared between worker
-processes through a small JSON state file.
+benchmarks use this server as the "direct" baseline and its CPU competes with the gateway's.
+Faults (outage, latency, forced status, slow streams) are switched at run time through
+``/_control`` and shared between worker processes through a small JSON state file.
+
+It is its own small HTTP/1.1 server rather than Flask under gunicorn: each keep-alive connection
+has a thread blocked on it, so a request costs one wake-up and a little parsing. gunicorn's gthread
+worker handed every request from its poller to a thread pool and back, and Flask's dispatch ran
+cold at the gateway's rates: about 1.3 ms of CPU per completion at 200 requests/s, 0.27 ms now
+(docs/performance.md). Slow answers (latency, chunk delays) hold only their own thread.
 
 Run it with ``python -m ops_gateway.fake_openrouter [--host H] [--port P] [--workers N]``.
 """
@@ -11,21 +17,25 @@ Run it with ``python -m ops_gateway.fake_openrouter [--host H] [--port P] [--wor
 import argparse
 import itertools
 import json
-import logging
 import os
+import signal
+import socket
+import socketserver
 import tempfile
 import threading
 import time
-
-from flask import Flask, Response, g, jsonify, request
-from gunicorn.app.base import BaseApplication
-from werkzeug.serving import run_simple
+from http.client import responses as REASONS
 
 DEFAULT_PORT = 8099
 DEFAULT_FAULTS = {"outage": False, "latency_ms": 0, "status": None, "chunk_delay_ms": 0}
 # How stale another process's fault switches may be: one stat() per this interval, not per request.
 RECHECK_SECONDS = 0.2
 MAX_COMPLETION_TOKENS = 16
+# Longer than a client pool's idle time, so reused connections are not cut mid-request.
+KEEPALIVE_SECONDS = 75
+MAX_HEAD_BYTES = 64 * 1024
+JSON_HEADERS = (("Content-Type", "application/json"),)
+SSE_HEADERS = (("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"))
 
 MODELS = [
     {
@@ -44,7 +54,16 @@ MODELS = [
     ]
 ]
 _MODEL_IDS = frozenset(model["id"] for model in MODELS)
-_MODELS_BODY = json.dumps({"data": MODELS})
+_MODELS_BODY = json.dumps({"data": MODELS}).encode()
+_WORDS = [f"word{i}" for i in range(MAX_COMPLETION_TOKENS)]
+_REPLIES = [" ".join(_WORDS[:count]) for count in range(MAX_COMPLETION_TOKENS + 1)]
+# A non-streamed answer with %-placeholders for what varies: filling it in costs a fraction of
+# json.dumps, and all that goes in is JSON-safe as it is (numbers, known model ids, ASCII words).
+_COMPLETION_JSON = (
+    '{"id": "%s", "created": %d, "model": "%s", "object": "chat.completion", '
+    '"choices": [{"index": 0, "message": {"role": "assistant", "content": "%s"}, "finish_reason": "stop"}], '
+    '"usage": {"prompt_tokens": %d, "completion_tokens": %d, "total_tokens": %d}}'
+)
 
 
 def default_state_file(port):
@@ -130,9 +149,101 @@ def _is_count(value):
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _error(status, message):
-    """Build an OpenAI/OpenRouter-style error response."""
-    return jsonify({"error": {"message": message, "code": status}}), status
+class FakeOpenRouter:
+    """The routes: a request's method, path and body in; (status, headers, body) out.
+
+    The body is bytes, or an iterator of str when a stream must go out event by event.
+    """
+
+    def __init__(self, state_file):
+        """Serve with the fault switches kept in state_file."""
+        self.faults = FaultSwitches(state_file)
+        self._generation_ids = itertools.count(1)
+        self._served = {"completions": 0, "streams": 0}
+        self._served_lock = threading.Lock()
+        self._control_routes = {
+            ("GET", "/_control"): lambda body: _json(self.faults.current()),
+            ("POST", "/_control"): self._change_faults,
+            ("POST", "/_control/reset"): lambda body: _json(self.faults.reset()),
+            ("GET", "/_stats"): self._stats,
+        }
+
+    def answer(self, method, path, body):
+        """Answer one request; API routes pass the fault switches first, control routes never do."""
+        control = self._control_routes.get((method, path))
+        if control:
+            return control(body)
+        faults = self.faults.current()
+        if faults["latency_ms"]:
+            time.sleep(faults["latency_ms"] / 1000)
+        if faults["outage"]:
+            return _error(503, "fake upstream outage")
+        if (method, path) == ("POST", "/api/v1/chat/completions"):
+            return self._chat_completion(body, faults)
+        if (method, path) == ("GET", "/api/v1/models"):
+            return 200, JSON_HEADERS, _MODELS_BODY
+        return _error(404, f"no route for {method} {path}")
+
+    def _chat_completion(self, body, faults):
+        """Answer a chat completion, streamed as SSE when the request asks for it."""
+        if faults["status"]:
+            retry_after = (("Retry-After", "1"),) if faults["status"] == 429 else ()
+            return _error(faults["status"], f"fake upstream forced status {faults['status']}", retry_after)
+        request = _parsed_json(body)
+        problem = _completion_problem(request)
+        if problem:
+            return _error(*problem)
+        prompt_tokens = _prompt_tokens(request["messages"])
+        completion_tokens = min(request.get("max_tokens") or MAX_COMPLETION_TOKENS, MAX_COMPLETION_TOKENS)
+        total_tokens = prompt_tokens + completion_tokens
+        generation_id = f"gen-fake-{os.getpid()}-{next(self._generation_ids)}"
+        created = int(time.time())
+        streamed = request.get("stream") is True
+        with self._served_lock:
+            self._served["streams" if streamed else "completions"] += 1
+        if not streamed:
+            counts = (prompt_tokens, completion_tokens, total_tokens)
+            reply = _COMPLETION_JSON % (generation_id, created, request["model"], _REPLIES[completion_tokens], *counts)
+            return 200, JSON_HEADERS, reply.encode()
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": total_tokens}
+        envelope = {"id": generation_id, "created": created, "model": request["model"]}
+        stream_options = request.get("stream_options")
+        include_usage = isinstance(stream_options, dict) and stream_options.get("include_usage") is True
+        delay_ms = faults["chunk_delay_ms"]
+        events = _completion_events(envelope, _WORDS[:completion_tokens], usage if include_usage else None, delay_ms)
+        # Without delays the whole stream is one write; with them each event leaves when it is due.
+        return 200, SSE_HEADERS, events if delay_ms else "".join(events).encode()
+
+    def _change_faults(self, body):
+        """Merge the JSON body into the fault switches."""
+        try:
+            return _json(self.faults.update(_parsed_json(body)))
+        except ValueError as problem:
+            return _error(400, str(problem))
+
+    def _stats(self, body):
+        """Return how many completions this process has served."""
+        with self._served_lock:
+            counts = dict(self._served)
+        return _json({"pid": os.getpid(), "completions_served": sum(counts.values()), **counts})
+
+
+def _json(data, status=200, headers=()):
+    """A JSON reply."""
+    return status, (*JSON_HEADERS, *headers), json.dumps(data).encode()
+
+
+def _error(status, message, headers=()):
+    """An OpenAI/OpenRouter-style error reply."""
+    return _json({"error": {"message": message, "code": status}}, status, headers)
+
+
+def _parsed_json(body):
+    """The body's JSON, or None when it is not JSON."""
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
 
 
 def _prompt_tokens(messages):
@@ -167,104 +278,6 @@ def _completion_problem(body):
     return None
 
 
-def create_fake_app(state_file=None):
-    """Build the fake OpenRouter app; faults live in state_file (or $FAKE_OPENROUTER_STATE_FILE)."""
-    app = Flask(__name__)
-    faults = FaultSwitches(
-        state_file or os.environ.get("FAKE_OPENROUTER_STATE_FILE") or default_state_file(DEFAULT_PORT)
-    )
-    generation_ids = itertools.count(1)
-    served = {"completions": 0, "streams": 0}
-    served_lock = threading.Lock()
-
-    @app.before_request
-    def apply_faults():
-        """Delay or refuse API requests as the switches say; control routes stay reachable."""
-        if request.path.startswith("/_"):
-            return None
-        g.faults = faults.current()
-        if g.faults["latency_ms"]:
-            time.sleep(g.faults["latency_ms"] / 1000)
-        if g.faults["outage"]:
-            return _error(503, "fake upstream outage")
-        return None
-
-    @app.get("/api/v1/models")
-    def list_models():
-        """Return the fixed model catalogue."""
-        return Response(_MODELS_BODY, mimetype="application/json")
-
-    @app.post("/api/v1/chat/completions")
-    def chat_completions():
-        """Answer a chat completion, streamed as SSE when the request asks for it."""
-        if g.faults["status"]:
-            response, status = _error(g.faults["status"], f"fake upstream forced status {g.faults['status']}")
-            if status == 429:
-                response.headers["Retry-After"] = "1"
-            return response, status
-        body = request.get_json(silent=True)
-        problem = _completion_problem(body)
-        if problem:
-            return _error(*problem)
-        prompt_tokens = _prompt_tokens(body["messages"])
-        completion_tokens = min(body.get("max_tokens") or MAX_COMPLETION_TOKENS, MAX_COMPLETION_TOKENS)
-        usage = {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        }
-        words = [f"word{i}" for i in range(completion_tokens)]
-        envelope = {
-            "id": f"gen-fake-{os.getpid()}-{next(generation_ids)}",
-            "created": int(time.time()),
-            "model": body["model"],
-        }
-        streamed = body.get("stream") is True
-        with served_lock:
-            served["streams" if streamed else "completions"] += 1
-        if not streamed:
-            message = {"role": "assistant", "content": " ".join(words)}
-            return jsonify(
-                {
-                    **envelope,
-                    "object": "chat.completion",
-                    "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                    "usage": usage,
-                }
-            )
-        stream_options = body.get("stream_options")
-        include_usage = isinstance(stream_options, dict) and stream_options.get("include_usage") is True
-        events = _completion_events(envelope, words, usage if include_usage else None, g.faults["chunk_delay_ms"])
-        return Response(events, mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
-
-    @app.get("/_control")
-    def show_faults():
-        """Return the current fault switches."""
-        return jsonify(faults.current())
-
-    @app.post("/_control")
-    def change_faults():
-        """Merge the JSON body into the fault switches."""
-        try:
-            return jsonify(faults.update(request.get_json(silent=True)))
-        except ValueError as problem:
-            return _error(400, str(problem))
-
-    @app.post("/_control/reset")
-    def reset_faults():
-        """Switch every fault off."""
-        return jsonify(faults.reset())
-
-    @app.get("/_stats")
-    def stats():
-        """Return how many completions this process has served."""
-        with served_lock:
-            counts = dict(served)
-        return jsonify({"pid": os.getpid(), "completions_served": sum(counts.values()), **counts})
-
-    return app
-
-
 def _completion_events(envelope, words, usage, chunk_delay_ms):
     """Yield the SSE events of a streamed completion: one chunk per word, then stop, usage, [DONE]."""
     chunk = {**envelope, "object": "chat.completion.chunk"}
@@ -284,56 +297,153 @@ def _completion_events(envelope, words, usage, chunk_delay_ms):
     yield "data: [DONE]\n\n"
 
 
+class FakeOpenRouterServer(socketserver.ThreadingTCPServer):
+    """Binds at once; then every accepted connection gets a thread that serves it with ``fake``."""
+
+    allow_reuse_address = True
+    daemon_threads = True  # a connection idling in keep-alive must not hold up the exit
+    block_on_close = False
+    request_queue_size = 1024
+
+    def __init__(self, address, fake):
+        """Listen on address ((host, 0) picks a free port: see server_address)."""
+        self.fake = fake
+        super().__init__(address, _Connection)
+
+
+class _Connection(socketserver.BaseRequestHandler):
+    """One client connection: its requests are answered in turn on its own thread."""
+
+    def handle(self):
+        """Serve requests until the client closes the connection, asks to, or idles too long."""
+        sock = self.request
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # events must not wait for ACKs
+        sock.settimeout(KEEPALIVE_SECONDS)
+        pending = b""
+        try:
+            while True:
+                try:
+                    request = _read_request(sock, pending)
+                except ValueError as problem:
+                    _send(sock, *_error(400, str(problem)), keep_alive=False)
+                    return
+                if request is None:
+                    return
+                method, path, body, keep_alive, pending = request
+                _send(sock, *self.server.fake.answer(method, path, body), keep_alive=keep_alive)
+                if not keep_alive:
+                    return
+        except OSError:  # the client went away, or idled past KEEPALIVE_SECONDS
+            return
+
+
+def _read_request(sock, pending):
+    """Read one request after the bytes already received.
+
+    Returns (method, path, body, keep_alive, bytes received past it), None if the client closed
+    the connection first; raises ValueError for what this server cannot read.
+    """
+    while (head_end := pending.find(b"\r\n\r\n")) < 0:
+        if len(pending) > MAX_HEAD_BYTES:
+            raise ValueError("request head too large")
+        received = sock.recv(65536)
+        if not received:
+            return None
+        pending += received
+    request_line, *header_lines = pending[:head_end].decode("latin-1").split("\r\n")
+    method, target, version = request_line.split(" ")
+    if not version.startswith("HTTP/"):
+        raise ValueError("not an HTTP request")
+    headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if "transfer-encoding" in headers:
+        raise ValueError("chunked request bodies are not supported; send Content-Length")
+    length = int(headers.get("content-length", "0"))
+    if length < 0:
+        raise ValueError("negative Content-Length")
+    if headers.get("expect", "").lower() == "100-continue":
+        sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+    body_end = head_end + 4 + length
+    while len(pending) < body_end:
+        received = sock.recv(max(65536, body_end - len(pending)))
+        if not received:
+            return None
+        pending += received
+    keep_alive = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
+    return method, target.partition("?")[0], pending[head_end + 4 : body_end], keep_alive, pending[body_end:]
+
+
+def _send(sock, status, headers, body, keep_alive):
+    """Write one response: bytes in a single send with a Content-Length, an iterator chunk by chunk."""
+    head = f"HTTP/1.1 {status} {REASONS.get(status, '')}\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in headers)
+    if not keep_alive:
+        head += "Connection: close\r\n"
+    if isinstance(body, bytes):
+        sock.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        return
+    sock.sendall(f"{head}Transfer-Encoding: chunked\r\n\r\n".encode())
+    for text in body:
+        data = text.encode()
+        sock.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+    sock.sendall(b"0\r\n\r\n")
+
+
+def serve(server, workers):
+    """Serve from this process and workers - 1 forked copies sharing its listening socket.
+
+    SIGTERM or Ctrl-C here stops the copies first; if this process dies without that chance, the
+    copies see the pipe it held reach end-of-file and exit too.
+    """
+    # The copies race for each new connection; a loser must get EAGAIN, not block in accept().
+    server.socket.setblocking(False)
+    lifeline, held_by_parent = os.pipe()
+    children = []
+    for _ in range(workers - 1):
+        pid = os.fork()
+        if pid == 0:
+            os.close(held_by_parent)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+            threading.Thread(target=lambda: (os.read(lifeline, 1), os._exit(0)), daemon=True).start()
+            try:
+                server.serve_forever()
+            finally:
+                os._exit(1)  # never fall through into the parent's part
+        children.append(pid)
+    os.close(lifeline)
+
+    def stop(signum, frame):
+        for pid in children:
+            os.kill(pid, signal.SIGTERM)
+        for pid in children:
+            os.waitpid(pid, 0)
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server.serve_forever()
+
+
 def main(argv=None):
     """Start the fake server from the command line, resetting its faults first."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--workers", type=int, default=1, help="more than 1 runs under gunicorn (gthread)")
+    parser.add_argument("--workers", type=int, default=1, help="processes sharing the port (default 1)")
     parser.add_argument("--state-file", help="fault switches file shared by the workers")
     args = parser.parse_args(argv)
     state_file = args.state_file or os.environ.get("FAKE_OPENROUTER_STATE_FILE") or default_state_file(args.port)
     # A previous run's switches (an outage left on by a crashed test) must not leak into this one.
     FaultSwitches(state_file).reset()
-    app = create_fake_app(state_file)
+    server = FakeOpenRouterServer((args.host, args.port), FakeOpenRouter(state_file))
     print(
         f"fake OpenRouter listening on http://{args.host}:{args.port}/api/v1 "
         f"(workers={args.workers}, state file {state_file})",
         flush=True,
     )
-    if args.workers > 1:
-        _serve_with_gunicorn(app, args.host, args.port, args.workers)
-    else:
-        # Per-request access lines would cost more than the answers themselves.
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        run_simple(args.host, args.port, app, threaded=True)
-
-
-def _serve_with_gunicorn(app, host, port, workers):
-    """Serve app with gunicorn's threaded workers, configured in code."""
-
-    class FakeOpenRouterServer(BaseApplication):
-        """gunicorn application whose settings come from this function, not a config file."""
-
-        def load_config(self):
-            """Apply the fixed settings."""
-            options = {
-                "bind": f"{host}:{port}",
-                "workers": workers,
-                "worker_class": "gthread",
-                "threads": 8,
-                # Longer than a client pool's idle time, so reused connections are not cut mid-request.
-                "keepalive": 75,
-                "loglevel": "warning",
-            }
-            for key, value in options.items():
-                self.cfg.set(key, value)
-
-        def load(self):
-            """Hand every worker the same app."""
-            return app
-
-    FakeOpenRouterServer().run()
+    serve(server, max(args.workers, 1))
 
 
 if __name__ == "__main__":

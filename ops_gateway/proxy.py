@@ -1,8 +1,9 @@
 """Chat completions through OpenRouter: hold credits, call upstream, settle exactly once.
 
-Flow: look the model up in the cached catalogue (404 before any upstream call), hold the
-request's worst-case cost (402 when the balance cannot cover it), call upstream, then settle
-the real cost in one transaction. Upstream failures release the hold and cost nothing.
+Flow: authenticate and hold the request's worst-case cost in one statement, admit it in one
+Redis call (404 for an unknown model and 402 when the balance cannot cover the hold, both
+before any upstream call), call upstream, then settle the real cost in one statement.
+Upstream failures release the hold and cost nothing.
 """
 
 import json
@@ -11,8 +12,9 @@ import time
 from decimal import Decimal
 
 from flask import current_app, g
+from werkzeug.exceptions import HTTPException
 
-from ops_gateway import credits, db, metrics, model_catalog, rate_limits, usage
+from ops_gateway import auth, credits, db, metrics, model_catalog, rate_limits, usage
 from ops_gateway.errors import ApiError
 from ops_gateway.money import format_money
 from ops_gateway.openrouter import UpstreamError
@@ -32,26 +34,50 @@ def _client():
     return current_app.extensions["ops_gateway.openrouter"]
 
 
-def begin(body, streamed):
-    """Validate the model and hold the worst-case cost; return the request's context."""
-    model = model_catalog.find_model(body["model"])
-    if model is None:
-        raise ApiError(404, "model_not_found", f"model {body['model']!r} is not offered", {"model": body["model"]})
-    max_completion = (
-        body.get("max_tokens") or body.get("max_completion_tokens") or current_app.config["DEFAULT_MAX_TOKENS"]
-    )
-    prompt_estimate = usage.estimate_prompt_tokens(body["messages"])
-    reserve = usage.price(model, prompt_estimate, max_completion)
-    user = g.user
-    with db.statement() as cur:  # a single UPDATE: it commits by itself
-        if not credits.reserve(cur, user["user_id"], reserve):
+def open_request(read_body):
+    """Authenticate, admit and hold credits for one completion; return (body, context) or raise.
+
+    Refusals, in order: 401/403 key, 403 scope, 400/422 body, 429 (IP block, concurrency,
+    quotas, token and request windows), 404 model, 402 credits. The body is read first (no
+    side effects) so the worst-case hold can ride on the key lookup: one Postgres statement
+    authenticates and holds, one Redis call admits. A request refused after the hold gives it
+    back, so only requests that reach upstream keep one. ``read_body()`` returns the validated
+    body or raises the 4xx for a bad one.
+    """
+    try:
+        body, invalid = read_body(), None
+    except HTTPException as error:
+        body, invalid = None, error
+    model = model_catalog.find_model(body["model"]) if body else None
+    if model:
+        max_completion = (
+            body.get("max_tokens") or body.get("max_completion_tokens") or current_app.config["DEFAULT_MAX_TOKENS"]
+        )
+        prompt_estimate = usage.estimate_prompt_tokens(body["messages"])
+        reserve = usage.price(model, prompt_estimate, max_completion)
+    else:
+        reserve = None  # nothing to hold: the request is refused below
+    user = auth.authenticate_and_hold(reserve)
+    try:
+        refusal = auth.scope_error(user, "chat:write") or invalid
+        if refusal:
+            rate_limits.refuse_uncounted(user, refusal)
+        rate_limits.gate(user, rate_limits.COMPLETION)
+        if model is None:
+            raise ApiError(404, "model_not_found", f"model {body['model']!r} is not offered", {"model": body["model"]})
+        if not user["held"]:
             raise ApiError(
                 402,
                 "insufficient_credits",
                 "your credits cannot cover this request's maximum cost",
                 {"required": str(reserve), "model": model["id"], "max_tokens": max_completion},
             )
-    return {
+    except BaseException:
+        if user["held"]:
+            with db.statement() as cur:
+                credits.release(cur, user["user_id"], reserve)
+        raise
+    context = {
         "user_id": user["user_id"],
         "api_key_id": user["api_key_id"],
         "actor": user["actor"],
@@ -59,9 +85,10 @@ def begin(body, streamed):
         "model": model["id"],
         "pricing": model,
         "reserved": reserve,
-        "streamed": streamed,
+        "streamed": bool(body.get("stream")),
         "prompt_estimate": prompt_estimate,
     }
+    return body, context
 
 
 def finish(
@@ -115,9 +142,8 @@ def _tokens(usage_block, context, completion_fallback):
     )
 
 
-def complete(body):
-    """Non-streaming completion; returns (upstream JSON, context with cost and balance)."""
-    context = begin(body, streamed=False)
+def complete(body, context):
+    """Non-streaming completion; returns the upstream JSON and fills ``context`` with cost and balance."""
     payload = {**body, "stream": False}
     started = time.perf_counter()
     try:
@@ -127,12 +153,11 @@ def complete(body):
     upstream_ms = (time.perf_counter() - started) * 1000
     prompt, completion = _tokens(result.get("usage"), context, body.get("max_tokens") or 0)
     finish(context, "success", prompt, completion, 200, upstream_latency_ms=upstream_ms)
-    return result, context
+    return result
 
 
-def open_stream(body):
+def open_stream(body, context):
     """Start a streaming completion; upstream errors surface here, before any byte is sent."""
-    context = begin(body, streamed=True)
     payload = {**body, "stream": True, "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
     started = time.perf_counter()
     try:
@@ -140,7 +165,7 @@ def open_stream(body):
     except UpstreamError as error:
         raise _upstream_failure(context, error, (time.perf_counter() - started) * 1000) from None
     context["upstream_started"] = started
-    return context, relay(context, upstream)
+    return relay(context, upstream)
 
 
 def relay(context, upstream):

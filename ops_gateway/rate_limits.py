@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime
 
 import redis
-from flask import current_app, g
+from flask import current_app, g, request
 from limits import RateLimitItemPerDay, RateLimitItemPerHour, RateLimitItemPerMinute
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
@@ -36,20 +36,88 @@ CONCURRENCY_TTL_SECONDS = 600  # a crashed worker's slot frees itself after this
 QUOTA_KEY = "gw:quota:{user_id}:{kind}:{period}"
 REQUEST_SCOPE = "v1"  # shared by every /v1 route: one budget (the scope Flask-Limiter's keys carried)
 
-# The three request windows in order, minute first, each counted as FixedWindowRateLimiter.hit
-# counts (the first hit sets the TTL); the first window over its limit stops the rest, as
-# Flask-Limiter did. Returns {breached window's 1-based index or 0, that window's TTL}.
-_HIT_REQUEST_WINDOWS = """
-for i, key in ipairs(KEYS) do
-    local current = redis.call("incrby", key, 1)
-    if current == 1 then
-        redis.call("expire", key, ARGV[2 * i - 1])
+QUOTA_FIELDS = ("daily_request_quota", "monthly_request_quota", "daily_token_quota", "monthly_token_quota")
+
+# What ``gate`` checks, by mode: only the IP block and the key's new-IP set (a request refused
+# before it counts), also the request windows (/v1/models), or everything (completions).
+IP_ONLY, REQUESTS, COMPLETION = 0, 1, 2
+# Its verdicts ({verdict, 1-based index of the quota or window, TTL, new IP?}).
+PASSED, IP_BLOCKED, TOO_MANY_CONCURRENT, QUOTA_USED, TOKEN_WINDOW_FULL, REQUEST_WINDOW_FULL = range(6)
+
+# Everything a /v1 request needs from Redis before it is served, in one call. KEYS: IP block,
+# key's IPs, concurrency slot, the four quotas, the three token windows, the three request
+# windows. ARGV: IP, key-IPs TTL, mode, max concurrent, slot TTL, the four quota limits, the
+# three token limits, then expiry and limit of each request window. A completion takes a slot
+# (given back at once when anything refuses it); quotas and token windows are read, not
+# counted (``charge_tokens`` counts the real tokens); the request windows are counted minute
+# first as FixedWindowRateLimiter.hit counts them (the first hit sets the TTL, the keys are the
+# ones Flask-Limiter used), and the first window over its limit stops the longer ones.
+_GATE = """
+local blocked = redis.call("ttl", KEYS[1])
+if blocked > 0 then return {1, 0, blocked, 0} end
+local new_ip = redis.call("sadd", KEYS[2], ARGV[1])
+if new_ip == 1 then redis.call("expire", KEYS[2], ARGV[2]) end
+local mode = tonumber(ARGV[3])
+if mode == 0 then return {0, 0, 0, new_ip} end
+local slot = 0
+if mode == 2 then
+    slot = 1
+    local in_flight = redis.call("incr", KEYS[3])
+    redis.call("expire", KEYS[3], ARGV[5])
+    if in_flight > tonumber(ARGV[4]) then
+        redis.call("decr", KEYS[3])
+        return {2, 0, 0, new_ip}
     end
-    if current > tonumber(ARGV[2 * i]) then
-        return {i, redis.call("ttl", key)}
+    for i = 1, 4 do
+        if tonumber(redis.call("get", KEYS[3 + i]) or "0") >= tonumber(ARGV[5 + i]) then
+            redis.call("decr", KEYS[3])
+            return {3, i, 0, new_ip}
+        end
+    end
+    for i = 1, 3 do
+        local limit = tonumber(ARGV[9 + i])
+        if limit == 0 or tonumber(redis.call("get", KEYS[7 + i]) or "0") >= limit then
+            redis.call("decr", KEYS[3])
+            return {4, i, redis.call("ttl", KEYS[7 + i]), new_ip}
+        end
     end
 end
-return {0, 0}
+for i = 1, 3 do
+    local key = KEYS[10 + i]
+    local current = redis.call("incrby", key, 1)
+    if current == 1 then
+        redis.call("expire", key, ARGV[11 + 2 * i])
+    end
+    if current > tonumber(ARGV[12 + 2 * i]) then
+        if slot == 1 then redis.call("decr", KEYS[3]) end
+        return {5, i, redis.call("ttl", key), new_ip}
+    end
+end
+return {0, 0, 0, new_ip}
+"""
+
+# ``charge_tokens`` in one call. KEYS: the three token windows, the four quotas, the concurrency
+# slot, then the six windows read back for the headers. ARGV: tokens, each token window's
+# expiry, each quota's TTL, 1 to give the slot back. Token windows are counted as the limits
+# library's incr-expire script counts (the first hit sets the TTL); quota TTLs are refreshed.
+_CHARGE = """
+local tokens = tonumber(ARGV[1])
+if tokens > 0 then
+    for i = 1, 3 do
+        if redis.call("incrby", KEYS[i], tokens) == tokens then redis.call("expire", KEYS[i], ARGV[1 + i]) end
+    end
+end
+for i = 4, 7 do
+    redis.call("incrby", KEYS[i], i <= 5 and 1 or tokens)
+    redis.call("expire", KEYS[i], ARGV[1 + i])
+end
+if ARGV[9] == "1" then redis.call("decr", KEYS[8]) end
+local reads = {}
+for i = 9, #KEYS do
+    reads[#reads + 1] = redis.call("get", KEYS[i])
+    reads[#reads + 1] = redis.call("ttl", KEYS[i])
+end
+return reads
 """
 
 
@@ -57,6 +125,8 @@ def init_app(app):
     """Create the ``limits`` limiter on the shared Redis (its storage names every window's key)."""
     storage = storage_from_string(app.config["RATELIMIT_STORAGE_URI"], socket_timeout=0.5, socket_connect_timeout=0.5)
     app.extensions["ops_gateway.window_limiter"] = FixedWindowRateLimiter(storage)
+    app.extensions["ops_gateway.gate"] = app.extensions["ops_gateway.redis"].register_script(_GATE)
+    app.extensions["ops_gateway.charge"] = app.extensions["ops_gateway.redis"].register_script(_CHARGE)
 
 
 def effective_limits(principal):
@@ -69,35 +139,64 @@ def effective_limits(principal):
     return limits, sources
 
 
-def request_windows(view):
-    """Decorator for /v1 views: count the request against the user's three request windows.
+def gate(principal, mode):
+    """Admit an authenticated /v1 request (one Redis call); raise the 429 envelopes.
 
-    It wraps the view itself, so a request refused earlier (validation, auth) is not counted.
-    A 0 limit blocks its window.
+    ``mode``: IP_ONLY for a request refused before it counts (scope, validation), REQUESTS for
+    /v1/models, COMPLETION for chat completions (slot, quotas, token windows, request windows).
+    A 0 limit blocks its window. A completion let through holds a concurrency slot until
+    ``charge_tokens`` (or the teardown) gives it back.
     """
-
-    @functools.wraps(view)
-    def counted(*args, **kwargs):
-        if not g.get("rate_limits_skipped"):  # Redis was found down earlier in this request
-            _hit_request_windows(g.user)
-        return view(*args, **kwargs)
-
-    return counted
-
-
-def _hit_request_windows(principal):
+    ip = request.remote_addr
     limits, _ = effective_limits(principal)
-    windows = [_window_keys(principal, limits)[f"requests_per_{w}"] for w in WINDOWS]
-    args = [value for item, _ in windows for value in (item.get_expiry(), item.amount)]
+    windows = _window_keys(principal, limits)
+    quotas = _period_keys(principal["user_id"])
+    keys = [
+        security.BLOCK_KEY.format(ip=ip),
+        security.KEY_IPS_KEY.format(key_id=principal["api_key_id"]),
+        CONCURRENCY_KEY.format(user_id=principal["user_id"]),
+        *(quotas[field][0] for field in QUOTA_FIELDS),
+        *(windows[f"tokens_per_{window}"][1] for window in WINDOWS),
+        *(windows[f"requests_per_{window}"][1] for window in WINDOWS),
+    ]
+    args = [ip, security.KEY_IPS_TTL_SECONDS, mode, principal["max_concurrent_requests"], CONCURRENCY_TTL_SECONDS]
+    args += [principal[field] for field in QUOTA_FIELDS]
+    args += [limits[f"tokens_per_{window}"] for window in WINDOWS]
+    for window in WINDOWS:
+        item = windows[f"requests_per_{window}"][0]
+        args += [item.get_expiry(), item.amount]
     try:
-        breached, ttl = redis_store.get_redis().eval(
-            _HIT_REQUEST_WINDOWS, len(windows), *[k for _, k in windows], *args
-        )
+        verdict, index, ttl, new_ip = _run_script("ops_gateway.gate", keys, args)
     except redis.RedisError as exc:
         _redis_unavailable(exc)
         return
-    if breached:
-        _request_window_breach(principal, windows[breached - 1][0], ttl)
+    if verdict == IP_BLOCKED:
+        raise security.ip_blocked_error(ttl)
+    if new_ip:
+        security.record_key_ip(principal, ip)
+    if verdict == PASSED:
+        g.concurrency_slot = mode == COMPLETION
+    elif verdict == TOO_MANY_CONCURRENT:
+        _reject(principal, "max_concurrent_requests", principal["max_concurrent_requests"], 1)
+    elif verdict == QUOTA_USED:
+        field = QUOTA_FIELDS[index - 1]
+        _reject(principal, field, principal[field], _seconds_to_period_end(field))
+    elif verdict == TOKEN_WINDOW_FULL:
+        field = f"tokens_per_{WINDOWS[index - 1]}"
+        _reject(principal, field, limits[field], max(ttl, 1))
+    elif verdict == REQUEST_WINDOW_FULL:
+        _request_window_breach(principal, windows[f"requests_per_{WINDOWS[index - 1]}"][0], ttl)
+
+
+def _run_script(name, keys, args):
+    """One registered Lua script: EVALSHA, loading it again when Redis lost it (a restart)."""
+    return current_app.extensions[name](keys, args, client=redis_store.get_redis())
+
+
+def refuse_uncounted(principal, error):
+    """Raise ``error`` for a request refused before it counts; a blocked IP gets its 429 instead."""
+    gate(principal, IP_ONLY)
+    raise error
 
 
 def _window_limiter():
@@ -106,10 +205,17 @@ def _window_limiter():
 
 def _window_keys(principal, limits):
     """{field: (limit item, Redis key)} of the six windows, named exactly as the limits library names them."""
-    storage = _window_limiter().storage
+    values = tuple(limits[field] for field in LIMIT_FIELDS)
+    return _keys_for(_window_limiter().storage, principal["user_id"], values)
+
+
+@functools.lru_cache(maxsize=4096)
+def _keys_for(storage, user_id, limit_values):
+    """``_window_keys`` for one user and set of limits: the same every request, so built once."""
+    limits = dict(zip(LIMIT_FIELDS, limit_values, strict=True))
     keys = {}
     for kind in ("requests", "tokens"):
-        identifiers = ("tokens", str(principal["user_id"])) if kind == "tokens" else _request_window_key(principal)
+        identifiers = ("tokens", str(user_id)) if kind == "tokens" else _request_window_key(user_id)
         for window in WINDOWS:
             item = _ITEMS[window](limits[f"{kind}_per_{window}"])
             keys[f"{kind}_per_{window}"] = (item, storage.prefixed_key(item.key_for(*identifiers)))
@@ -140,44 +246,6 @@ def _period_keys(user_id):
     }
 
 
-def admit(principal):
-    """Before the upstream call: concurrency slot, quotas and token windows. Raises 429 envelopes."""
-    user_id = principal["user_id"]
-    keys = _period_keys(user_id)
-    limits, _ = effective_limits(principal)
-    windows = _window_keys(principal, limits)
-    try:
-        # One round trip: the slot, the quotas and the token windows' counts and TTLs.
-        pipe = redis_store.get_redis().pipeline()
-        pipe.incr(CONCURRENCY_KEY.format(user_id=user_id))
-        pipe.expire(CONCURRENCY_KEY.format(user_id=user_id), CONCURRENCY_TTL_SECONDS)
-        pipe.get(keys["daily_request_quota"][0])
-        pipe.get(keys["monthly_request_quota"][0])
-        pipe.get(keys["daily_token_quota"][0])
-        pipe.get(keys["monthly_token_quota"][0])
-        for window in WINDOWS:
-            pipe.get(windows[f"tokens_per_{window}"][1])
-            pipe.ttl(windows[f"tokens_per_{window}"][1])
-        in_flight, _, *replies = pipe.execute()
-    except redis.RedisError as exc:
-        _redis_unavailable(exc)
-        return
-    used, token_windows = replies[:4], replies[4:]
-    g.concurrency_slot = True
-    if in_flight > principal["max_concurrent_requests"]:
-        _reject(principal, "max_concurrent_requests", principal["max_concurrent_requests"], 1)
-    for field, value in zip(
-        ("daily_request_quota", "monthly_request_quota", "daily_token_quota", "monthly_token_quota"), used, strict=True
-    ):
-        if int(value or 0) >= principal[field]:
-            _reject(principal, field, principal[field], _seconds_to_period_end(field))
-    for index, window in enumerate(WINDOWS):
-        limit = limits[f"tokens_per_{window}"]
-        stats = _stats(windows[f"tokens_per_{window}"][0], *token_windows[2 * index : 2 * index + 2])
-        if limit == 0 or stats.remaining <= 0:
-            _reject(principal, f"tokens_per_{window}", limit, max(int(stats.reset_time - time.time()), 1))
-
-
 def _seconds_to_period_end(field):
     now = datetime.now(UTC)
     if field.startswith("daily"):
@@ -187,36 +255,28 @@ def _seconds_to_period_end(field):
 
 
 def charge_tokens(principal, tokens):
-    """After the upstream call: count the real tokens against every token window and quota."""
+    """After the upstream call, in one Redis call: count the real tokens against every token
+    window and quota, give the concurrency slot back and read the windows for the headers."""
     if g.get("rate_limits_skipped"):
         return
-    user_id = principal["user_id"]
     limits, _ = effective_limits(principal)
     windows = _window_keys(principal, limits)
+    quotas = _period_keys(principal["user_id"])
+    token_windows = [windows[f"tokens_per_{window}"] for window in WINDOWS]
+    slot = g.pop("concurrency_slot", False)
+    keys = [key for _, key in token_windows] + [quotas[field][0] for field in QUOTA_FIELDS]
+    keys += [CONCURRENCY_KEY.format(user_id=principal["user_id"]), *(key for _, key in windows.values())]
+    args = [tokens, *(item.get_expiry() for item, _ in token_windows), *(quotas[f][1] for f in QUOTA_FIELDS), int(slot)]
     try:
-        keys = _period_keys(user_id)
-        pipe = redis_store.get_redis().pipeline()  # one round trip for windows and quotas
-        if tokens:
-            # FixedWindowRateLimiter.hit(item, "tokens", user, cost=tokens): the library's own script.
-            incr_expire = _window_limiter().storage.lua_incr_expire.script
-            for window in WINDOWS:
-                item, key = windows[f"tokens_per_{window}"]
-                pipe.eval(incr_expire, 1, key, item.get_expiry(), tokens)
-        for field in ("daily_request_quota", "monthly_request_quota"):
-            pipe.incr(keys[field][0])
-            pipe.expire(keys[field][0], keys[field][1])
-        for field in ("daily_token_quota", "monthly_token_quota"):
-            pipe.incrby(keys[field][0], tokens)
-            pipe.expire(keys[field][0], keys[field][1])
-        _queue_window_reads(pipe, windows)  # the response's rate-limit headers, in the same round trip
-        replies = pipe.execute()
-        g.window_status = _status_from(limits, windows, replies[-2 * len(windows) :])
+        replies = _run_script("ops_gateway.charge", keys, args)
+        g.window_status = _status_from(limits, windows, replies)
     except redis.RedisError as exc:
+        g.concurrency_slot = slot  # the teardown tries again; else the slot key expires by itself
         logger.warning("could not charge tokens to rate-limit windows: %s", exc.__class__.__name__)
 
 
 def release_slot():
-    """Teardown: free the concurrency slot taken by ``admit`` (also after errors and streams)."""
+    """Teardown: free a concurrency slot ``charge_tokens`` did not (errors before the upstream call)."""
     if not g.pop("concurrency_slot", False):
         return
     try:
@@ -258,9 +318,9 @@ def _status_from(limits, windows, replies):
     return status
 
 
-def _request_window_key(principal):
+def _request_window_key(user_id):
     """The identifiers of a user's shared /v1 request windows (the ones Flask-Limiter used)."""
-    return (f"user:{principal['user_id']}", REQUEST_SCOPE)
+    return (f"user:{user_id}", REQUEST_SCOPE)
 
 
 def rate_limit_headers(principal):

@@ -54,13 +54,18 @@ def check_ip_block(ip):
     except redis.RedisError:
         return
     if ttl and ttl > 0:
-        raise ApiError(
-            429,
-            "ip_blocked",
-            "too many failed authentication attempts from this IP; try again later",
-            {"retry_after": ttl},
-            {"Retry-After": str(ttl)},
-        )
+        raise ip_blocked_error(ttl)
+
+
+def ip_blocked_error(ttl):
+    """The 429 for an IP blocked for another ``ttl`` seconds."""
+    return ApiError(
+        429,
+        "ip_blocked",
+        "too many failed authentication attempts from this IP; try again later",
+        {"retry_after": ttl},
+        {"Retry-After": str(ttl)},
+    )
 
 
 def note_auth_failure(ip):
@@ -112,6 +117,12 @@ def note_key_ip(principal, ip):
         cache.expire(cache_key, KEY_IPS_TTL_SECONDS)
     except redis.RedisError:
         return
+    record_key_ip(principal, ip)
+
+
+def record_key_ip(principal, ip):
+    """An IP not in the key's Redis set of the last day: keep it, and raise an event if it is new for the key."""
+    key_id = principal["api_key_id"]
     with db.transaction() as cur:
         cur.execute(
             "INSERT INTO key_ip_history (api_key_id, ip) VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING ip",

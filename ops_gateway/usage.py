@@ -7,7 +7,7 @@ bumped — so balances, ledger and usage always agree to the cent.
 
 from decimal import ROUND_HALF_UP, Decimal
 
-from ops_gateway import credits
+from ops_gateway import credits, db
 
 COST_QUANTUM = Decimal("0.0000000001")  # numeric(20, 10)
 CHARS_PER_TOKEN_ESTIMATE = 3  # conservative: real tokenisers average about 4 characters a token
@@ -64,6 +64,9 @@ _RECORD_CTE = """, record AS (
 )
 SELECT charged, balance FROM charge"""
 
+_SETTLE = db.Prepared("settle_request", f"WITH {credits.SETTLE_CTE}{_RECORD_CTE}")
+_RECORD_FREE = db.Prepared("record_free_request", f"WITH {_NO_CHARGE_CTE}{_RECORD_CTE}")
+
 
 def settle_request(cur, request, outcome):
     """Charge and record one finished request in one statement; return (charged, balance_after).
@@ -100,6 +103,6 @@ def settle_request(cur, request, outcome):
         "overhead_ms": None if upstream_ms is None else max(outcome["latency_ms"] - upstream_ms, 0.0),
         "streamed": request["streamed"],
     }
-    cur.execute(f"WITH {credits.SETTLE_CTE if charges else _NO_CHARGE_CTE}{_RECORD_CTE}", params)
+    (_SETTLE if charges else _RECORD_FREE).execute(cur, params)
     row = cur.fetchone()
     return row["charged"], row["balance"]

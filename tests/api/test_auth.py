@@ -103,10 +103,12 @@ def test_authentication_is_one_indexed_query(app, client, sql, monkeypatch):
 
     monkeypatch.setattr(db.TimedCursor, "execute", recording)
     assert client.get("/user/balance", headers=bearer(key)).status_code == 200
-    assert statements == [auth._KEY_QUERY]
+    assert statements == ["EXECUTE auth_key (%s, %s)"]  # prepared by the first request on this connection
     sql("SET enable_seqscan = off")
-    plan = "\n".join(r["QUERY PLAN"] for r in sql("EXPLAIN " + auth._KEY_QUERY, ("0" * 64,)))
-    assert "Index Scan using api_keys_key_hash_key on api_keys" in plan
+    for query in (auth._KEY_QUERY, auth._KEY_AND_HOLD_QUERY):
+        params = {"digest": "0" * 64, "ip": "127.0.0.1", "hold": 1}
+        plan = "\n".join(r["QUERY PLAN"] for r in sql("EXPLAIN " + query.query, params))
+        assert "Index Scan using api_keys_key_hash_key on api_keys" in plan
 
 
 def test_first_use_records_last_used_at(client, sql):

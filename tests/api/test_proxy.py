@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from blueprints.fields import format_money
-from tests.helpers import ADMIN, assert_error, bearer, create_user
+from tests.helpers import ADMIN, assert_error, bearer, create_key, create_user
 
 UPSTREAM = "http://openrouter.test/api/v1"
 MODELS = {
@@ -124,6 +124,21 @@ def test_insufficient_credits_is_402_without_upstream_call(client, upstream, sql
     assert_error(chat(client, key, max_tokens=1000), 402, "insufficient_credits")
     assert upstream.call_count == before
     assert sql("SELECT count(*) AS n FROM usage_records")[0]["n"] == 0
+
+
+def test_requests_refused_after_the_hold_give_it_back(client, upstream, sql):
+    """The hold rides on the key lookup; a scope or rate-limit refusal after it must release it."""
+    user, key = create_user(client, credits="1.00", plan="team")
+    _, read_only = create_key(client, key, scopes=["models:read"])
+    assert_error(chat(client, read_only), 403, "insufficient_scope")
+    limits = {"user_id": user["id"], "rate_limits": {"requests_per_minute": 1}}
+    assert client.post("/admin/limit", json=limits, headers=ADMIN).status_code == 200
+    assert chat(client, key).status_code == 200
+    assert_error(chat(client, key), 429, "rate_limited")
+    [row] = sql("SELECT credits, reserved_credits FROM users WHERE id = %s", (user["id"],))
+    charged = sql("SELECT sum(cost) AS cost FROM usage_records")[0]["cost"]
+    assert row == {"credits": Decimal("1.00") - charged, "reserved_credits": 0}
+    assert sum(r.method == "POST" for r in upstream.request_history) == 1
 
 
 @pytest.mark.parametrize(

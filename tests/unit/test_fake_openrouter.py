@@ -1,14 +1,35 @@
-"""Fake OpenRouter: deterministic answers and fault switches, through the Flask test client."""
+"""Fake OpenRouter: deterministic answers, fault switches and its HTTP server, over real sockets."""
 
+import http.client
 import json
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 
 from ops_gateway import fake_openrouter
-from ops_gateway.fake_openrouter import create_fake_app
+from ops_gateway.fake_openrouter import FakeOpenRouter, FakeOpenRouterServer
 
 COMPLETIONS = "/api/v1/chat/completions"
 WORDS_16 = " ".join(f"word{i}" for i in range(16))
+
+
+class Client:
+    """A keep-alive HTTP session against one fake, taking paths instead of URLs."""
+
+    def __init__(self, port):
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.session = requests.Session()
+
+    def get(self, path, **options):
+        return self.session.get(self.url + path, timeout=10, **options)
+
+    def post(self, path, **options):
+        return self.session.post(self.url + path, timeout=10, **options)
 
 
 @pytest.fixture
@@ -18,9 +39,26 @@ def state_file(tmp_path):
 
 
 @pytest.fixture
-def client(state_file):
-    """Test client of a fake whose faults live in the test's own file."""
-    return create_fake_app(state_file=state_file).test_client()
+def serve_fake():
+    """Start fakes on free ports, each serving from a thread; all are stopped after the test."""
+    servers = []
+
+    def start(state_file):
+        server = FakeOpenRouterServer(("127.0.0.1", 0), FakeOpenRouter(state_file))
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        servers.append(server)
+        return Client(server.server_address[1])
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def client(serve_fake, state_file):
+    """A client of a fake whose faults live in the test's own file."""
+    return serve_fake(state_file)
 
 
 def ask(client, content="x" * 40, **fields):
@@ -31,14 +69,14 @@ def ask(client, content="x" * 40, **fields):
 
 def sse_payloads(response):
     """Split an SSE body into its data payloads."""
-    events = response.get_data(as_text=True).split("\n\n")
+    events = response.text.split("\n\n")
     assert events.pop() == ""  # every event, [DONE] included, ends with a blank line
     assert all(event.startswith("data: ") for event in events)
     return [event.removeprefix("data: ") for event in events]
 
 
 def test_catalogue_lists_models_with_per_token_pricing(client):
-    models = {model["id"]: model for model in client.get("/api/v1/models").get_json()["data"]}
+    models = {model["id"]: model for model in client.get("/api/v1/models").json()["data"]}
     assert len(models) == 6
     assert models["openai/gpt-4o-mini"]["pricing"] == {"prompt": "0.00000015", "completion": "0.0000006"}
     assert models["test/free-model"]["pricing"] == {"prompt": "0", "completion": "0"}
@@ -46,9 +84,12 @@ def test_catalogue_lists_models_with_per_token_pricing(client):
 
 
 def test_usage_is_deterministic(client):
-    first, second = ask(client).get_json(), ask(client).get_json()
+    first, second = ask(client).json(), ask(client).json()
     assert first["usage"] == second["usage"] == {"prompt_tokens": 14, "completion_tokens": 16, "total_tokens": 30}
     assert first["object"] == "chat.completion"
+    assert first["model"] == "openai/gpt-4o-mini"
+    assert first["id"].startswith("gen-fake-") and first["id"] != second["id"]
+    assert isinstance(first["created"], int)
     assert first["choices"][0]["message"] == {"role": "assistant", "content": WORDS_16}
 
 
@@ -58,20 +99,20 @@ def test_prompt_tokens_count_text_parts_of_every_message(client):
         "model": "test/free-model",
         "messages": [{"role": "system", "content": "z" * 12}, {"role": "user", "content": parts}],
     }
-    usage = client.post(COMPLETIONS, json=body).get_json()["usage"]
+    usage = client.post(COMPLETIONS, json=body).json()["usage"]
     assert usage["prompt_tokens"] == (12 // 4 + 4) + (8 // 4 + 4)
 
 
 @pytest.mark.parametrize("max_tokens,expected", [(3, 3), (16, 16), (1000, 16)])
 def test_max_tokens_caps_the_completion(client, max_tokens, expected):
-    answer = ask(client, max_tokens=max_tokens).get_json()
+    answer = ask(client, max_tokens=max_tokens).json()
     assert answer["usage"]["completion_tokens"] == expected
     assert answer["choices"][0]["message"]["content"] == " ".join(f"word{i}" for i in range(expected))
 
 
 def test_stream_sends_one_chunk_per_word_then_usage_and_done(client):
     response = ask(client, stream=True, stream_options={"include_usage": True})
-    assert response.mimetype == "text/event-stream"
+    assert response.headers["Content-Type"] == "text/event-stream"
     *chunks, done = sse_payloads(response)
     assert done == "[DONE]"
     chunks = [json.loads(chunk) for chunk in chunks]
@@ -91,10 +132,10 @@ def test_stream_without_include_usage_has_no_usage_chunk(client):
 
 
 def test_outage_switch_refuses_every_route_until_reset(client):
-    assert client.post("/_control", json={"outage": True}).get_json()["outage"] is True
+    assert client.post("/_control", json={"outage": True}).json()["outage"] is True
     assert client.get("/api/v1/models").status_code == 503
     assert ask(client).status_code == 503
-    assert client.get("/_control").get_json()["outage"] is True
+    assert client.get("/_control").json()["outage"] is True
     client.post("/_control/reset")
     assert client.get("/api/v1/models").status_code == 200
     assert ask(client).status_code == 200
@@ -105,15 +146,15 @@ def test_forced_status_applies_to_completions_only(client):
     refused = ask(client)
     assert refused.status_code == 429
     assert refused.headers["Retry-After"] == "1"
-    assert refused.get_json()["error"]["code"] == 429
+    assert refused.json()["error"]["code"] == 429
     assert client.get("/api/v1/models").status_code == 200
     client.post("/_control", json={"status": None})
     assert ask(client).status_code == 200
 
 
-def test_switches_are_shared_through_the_state_file(state_file, monkeypatch):
+def test_switches_are_shared_through_the_state_file(serve_fake, state_file, monkeypatch):
     monkeypatch.setattr(fake_openrouter, "RECHECK_SECONDS", 0)  # no waiting for the re-read interval
-    first, second = (create_fake_app(state_file=state_file).test_client() for _ in range(2))
+    first, second = serve_fake(state_file), serve_fake(state_file)
     assert second.get("/api/v1/models").status_code == 200
     first.post("/_control", json={"outage": True})
     assert second.get("/api/v1/models").status_code == 503
@@ -124,23 +165,75 @@ def test_switches_are_shared_through_the_state_file(state_file, monkeypatch):
 def test_invalid_switches_are_rejected(client, changes):
     response = client.post("/_control", json=changes)
     assert response.status_code == 400
-    assert client.get("/_control").get_json() == fake_openrouter.DEFAULT_FAULTS
+    assert client.get("/_control").json() == fake_openrouter.DEFAULT_FAULTS
 
 
 def test_unknown_model_is_404(client):
     response = client.post(COMPLETIONS, json={"model": "nope/nothing", "messages": [{"role": "user", "content": "hi"}]})
     assert response.status_code == 404
-    assert "nope/nothing" in response.get_json()["error"]["message"]
+    assert "nope/nothing" in response.json()["error"]["message"]
 
 
 def test_missing_messages_is_400(client):
     response = client.post(COMPLETIONS, json={"model": "openai/gpt-4o-mini"})
     assert response.status_code == 400
-    assert response.get_json()["error"]["code"] == 400
+    assert response.json()["error"]["code"] == 400
 
 
 def test_stats_count_completions_served(client):
     ask(client)
     ask(client, stream=True)
-    stats = client.get("/_stats").get_json()
+    stats = client.get("/_stats").json()
     assert (stats["completions_served"], stats["completions"], stats["streams"]) == (2, 1, 1)
+
+
+def test_one_connection_serves_request_after_request(client):
+    connection = http.client.HTTPConnection("127.0.0.1", client.port, timeout=10)
+    body = json.dumps({"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "stream": True})
+    statuses, sockets = [], set()
+    for method, path, payload in [("GET", "/api/v1/models", None), ("POST", COMPLETIONS, body)] * 2:
+        connection.request(method, path, body=payload, headers={"Content-Type": "application/json"})
+        sockets.add(connection.sock)  # http.client opens a new socket if the server closed the last one
+        response = connection.getresponse()
+        statuses.append(response.status)
+        assert response.read()
+    connection.close()
+    assert statuses == [200] * 4
+    assert len(sockets) == 1
+
+
+def test_latency_delays_each_request_without_queueing_the_others(client):
+    client.post("/_control", json={"latency_ms": 400})
+    started = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:  # eight connections at once
+        responses = list(pool.map(lambda _: requests.get(f"{client.url}/api/v1/models", timeout=10), range(8)))
+    statuses = [response.status_code for response in responses]
+    elapsed = time.monotonic() - started
+    assert statuses == [200] * 8
+    assert 0.4 <= elapsed < 2.0  # one after the other would take 3.2 s
+    control_started = time.monotonic()
+    assert client.get("/_control").json()["latency_ms"] == 400
+    assert time.monotonic() - control_started < 0.4  # control routes are never delayed
+
+
+def test_slow_stream_sends_events_as_they_come_and_holds_up_no_one(client):
+    client.post("/_control", json={"chunk_delay_ms": 150})
+    started = time.monotonic()
+    body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+    stream = client.post(COMPLETIONS, json={**body, "stream": True}, stream=True)
+    events = (line for line in stream.iter_lines() if line)
+    assert json.loads(next(events).removeprefix(b"data: "))["choices"][0]["delta"]["content"] == "word0"
+    first_event_at = time.monotonic() - started
+    assert ask(Client(client.port)).status_code == 200  # another connection, while the stream goes on
+    other_answered_at = time.monotonic() - started
+    assert list(events)[-1] == b"data: [DONE]"
+    done_at = time.monotonic() - started
+    assert first_event_at < done_at - 0.3 and other_answered_at < done_at - 0.15
+
+
+def test_malformed_request_is_answered_400_and_closed(client):
+    with socket.create_connection(("127.0.0.1", client.port), timeout=10) as sock:
+        sock.sendall(b"NOT A REQUEST\r\n\r\n")
+        answer = b"".join(iter(lambda: sock.recv(65536), b""))  # the server closes the connection
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert b"Connection: close" in answer

@@ -1,8 +1,10 @@
 """OpenRouter client: what is retried, how failures are classified, what reaches the logs."""
 
+import http.server
 import io
 import logging
 import socket
+import threading
 
 import pytest
 import requests
@@ -50,6 +52,23 @@ class StallingBody(io.BytesIO):
         return data
 
 
+class CookieSettingUpstream(http.server.BaseHTTPRequestHandler):
+    """An upstream that sets a cookie, like a CDN in front of OpenRouter, and records the ones sent."""
+
+    def do_GET(self):
+        self.server.cookies_sent.append(self.headers.get("Cookie"))
+        body = b'{"data": []}'
+        self.send_response(200)
+        self.send_header("Set-Cookie", "__cf_bm=abc; Path=/")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
 def test_list_models_returns_the_data_list(requests_mock):
     requests_mock.get(MODELS_URL, json={"data": [{"id": "openai/gpt-4o-mini"}]})
     assert make_client().list_models() == [{"id": "openai/gpt-4o-mini"}]
@@ -87,6 +106,23 @@ def test_completion_returns_the_parsed_body(requests_mock):
     requests_mock.post(COMPLETIONS_URL, json=COMPLETION)
     assert make_client().chat_completion(PAYLOAD) == COMPLETION
     assert requests_mock.last_request.json()["model"] == "openai/gpt-4o-mini"
+
+
+def test_completion_is_sent_as_json_with_its_length(requests_mock):
+    requests_mock.post(COMPLETIONS_URL, json=COMPLETION)
+    make_client().chat_completion(PAYLOAD)
+    sent = requests_mock.last_request
+    assert sent.json() == {**PAYLOAD, "stream": False}
+    assert sent.headers["Content-Type"] == "application/json"
+    assert sent.headers["Content-Length"] == str(len(sent.body))
+
+
+def test_a_payload_json_cannot_carry_is_unavailable_and_never_sent(requests_mock):
+    requests_mock.post(COMPLETIONS_URL, json=COMPLETION)
+    with pytest.raises(UpstreamError) as raised:
+        make_client().chat_completion({**PAYLOAD, "temperature": float("nan")})
+    assert raised.value.kind == "unavailable"
+    assert requests_mock.call_count == 0
 
 
 def test_completion_is_not_retried_on_server_error(requests_mock):
@@ -235,6 +271,30 @@ def test_no_authorization_header_without_a_key(requests_mock):
     requests_mock.get(MODELS_URL, json={"data": []})
     OpenRouterClient(BASE_URL, "", backoff_seconds=0).list_models()
     assert "Authorization" not in requests_mock.last_request.headers
+
+
+def test_an_invalid_base_url_fails_every_call_as_unavailable():
+    client = OpenRouterClient("not a url", API_KEY, backoff_seconds=0)
+    for _ in range(2):
+        with pytest.raises(UpstreamError) as raised:
+            client.list_models()
+        assert raised.value.kind == "unavailable"
+
+
+def test_cookies_set_by_upstream_are_sent_back():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), CookieSettingUpstream)
+    server.cookies_sent = []
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    thread.start()
+    try:
+        client = OpenRouterClient(f"http://127.0.0.1:{server.server_port}/api/v1", API_KEY, backoff_seconds=0)
+        client.list_models()
+        client.list_models()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert server.cookies_sent == [None, "__cf_bm=abc"]
 
 
 def test_api_key_never_reaches_the_logs(requests_mock, upstream_log):
