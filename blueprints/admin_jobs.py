@@ -6,7 +6,7 @@ from flask_smorest import Blueprint
 from blueprints.docs import ADMIN_ERRORS, documents_errors
 from blueprints.job_schemas import JobListArgsSchema, JobListSchema, JobRunRecordSchema
 from ops_gateway import db
-from ops_gateway.auth import require_admin
+from ops_gateway.auth import admin_only
 from ops_gateway.errors import ApiError
 from scheduler import history, runner
 from scheduler.commands import list_command, run_command
@@ -15,7 +15,7 @@ from scheduler.jobs import JOBS
 blp = Blueprint(
     "admin_jobs", __name__, url_prefix="/admin/jobs", description="Scheduler jobs (admin key)", cli_group="jobs"
 )
-blp.before_request(require_admin)
+admin_only(blp)
 # The blueprint carries the operator commands too, so `flask --app wsgi jobs ...` exists wherever the routes do.
 blp.cli.add_command(run_command)
 blp.cli.add_command(list_command)

@@ -7,10 +7,10 @@ from flask_smorest import Blueprint
 from blueprints.docs import ADMIN_ERRORS, documents_errors
 from blueprints.limit_schemas import EffectiveLimitsSchema, PlanListSchema, SetRateLimitRequest, SetRateLimitResponse
 from ops_gateway import db, limit_overrides, users
-from ops_gateway.auth import require_admin
+from ops_gateway.auth import admin_only
 
 blp = Blueprint("admin_limits", __name__, url_prefix="/admin", description="Plans and rate limits (admin key)")
-blp.before_request(require_admin)
+admin_only(blp)
 
 
 @blp.route("/plans")

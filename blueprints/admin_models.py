@@ -7,12 +7,12 @@ from flask_smorest import Blueprint
 from blueprints.docs import ADMIN_ERRORS, documents_errors
 from blueprints.proxy_schemas import CacheStatusSchema, RefreshResultSchema
 from ops_gateway import model_catalog
-from ops_gateway.auth import require_admin
+from ops_gateway.auth import admin_only
 from ops_gateway.errors import ApiError
 from ops_gateway.openrouter import UpstreamError
 
 blp = Blueprint("admin_models", __name__, url_prefix="/admin", description="Model cache (admin key)")
-blp.before_request(require_admin)
+admin_only(blp)
 
 
 def _now():

@@ -9,10 +9,10 @@ from blueprints.docs import ADMIN_ERRORS, documents_errors
 from blueprints.monitor_schemas import AuditReportArgsSchema, SecurityEventArgsSchema, SecurityEventPageSchema
 from blueprints.query_args import date_range, page_cursor
 from ops_gateway import audit, db, security_events
-from ops_gateway.auth import require_admin
+from ops_gateway.auth import admin_only
 
 blp = Blueprint("admin_security", __name__, url_prefix="/admin", description="Security events and audit reports")
-blp.before_request(require_admin)
+admin_only(blp)
 
 REPORT_FORMATS = {
     "csv": ("text/csv; charset=utf-8", security_events.csv_chunks),

@@ -16,10 +16,10 @@ from blueprints.account_schemas import (
 )
 from blueprints.docs import ADMIN_ERRORS, documents_errors
 from ops_gateway import db, users
-from ops_gateway.auth import require_admin
+from ops_gateway.auth import admin_only
 
 blp = Blueprint("admin_users", __name__, url_prefix="/admin/users", description="User administration (admin key)")
-blp.before_request(require_admin)
+admin_only(blp)
 
 
 @blp.route("")

@@ -7,12 +7,12 @@ from blueprints.account_schemas import AdminAuditLogArgsSchema, AuditLogArgsSche
 from blueprints.docs import ADMIN_ERRORS, USER_ERRORS, documents_errors
 from blueprints.query_args import date_range, page_cursor
 from ops_gateway import audit, db
-from ops_gateway.auth import require_admin, require_scope, require_user
+from ops_gateway.auth import admin_only, require_scope, require_user
 
 user_blp = Blueprint("user_audit", __name__, url_prefix="/user/api-keys", description="Your API-key audit log")
 user_blp.before_request(require_user)
 admin_blp = Blueprint("admin_audit", __name__, url_prefix="/admin", description="Audit log across users (admin)")
-admin_blp.before_request(require_admin)
+admin_only(admin_blp)
 
 
 def _page(args, user_id):

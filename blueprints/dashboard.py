@@ -45,8 +45,7 @@ RECENT_RUNS = 25
 
 
 def _guard(public_endpoints):
-    """before_request: rate limit and IP block, then a signed-in admin, then the CSRF token on POST."""
-    security.check_admin_rate(request.remote_addr)
+    """before_request (after the per-IP admin limit): IP block, a signed-in admin, the CSRF token on POST."""
     security.check_ip_block(request.remote_addr)
     if request.endpoint not in public_endpoints:
         admin = dashboard_auth.current_admin()
@@ -79,7 +78,8 @@ def _error_page(error):
 
 
 def protect(blueprint, public_endpoints=()):
-    """Attach the dashboard's guards, headers and error pages to a blueprint."""
+    """Attach the dashboard's guards (the per-IP admin limit first), headers and error pages to a blueprint."""
+    security.admin_rate_limit(blueprint)
     blueprint.before_request(partial(_guard, frozenset(public_endpoints)))
     blueprint.after_request(_harden)
     blueprint.register_error_handler(ApiError, _error_page)

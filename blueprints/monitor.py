@@ -6,12 +6,12 @@ from flask_smorest import Blueprint
 from blueprints.docs import ADMIN_ERRORS, USER_ERRORS, documents_errors
 from blueprints.monitor_schemas import AdminMonitorSchema, AlertListArgsSchema, AlertListSchema, UserMonitorSchema
 from ops_gateway import db, monitoring, system_monitor
-from ops_gateway.auth import require_admin, require_scope, require_user
+from ops_gateway.auth import admin_only, require_scope, require_user
 
 user_blp = Blueprint("user_monitor", __name__, url_prefix="/user", description="Your usage and rate limits")
 user_blp.before_request(require_user)
 admin_blp = Blueprint("admin_monitor", __name__, url_prefix="/admin", description="Gateway monitoring (admin)")
-admin_blp.before_request(require_admin)
+admin_only(admin_blp)
 
 
 @user_blp.route("/monitor")

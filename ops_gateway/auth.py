@@ -197,8 +197,8 @@ def scope_error(principal, scope):
 
 def require_admin():
     """before_request hook for /admin: the bootstrap ADMIN_API_KEY or a key of an admin user."""
-    security.check_admin_rate(request.remote_addr)
-    # Before the bootstrap comparison: a blocked IP must not learn that a guess was right.
+    # The per-IP admin limit ran before this hook (``admin_only``). Before the bootstrap
+    # comparison: a blocked IP must not learn that a guess was right.
     security.check_ip_block(request.remote_addr)
     token, _ = _bearer_token()
     bootstrap = current_app.config.get("ADMIN_API_KEY")
@@ -211,3 +211,10 @@ def require_admin():
         raise ApiError(403, "forbidden", "this key does not belong to an admin")
     principal["actor"] = f"admin:{principal['user_id']}"
     return None
+
+
+def admin_only(blueprint):
+    """Guard an /admin blueprint: the per-IP admin limit (Flask-Limiter, shared by every admin
+    route and the dashboard), then ``require_admin``."""
+    security.admin_rate_limit(blueprint)
+    blueprint.before_request(require_admin)

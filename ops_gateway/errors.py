@@ -6,10 +6,12 @@ internals, logged with the request id.
 """
 
 import logging
+import time
 
 import marshmallow as ma
 import psycopg2
 from flask import current_app, jsonify
+from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
 from ops_gateway.db import UNAVAILABLE_ERRORS
@@ -94,6 +96,16 @@ def handle_http_exception(error):
     return error_response(status, DEFAULT_CODES.get(status, "error"), message, details, headers)
 
 
+def handle_rate_limit_exceeded(error):
+    """Flask-Limiter's 429 (the per-IP admin limit) in the envelope, with the window and Retry-After."""
+    from ops_gateway.extensions import limiter  # extensions imports this module
+
+    current = limiter.current_limit
+    retry_after = max(int(current.reset_at - time.time()), 1) if current else 60
+    details = {"limit": str(error.limit.limit), "window": error.limit.scope}
+    return error_response(429, "rate_limited", error.description, details, {"Retry-After": str(retry_after)})
+
+
 def handle_database_unavailable(error):
     """The database is unreachable: a 503 the client can retry, not a 500."""
     logger.error("database unavailable: %s", error.__class__.__name__)
@@ -118,6 +130,7 @@ def handle_unexpected(error):
 def init_app(app):
     """Register the handlers (after flask-smorest's, so ours win)."""
     app.register_error_handler(ApiError, handle_api_error)
+    app.register_error_handler(RateLimitExceeded, handle_rate_limit_exceeded)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(psycopg2.DataError, handle_invalid_value)
     for exc in UNAVAILABLE_ERRORS:

@@ -19,12 +19,11 @@ from datetime import UTC, datetime
 import redis
 from flask import current_app, g, request
 from limits import RateLimitItemPerDay, RateLimitItemPerHour, RateLimitItemPerMinute
-from limits.storage import storage_from_string
-from limits.strategies import FixedWindowRateLimiter
 from limits.util import WindowStats
 
 from ops_gateway import db, metrics, redis_store, security
 from ops_gateway.errors import ApiError
+from ops_gateway.extensions import limiter
 
 logger = logging.getLogger("ops_gateway.app")
 
@@ -122,9 +121,10 @@ return reads
 
 
 def init_app(app):
-    """Create the ``limits`` limiter on the shared Redis (its storage names every window's key)."""
-    storage = storage_from_string(app.config["RATELIMIT_STORAGE_URI"], socket_timeout=0.5, socket_connect_timeout=0.5)
-    app.extensions["ops_gateway.window_limiter"] = FixedWindowRateLimiter(storage)
+    """Bind Flask-Limiter (its ``limits`` strategy names every window's key) and load the Lua scripts."""
+    app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_timeout": 0.5, "socket_connect_timeout": 0.5})
+    limiter.init_app(app)
+    app.extensions["ops_gateway.window_limiter"] = limiter.limiter
     app.extensions["ops_gateway.gate"] = app.extensions["ops_gateway.redis"].register_script(_GATE)
     app.extensions["ops_gateway.charge"] = app.extensions["ops_gateway.redis"].register_script(_CHARGE)
 
@@ -199,14 +199,10 @@ def refuse_uncounted(principal, error):
     raise error
 
 
-def _window_limiter():
-    return current_app.extensions["ops_gateway.window_limiter"]
-
-
 def _window_keys(principal, limits):
     """{field: (limit item, Redis key)} of the six windows, named exactly as the limits library names them."""
     values = tuple(limits[field] for field in LIMIT_FIELDS)
-    return _keys_for(_window_limiter().storage, principal["user_id"], values)
+    return _keys_for(security.window_limiter().storage, principal["user_id"], values)
 
 
 @functools.lru_cache(maxsize=4096)

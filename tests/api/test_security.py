@@ -36,6 +36,37 @@ def test_brute_force_blocks_the_ip_with_one_event_while_others_still_work(make_a
     ]
 
 
+def test_a_blocked_ip_gets_429_on_v1_even_with_a_valid_key(make_app, requests_mock):
+    from tests.api.test_proxy import MODELS, UPSTREAM
+
+    requests_mock.get(f"{UPSTREAM}/models", json=MODELS)
+    app = make_app(AUTH_FAILURE_LIMIT="2 per 5 minutes")
+    client = app.test_client()
+    _, key = create_user(client)
+    for _ in range(2):
+        assert_error(client.get("/v1/models", headers=WRONG_KEY, environ_base=ATTACKER), 401, "invalid_api_key")
+    assert_error(client.get("/v1/models", headers=bearer(key), environ_base=ATTACKER), 429, "ip_blocked")
+    body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    blocked = client.post("/v1/chat/completions", json=body, headers=bearer(key), environ_base=ATTACKER)
+    assert_error(blocked, 429, "ip_blocked")
+    assert client.get("/v1/models", headers=bearer(key), environ_base=OFFICE).status_code == 200
+
+
+def test_admin_routes_and_dashboard_share_one_per_ip_limit(make_app):
+    app = make_app(ADMIN_RATE_LIMIT="3 per minute")
+    client = app.test_client()
+    assert client.get("/admin/plans", headers=ADMIN, environ_base=ATTACKER).status_code == 200
+    assert_error(client.get("/admin/plans", headers=WRONG_KEY, environ_base=ATTACKER), 401, "invalid_api_key")
+    assert client.get("/dashboard/login", environ_base=ATTACKER).status_code == 200
+    limited = client.get("/admin/plans", headers=ADMIN, environ_base=ATTACKER)
+    error = assert_error(limited, 429, "rate_limited")
+    assert error["details"] == {"limit": "3 per 1 minute", "window": "admin_ip"}
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    assert client.get("/dashboard/login", environ_base=ATTACKER).status_code == 429
+    assert client.get("/admin/plans", headers=ADMIN, environ_base=OFFICE).status_code == 200  # per IP
+    assert client.get("/health/live", environ_base=ATTACKER).status_code == 200  # only admin routes
+
+
 def test_security_events_filter_by_type_user_ip_and_date_with_cursor_pages(client, sql):
     user, _ = create_user(client)
     sql(
