@@ -79,7 +79,7 @@ def _error_page(error):
 
 def protect(blueprint, public_endpoints=()):
     """Attach the dashboard's guards (the per-IP admin limit first), headers and error pages to a blueprint."""
-    security.admin_rate_limit(blueprint)
+    security.limit_admin_blueprint(blueprint)
     blueprint.before_request(partial(_guard, frozenset(public_endpoints)))
     blueprint.after_request(_harden)
     blueprint.register_error_handler(ApiError, _error_page)

@@ -216,5 +216,5 @@ def require_admin():
 def admin_only(blueprint):
     """Guard an /admin blueprint: the per-IP admin limit (Flask-Limiter, shared by every admin
     route and the dashboard), then ``require_admin``."""
-    security.admin_rate_limit(blueprint)
+    security.limit_admin_blueprint(blueprint)
     blueprint.before_request(require_admin)

@@ -8,7 +8,7 @@ checks fail open: authentication itself still runs against Postgres.
 import logging
 
 import redis
-from flask import current_app, g, has_request_context
+from flask import current_app, g, has_request_context, request
 from limits import parse
 from psycopg2.extras import Json
 
@@ -50,13 +50,26 @@ def window_limiter():
 
 
 # Per-IP limit on /admin/* and the dashboard, one budget across all of them, so a leaked or
-# guessed admin key cannot be hammered; applied to each admin blueprint with ``admin_rate_limit(blp)``.
-ADMIN_SCOPE = "admin_ip"
-admin_rate_limit = limiter.shared_limit(
+# guessed admin key cannot be hammered (``limit_admin_blueprint``).
+_admin_rate_limit = limiter.shared_limit(
     lambda: current_app.config["ADMIN_RATE_LIMIT"],
-    scope=ADMIN_SCOPE,
+    scope="admin_ip",
     error_message="too many admin requests from this IP",
 )
+_ADMIN_BLUEPRINTS = set()
+
+
+def limit_admin_blueprint(blueprint):
+    """Put every route of ``blueprint`` under the per-IP admin limit."""
+    _ADMIN_BLUEPRINTS.add(blueprint.name)
+    _admin_rate_limit(blueprint)
+
+
+@limiter.request_filter
+def _outside_admin():
+    """Flask-Limiter has nothing to check outside the admin blueprints: let it skip those requests
+    at once (it would otherwise resolve limits for every /v1 request, ~0.13 ms of CPU)."""
+    return request.blueprint not in _ADMIN_BLUEPRINTS
 
 
 def check_ip_block(ip):
