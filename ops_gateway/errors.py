@@ -15,6 +15,7 @@ from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
 from ops_gateway.db import UNAVAILABLE_ERRORS
+from ops_gateway.openrouter import UpstreamError
 
 logger = logging.getLogger("ops_gateway.app")
 
@@ -106,6 +107,11 @@ def handle_rate_limit_exceeded(error):
     return error_response(429, "rate_limited", error.description, details, {"Retry-After": str(retry_after)})
 
 
+def handle_upstream_error(error):
+    """The model catalogue could not be fetched and was never cached: upstream's failure, a 502."""
+    return error_response(502, "upstream_unavailable", error.message)
+
+
 def handle_database_unavailable(error):
     """The database is unreachable: a 503 the client can retry, not a 500."""
     logger.error("database unavailable: %s", error.__class__.__name__)
@@ -131,6 +137,7 @@ def init_app(app):
     """Register the handlers (after flask-smorest's, so ours win)."""
     app.register_error_handler(ApiError, handle_api_error)
     app.register_error_handler(RateLimitExceeded, handle_rate_limit_exceeded)
+    app.register_error_handler(UpstreamError, handle_upstream_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(psycopg2.DataError, handle_invalid_value)
     for exc in UNAVAILABLE_ERRORS:

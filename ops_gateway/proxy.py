@@ -42,13 +42,14 @@ def open_request(read_body):
     side effects) so the worst-case hold can ride on the key lookup: one Postgres statement
     authenticates and holds, one Redis call admits. A request refused after the hold gives it
     back, so only requests that reach upstream keep one. ``read_body()`` returns the validated
-    body or raises the 4xx for a bad one.
+    body or raises the 4xx for a bad one; that, or a catalogue that was never fetched (502), is
+    answered only after the key has been checked.
     """
     try:
         body, invalid = read_body(), None
-    except HTTPException as error:
-        body, invalid = None, error
-    model = model_catalog.find_model(body["model"]) if body else None
+        model = model_catalog.find_model(body["model"])
+    except (HTTPException, UpstreamError) as error:  # raised once the caller is known
+        body, model, invalid = None, None, error
     if model:
         max_completion = (
             body.get("max_tokens") or body.get("max_completion_tokens") or current_app.config["DEFAULT_MAX_TOKENS"]

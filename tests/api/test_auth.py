@@ -111,6 +111,23 @@ def test_authentication_is_one_indexed_query(app, client, sql, monkeypatch):
         assert "Index Scan using api_keys_key_hash_key on api_keys" in plan
 
 
+def test_without_prepared_statements_the_lookup_is_plain_sql(make_app, monkeypatch):
+    """DB_PREPARED_STATEMENTS=false (PgBouncer in transaction mode): no PREPARE/EXECUTE is sent."""
+    client = make_app(DB_PREPARED_STATEMENTS=False).test_client()
+    _, key = create_user(client)
+    client.get("/user/balance", headers=bearer(key))  # first use: last_used_at and IP history written
+    statements = []
+    original = db.TimedCursor.execute
+
+    def recording(self, query, vars=None):
+        statements.append(query)
+        return original(self, query, vars)
+
+    monkeypatch.setattr(db.TimedCursor, "execute", recording)
+    assert client.get("/user/balance", headers=bearer(key)).status_code == 200
+    assert statements == [auth._KEY_QUERY.query]
+
+
 def test_first_use_records_last_used_at(client, sql):
     _, key = create_user(client)
     assert sql("SELECT last_used_at FROM api_keys") == [{"last_used_at": None}]

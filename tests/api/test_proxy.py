@@ -271,3 +271,11 @@ def test_cache_counts_hits_and_misses(client, user):
     info = client.get("/admin/cache-status", headers=ADMIN).get_json()["cache_info"]
     assert (info["misses"], info["hits"]) == (1, 2)
     assert info["hit_rate"] == pytest.approx(2 / 3, abs=1e-3)
+
+
+def test_a_catalogue_never_fetched_is_502_and_only_after_the_key(client, user, upstream):
+    upstream.get(f"{UPSTREAM}/models", status_code=503)
+    assert_error(chat(client, "gw_live_" + "n" * 43), 401, "invalid_api_key")
+    assert_error(chat(client, user[1]), 502, "upstream_unavailable")
+    assert_error(client.get("/v1/models", headers=bearer(user[1])), 502, "upstream_unavailable")
+    assert not any(r.method == "POST" for r in upstream.request_history)
