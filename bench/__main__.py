@@ -5,11 +5,11 @@ import sys
 
 import psutil
 
-from bench import endpoints, overhead, report, scale
+from bench import baseline, endpoints, overhead, report, scale
 from bench.environment import BenchEnvironment
 from bench.load import LoadToolMissing, require_wrk
 
-SUITES = ("overhead", "endpoints", "scale")
+SUITES = ("overhead", "baseline", "endpoints", "scale")
 
 
 def parse_args(argv):
@@ -60,6 +60,9 @@ def main(argv=None):
         if "overhead" in args.only:
             print("gateway overhead (POST /v1/chat/completions vs the fake OpenRouter directly):", flush=True)
             sections.append(("Gateway overhead", overhead.run(env, args.duration, args.concurrency)[1]))
+        if "baseline" in args.only:
+            print("baseline (bench/bare_proxy.py, the same load and cores):", flush=True)
+            sections.append(("Baseline: a bare Flask proxy", baseline.run(env, args.duration, args.concurrency)[1]))
         if "endpoints" in args.only:
             print("endpoint throughput:", flush=True)
             sections.append(("Endpoint throughput", endpoints.run(env, args.duration)[1]))

@@ -26,10 +26,10 @@ def _pid_file(path):
         return None
 
 
-def process_groups(env):
-    """{name: [psutil.Process]} for the gateway, the fake upstream, Postgres and Redis."""
+def process_groups(env, gateway_pid=None):
+    """{name: [psutil.Process]}: the gateway (or the proxy at ``gateway_pid``), fake upstream, Postgres, Redis."""
     groups = {
-        "gateway": _tree(env.gateway.process.pid),
+        "gateway": _tree(gateway_pid or env.gateway.process.pid),
         "upstream": _tree(env.upstream.process.pid),
         "postgres": _tree(_pid_file(env.instance / "pgdata" / "postmaster.pid") or -1),
         "redis": _tree(_pid_file(env.instance / "redis" / "redis.pid") or -1),
@@ -56,17 +56,18 @@ class CpuMeter:
     counts in full; one that exited in between is missed.
     """
 
-    def __init__(self, env):
+    def __init__(self, env, gateway_pid=None):
         self.env = env
+        self.gateway_pid = gateway_pid
 
     def start(self):
         """Remember every process's CPU seconds so far."""
-        self._before = {name: _cpu_seconds(procs) for name, procs in process_groups(self.env).items()}
+        self._before = {name: _cpu_seconds(procs) for name, procs in process_groups(self.env, self.gateway_pid).items()}
 
     def stop(self, requests):
         """{group: CPU milliseconds per request} since ``start``."""
         used = {}
-        for name, procs in process_groups(self.env).items():
+        for name, procs in process_groups(self.env, self.gateway_pid).items():
             before = self._before.get(name, {})
             now = _cpu_seconds(procs)
             used[name] = sum(seconds - before.get(pid, 0.0) for pid, seconds in now.items()) * 1000 / max(requests, 1)

@@ -1,0 +1,50 @@
+"""Baseline: the bare Flask proxy (``bench/bare_proxy.py``) under the same load as the gateway.
+
+It shows what this machine gives a minimal proxy on the same stack (gunicorn gthread, Flask,
+psycopg2, redis-py, requests), so the gateway's figures can be read against it.
+"""
+
+import os
+import sys
+
+import psycopg2
+
+from bench.cpu import CpuMeter
+from bench.environment import KEY_HASH_SECRET
+from bench.load import run_wrk
+from bench.overhead import BODY
+from tests.e2e.servers import Server, free_port, wait_for
+
+
+def run(env, duration, concurrency):
+    """Start the bare proxy beside the gateway, load it at each concurrency; return (rows, markdown)."""
+    _, key = env.create_user("bench-baseline@example.com")
+    with psycopg2.connect(env.database_url) as conn, conn.cursor() as cur:  # the table it writes to
+        cur.execute(
+            "CREATE TABLE IF NOT EXISTS bare_proxy_requests"
+            " (id bigserial PRIMARY KEY, user_id bigint NOT NULL, status int, created_at timestamptz DEFAULT now())"
+        )
+    conn.close()
+    port = free_port()
+    gunicorn = f"-m gunicorn -k gthread -w {env.web_concurrency} --threads {env.web_threads}".split()  # as the gateway
+    args = [sys.executable, *gunicorn, "-b", f"127.0.0.1:{port}", "bench.bare_proxy:app"]
+    settings = {"DATABASE_URL": env.database_url, "REDIS_URL": env.redis_url, "KEY_HASH_SECRET": KEY_HASH_SECRET}
+    settings["OPENROUTER_BASE_URL"] = env.upstream.base_url
+    server = Server(args, port, {**os.environ, **settings}, env.instance / "bare-proxy.log")
+    try:
+        wait_for(f"{server.url}/", timeout=30, process=server.process)
+        meter = CpuMeter(env, gateway_pid=server.process.pid)
+        rows = []
+        for connections in concurrency:
+            result = run_wrk(f"{server.url}/v1/chat/completions", connections, duration, "POST", BODY, key, meter=meter)
+            print(f"  bare proxy {result.line()}", flush=True)
+            rows.append(result)
+    finally:
+        server.stop()
+    return rows, _markdown(rows)
+
+
+def _markdown(rows):
+    lines = ["| concurrency | req/s | p50 / p95 / p99 ms | errors |", "|---|---|---|---|"]
+    lines += [f"| {r.connections} | {r.rps:.0f} | {r.p50:.2f} / {r.p95:.2f} / {r.p99:.2f} | {r.errors} |" for r in rows]
+    return lines
