@@ -6,6 +6,7 @@ schemas, logging or metrics. ``bench/baseline.py`` runs it under gunicorn like t
 """
 
 import os
+import threading
 
 import psycopg2.pool
 import redis
@@ -17,15 +18,19 @@ from ops_gateway import keys
 app = Flask(__name__)
 _upstream = requests.Session()
 _state = {}
+_lock = threading.Lock()
 
 
 def _pool():
     """One pool per worker process (made after gunicorn forks)."""
-    if _state.get("pid") != os.getpid():
-        _state["pool"] = psycopg2.pool.ThreadedConnectionPool(1, 16, os.environ["DATABASE_URL"])
+    with _lock:
+        if _state.get("pid") == os.getpid():
+            return _state["pool"]
+        # minconn = maxconn: psycopg2 closes returned connections beyond minconn.
+        _state["pool"] = psycopg2.pool.ThreadedConnectionPool(16, 16, os.environ["DATABASE_URL"])
         _state["redis"] = redis.Redis.from_url(os.environ["REDIS_URL"])
         _state["pid"] = os.getpid()
-    return _state["pool"]
+        return _state["pool"]
 
 
 @app.post("/v1/chat/completions")
@@ -34,11 +39,11 @@ def chat_completions():
     pool = _pool()
     digest = keys.hash_key(os.environ["KEY_HASH_SECRET"], request.headers["Authorization"].removeprefix("Bearer "))
     conn = pool.getconn()
+    conn.autocommit = True  # one round trip per statement
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT user_id FROM api_keys WHERE key_hash = %s", (digest,))
             (user_id,) = cur.fetchone()
-        conn.commit()
         _state["redis"].incr(f"bare:{user_id}")
         upstream = _upstream.post(
             os.environ["OPENROUTER_BASE_URL"] + "/chat/completions",
@@ -50,7 +55,6 @@ def chat_completions():
             cur.execute(
                 "INSERT INTO bare_proxy_requests (user_id, status) VALUES (%s, %s)", (user_id, upstream.status_code)
             )
-        conn.commit()
     finally:
         pool.putconn(conn)
     return Response(upstream.content, upstream.status_code, mimetype="application/json")

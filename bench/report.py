@@ -3,6 +3,7 @@
 import os
 import platform
 import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,7 +12,6 @@ import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "docs" / "performance.md"
-COMMAND = ".venv/bin/python -m bench"
 
 
 def _cpu_model():
@@ -76,7 +76,8 @@ def machine(env):
 def append_section(facts, sections, label=""):
     """Append one dated section (machine facts, then each benchmark's markdown) to docs/performance.md."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    lines = ["", f"### Run {stamp}{f' ({label})' if label else ''}", "", f"Command: `{COMMAND}`", ""]
+    command = " ".join([".venv/bin/python -m bench", *sys.argv[1:]])
+    lines = ["", f"### Run {stamp}{f' ({label})' if label else ''}", "", f"Command: `{command}`", ""]
     lines += [f"- {name}: {value}" for name, value in facts.items()]
     lines.append("- all processes (wrk, fake upstream, gateway, Postgres, Redis) share these cores")
     for title, body in sections:
