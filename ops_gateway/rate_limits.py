@@ -1,11 +1,11 @@
 """Per-user rate limits on /v1: request windows, token windows, quotas and concurrency.
 
 Every counter lives in the shared Redis, so limits are exact across gunicorn workers and
-instances. Request windows are fixed windows of the ``limits`` library (the keys and counting
-Flask-Limiter used), all three hit in one round trip; their values come from the user's plan and
-overrides (read fresh with the key on every request, so admin changes apply immediately).
-Token windows use the ``limits`` library: checked before the upstream call against what is
-left, charged after with the real token count. Windows are fixed and UTC-aligned.
+instances. Windows are fixed, UTC-aligned windows named as Flask-Limiter's ``limits`` strategy
+names them; their values come from the user's plan and overrides (read fresh with the key on
+every request, so admin changes apply immediately). A request is admitted by one Lua call
+(``gate``: IP block, new IP, concurrency slot, quotas, token windows, request windows) and a
+completion settled by one more (``charge_tokens``: its real tokens, quotas, the slot).
 
 Redis unreachable: fail open (logged, /health degraded) unless RATE_LIMIT_FAIL_CLOSED=true,
 which rejects with 503.
