@@ -52,16 +52,6 @@ def _ledger(cur, user_id, amount, balance_after, kind, reason, actor, request_id
     )
 
 
-def reserve(cur, user_id, amount):
-    """Hold ``amount`` for a request in flight; False when the spendable balance cannot cover it."""
-    cur.execute(
-        "UPDATE users SET reserved_credits = reserved_credits + %s, reserved_at = now()"
-        " WHERE id = %s AND credits - reserved_credits >= %s RETURNING credits - reserved_credits AS spendable",
-        (amount, user_id, amount),
-    )
-    return cur.fetchone() is not None
-
-
 def release(cur, user_id, amount):
     """Give back a hold without charging (upstream failed, nothing was used)."""
     cur.execute(
@@ -73,7 +63,9 @@ def release(cur, user_id, amount):
 # Settling a request as WITH-clause parts, so callers can add their own writes to the same single
 # statement (one round trip; the parts commit or fail together): release the hold, charge the cost
 # capped at the balance, and write the ledger row when anything was charged. ``charge`` yields
-# (charged, balance). Parameters: user_id, reserved, cost, actor, request_id, reason.
+# (charged, balance). Parameters: user_id, reserved, cost, actor, request_id, reason. The cap only
+# bites when the real usage exceeded the held worst case and the user has nothing left: the
+# balance never goes negative. (The hold itself is taken by the key lookup, auth._KEY_AND_HOLD_QUERY.)
 SETTLE_CTE = """
 charge AS (
     UPDATE users u SET reserved_credits = GREATEST(u.reserved_credits - %(reserved)s, 0),
@@ -86,21 +78,6 @@ charge AS (
     SELECT %(user_id)s, -charged, balance, 'usage', %(reason)s, %(actor)s, %(request_id)s
     FROM charge WHERE charged > 0
 )"""
-
-
-def settle(cur, user_id, reserved, cost, actor, request_id, reason):
-    """Release the hold and charge the exact cost, capped at the balance, with its ledger row.
-
-    Returns (charged, balance_after). The cap only bites when the real usage exceeded the
-    reserved worst case and the user has nothing left; the balance never goes negative.
-    """
-    params = {"user_id": user_id, "reserved": reserved, "cost": cost}
-    cur.execute(
-        f"WITH {SETTLE_CTE} SELECT charged, balance FROM charge",
-        {**params, "actor": actor, "request_id": request_id, "reason": reason},
-    )
-    row = cur.fetchone()
-    return row["charged"], row["balance"]
 
 
 def release_stale_holds(cur, older_than_seconds):

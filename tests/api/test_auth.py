@@ -91,9 +91,8 @@ def test_repeated_failures_block_the_ip_but_not_others(client, sql):
     assert event == {"type": "ip_blocked", "ip": "127.0.0.1"}
 
 
-def test_authentication_is_one_indexed_query(app, client, sql, monkeypatch):
-    _, key = create_user(client)
-    client.get("/user/balance", headers=bearer(key))  # first use: last_used_at and IP history written
+def record_statements(monkeypatch):
+    """From now on, every statement the app sends, in order (a list filled as they run)."""
     statements = []
     original = db.TimedCursor.execute
 
@@ -102,6 +101,13 @@ def test_authentication_is_one_indexed_query(app, client, sql, monkeypatch):
         return original(self, query, vars)
 
     monkeypatch.setattr(db.TimedCursor, "execute", recording)
+    return statements
+
+
+def test_authentication_is_one_indexed_query(app, client, sql, monkeypatch):
+    _, key = create_user(client)
+    client.get("/user/balance", headers=bearer(key))  # first use: last_used_at and IP history written
+    statements = record_statements(monkeypatch)
     assert client.get("/user/balance", headers=bearer(key)).status_code == 200
     assert statements == ["EXECUTE auth_key (%s, %s)"]  # prepared by the first request on this connection
     sql("SET enable_seqscan = off")
@@ -116,14 +122,7 @@ def test_without_prepared_statements_the_lookup_is_plain_sql(make_app, monkeypat
     client = make_app(DB_PREPARED_STATEMENTS=False).test_client()
     _, key = create_user(client)
     client.get("/user/balance", headers=bearer(key))  # first use: last_used_at and IP history written
-    statements = []
-    original = db.TimedCursor.execute
-
-    def recording(self, query, vars=None):
-        statements.append(query)
-        return original(self, query, vars)
-
-    monkeypatch.setattr(db.TimedCursor, "execute", recording)
+    statements = record_statements(monkeypatch)
     assert client.get("/user/balance", headers=bearer(key)).status_code == 200
     assert statements == [auth._KEY_QUERY.query]
 
