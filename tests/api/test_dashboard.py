@@ -140,15 +140,20 @@ def test_next_parameter_never_leaves_the_dashboard(client):
     assert response.headers["Location"].endswith("/dashboard/")
 
 
+def grant_in_dashboard(client, user_id, amount, reason):
+    """Signed in, submit the user page's credits form with its CSRF token; return the page that follows."""
+    token = csrf_of(client, f"/dashboard/users/{user_id}")
+    return client.post(
+        f"/dashboard/users/{user_id}/credits",
+        data={"amount": amount, "reason": reason, "csrf_token": token},
+        follow_redirects=True,
+    )
+
+
 def test_granting_credits_writes_the_ledger_and_the_audit_log(client, sql):
     user, _ = create_user(client)
     sign_in(client)
-    token = csrf_of(client, f"/dashboard/users/{user['id']}")
-    response = client.post(
-        f"/dashboard/users/{user['id']}/credits",
-        data={"amount": "12.50", "reason": "ticket 7", "csrf_token": token},
-        follow_redirects=True,
-    )
+    response = grant_in_dashboard(client, user["id"], "12.50", "ticket 7")
     assert "Granted $12.50" in response.get_data(as_text=True)
     (row,) = audit_rows(sql, "credits_adjusted")
     assert row["actor"] == "admin:bootstrap" and row["details"]["amount"] == "12.50"
@@ -160,12 +165,7 @@ def test_granting_credits_writes_the_ledger_and_the_audit_log(client, sql):
 def test_invalid_credit_amount_changes_nothing(client, sql):
     user, _ = create_user(client)
     sign_in(client)
-    token = csrf_of(client, f"/dashboard/users/{user['id']}")
-    response = client.post(
-        f"/dashboard/users/{user['id']}/credits",
-        data={"amount": "0", "reason": "x", "csrf_token": token},
-        follow_redirects=True,
-    )
+    response = grant_in_dashboard(client, user["id"], "0", "x")
     assert "must not be zero" in response.get_data(as_text=True)
     assert audit_rows(sql, "credits_adjusted") == []
 
