@@ -1,7 +1,22 @@
-"""gunicorn settings for the Procfile's web process."""
+"""gunicorn settings for the Procfile's web process.
+
+gevent workers (the default): each request is a greenlet, so one waiting on upstream, on a slow
+client or on an open stream costs kilobytes, not a thread, while the code stays synchronous.
+The standard library is patched here, in the master, before anything imports a network
+library (ssl above all), and psycopg2 gets a gevent wait callback (psycogreen) in each worker.
+"""
 
 import os
 import shutil
+
+from ops_gateway.config import load_settings
+
+_settings = load_settings(os.environ)
+
+if _settings.WEB_WORKER_CLASS == "gevent":
+    from gevent import monkey
+
+    monkey.patch_all()
 
 
 def _fresh_multiprocess_dir():
@@ -12,31 +27,44 @@ def _fresh_multiprocess_dir():
         os.makedirs(directory, exist_ok=True)
 
 
-_fresh_multiprocess_dir()  # before importing ops_gateway, whose modules define the metrics
-
-from ops_gateway.config import load_settings  # noqa: E402
-
-_settings = load_settings(os.environ)
+_fresh_multiprocess_dir()  # before importing the app, whose modules define the metrics
 
 bind = f"0.0.0.0:{_settings.PORT}"
 workers = _settings.WEB_CONCURRENCY
-# Threads let one worker keep serving while another request waits on a slow upstream.
-worker_class = "gthread"
-threads = _settings.WEB_THREADS
+worker_class = _settings.WEB_WORKER_CLASS
+worker_connections = _settings.WEB_WORKER_CONNECTIONS  # gevent
+threads = _settings.WEB_THREADS  # gthread
+# Time allowed for a request line and its headers, and the idle time of a kept-alive connection.
+keepalive = _settings.CLIENT_HEADER_TIMEOUT_SECONDS
 timeout = 120
 graceful_timeout = 30
-keepalive = 5
 accesslog = None  # ops_gateway.app writes the access log with request ids
 
 
 def on_starting(server):
     """Start embedded services once in the master so workers share them (no-op with URLs set)."""
-    from ops_gateway import instance_path_from_env, resolve_services
+    from ops_gateway.app import instance_path_from_env, resolve_services
 
     settings = resolve_services(load_settings(os.environ), instance_path_from_env())
     for name in ("DATABASE_URL", "REDIS_URL", "KEY_HASH_SECRET", "ADMIN_API_KEY", "SECRET_KEY"):
         if settings[name]:
             os.environ[name] = settings[name]
+
+
+def post_fork(server, worker):
+    """psycopg2 waits through gevent's hub, so a query in flight lets other requests run."""
+    if _settings.WEB_WORKER_CLASS == "gevent":
+        from psycogreen.gevent import patch_psycopg
+
+        patch_psycopg()
+
+
+def post_request(worker, req, environ, resp):
+    """Close the connection when the app asked to (a refused body is never drained)."""
+    from ops_gateway.request_limits import CLOSE_CONNECTION
+
+    if environ.get(CLOSE_CONNECTION):
+        req.must_close = True
 
 
 def child_exit(server, worker):

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import psycopg2
 
-from ops_gateway import create_app, embedded, migrations
+from ops_gateway import embedded, migrations
+from ops_gateway.app import create_app
 from ops_gateway.db import Database
 
 ADMIN_KEY = "gw_admin_bench_0123456789abcdefghijklmnop"

@@ -110,13 +110,17 @@ class PerformanceSchema(ma.Schema):
 
 
 class DatabaseStatusSchema(ma.Schema):
-    """Pool of the answering process, database size, slow statements across the deployment."""
+    """Pool of the answering process, database size, slow statements and pool exhaustions across the deployment."""
 
     pool_in_use = ma.fields.Integer()
     pool_idle = ma.fields.Integer()
     pool_max = ma.fields.Integer()
     size_bytes = ma.fields.Integer()
     slow_queries_1h = ma.fields.Integer(allow_none=True, metadata={"description": "null when Redis is down"})
+    pool_exhausted_1h = ma.fields.Integer(
+        allow_none=True,
+        metadata={"description": "503 database_busy refusals (no free connection); null when Redis is down"},
+    )
 
 
 class ResourcesSchema(ma.Schema):

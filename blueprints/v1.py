@@ -1,6 +1,6 @@
 """/v1: the OpenAI-compatible proxy (models and chat completions) for API-key holders."""
 
-from flask import Response, g, request, stream_with_context
+from flask import Response, current_app, g, request, stream_with_context
 from flask_smorest import Blueprint
 
 from blueprints.docs import USER_ERRORS, documents_errors
@@ -84,6 +84,7 @@ def chat_completions():
     """Create a chat completion (OpenAI-compatible); streams server-sent events when stream=true."""
     body, context = proxy.open_request(_read_completion_body)
     if context["streamed"]:
+        _bound_client_writes()
         response = Response(stream_with_context(proxy.open_stream(body, context)), mimetype="text/event-stream")
         response.headers["Cache-Control"] = "no-cache"
         response.headers["X-Accel-Buffering"] = "no"
@@ -98,6 +99,13 @@ def chat_completions():
         "X-Gateway-Overhead-Ms": f"{max(context['latency_ms'] - context['upstream_latency_ms'], 0):.2f}",
     }
     return result, 200, headers
+
+
+def _bound_client_writes():
+    """A stream whose client stops reading for CLIENT_BODY_TIMEOUT_SECONDS is dropped (and settled)."""
+    client_socket = request.environ.get("gunicorn.socket")
+    if client_socket is not None:
+        client_socket.settimeout(current_app.config["CLIENT_BODY_TIMEOUT_SECONDS"])
 
 
 def _read_completion_body():

@@ -1,14 +1,14 @@
-"""PostgreSQL access: one psycopg2 pool per process, one borrowed connection per request.
+"""PostgreSQL access: one bounded, waiting psycopg2 pool per process, a connection per block.
 
 The pool is created lazily and re-created when the process id changes, so a pool made before
-gunicorn forks is never shared by two workers. SQL is always parameterised; rows come back
-as dicts.
+gunicorn forks is never shared by two workers. A request borrows a connection for each
+``transaction()`` or ``statement()`` block and gives it back at the block's end. SQL is always
+parameterised; rows come back as dicts.
 """
 
 import logging
 import os
 import re
-import select
 import threading
 import time
 from contextlib import contextmanager
@@ -17,9 +17,11 @@ import psycopg2
 import psycopg2.extras
 import psycopg2.pool
 from flask import current_app, g
+from gevent.monkey import get_original
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 
 logger = logging.getLogger("ops_gateway.db")
+_poll, _POLLIN = get_original("select", ["poll", "POLLIN"])
 
 # Errors meaning "the database is not reachable right now" (mapped to 503, never 500).
 UNAVAILABLE_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError, psycopg2.pool.PoolError)
@@ -88,16 +90,72 @@ class Prepared:
         return cur.execute(self._execute, [params[parameter] for parameter in self.parameters])
 
 
-class _ReusingPool(psycopg2.pool.ThreadedConnectionPool):
-    """Opens connections on demand and keeps returned ones for reuse, up to maxconn.
+class PoolExhausted(psycopg2.pool.PoolError):
+    """Every pooled connection stayed borrowed for the whole wait: a 503 of its own."""
 
-    psycopg2 closes every returned connection beyond ``minconn``; with minconn=0 each request
-    paid for a new server connection (a backend fork, several milliseconds).
+
+class WaitingPool:
+    """A bounded pool that makes borrowers wait (up to ``timeout`` seconds) for a free connection.
+
+    Connections are opened on demand and kept when returned. The semaphore is cooperative under
+    gevent (``threading`` is monkey-patched before the pool is built), so a waiting request
+    costs a greenlet, not a blocked worker.
     """
 
-    def __init__(self, maxconn, *args, **kwargs):
-        super().__init__(0, maxconn, *args, **kwargs)
-        self.minconn = maxconn  # idle connections are kept while fewer than this are pooled
+    def __init__(self, maxconn, timeout, connect):
+        self.maxconn = maxconn
+        self.timeout = timeout
+        self._connect = connect
+        self._slots = threading.BoundedSemaphore(maxconn)
+        self._idle = []
+        self._lock = threading.Lock()
+        self.in_use = 0
+        self.closed = False
+
+    def getconn(self):
+        """A connection (idle or new), or PoolExhausted after ``timeout`` seconds."""
+        if not self._slots.acquire(timeout=self.timeout):
+            raise PoolExhausted(f"no free database connection within {self.timeout:g}s")
+        try:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+                self.in_use += 1
+            return conn if conn is not None else self._connect()
+        except BaseException:
+            self._release()
+            raise
+
+    def putconn(self, conn, close=False):
+        """Take a connection back (closing it when asked or when the pool is closed)."""
+        try:
+            if close or self.closed or conn.closed:
+                conn.close()
+            else:
+                with self._lock:
+                    self._idle.append(conn)
+        finally:
+            self._release()
+
+    def _release(self):
+        with self._lock:
+            self.in_use -= 1
+        self._slots.release()
+
+    def idle_count(self):
+        """Connections open and not borrowed."""
+        return len(self._idle)
+
+    def close_idle(self):
+        """Close every idle connection."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+    def closeall(self):
+        """Close idle connections now and borrowed ones when they come back."""
+        self.closed = True
+        self.close_idle()
 
 
 def _went_away(conn):
@@ -108,23 +166,24 @@ def _went_away(conn):
     """
     if conn.closed:
         return True
-    poller = select.poll()
-    poller.register(conn.fileno(), select.POLLIN)
+    poller = _poll()  # a zero timeout never blocks, so gevent's cooperative poll is not needed
+    poller.register(conn.fileno(), _POLLIN)
     return bool(poller.poll(0))
 
 
 class Database:
     """A lazily created, fork-aware ThreadedConnectionPool for one database URL."""
 
-    def __init__(self, url, maxconn=12, statement_timeout_ms=5000, connect_timeout_s=2):
+    def __init__(self, url, maxconn=12, statement_timeout_ms=5000, connect_timeout_s=2, pool_timeout_s=5.0):
         self.url = url
         self.maxconn = maxconn
+        self.pool_timeout_s = pool_timeout_s
         self.statement_timeout_ms = statement_timeout_ms
         self.connect_timeout_s = connect_timeout_s
         self._pool = None
         self._pid = None
         self._lock = threading.Lock()
-        self._borrowed = 0
+        self.on_exhausted = None  # called each time a borrower gave up waiting
 
     def connect(self, **extra):
         """Open a fresh connection outside the pool (migrations, CLI, scheduler locks)."""
@@ -147,37 +206,34 @@ class Database:
         if self._pool is None or self._pid != os.getpid():
             with self._lock:
                 if self._pool is None or self._pid != os.getpid():
-                    self._pool = _ReusingPool(self.maxconn, self.url, **self._connect_kwargs())
+                    self._pool = WaitingPool(self.maxconn, self.pool_timeout_s, self.connect)
                     self._pid = os.getpid()
-                    self._borrowed = 0
         return self._pool
 
     def getconn(self):
-        """Borrow a connection; the caller must hand it back with ``putconn``."""
+        """Borrow a connection, waiting for a free one; the caller must hand it back with ``putconn``."""
         pool = self._get_pool()
-        conn = pool.getconn()
-        for _ in range(self.maxconn):  # pooled connections the server dropped while idle are replaced
-            if not _went_away(conn):
-                break
-            pool.putconn(conn, close=True)
+        try:
             conn = pool.getconn()
-        with self._lock:
-            self._borrowed += 1
+            while _went_away(conn):  # pooled connections the server dropped while idle are replaced
+                pool.putconn(conn, close=True)
+                conn = pool.getconn()
+        except PoolExhausted:
+            if self.on_exhausted is not None:
+                self.on_exhausted()
+            raise
+        conn.pool = pool  # returned to the pool it came from, even after a reset
         return conn
 
     def putconn(self, conn, broken=False):
         """Return a connection, discarding it when broken or left mid-transaction."""
-        pool = self._get_pool()
-        with self._lock:
-            self._borrowed = max(0, self._borrowed - 1)
+        pool = getattr(conn, "pool", None) or self._get_pool()
         try:
             if not (conn.closed or broken) and conn.get_transaction_status() != TRANSACTION_STATUS_IDLE:
                 conn.rollback()
             pool.putconn(conn, close=bool(conn.closed or broken))
         except psycopg2.Error:
             pool.putconn(conn, close=True)
-        except psycopg2.pool.PoolError:
-            conn.close()  # borrowed from a pool that has since been reset: just drop it
 
     @contextmanager
     def connection(self):
@@ -195,12 +251,8 @@ class Database:
     def discard_idle(self):
         """Close idle pooled connections (after the server went away they are all dead)."""
         pool = self._pool if self._pid == os.getpid() else None
-        if pool is None:
-            return
-        with pool._lock:
-            for conn in pool._pool:
-                conn.close()
-            pool._pool.clear()
+        if pool is not None:
+            pool.close_idle()
 
     def reset(self):
         """Close every pooled connection (used after a database restart or by operators)."""
@@ -208,13 +260,12 @@ class Database:
             if self._pool is not None and self._pid == os.getpid():
                 self._pool.closeall()
             self._pool = None
-            self._borrowed = 0
 
     def stats(self):
         """Connections borrowed and idle in this process's pool."""
         pool = self._pool if self._pid == os.getpid() else None
-        idle = len(pool._pool) if pool is not None else 0
-        return {"pool_in_use": self._borrowed, "pool_idle": idle, "pool_max": self.maxconn}
+        in_use, idle = (pool.in_use, pool.idle_count()) if pool is not None else (0, 0)
+        return {"pool_in_use": in_use, "pool_idle": idle, "pool_max": self.maxconn}
 
 
 def get_database():
@@ -222,25 +273,42 @@ def get_database():
     return current_app.extensions["ops_gateway.db"]
 
 
-def get_conn():
-    """The connection borrowed for this request (borrowed on first use, returned at teardown)."""
-    if "db_conn" not in g:
-        g.db_conn = get_database().getconn()
-    return g.db_conn
+@contextmanager
+def _block_connection():
+    """The connection for one block: the outermost block borrows it and gives it back at its end.
+
+    Nested blocks share it. A request therefore holds a connection only while it talks to
+    Postgres, never while it waits on upstream or on a slow client.
+    """
+    conn = g.get("db_conn")
+    if conn is not None:
+        yield conn
+        return
+    database = get_database()
+    g.db_conn = conn = database.getconn()
+    broken = False
+    try:
+        yield conn
+    except UNAVAILABLE_ERRORS:
+        broken = True
+        raise
+    finally:
+        g.pop("db_conn", None)
+        database.putconn(conn, broken=broken or bool(conn.closed))
 
 
 @contextmanager
 def transaction():
-    """A cursor inside one transaction on the request's connection: commit or roll back."""
-    conn = get_conn()
-    try:
-        with conn.cursor() as cur:
-            yield cur
-        conn.commit()
-    except BaseException:
-        if not conn.closed:
-            conn.rollback()
-        raise
+    """A cursor inside one transaction on a borrowed connection: commit or roll back."""
+    with _block_connection() as conn:
+        try:
+            with conn.cursor() as cur:
+                yield cur
+            conn.commit()
+        except BaseException:
+            if not conn.closed:
+                conn.rollback()
+            raise
 
 
 @contextmanager
@@ -250,18 +318,18 @@ def statement():
     For the request path's single reads and single-row updates; statements that must commit
     together use ``transaction()``.
     """
-    conn = get_conn()
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            yield cur
-    finally:
-        if not conn.closed:
-            conn.autocommit = False
+    with _block_connection() as conn:
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                yield cur
+        finally:
+            if not conn.closed:
+                conn.autocommit = False
 
 
 def release_request_connection(exc=None):
-    """Teardown hook: give the request's connection back to the pool."""
+    """Teardown hook: a block cut short (a generator never resumed) still gives its connection back."""
     conn = g.pop("db_conn", None)
     if conn is not None:
         broken = conn.closed or isinstance(exc, UNAVAILABLE_ERRORS)

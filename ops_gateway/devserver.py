@@ -10,7 +10,8 @@ import subprocess
 import sys
 import time
 
-from ops_gateway import instance_path_from_env, migrations, resolve_services
+from ops_gateway import migrations
+from ops_gateway.app import instance_path_from_env, resolve_services
 from ops_gateway.config import load_settings
 from ops_gateway.db import Database
 from ops_gateway.embedded import stop_postgres, stop_redis

@@ -14,7 +14,7 @@ from flask import current_app, jsonify
 from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
-from ops_gateway.db import UNAVAILABLE_ERRORS
+from ops_gateway.db import UNAVAILABLE_ERRORS, PoolExhausted
 from ops_gateway.openrouter import UpstreamError
 
 logger = logging.getLogger("ops_gateway.app")
@@ -26,6 +26,7 @@ DEFAULT_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
@@ -121,6 +122,14 @@ def handle_database_unavailable(error):
     return error_response(503, "database_unavailable", "the database is unavailable; retry shortly")
 
 
+def handle_pool_exhausted(error):
+    """Every pooled connection stayed busy for DB_POOL_TIMEOUT_SECONDS: overload, not an outage."""
+    logger.warning("database pool exhausted")
+    return error_response(
+        503, "database_busy", "every database connection is busy; retry shortly", headers={"Retry-After": "1"}
+    )
+
+
 def handle_invalid_value(error):
     """A value the database cannot store or compare (out of range, malformed): the client's 400."""
     logger.warning("database rejected a value: %s", error.__class__.__name__)
@@ -142,4 +151,5 @@ def init_app(app):
     app.register_error_handler(psycopg2.DataError, handle_invalid_value)
     for exc in UNAVAILABLE_ERRORS:
         app.register_error_handler(exc, handle_database_unavailable)
+    app.register_error_handler(PoolExhausted, handle_pool_exhausted)
     app.register_error_handler(Exception, handle_unexpected)

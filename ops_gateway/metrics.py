@@ -61,6 +61,15 @@ CACHE_LOOKUPS = Counter("gateway_model_cache_lookups_total", "Model cache lookup
 CACHE_REFRESHES = Counter("gateway_model_cache_refreshes_total", "Model list refreshes", ["outcome"])
 DB_POOL_IN_USE = Gauge("gateway_db_pool_connections_in_use", "Pooled connections borrowed", multiprocess_mode="livesum")
 DB_SLOW_QUERIES = Counter("gateway_db_slow_queries_total", "Statements slower than SLOW_QUERY_MS")
+DB_POOL_EXHAUSTED = Counter(
+    "gateway_db_pool_exhausted_total", "Requests refused (503) after DB_POOL_TIMEOUT_SECONDS without a connection"
+)
+UPSTREAM_IN_FLIGHT = Gauge(
+    "gateway_upstream_calls_in_flight", "Completions holding an upstream slot", multiprocess_mode="livesum"
+)
+UPSTREAM_SLOT_REFUSALS = Counter(
+    "gateway_upstream_capacity_rejections_total", "Completions refused (503) at UPSTREAM_MAX_CONCURRENCY"
+)
 
 
 def request_started():

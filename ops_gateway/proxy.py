@@ -2,8 +2,9 @@
 
 Flow: authenticate and hold the request's worst-case cost in one statement, admit it in one
 Redis call (404 for an unknown model and 402 when the balance cannot cover the hold, both
-before any upstream call), call upstream, then settle the real cost in one statement.
-Upstream failures release the hold and cost nothing.
+before any upstream call), take an upstream slot, call upstream, then settle the real cost in
+one statement. Upstream failures release the hold and cost nothing. No database connection is
+held while upstream answers; a stream is cut and settled after ``MAX_STREAM_SECONDS``.
 """
 
 import json
@@ -14,7 +15,7 @@ from decimal import Decimal
 from flask import current_app, g
 from werkzeug.exceptions import HTTPException
 
-from ops_gateway import auth, credits, db, metrics, model_catalog, rate_limits, usage
+from ops_gateway import auth, credits, db, metrics, model_catalog, rate_limits, upstream_slots, usage
 from ops_gateway.errors import ApiError
 from ops_gateway.money import format_money
 from ops_gateway.openrouter import UpstreamError
@@ -38,7 +39,7 @@ def open_request(read_body):
     """Authenticate, admit and hold credits for one completion; return (body, context) or raise.
 
     Refusals, in order: 401/403 key, 403 scope, 400/422 body, 429 (IP block, concurrency,
-    quotas, token and request windows), 404 model, 402 credits. The body is read first (no
+    quotas, token and request windows), 404 model, 402 credits, 503 no upstream slot. The body is read first (no
     side effects) so the worst-case hold can ride on the key lookup: one Postgres statement
     authenticates and holds, one Redis call admits. A request refused after the hold gives it
     back, so only requests that reach upstream keep one. ``read_body()`` returns the validated
@@ -73,6 +74,7 @@ def open_request(read_body):
                 "your credits cannot cover this request's maximum cost",
                 {"required": str(reserve), "model": model["id"], "max_tokens": max_completion},
             )
+        slot = upstream_slots.acquire()
     except BaseException:
         if user["held"]:
             with db.statement() as cur:
@@ -88,6 +90,7 @@ def open_request(read_body):
         "reserved": reserve,
         "streamed": bool(body.get("stream")),
         "prompt_estimate": prompt_estimate,
+        "upstream_slot": slot,
     }
     return body, context
 
@@ -151,6 +154,8 @@ def complete(body, context):
         result = _client().chat_completion(payload)
     except UpstreamError as error:
         raise _upstream_failure(context, error, (time.perf_counter() - started) * 1000) from None
+    finally:
+        context["upstream_slot"].release()
     upstream_ms = (time.perf_counter() - started) * 1000
     prompt, completion = _tokens(result.get("usage"), context, body.get("max_tokens") or 0)
     finish(context, "success", prompt, completion, 200, upstream_latency_ms=upstream_ms)
@@ -163,15 +168,23 @@ def open_stream(body, context):
     started = time.perf_counter()
     try:
         upstream = _client().stream_chat_completion(payload)
-    except UpstreamError as error:
-        raise _upstream_failure(context, error, (time.perf_counter() - started) * 1000) from None
+    except BaseException as error:
+        context["upstream_slot"].release()
+        if isinstance(error, UpstreamError):
+            raise _upstream_failure(context, error, (time.perf_counter() - started) * 1000) from None
+        raise
     context["upstream_started"] = started
     return relay(context, upstream)
 
 
 def relay(context, upstream):
-    """Yield SSE events as they arrive; settle exactly once, even if the client goes away."""
+    """Yield SSE events as they arrive; settle exactly once, even if the client goes away.
+
+    A stream still open after ``MAX_STREAM_SECONDS`` is cut with an error event and settled
+    as incomplete.
+    """
     usage_block, content_chunks, settled = None, 0, False
+    cut_at = context["upstream_started"] + current_app.config["MAX_STREAM_SECONDS"]
     try:
         for data in upstream:
             if data == "[DONE]":
@@ -192,11 +205,17 @@ def relay(context, upstream):
             elif '"content"' in data:
                 content_chunks += 1
             yield f"data: {data}\n\n"
+            if time.perf_counter() >= cut_at:
+                logger.warning("stream cut at MAX_STREAM_SECONDS", extra={"request_id": context["request_id"]})
+                message = "the stream exceeded the gateway's maximum duration"
+                yield "data: " + json.dumps({"error": {"code": "stream_too_long", "message": message}}) + "\n\n"
+                break
     except UpstreamError as error:
         logger.warning("upstream stream broke", extra={"error_kind": error.kind})
         yield "data: " + json.dumps({"error": {"code": "upstream_stream_error", "message": error.message}}) + "\n\n"
     finally:
         upstream.close()
+        context["upstream_slot"].release()
         if not settled:
             # Client went away or upstream broke mid-stream: charge what upstream reported, else
             # the estimate (prompt estimate + one token per content chunk received).

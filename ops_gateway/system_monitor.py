@@ -2,8 +2,8 @@
 
 Web processes publish a small resource sample to Redis at most every SAMPLE_SECONDS (after a
 request), so the scheduler, which runs in its own process or dyno, can judge CPU, memory and
-pool saturation across the deployment. Slow queries are counted in per-minute Redis buckets,
-so the last hour's count covers every process.
+pool saturation across the deployment. Slow queries and database pool exhaustions are counted
+in per-minute Redis buckets, so the last hour's count covers every process.
 """
 
 import json
@@ -20,8 +20,10 @@ from ops_gateway import db, metrics, redis_store
 SAMPLES_KEY = "gw:monitor:samples"
 SAMPLE_SECONDS = 10
 SAMPLE_MAX_AGE_SECONDS = 90  # older samples belong to processes that stopped serving
-SLOW_QUERY_KEY = "gw:monitor:slow-queries:{minute}"
-SLOW_QUERY_KEY_SECONDS = 7200
+EVENT_KEY = "gw:monitor:{event}:{minute}"
+EVENT_KEY_SECONDS = 7200
+SLOW_QUERY = "slow-queries"
+POOL_EXHAUSTED = "pool-exhausted"
 
 _published = {"pid": None, "at": 0.0}
 
@@ -78,36 +80,49 @@ def deployment_samples():
     return samples
 
 
-def count_slow_query(client, elapsed_ms):
-    """TimedCursor.on_slow_query hook: count one slow statement in this minute's bucket."""
-    metrics.DB_SLOW_QUERIES.inc()
-    key = SLOW_QUERY_KEY.format(minute=datetime.now(UTC).strftime("%Y%m%d%H%M"))
+def count_event(client, event):
+    """Count one ``event`` in this minute's deployment-wide bucket."""
+    key = EVENT_KEY.format(event=event, minute=datetime.now(UTC).strftime("%Y%m%d%H%M"))
     try:
         pipe = client.pipeline()
         pipe.incr(key)
-        pipe.expire(key, SLOW_QUERY_KEY_SECONDS)
+        pipe.expire(key, EVENT_KEY_SECONDS)
         pipe.execute()
     except redis.RedisError:
-        pass  # counting must never fail the statement that was slow
+        pass  # counting must never fail the request that is being counted
 
 
-def slow_queries_last_hour():
-    """Slow statements of the last 60 minutes, across every process (None when Redis is down)."""
+def events_last_hour(event):
+    """How many ``event``s the last 60 minutes saw, across every process (None when Redis is down)."""
     now = datetime.now(UTC)
-    keys = [SLOW_QUERY_KEY.format(minute=(now - timedelta(minutes=m)).strftime("%Y%m%d%H%M")) for m in range(60)]
+    minutes = ((now - timedelta(minutes=m)).strftime("%Y%m%d%H%M") for m in range(60))
+    keys = [EVENT_KEY.format(event=event, minute=minute) for minute in minutes]
     try:
         return sum(int(count or 0) for count in redis_store.get_redis().mget(keys))
     except redis.RedisError:
         return None
 
 
+def count_slow_query(client, elapsed_ms):
+    """TimedCursor.on_slow_query hook."""
+    metrics.DB_SLOW_QUERIES.inc()
+    count_event(client, SLOW_QUERY)
+
+
+def count_pool_exhausted(client):
+    """Database.on_exhausted hook: a request gave up waiting for a pooled connection."""
+    metrics.DB_POOL_EXHAUSTED.inc()
+    count_event(client, POOL_EXHAUSTED)
+
+
 def database_status(cur):
-    """This process's pool, the database size and the deployment's slow queries of the last hour."""
+    """This process's pool, the database size, the deployment's slow queries and pool exhaustions (last hour)."""
     cur.execute("SELECT pg_database_size(current_database()) AS size_bytes")
     return {
         **db.get_database().stats(),
         "size_bytes": cur.fetchone()["size_bytes"],
-        "slow_queries_1h": slow_queries_last_hour(),
+        "slow_queries_1h": events_last_hour(SLOW_QUERY),
+        "pool_exhausted_1h": events_last_hour(POOL_EXHAUSTED),
     }
 
 
@@ -142,5 +157,6 @@ def init_app(app):
     """Count slow queries deployment-wide and publish resource samples after requests."""
     client = app.extensions["ops_gateway.redis"]
     db.TimedCursor.on_slow_query = lambda elapsed_ms: count_slow_query(client, elapsed_ms)
+    app.extensions["ops_gateway.db"].on_exhausted = lambda: count_pool_exhausted(client)
     app.after_request(publish_sample)
     psutil.cpu_percent(interval=None)  # start the CPU measurement window

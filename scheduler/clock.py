@@ -17,7 +17,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 
-from ops_gateway import create_app
+from ops_gateway.app import create_app
 from scheduler import runner
 from scheduler.jobs import JOBS, interval_seconds, jitter_seconds
 

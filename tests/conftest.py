@@ -15,7 +15,8 @@ import psycopg2.extras
 import pytest
 import redis
 
-from ops_gateway import create_app, embedded, migrations
+from ops_gateway import embedded, migrations
+from ops_gateway.app import create_app
 from ops_gateway.db import Database
 
 KEY_HASH_SECRET = "test-key-hash-secret"

@@ -1,0 +1,126 @@
+"""The app factory: settings, logging, database, Redis, migrations, request limits, blueprints."""
+
+import logging
+import os
+import time
+
+from flask import Flask
+
+from ops_gateway import (
+    __version__,
+    cli,
+    db,
+    docs_assets,
+    embedded,
+    errors,
+    migrations,
+    model_catalog,
+    rate_limits,
+    redis_store,
+    request_hooks,
+    request_limits,
+    system_monitor,
+    upstream_slots,
+)
+from ops_gateway.config import load_settings
+from ops_gateway.extensions import api
+
+logger = logging.getLogger("ops_gateway.app")
+
+
+def instance_path_from_env():
+    """INSTANCE_PATH, or ``instance/`` beside the code: where embedded data and secrets live."""
+    default = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "instance")
+    return os.path.abspath(os.environ.get("INSTANCE_PATH") or default)
+
+
+def resolve_services(settings, instance_path):
+    """Fill in DATABASE_URL/REDIS_URL (and local secrets) from the embedded servers when unset."""
+    if not settings.DATABASE_URL:
+        settings["DATABASE_URL"] = embedded.ensure_postgres(instance_path)
+        local = embedded.ensure_local_secrets(instance_path)
+        for name in ("KEY_HASH_SECRET", "ADMIN_API_KEY", "SECRET_KEY"):
+            settings[name] = settings[name] or local[name]
+    if not settings.REDIS_URL:
+        settings["REDIS_URL"] = embedded.ensure_redis(instance_path)
+    settings["SECRET_KEY"] = settings.SECRET_KEY or settings.KEY_HASH_SECRET
+    return settings
+
+
+def create_app(overrides=None):
+    """Build the WSGI app: settings, logging, database, Redis, migrations, blueprints."""
+    overrides = dict(overrides or {})
+    instance_path = overrides.pop("INSTANCE_PATH", None) or instance_path_from_env()
+    app = Flask(__name__, instance_path=instance_path)
+    os.makedirs(app.instance_path, exist_ok=True)
+    settings = resolve_services(load_settings(os.environ, overrides), app.instance_path)
+    app.config.update(settings)
+    app.config.update(
+        API_TITLE="ops-gateway",
+        API_VERSION=__version__,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="/docs-assets/",
+        OPENAPI_REDOC_PATH="/redoc",
+        OPENAPI_REDOC_URL="/static/redoc/redoc.standalone.js",
+        JSON_SORT_KEYS=False,
+        STARTED_AT=time.time(),
+        RATELIMIT_STORAGE_URI=limits_storage_uri(app.config["REDIS_URL"]),  # rate-limit windows (limits library)
+        VERSION=__version__,
+    )
+    from ops_gateway.logging_setup import configure_logging
+
+    configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
+
+    database = db.Database(
+        app.config["DATABASE_URL"],
+        maxconn=app.config["DB_POOL_MAX"],
+        statement_timeout_ms=app.config["DB_STATEMENT_TIMEOUT_MS"],
+        connect_timeout_s=app.config["DB_CONNECT_TIMEOUT_SECONDS"],
+        pool_timeout_s=app.config["DB_POOL_TIMEOUT_SECONDS"],
+    )
+    db.init_app(app, database)
+    app.extensions["ops_gateway.redis"] = redis_store.connect(app.config["REDIS_URL"], app.config["REDIS_POOL_MAX"])
+    if app.config["RUN_MIGRATIONS_ON_START"]:
+        run_startup_migrations(database)
+
+    request_hooks.init_app(app)
+    request_limits.init_app(app)
+    system_monitor.init_app(app)
+    docs_assets.init_app(app)
+    api.init_app(app)
+    rate_limits.init_app(app)
+    model_catalog.init_app(app)
+    upstream_slots.init_app(app)
+    register_blueprints(app)
+    errors.init_app(app)
+    cli.init_app(app)
+    return app
+
+
+def run_startup_migrations(database):
+    """Migrate at start-up; an unreachable database is logged (``/health/ready`` says 503)."""
+    try:
+        migrations.migrate(database)
+    except db.UNAVAILABLE_ERRORS as exc:
+        logger.error("database unreachable at start-up; migrations deferred: %s", exc.__class__.__name__)
+
+
+def limits_storage_uri(redis_url):
+    """The ``limits`` library spells unix-socket Redis URLs ``redis+unix://``."""
+    return "redis+unix://" + redis_url[len("unix://") :] if redis_url.startswith("unix://") else redis_url
+
+
+def register_blueprints(app):
+    """Every HTTP surface, registered through the Api so it appears in the OpenAPI spec."""
+    from blueprints import all_blueprints, html_blueprints
+    from ops_gateway import dashboard_auth
+
+    for blueprint in all_blueprints():
+        api.register_blueprint(blueprint)
+    # The dashboard and /status are HTML pages: plain Flask blueprints, not part of the API spec.
+    for blueprint in html_blueprints():
+        app.register_blueprint(blueprint)
+    dashboard_auth.init_app(app)
