@@ -60,11 +60,10 @@ def post_fork(server, worker):
 
 
 def post_request(worker, req, environ, resp):
-    """Close the connection when the app asked to (a refused body is never drained)."""
-    from ops_gateway.request_limits import CLOSE_CONNECTION
+    """Close the connection when the app refused its body (never read to the end)."""
+    from ops_gateway.request_limits import linger_and_close
 
-    if environ.get(CLOSE_CONNECTION):
-        req.must_close = True
+    linger_and_close(req, environ)
 
 
 def child_exit(server, worker):

@@ -7,6 +7,9 @@ parsing or any database or Redis call. Slow headers are bounded by gunicorn (``k
 gunicorn.conf.py, from ``CLIENT_HEADER_TIMEOUT_SECONDS``).
 """
 
+import socket
+import time
+
 import gevent
 from flask import current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -16,6 +19,10 @@ from ops_gateway.errors import ApiError
 # Set in the WSGI environ when the connection must not be reused; gunicorn.conf.py's
 # post_request hook closes it (gunicorn ignores a Connection header set by the app).
 CLOSE_CONNECTION = "ops_gateway.close_connection"
+# After refusing a body, read (and drop) what the client is still sending for this long, at most
+# this much: closing with unread bytes would reset the connection and lose the 4xx answer.
+LINGER_SECONDS = 1.0
+LINGER_MAX_BYTES = 1024 * 1024
 
 
 def _refuse(status, code, message, details):
@@ -44,6 +51,30 @@ def receive_body():
         _refuse(408, "request_timeout", f"the request body did not arrive within {seconds}s", {"seconds": seconds})
     finally:
         deadline.close()
+
+
+def linger_and_close(req, environ):
+    """gunicorn post_request: end a connection the app refused a body on, without a reset.
+
+    The answer is already sent; half-close, drain briefly and boundedly, then let gunicorn close.
+    """
+    if not environ.get(CLOSE_CONNECTION):
+        return
+    req.must_close = True
+    client = environ.get("gunicorn.socket")
+    if client is None:
+        return
+    deadline, drained = time.monotonic() + LINGER_SECONDS, 0
+    try:
+        client.shutdown(socket.SHUT_WR)
+        while drained < LINGER_MAX_BYTES and (remaining := deadline - time.monotonic()) > 0:
+            client.settimeout(remaining)
+            chunk = client.recv(65536)
+            if not chunk:
+                break
+            drained += len(chunk)
+    except OSError:
+        pass  # the client is gone or slow: nothing more to do before the close
 
 
 def init_app(app):
