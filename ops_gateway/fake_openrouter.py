@@ -5,11 +5,12 @@ benchmarks use this server as the "direct" baseline and its CPU competes with th
 Faults (outage, latency, forced status, slow streams) are switched at run time through
 ``/_control`` and shared between worker processes through a small JSON state file.
 
-It is its own small HTTP/1.1 server rather than Flask under gunicorn: each keep-alive connection
-has a thread blocked on it, so a request costs one wake-up and a little parsing. gunicorn's gthread
-worker handed every request from its poller to a thread pool and back, and Flask's dispatch ran
-cold at the gateway's rates: about 1.3 ms of CPU per completion at 200 requests/s, 0.27 ms now
-(docs/performance.md). Slow answers (latency, chunk delays) hold only their own thread.
+It is its own small HTTP/1.1 server on gevent rather than Flask under gunicorn: each keep-alive
+connection is a greenlet reading requests off its socket, so a request costs one wake-up and a
+little parsing, and slow answers (latency, chunk delays) wait in ``gevent.sleep``, holding
+nothing but their own greenlet: one process holds thousands of slow connections and open
+streams (docs/performance.md, capacity suite). Nothing is monkey-patched; the server only uses
+gevent's own sockets and sleep, so it also runs in a thread of another program (the tests).
 
 Run it with ``python -m ops_gateway.fake_openrouter [--host H] [--port P] [--workers N]``.
 """
@@ -20,20 +21,28 @@ import json
 import os
 import signal
 import socket
-import socketserver
 import tempfile
 import threading
 import time
 from http.client import responses as REASONS
 
+import gevent
+from gevent.pool import Pool
+from gevent.server import StreamServer
+
 DEFAULT_PORT = 8099
 DEFAULT_FAULTS = {"outage": False, "latency_ms": 0, "status": None, "chunk_delay_ms": 0}
 # How stale another process's fault switches may be: one stat() per this interval, not per request.
 RECHECK_SECONDS = 0.2
-MAX_COMPLETION_TOKENS = 16
+# A completion is max_tokens words long (one stream chunk each), DEFAULT_COMPLETION_TOKENS when
+# the request gives none, never more than MAX_COMPLETION_TOKENS.
+DEFAULT_COMPLETION_TOKENS = 16
+MAX_COMPLETION_TOKENS = 256
 # Longer than a client pool's idle time, so reused connections are not cut mid-request.
 KEEPALIVE_SECONDS = 75
 MAX_HEAD_BYTES = 64 * 1024
+# Connections the kernel queues before accept: a benchmark opens thousands at once.
+LISTEN_BACKLOG = 4096
 JSON_HEADERS = (("Content-Type", "application/json"),)
 SSE_HEADERS = (("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"))
 
@@ -72,7 +81,10 @@ def default_state_file(port):
 
 
 class FaultSwitches:
-    """Fault settings kept in a JSON file so every worker process sees the same switches."""
+    """Fault settings kept in a JSON file so every worker process sees the same switches.
+
+    A server process runs one thread; nothing here yields to another greenlet midway, so no lock.
+    """
 
     def __init__(self, path):
         """Start from the defaults until the file says otherwise."""
@@ -80,7 +92,6 @@ class FaultSwitches:
         self._state = dict(DEFAULT_FAULTS)
         self._file_signature = None
         self._checked_at = float("-inf")
-        self._write_lock = threading.Lock()
 
     def current(self):
         """Return the switches, re-reading the file only if it changed and was not checked lately."""
@@ -100,13 +111,11 @@ class FaultSwitches:
     def update(self, changes):
         """Merge validated changes into the shared switches and return the result."""
         changes = _validated_faults(changes)
-        with self._write_lock:
-            return self._write({**self._read_file(), **changes})
+        return self._write({**self._read_file(), **changes})
 
     def reset(self):
         """Restore every switch to its default."""
-        with self._write_lock:
-            return self._write(dict(DEFAULT_FAULTS))
+        return self._write(dict(DEFAULT_FAULTS))
 
     def _read_file(self):
         """Return the file's switches over the defaults; an unreadable file means defaults."""
@@ -160,7 +169,6 @@ class FakeOpenRouter:
         self.faults = FaultSwitches(state_file)
         self._generation_ids = itertools.count(1)
         self._served = {"completions": 0, "streams": 0}
-        self._served_lock = threading.Lock()
         self._control_routes = {
             ("GET", "/_control"): lambda body: _json(self.faults.current()),
             ("POST", "/_control"): self._change_faults,
@@ -175,7 +183,7 @@ class FakeOpenRouter:
             return control(body)
         faults = self.faults.current()
         if faults["latency_ms"]:
-            time.sleep(faults["latency_ms"] / 1000)
+            gevent.sleep(faults["latency_ms"] / 1000)
         if faults["outage"]:
             return _error(503, "fake upstream outage")
         if (method, path) == ("POST", "/api/v1/chat/completions"):
@@ -194,13 +202,12 @@ class FakeOpenRouter:
         if problem:
             return _error(*problem)
         prompt_tokens = _prompt_tokens(request["messages"])
-        completion_tokens = min(request.get("max_tokens") or MAX_COMPLETION_TOKENS, MAX_COMPLETION_TOKENS)
+        completion_tokens = min(request.get("max_tokens") or DEFAULT_COMPLETION_TOKENS, MAX_COMPLETION_TOKENS)
         total_tokens = prompt_tokens + completion_tokens
         generation_id = f"gen-fake-{os.getpid()}-{next(self._generation_ids)}"
         created = int(time.time())
         streamed = request.get("stream") is True
-        with self._served_lock:
-            self._served["streams" if streamed else "completions"] += 1
+        self._served["streams" if streamed else "completions"] += 1
         if not streamed:
             counts = (prompt_tokens, completion_tokens, total_tokens)
             reply = _COMPLETION_JSON % (generation_id, created, request["model"], _REPLIES[completion_tokens], *counts)
@@ -223,8 +230,7 @@ class FakeOpenRouter:
 
     def _stats(self, body):
         """Return how many completions this process has served."""
-        with self._served_lock:
-            counts = dict(self._served)
+        counts = self._served
         return _json({"pid": os.getpid(), "completions_served": sum(counts.values()), **counts})
 
 
@@ -287,7 +293,7 @@ def _completion_events(envelope, words, usage, chunk_delay_ms):
 
     for index, word in enumerate(words):
         if chunk_delay_ms:
-            time.sleep(chunk_delay_ms / 1000)
+            gevent.sleep(chunk_delay_ms / 1000)
         # Leading spaces after the first word make the deltas concatenate to the full reply.
         delta = {"role": "assistant", "content": word} if index == 0 else {"content": f" {word}"}
         yield event([{"index": 0, "delta": delta, "finish_reason": None}])
@@ -297,44 +303,81 @@ def _completion_events(envelope, words, usage, chunk_delay_ms):
     yield "data: [DONE]\n\n"
 
 
-class FakeOpenRouterServer(socketserver.ThreadingTCPServer):
-    """Binds at once; then every accepted connection gets a thread that serves it with ``fake``."""
+class FakeOpenRouterServer:
+    """Binds at once; ``serve_forever`` then answers every accepted connection with ``fake``.
 
-    allow_reuse_address = True
-    daemon_threads = True  # a connection idling in keep-alive must not hold up the exit
-    block_on_close = False
-    request_queue_size = 1024
+    The listening socket is a plain one (made non-blocking), so processes forked after binding
+    can each serve it with their own gevent hub; ``shutdown`` may be called from any thread.
+    """
 
     def __init__(self, address, fake):
         """Listen on address ((host, 0) picks a free port: see server_address)."""
         self.fake = fake
-        super().__init__(address, _Connection)
+        self.socket = socket.create_server(address, backlog=LISTEN_BACKLOG)
+        # The processes sharing the socket race for each new connection; a loser must get EAGAIN.
+        self.socket.setblocking(False)
+        self.server_address = self.socket.getsockname()
+        self._server = None
+        self._loop = None
+        self._thread = None
+        self._running = threading.Event()
+        self._stopped = threading.Event()
 
-
-class _Connection(socketserver.BaseRequestHandler):
-    """One client connection: its requests are answered in turn on its own thread."""
-
-    def handle(self):
-        """Serve requests until the client closes the connection, asks to, or idles too long."""
-        sock = self.request
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # events must not wait for ACKs
-        sock.settimeout(KEEPALIVE_SECONDS)
-        pending = b""
+    def serve_forever(self):
+        """Serve in this thread until ``shutdown``; open connections are then closed."""
+        # A pool (unbounded) tracks the connections' greenlets so that stopping can end them.
+        self._server = StreamServer(self.socket, self._connection, spawn=Pool())
+        self._server.stop_timeout = 0  # idle keep-alive connections are not waited for
+        self._server.max_accept = 1
+        self._loop, self._thread = gevent.get_hub().loop, threading.get_ident()
+        self._stopped.clear()
+        self._running.set()
         try:
-            while True:
-                try:
-                    request = _read_request(sock, pending)
-                except ValueError as problem:
-                    _send(sock, *_error(400, str(problem)), keep_alive=False)
-                    return
-                if request is None:
-                    return
-                method, path, body, keep_alive, pending = request
-                _send(sock, *self.server.fake.answer(method, path, body), keep_alive=keep_alive)
-                if not keep_alive:
-                    return
-        except OSError:  # the client went away, or idled past KEEPALIVE_SECONDS
+            self._server.serve_forever()
+        finally:
+            self._running.clear()
+            self._stopped.set()
+
+    def shutdown(self):
+        """Stop serving; from another thread, also wait until ``serve_forever`` has returned."""
+        if not self._running.is_set():
             return
+        if threading.get_ident() == self._thread:  # a greenlet of the server itself
+            self._server.stop()
+        else:
+            self._loop.run_callback_threadsafe(gevent.spawn, self._server.stop)  # stop() may block
+            self._stopped.wait()
+
+    def server_close(self):
+        """Close the listening socket."""
+        self.socket.close()
+
+    def _connection(self, sock, address):
+        _serve_connection(sock, self.fake)
+
+
+def _serve_connection(sock, fake):
+    """Serve one client's requests until it closes the connection, asks to, or idles too long."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # events must not wait for ACKs
+    sock.settimeout(KEEPALIVE_SECONDS)
+    pending = b""
+    try:
+        while True:
+            try:
+                request = _read_request(sock, pending)
+            except ValueError as problem:
+                _send(sock, *_error(400, str(problem)), keep_alive=False)
+                return
+            if request is None:
+                return
+            method, path, body, keep_alive, pending = request
+            _send(sock, *fake.answer(method, path, body), keep_alive=keep_alive)
+            if not keep_alive:
+                return
+    except OSError:  # the client went away, or idled past KEEPALIVE_SECONDS
+        return
+    finally:
+        sock.close()
 
 
 def _read_request(sock, pending):
@@ -395,10 +438,9 @@ def serve(server, workers):
     """Serve from this process and workers - 1 forked copies sharing its listening socket.
 
     SIGTERM or Ctrl-C here stops the copies first; if this process dies without that chance, the
-    copies see the pipe it held reach end-of-file and exit too.
+    copies see the pipe it held reach end-of-file and exit too. No gevent hub exists before the
+    fork: each process makes its own in ``serve_forever``.
     """
-    # The copies race for each new connection; a loser must get EAGAIN, not block in accept().
-    server.socket.setblocking(False)
     lifeline, held_by_parent = os.pipe()
     children = []
     for _ in range(workers - 1):
@@ -414,15 +456,15 @@ def serve(server, workers):
         children.append(pid)
     os.close(lifeline)
 
-    def stop(signum, frame):
+    def stop():
         for pid in children:
             os.kill(pid, signal.SIGTERM)
         for pid in children:
             os.waitpid(pid, 0)
-        raise SystemExit(0)
+        server.shutdown()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    gevent.signal_handler(signal.SIGTERM, stop)
+    gevent.signal_handler(signal.SIGINT, stop)
     server.serve_forever()
 
 

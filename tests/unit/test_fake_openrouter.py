@@ -45,7 +45,7 @@ def serve_fake():
 
     def start(state_file):
         server = FakeOpenRouterServer(("127.0.0.1", 0), FakeOpenRouter(state_file))
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return Client(server.server_address[1])
 
@@ -103,8 +103,8 @@ def test_prompt_tokens_count_text_parts_of_every_message(client):
     assert usage["prompt_tokens"] == (12 // 4 + 4) + (8 // 4 + 4)
 
 
-@pytest.mark.parametrize("max_tokens,expected", [(3, 3), (16, 16), (1000, 16)])
-def test_max_tokens_caps_the_completion(client, max_tokens, expected):
+@pytest.mark.parametrize("max_tokens,expected", [(3, 3), (16, 16), (40, 40), (1000, 256)])
+def test_max_tokens_sets_the_completion_length_up_to_a_cap(client, max_tokens, expected):
     answer = ask(client, max_tokens=max_tokens).json()
     assert answer["usage"]["completion_tokens"] == expected
     assert answer["choices"][0]["message"]["content"] == " ".join(f"word{i}" for i in range(expected))
@@ -122,6 +122,13 @@ def test_stream_sends_one_chunk_per_word_then_usage_and_done(client):
     assert finish["choices"][0]["finish_reason"] == "stop"
     assert usage["choices"] == []
     assert usage["usage"] == {"prompt_tokens": 14, "completion_tokens": 16, "total_tokens": 30}
+
+
+def test_stream_sends_max_tokens_content_chunks(client):
+    *chunks, done = sse_payloads(ask(client, stream=True, max_tokens=20))
+    contents = [json.loads(chunk)["choices"][0]["delta"].get("content") for chunk in chunks]
+    assert contents[:-1] == ["word0", *(f" word{i}" for i in range(1, 20))]
+    assert contents[-1] is None  # the finish chunk
 
 
 def test_stream_without_include_usage_has_no_usage_chunk(client):
@@ -214,6 +221,23 @@ def test_latency_delays_each_request_without_queueing_the_others(client):
     control_started = time.monotonic()
     assert client.get("/_control").json()["latency_ms"] == 400
     assert time.monotonic() - control_started < 0.4  # control routes are never delayed
+
+
+def test_hundreds_of_slow_requests_wait_at_the_same_time(client):
+    client.post("/_control", json={"latency_ms": 500})
+    request = b"GET /api/v1/models HTTP/1.1\r\nHost: fake\r\nConnection: close\r\n\r\n"
+    started = time.monotonic()
+    sockets = [socket.create_connection(("127.0.0.1", client.port), timeout=10) for _ in range(300)]
+    try:
+        for sock in sockets:
+            sock.sendall(request)
+        answers = [b"".join(iter(lambda sock=sock: sock.recv(65536), b"")) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+    elapsed = time.monotonic() - started
+    assert all(answer.startswith(b"HTTP/1.1 200 ") for answer in answers)
+    assert 0.5 <= elapsed < 3.0  # one greenlet each: they all wait their 0.5 s together
 
 
 def test_slow_stream_sends_events_as_they_come_and_holds_up_no_one(client):
