@@ -2,18 +2,21 @@
 
 Per completion it does one Postgres read (the key by its hash), one Redis write, the upstream
 call with ``requests`` and one Postgres write, and nothing else: no limits, holds, ledger,
-schemas, logging or metrics. ``bench/baseline.py`` runs it under gunicorn like the gateway.
+schemas, logging or metrics. ``bench/baseline.py`` runs it under gunicorn like the gateway, with
+the same worker class; under gevent its pool waits (as the gateway's does) and psycopg2 waits
+through gevent's hub.
 """
 
 import os
 import threading
 
-import psycopg2.pool
+import psycopg2
 import redis
 import requests
 from flask import Flask, Response, request
 
 from ops_gateway import keys
+from ops_gateway.db import WaitingPool
 
 app = Flask(__name__)
 _upstream = requests.Session()
@@ -26,8 +29,11 @@ def _pool():
     with _lock:
         if _state.get("pid") == os.getpid():
             return _state["pool"]
-        # minconn = maxconn: psycopg2 closes returned connections beyond minconn.
-        _state["pool"] = psycopg2.pool.ThreadedConnectionPool(16, 16, os.environ["DATABASE_URL"])
+        if os.environ.get("WEB_WORKER_CLASS") == "gevent":
+            from psycogreen.gevent import patch_psycopg
+
+            patch_psycopg()
+        _state["pool"] = WaitingPool(16, 30, lambda: psycopg2.connect(os.environ["DATABASE_URL"]))
         _state["redis"] = redis.Redis.from_url(os.environ["REDIS_URL"])
         _state["pid"] = os.getpid()
         return _state["pool"]

@@ -1,7 +1,7 @@
 """Baseline: the bare Flask proxy (``bench/bare_proxy.py``) under the same load as the gateway.
 
-It shows what this machine gives a minimal proxy on the same stack (gunicorn gthread, Flask,
-psycopg2, redis-py, requests), so the gateway's figures can be read against it.
+It shows what this machine gives a minimal proxy on the same stack (gunicorn with the gateway's
+worker class, Flask, psycopg2, redis-py, requests), so the gateway's figures can be read against it.
 """
 
 import os
@@ -26,9 +26,11 @@ def run(env, duration, concurrency):
         )
     conn.close()
     port = free_port()
-    gunicorn = f"-m gunicorn -k gthread -w {env.web_concurrency} --threads {env.web_threads}".split()  # as the gateway
+    gunicorn = ["-m", "gunicorn", "-k", env.worker_class, "-w", str(env.web_concurrency)]  # as the gateway
+    gunicorn += ["--threads", str(env.web_threads), "--worker-connections", str(env.worker_connections)]
     args = [sys.executable, *gunicorn, "-b", f"127.0.0.1:{port}", "bench.bare_proxy:app"]
     settings = {"DATABASE_URL": env.database_url, "REDIS_URL": env.redis_url, "KEY_HASH_SECRET": KEY_HASH_SECRET}
+    settings["WEB_WORKER_CLASS"] = env.worker_class
     settings["OPENROUTER_BASE_URL"] = env.upstream.base_url
     server = Server(args, port, {**os.environ, **settings}, env.instance / "bare-proxy.log")
     try:
