@@ -12,7 +12,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 run: $(VENV)/.installed
-	$(PY) -m ops_gateway.devserver
+	$(PY) -m ops_gateway.core.devserver
 
 # Browser tests drive Debian's headless Chromium; apt-get runs only when the driver is missing
 # (chromium-driver depends on chromium, so one file stands for both).

@@ -9,7 +9,7 @@ library (ssl above all), and psycopg2 gets a gevent wait callback (psycogreen) i
 import os
 import shutil
 
-from ops_gateway.config import load_settings
+from ops_gateway.core.config import load_settings
 
 _settings = load_settings(os.environ)
 
@@ -61,7 +61,7 @@ def post_fork(server, worker):
 
 def post_request(worker, req, environ, resp):
     """Close the connection when the app refused its body (never read to the end)."""
-    from ops_gateway.request_limits import linger_and_close
+    from ops_gateway.core.request_limits import linger_and_close
 
     linger_and_close(req, environ)
 

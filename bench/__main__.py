@@ -5,11 +5,11 @@ import sys
 
 import psutil
 
-from bench import baseline, capacity, endpoints, overhead, report, scale
+from bench import baseline, capacity, endpoints, hostile, overhead, report, scale
 from bench.environment import BenchEnvironment
 from bench.load import LoadToolMissing, require_wrk
 
-SUITES = ("overhead", "baseline", "endpoints", "capacity", "scale")
+SUITES = ("overhead", "baseline", "endpoints", "capacity", "hostile", "scale")
 
 
 def parse_args(argv):
@@ -88,6 +88,9 @@ def main(argv=None):
             levels, seconds = args.capacity_levels, args.capacity_seconds
             section = capacity.run(env, seconds, levels, args.stream_clients)[1]
             sections.append(("Capacity: concurrent slow completions", section))
+        if "hostile" in args.only:
+            print("hostile clients (slow clients held open, 100 MB bodies):", flush=True)
+            sections.append(("Hostile clients: slow connections and oversized bodies", hostile.run(env)[1]))
         if "scale" in args.only:
             print("data scale:", flush=True)
             sections.append(("Data scale", scale.run(env, args.usage_rows, args.audit_rows)[1]))

@@ -15,8 +15,8 @@ import redis
 import requests
 from flask import Flask, Response, request
 
-from ops_gateway import keys
-from ops_gateway.db import WaitingPool
+from ops_gateway.accounts import keys
+from ops_gateway.core.db import WaitingPool
 
 app = Flask(__name__)
 _upstream = requests.Session()

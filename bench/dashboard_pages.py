@@ -19,9 +19,9 @@ from pathlib import Path
 
 import psycopg2
 
-from ops_gateway import embedded, migrations
 from ops_gateway.app import create_app
-from ops_gateway.db import Database
+from ops_gateway.core import embedded, migrations
+from ops_gateway.core.db import Database
 
 ADMIN_KEY = "gw_admin_bench_0123456789abcdefghijklmnop"
 PAGES = (
@@ -108,7 +108,8 @@ def sign_in(client):
 
 def measure(app, runs):
     """Time the overview in its three states, then every other page."""
-    from ops_gateway import dashboard_series, db
+    from ops_gateway.core import db
+    from ops_gateway.dashboard import series as dashboard_series
 
     client = app.test_client()
     sign_in(client)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import requests
 
-from ops_gateway import embedded, migrations
-from ops_gateway.config import load_settings
-from ops_gateway.db import Database
+from ops_gateway.core import embedded, migrations
+from ops_gateway.core.config import load_settings
+from ops_gateway.core.db import Database
 from tests.e2e.servers import start_fake_openrouter, start_gateway
 
 KEY_HASH_SECRET = "bench-key-hash-secret"

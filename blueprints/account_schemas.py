@@ -5,7 +5,7 @@ import ipaddress
 import marshmallow as ma
 
 from blueprints.fields import Money, Timestamp
-from ops_gateway.api_keys import SCOPES
+from ops_gateway.accounts.api_keys import SCOPES
 
 
 class UserSchema(ma.Schema):

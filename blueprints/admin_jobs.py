@@ -5,9 +5,9 @@ from flask_smorest import Blueprint
 
 from blueprints.docs import ADMIN_ERRORS, documents_errors
 from blueprints.job_schemas import JobListArgsSchema, JobListSchema, JobRunRecordSchema
-from ops_gateway import db
-from ops_gateway.auth import admin_only
-from ops_gateway.errors import ApiError
+from ops_gateway.accounts.auth import admin_only
+from ops_gateway.core import db
+from ops_gateway.core.errors import ApiError
 from scheduler import history, runner
 from scheduler.commands import list_command, run_command
 from scheduler.jobs import JOBS

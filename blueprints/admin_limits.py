@@ -6,8 +6,10 @@ from flask_smorest import Blueprint
 
 from blueprints.docs import ADMIN_ERRORS, documents_errors
 from blueprints.limit_schemas import EffectiveLimitsSchema, PlanListSchema, SetRateLimitRequest, SetRateLimitResponse
-from ops_gateway import db, limit_overrides, users
-from ops_gateway.auth import admin_only
+from ops_gateway.accounts import users
+from ops_gateway.accounts.auth import admin_only
+from ops_gateway.core import db
+from ops_gateway.limits import limit_overrides
 
 blp = Blueprint("admin_limits", __name__, url_prefix="/admin", description="Plans and rate limits (admin key)")
 admin_only(blp)

@@ -6,10 +6,10 @@ from flask_smorest import Blueprint
 
 from blueprints.docs import ADMIN_ERRORS, documents_errors
 from blueprints.proxy_schemas import CacheStatusSchema, RefreshResultSchema
-from ops_gateway import model_catalog
-from ops_gateway.auth import admin_only
-from ops_gateway.errors import ApiError
-from ops_gateway.openrouter import UpstreamError
+from ops_gateway.accounts.auth import admin_only
+from ops_gateway.core.errors import ApiError
+from ops_gateway.upstream import catalog as model_catalog
+from ops_gateway.upstream.openrouter import UpstreamError
 
 blp = Blueprint("admin_models", __name__, url_prefix="/admin", description="Model cache (admin key)")
 admin_only(blp)

@@ -8,8 +8,10 @@ from flask_smorest import Blueprint
 from blueprints.docs import ADMIN_ERRORS, documents_errors
 from blueprints.monitor_schemas import AuditReportArgsSchema, SecurityEventArgsSchema, SecurityEventPageSchema
 from blueprints.query_args import date_range, page_cursor
-from ops_gateway import audit, db, security_events
-from ops_gateway.auth import admin_only
+from ops_gateway.accounts import audit
+from ops_gateway.accounts.auth import admin_only
+from ops_gateway.core import db
+from ops_gateway.observability import security_events
 
 blp = Blueprint("admin_security", __name__, url_prefix="/admin", description="Security events and audit reports")
 admin_only(blp)

@@ -13,18 +13,16 @@ from werkzeug.exceptions import HTTPException
 
 from blueprints import dashboard_format
 from blueprints.dashboard_charts import time_chart
-from ops_gateway import (
-    dashboard_auth,
-    dashboard_queries,
-    dashboard_series,
-    dashboard_status,
-    db,
-    model_catalog,
-    security,
-    system_monitor,
-)
-from ops_gateway.errors import ApiError
-from ops_gateway.openrouter import UpstreamError
+from ops_gateway.accounts import security
+from ops_gateway.core import db
+from ops_gateway.core.errors import ApiError
+from ops_gateway.dashboard import queries as dashboard_queries
+from ops_gateway.dashboard import series as dashboard_series
+from ops_gateway.dashboard import sessions as dashboard_auth
+from ops_gateway.dashboard import status as dashboard_status
+from ops_gateway.observability import system_monitor
+from ops_gateway.upstream import catalog as model_catalog
+from ops_gateway.upstream.openrouter import UpstreamError
 from scheduler import history, runner
 from scheduler.jobs import JOBS
 

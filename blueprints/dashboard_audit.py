@@ -9,9 +9,11 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, render_template, request, stream_with_context
 
 from blueprints.dashboard import protect
-from ops_gateway import audit, db, security_events
-from ops_gateway.errors import ApiError
-from ops_gateway.timeparse import parse_timestamp
+from ops_gateway.accounts import audit
+from ops_gateway.core import db
+from ops_gateway.core.errors import ApiError
+from ops_gateway.core.timeparse import parse_timestamp
+from ops_gateway.observability import security_events
 
 blp = Blueprint("dashboard_audit", __name__, url_prefix="/dashboard/audit", template_folder="templates")
 protect(blp)

@@ -10,10 +10,12 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from blueprints.account_schemas import CreditAdjustmentSchema
 from blueprints.dashboard import protect
 from blueprints.limit_schemas import RateLimitsSchema
-from ops_gateway import audit, db, limit_overrides, users
-from ops_gateway.errors import ApiError
-from ops_gateway.money import format_money
-from ops_gateway.rate_limits import LIMIT_FIELDS
+from ops_gateway.accounts import audit, users
+from ops_gateway.billing.money import format_money
+from ops_gateway.core import db
+from ops_gateway.core.errors import ApiError
+from ops_gateway.limits import limit_overrides
+from ops_gateway.limits.rate_limits import LIMIT_FIELDS
 
 blp = Blueprint("dashboard_users", __name__, url_prefix="/dashboard/users", template_folder="templates")
 protect(blp)

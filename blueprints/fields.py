@@ -4,7 +4,7 @@ from decimal import Decimal, InvalidOperation
 
 import marshmallow as ma
 
-from ops_gateway.money import format_money
+from ops_gateway.billing.money import format_money
 
 
 class Money(ma.fields.Field):

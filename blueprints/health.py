@@ -3,7 +3,7 @@
 from flask_smorest import Blueprint
 
 from blueprints.schemas import HealthSchema, LiveSchema, ReadySchema
-from ops_gateway.health import health_report, readiness
+from ops_gateway.observability.health import health_report, readiness
 
 blp = Blueprint("health", __name__, url_prefix="/health", description="Liveness, readiness and dependency health")
 

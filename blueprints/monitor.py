@@ -5,8 +5,9 @@ from flask_smorest import Blueprint
 
 from blueprints.docs import ADMIN_ERRORS, USER_ERRORS, documents_errors
 from blueprints.monitor_schemas import AdminMonitorSchema, AlertListArgsSchema, AlertListSchema, UserMonitorSchema
-from ops_gateway import db, monitoring, system_monitor
-from ops_gateway.auth import admin_only, require_scope, require_user
+from ops_gateway.accounts.auth import admin_only, require_scope, require_user
+from ops_gateway.core import db
+from ops_gateway.observability import monitoring, system_monitor
 
 user_blp = Blueprint("user_monitor", __name__, url_prefix="/user", description="Your usage and rate limits")
 user_blp.before_request(require_user)

@@ -1,8 +1,8 @@
 """Query arguments shared by the log endpoints: a validated date range and an opaque cursor."""
 
-from ops_gateway import audit
-from ops_gateway.errors import ApiError
-from ops_gateway.timeparse import parse_timestamp
+from ops_gateway.accounts import audit
+from ops_gateway.core.errors import ApiError
+from ops_gateway.core.timeparse import parse_timestamp
 
 
 def date_range(args):

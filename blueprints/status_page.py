@@ -3,7 +3,7 @@
 from flask import Blueprint, Response, render_template
 
 from blueprints.dashboard_charts import badge
-from ops_gateway import dashboard_status
+from ops_gateway.dashboard import status as dashboard_status
 
 blp = Blueprint("status_page", __name__, template_folder="templates")
 

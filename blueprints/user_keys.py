@@ -15,8 +15,9 @@ from blueprints.account_schemas import (
     UpdateKeySchema,
 )
 from blueprints.docs import USER_ERRORS, documents_errors
-from ops_gateway import api_keys, db
-from ops_gateway.auth import require_scope, require_user
+from ops_gateway.accounts import api_keys
+from ops_gateway.accounts.auth import require_scope, require_user
+from ops_gateway.core import db
 
 blp = Blueprint("user", __name__, url_prefix="/user", description="Balance and API keys of the calling user")
 blp.before_request(require_user)

@@ -6,7 +6,10 @@ from flask_smorest import Blueprint
 from blueprints.docs import USER_ERRORS, documents_errors
 from blueprints.fields import format_money
 from blueprints.proxy_schemas import ChatCompletionRequestSchema, ChatCompletionSchema, ModelListSchema
-from ops_gateway import auth, model_catalog, proxy, rate_limits
+from ops_gateway.accounts import auth
+from ops_gateway.limits import rate_limits
+from ops_gateway.upstream import catalog as model_catalog
+from ops_gateway.upstream import proxy
 
 blp = Blueprint("v1", __name__, url_prefix="/v1", description="OpenAI-compatible API (bearer API key)")
 # An instance, not the class: webargs would build the schema (and its nested one) on every request.

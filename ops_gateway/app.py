@@ -6,24 +6,24 @@ import time
 
 from flask import Flask
 
-from ops_gateway import (
-    __version__,
+from ops_gateway import __version__
+from ops_gateway.core import (
     cli,
     db,
     docs_assets,
     embedded,
     errors,
     migrations,
-    model_catalog,
-    rate_limits,
     redis_store,
     request_hooks,
     request_limits,
-    system_monitor,
-    upstream_slots,
 )
-from ops_gateway.config import load_settings
-from ops_gateway.extensions import api
+from ops_gateway.core.config import load_settings
+from ops_gateway.core.extensions import api
+from ops_gateway.limits import rate_limits
+from ops_gateway.observability import system_monitor
+from ops_gateway.upstream import catalog as model_catalog
+from ops_gateway.upstream import slots as upstream_slots
 
 logger = logging.getLogger("ops_gateway.app")
 
@@ -70,7 +70,7 @@ def create_app(overrides=None):
         RATELIMIT_STORAGE_URI=limits_storage_uri(app.config["REDIS_URL"]),  # rate-limit windows (limits library)
         VERSION=__version__,
     )
-    from ops_gateway.logging_setup import configure_logging
+    from ops_gateway.core.logging_setup import configure_logging
 
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
 
@@ -116,7 +116,7 @@ def limits_storage_uri(redis_url):
 def register_blueprints(app):
     """Every HTTP surface, registered through the Api so it appears in the OpenAPI spec."""
     from blueprints import all_blueprints, html_blueprints
-    from ops_gateway import dashboard_auth
+    from ops_gateway.dashboard import sessions as dashboard_auth
 
     for blueprint in all_blueprints():
         api.register_blueprint(blueprint)

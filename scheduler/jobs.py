@@ -10,19 +10,12 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from ops_gateway import (
-    alert_rules,
-    backup_verification,
-    cache_cleanup,
-    credits,
-    dashboard_series,
-    db,
-    db_maintenance,
-    model_catalog,
-    redis_store,
-    retention,
-    rollups,
-)
+from ops_gateway.billing import credits
+from ops_gateway.core import db, redis_store
+from ops_gateway.dashboard import series as dashboard_series
+from ops_gateway.maintenance import backup_verification, cache_cleanup, db_maintenance, retention, rollups
+from ops_gateway.observability import alert_rules
+from ops_gateway.upstream import catalog as model_catalog
 
 MIN_INTERVAL_SECONDS = 1.0
 JITTER_FRACTION = 0.1  # well under one interval, so a run always lands in the tick it was fired for

@@ -14,7 +14,7 @@ import socket
 import time
 import zlib
 
-from ops_gateway import db
+from ops_gateway.core import db
 from scheduler import history
 from scheduler.jobs import JOBS, JobSkipped
 

@@ -15,9 +15,9 @@ import psycopg2.extras
 import pytest
 import redis
 
-from ops_gateway import embedded, migrations
 from ops_gateway.app import create_app
-from ops_gateway.db import Database
+from ops_gateway.core import embedded, migrations
+from ops_gateway.core.db import Database
 
 KEY_HASH_SECRET = "test-key-hash-secret"
 ADMIN_API_KEY = "gw_admin_test_bootstrap_key_0123456789abcdef"

@@ -8,8 +8,8 @@ import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from ops_gateway import system_monitor
-from ops_gateway.alert_rules import evaluate_alert_rules
+from ops_gateway.observability import system_monitor
+from ops_gateway.observability.alert_rules import evaluate_alert_rules
 from tests.helpers import bearer
 
 # Thresholds no test machine reaches, so only the rule under test can fire.

@@ -8,8 +8,9 @@ import psycopg2
 import psycopg2.extras
 import pytest
 
-from ops_gateway import migrations, retention
-from ops_gateway.db import Database
+from ops_gateway.core import migrations
+from ops_gateway.core.db import Database
+from ops_gateway.maintenance import retention
 from tests.api.test_jobs_retention import run_retention
 from tests.conftest import admin_execute, url_for_database
 

@@ -2,7 +2,8 @@
 
 import secrets
 
-from ops_gateway import auth, db
+from ops_gateway.accounts import auth
+from ops_gateway.core import db
 from tests.helpers import ADMIN, assert_error, bearer, create_key, create_user, example_path
 
 

@@ -238,7 +238,8 @@ def test_status_page_and_badge_are_public_without_user_data(client):
 
 
 def test_series_keeps_closed_buckets_and_counts_the_open_one_live(app, sql):
-    from ops_gateway import dashboard_series, db
+    from ops_gateway.core import db
+    from ops_gateway.dashboard import series as dashboard_series
 
     sql(
         "INSERT INTO usage_records (request_id, user_id, model, prompt_tokens, completion_tokens, cost, status,"

@@ -7,7 +7,8 @@ import time
 import pytest
 from psycopg2.extensions import parse_dsn
 
-from ops_gateway import backup, db
+from ops_gateway.core import db
+from ops_gateway.maintenance import backup
 from tests.conftest import admin_execute
 from tests.helpers import ADMIN
 

@@ -1,6 +1,7 @@
 """refresh_model_cache, cache_cleanup and release_stale_holds against real Postgres and Redis."""
 
-from ops_gateway import cache_cleanup, model_catalog
+from ops_gateway.maintenance import cache_cleanup
+from ops_gateway.upstream import catalog as model_catalog
 from tests.helpers import ADMIN
 
 MODELS_URL = "http://openrouter.test/api/v1/models"

@@ -2,7 +2,7 @@
 
 from datetime import UTC, date, datetime, timedelta
 
-from ops_gateway import retention
+from ops_gateway.maintenance import retention
 from tests.helpers import ADMIN
 
 

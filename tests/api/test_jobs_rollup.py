@@ -3,7 +3,8 @@
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from ops_gateway import db, rollups
+from ops_gateway.core import db
+from ops_gateway.maintenance import rollups
 from tests.helpers import ADMIN
 
 ROLLUP_COLUMNS = "granularity, bucket_start, user_id, model, requests, errors, prompt_tokens, completion_tokens, cost"

@@ -4,8 +4,8 @@ import threading
 
 import pytest
 
-from ops_gateway import migrations
-from ops_gateway.db import Database
+from ops_gateway.core import migrations
+from ops_gateway.core.db import Database
 from tests.conftest import admin_execute, url_for_database
 
 

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from ops_gateway import usage_metrics
+from ops_gateway.observability import usage_metrics
 from tests.api.test_proxy import MODELS, UPSTREAM, chat, completion
 from tests.helpers import ADMIN, assert_error, bearer, create_key, create_user
 

@@ -5,7 +5,7 @@ import json
 import sys
 from decimal import Decimal
 
-from ops_gateway import security_events
+from ops_gateway.observability import security_events
 from tests.helpers import ADMIN, assert_error, bearer, create_user
 
 ATTACKER = {"REMOTE_ADDR": "203.0.113.9"}

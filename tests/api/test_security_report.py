@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ops_gateway import security_events
+from ops_gateway.observability import security_events
 from tests.helpers import ADMIN, assert_error
 
 RANGE = {"start_date": "2025-03-01T00:00:00Z", "end_date": "2025-03-02T00:00:00Z"}

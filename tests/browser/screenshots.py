@@ -16,8 +16,8 @@ from pathlib import Path
 import psycopg2
 import requests
 
-from ops_gateway import embedded, migrations
-from ops_gateway.db import Database
+from ops_gateway.core import embedded, migrations
+from ops_gateway.core.db import Database
 from tests.browser.chromium import Browser
 from tests.e2e.servers import ROOT, start_fake_openrouter, start_gateway
 

@@ -66,7 +66,7 @@ def start_fake_openrouter(tmp_dir, workers=1):
     args = [
         sys.executable,
         "-m",
-        "ops_gateway.fake_openrouter",
+        "ops_gateway.upstream.fake_openrouter",
         "--port",
         str(port),
         "--workers",

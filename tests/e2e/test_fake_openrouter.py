@@ -5,7 +5,7 @@ import time
 import psutil
 import requests
 
-from ops_gateway.fake_openrouter import RECHECK_SECONDS
+from ops_gateway.upstream.fake_openrouter import RECHECK_SECONDS
 from tests.e2e.servers import start_fake_openrouter
 
 

@@ -18,8 +18,8 @@ import psutil
 import pytest
 import requests
 
-from ops_gateway import embedded, migrations
-from ops_gateway.db import Database
+from ops_gateway.core import embedded, migrations
+from ops_gateway.core.db import Database
 from tests.e2e.test_proxy_e2e import ADMIN, complete, create_user
 
 BODY = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 8}
@@ -196,7 +196,8 @@ def test_worker_killed_mid_request_leaves_no_half_written_rows(gateway, upstream
     assert complete(server.url, headers)[0] == 200  # gunicorn replaced the worker; service goes on
     assert_books_balance(sql, user_id, Decimal("10.00"))
     # The killed worker's holds are released by the scheduler's stale-hold step.
-    from ops_gateway import credits, db
+    from ops_gateway.billing import credits
+    from ops_gateway.core import db
 
     assert sql("SELECT reserved_credits FROM users WHERE id = %s", (user_id,))[0]["reserved_credits"] > 0
     sql("UPDATE users SET reserved_at = now() - interval '1 hour' WHERE id = %s", (user_id,))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ops_gateway.config import VARIABLES, ConfigError, load_settings
+from ops_gateway.core.config import VARIABLES, ConfigError, load_settings
 
 
 def test_defaults_when_environment_is_empty():

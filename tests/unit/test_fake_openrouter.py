@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from ops_gateway import fake_openrouter
-from ops_gateway.fake_openrouter import FakeOpenRouter, FakeOpenRouterServer
+from ops_gateway.upstream import fake_openrouter
+from ops_gateway.upstream.fake_openrouter import FakeOpenRouter, FakeOpenRouterServer
 
 COMPLETIONS = "/api/v1/chat/completions"
 WORDS_16 = " ".join(f"word{i}" for i in range(16))

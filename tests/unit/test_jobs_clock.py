@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from ops_gateway.config import load_settings
+from ops_gateway.core.config import load_settings
 from scheduler.clock import AlignedIntervalTrigger
 from scheduler.jobs import JOBS, interval_seconds, jitter_seconds
 from scheduler.runner import lock_key

@@ -1,0 +1,342 @@
+"""Hostile clients: slow ones held open, and 100 MB bodies, against the default request limits.
+
+1. 200 slow clients (``bench/slowloris.py``: 100 trickle a 100 000-byte body a byte every 3 s,
+   100 trickle header lines every 3 s), each re-opened as soon as the gateway drops it, held
+   open while 200 sequential ``GET /health/live`` are timed (a new connection each, as a load
+   balancer's health check) and while the capacity suite's 128-client, 1 s-upstream load runs.
+   Then how many slow connections the gateway dropped, with what and after how long.
+2. ``POST /v1/chat/completions`` with ``Content-Length: 104857600`` and the body streamed as fast
+   as the gateway accepts it: time to the 413 status line and the workers' RSS growth, for one
+   request and for six at once, without a key and with a valid one.
+"""
+
+import json
+import select
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+
+from bench import capacity
+
+SLOW_BODY_CLIENTS = 100
+SLOW_HEADER_CLIENTS = 100
+SLOW_INTERVAL_SECONDS = 3
+HEALTH_REQUESTS = 200
+LOAD_CLIENTS = 128
+LOAD_SECONDS = 15
+BIG_BODY_BYTES = 100 * 2**20
+PARALLEL_BIG_BODIES = 6
+BIG_BODY_GIVE_UP_SECONDS = 10
+CHUNK = b"x" * 65536
+TARGET_HEALTH_P99_MS = 50
+TARGET_LOAD_PER_SECOND = 115
+TARGET_413_MS = 100
+TARGET_RSS_GROWTH_MB = 10
+
+
+def run(env):
+    """Both parts; return (results, markdown lines)."""
+    with capacity._cursor(env.database_url) as cur:
+        cur.execute(capacity._PLAN_SQL, (capacity.PLAN,))
+    user_id, key = env.create_user("bench-hostile@example.com", plan=capacity.PLAN)
+    log = capacity._LogWatch(env.gateway.log_path)
+    host, port = "127.0.0.1", env.gateway.port
+    results = {}
+    results["health_quiet"] = _time_health(env.gateway.url, HEALTH_REQUESTS)
+    print(f"  /health/live, nothing else running:   {_health_text(results['health_quiet'])}", flush=True)
+    try:
+        capacity._faults(env, latency_ms=capacity.UPSTREAM_LATENCY_MS)
+        with _SlowClients(host, port) as slow:
+            results["health"] = _time_health(env.gateway.url, HEALTH_REQUESTS)
+            print(f"  /health/live, 200 slow clients open: {_health_text(results['health'])}", flush=True)
+            capacity._wait_settled(env.database_url, user_id)
+            url = f"{env.gateway.url}/v1/chat/completions"
+            results["load"] = capacity._wrk_level(env, url, LOAD_CLIENTS, LOAD_SECONDS, key, user_id)
+            print(f"  128 clients, 1 s upstream:  {capacity._level_line(results['load'])}", flush=True)
+        results["slow"] = slow.summary
+        for line in _slow_lines(results["slow"]):
+            print(f"  {line}", flush=True)
+    finally:
+        capacity._faults(env, reset=True)
+    results["big"] = []
+    for token in (None, key):
+        for parallel in (1, PARALLEL_BIG_BODIES):
+            result = _big_bodies(env, host, port, parallel, token)
+            results["big"].append(result)
+            print(f"  {_big_line(result)}", flush=True)
+    results["log"] = log.problems()
+    for line in capacity._log_lines(results["log"]):
+        print(f"  {line}", flush=True)
+    return results, _markdown(env, results)
+
+
+def _percentiles(values):
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return {"p50": statistics.median(values), "p99": cuts[98], "max": max(values), "count": len(values)}
+
+
+def _time_health(url, count):
+    """p50/p99/max ms of ``count`` sequential GET /health/live, each on a new connection; errors counted."""
+    parts = url.split("://", 1)[1].split(":")
+    address = (parts[0], int(parts[1]))
+    request = f"GET /health/live HTTP/1.1\r\nHost: {address[0]}:{address[1]}\r\nConnection: close\r\n\r\n".encode()
+    timings, errors = [], {}
+    for _ in range(count):
+        started = time.perf_counter()
+        try:
+            with socket.create_connection(address, timeout=10) as sock:
+                sock.sendall(request)
+                answer = b""
+                while chunk := sock.recv(65536):
+                    answer += chunk
+            status = answer.split(b" ", 2)[1].decode() if answer.startswith(b"HTTP/") else "garbled"
+        except OSError as problem:
+            status = type(problem).__name__
+        timings.append((time.perf_counter() - started) * 1000)
+        if status != "200":
+            errors[status] = errors.get(status, 0) + 1
+    return {**_percentiles(timings), "errors": errors}
+
+
+def _health_text(r):
+    errors = f", errors {capacity._errors_text(r['errors'])}" if r["errors"] else ""
+    return f"p50 {r['p50']:.1f} ms  p99 {r['p99']:.1f} ms  max {r['max']:.1f} ms ({r['count']} requests{errors})"
+
+
+class _SlowClients:
+    """``bench.slowloris`` in a subprocess from READY to SIGTERM; its summary in ``summary``."""
+
+    def __init__(self, host, port):
+        args = [sys.executable, "-m", "bench.slowloris", host, str(port), "--body", str(SLOW_BODY_CLIENTS)]
+        args += ["--headers", str(SLOW_HEADER_CLIENTS), "--interval", str(SLOW_INTERVAL_SECONDS)]
+        self.args = args
+        self.summary = None
+
+    def __enter__(self):
+        self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.process.stdout.readline()
+        if line.strip() != "READY":
+            self._stop()
+            raise RuntimeError(f"slowloris did not start: {line}{self.process.stderr.read()}")
+        self.started = time.monotonic()
+        return self
+
+    def __exit__(self, *exc):
+        held = time.monotonic() - self.started
+        out, err = self._stop()
+        lines = [line for line in out.splitlines() if line.startswith("BENCH_JSON ")]
+        if lines:
+            self.summary = {**json.loads(lines[0][len("BENCH_JSON ") :]), "held_s": held}
+        elif exc[0] is None:
+            raise RuntimeError(f"slowloris printed no summary:\n{out}\n{err}")
+        return False
+
+    def _stop(self):
+        self.process.terminate()
+        try:
+            return self.process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.communicate()
+
+
+def _slow_lines(s):
+    lines = [
+        f"slow clients held {s['held_s']:.0f} s, open at once: min {s['open_min']} max {s['open_max']}"
+        f" (of {SLOW_BODY_CLIENTS + SLOW_HEADER_CLIENTS})"
+    ]
+    for name in ("body", "headers"):
+        k = s[name]
+        drops = ", ".join(f"{outcome} {n}" for outcome, n in sorted(k["drops"].items())) or "none"
+        line = f"  {name:<7} connections {k['opened']}, dropped: {drops}"
+        if k["answer_s"]:
+            a = k["answer_s"]
+            line += f"; answer after {a['min']:.1f} / {a['p50']:.1f} / {a['max']:.1f} s (min / p50 / max)"
+        if k["closed_s"]:
+            c = k["closed_s"]
+            line += f"; closed after {c['min']:.1f} / {c['p50']:.1f} / {c['max']:.1f} s"
+        lines.append(line)
+    return lines
+
+
+def _worker_rss(env):
+    """{pid: RSS bytes} of the gateway's workers."""
+    rss = {}
+    for worker in psutil.Process(env.gateway.process.pid).children():
+        try:
+            rss[worker.pid] = worker.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return rss
+
+
+def _send_big_body(host, port, token, out):
+    """One 100 MB POST, body streamed while the socket takes it; the answer read as it comes."""
+    head = ["POST /v1/chat/completions HTTP/1.1", f"Host: {host}:{port}", "Content-Type: application/json"]
+    if token:
+        head.append(f"Authorization: Bearer {token}")
+    head.append(f"Content-Length: {BIG_BODY_BYTES}")
+    pending = memoryview(("\r\n".join(head) + "\r\n\r\n").encode())
+    head_length, sent = len(pending), 0
+    sent_body, answer, status_ms, ending = 0, b"", None, "gave up"
+    sock = socket.create_connection((host, port), timeout=10)
+    sock.setblocking(False)
+    started = time.perf_counter()
+    give_up = time.monotonic() + BIG_BODY_GIVE_UP_SECONDS
+    try:
+        while time.monotonic() < give_up:
+            want_write = len(pending) > 0 or sent_body < BIG_BODY_BYTES
+            readable, writable, _ = select.select([sock], [sock] if want_write else [], [], 0.5)
+            if readable:
+                data = sock.recv(65536)
+                if not data:
+                    ending = "closed"
+                    break
+                answer += data
+                if status_ms is None and b"\r\n" in answer:
+                    status_ms = (time.perf_counter() - started) * 1000
+            if writable:
+                if not pending:
+                    size = min(len(CHUNK), BIG_BODY_BYTES - sent_body)
+                    pending = memoryview(CHUNK[:size])
+                    sent_body += size
+                count = sock.send(pending)
+                sent += count
+                pending = pending[count:]
+    except ConnectionResetError:
+        ending = "reset"
+    except BrokenPipeError:
+        ending = "broken pipe"
+    finally:
+        sock.close()
+    status_line = answer.split(b"\r\n", 1)[0].decode("latin-1")
+    out.append(
+        {
+            "status": status_line.split(" ")[1] if status_line.startswith("HTTP/") else None,
+            "status_ms": status_ms,
+            "ended_ms": (time.perf_counter() - started) * 1000,
+            "ending": ending,
+            "body_sent_mb": max(0, sent - head_length) / 2**20,
+            "code": b'"payload_too_large"' in answer,
+        }
+    )
+
+
+def _big_bodies(env, host, port, parallel, token):
+    """``parallel`` 100 MB POSTs at once; the time to each 413 and the workers' RSS before, peak, after."""
+    time.sleep(0.5)
+    before = _worker_rss(env)
+    peak, stop = dict(before), threading.Event()
+
+    def sample():
+        while not stop.wait(0.05):
+            for pid, rss in _worker_rss(env).items():
+                peak[pid] = max(peak.get(pid, 0), rss)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    requests_out = []
+    threads = [threading.Thread(target=_send_big_body, args=(host, port, token, requests_out)) for _ in range(parallel)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    time.sleep(1.0)  # the gateway's 1 s linger, then the worker settles
+    stop.set()
+    sampler.join()
+    after = _worker_rss(env)
+    statuses = {}
+    for r in requests_out:
+        statuses[r["status"] or r["ending"]] = statuses.get(r["status"] or r["ending"], 0) + 1
+    times = [r["status_ms"] for r in requests_out if r["status_ms"] is not None]
+    return {
+        "parallel": parallel,
+        "key": bool(token),
+        "statuses": statuses,
+        "status_ms": {"max": max(times), "p50": statistics.median(times)} if times else None,
+        "ended_ms": max(r["ended_ms"] for r in requests_out),
+        "endings": sorted({r["ending"] for r in requests_out}),
+        "body_sent_mb": max(r["body_sent_mb"] for r in requests_out),
+        "envelope": all(r["code"] for r in requests_out),
+        "rss_growth_mb": (sum(after.values()) - sum(before.values())) / 2**20,
+        "rss_peak_growth_mb": (sum(peak.values()) - sum(before.values())) / 2**20,
+        "rss_mb": round(sum(after.values()) / 2**20),
+        "workers_replaced": len(set(before) - set(after)),
+    }
+
+
+def _big_label(r):
+    return f"{r['parallel']} x 100 MB, {'valid key' if r['key'] else 'no key'}"
+
+
+def _big_line(r):
+    t = r["status_ms"]
+    timing = f"413 after {t['p50']:.1f} ms (max {t['max']:.1f})" if t else "NO STATUS LINE"
+    replaced = f"  WORKERS REPLACED {r['workers_replaced']}" if r["workers_replaced"] else ""
+    return (
+        f"{_big_label(r):<24} statuses {r['statuses']}  {timing}, closed after {r['ended_ms']:.0f} ms"
+        f" ({'/'.join(r['endings'])}, up to {r['body_sent_mb']:.1f} MB sent)  RSS growth"
+        f" {r['rss_growth_mb']:+.1f} MB (peak {r['rss_peak_growth_mb']:+.1f}) of {r['rss_mb']} MB{replaced}"
+    )
+
+
+def _verdict(met):
+    return "met" if met else "MISSED"
+
+
+def _markdown(env, results):
+    health, quiet, load, slow = results["health"], results["health_quiet"], results["load"], results["slow"]
+    lines = [
+        f"Gateway: {env.describe()['gateway']}; defaults MAX_REQUEST_BYTES 4 MiB, CLIENT_BODY_TIMEOUT_SECONDS 15,"
+        f" CLIENT_HEADER_TIMEOUT_SECONDS 5. {SLOW_BODY_CLIENTS} clients send headers with `Content-Length: 100000`"
+        f" then a body byte every {SLOW_INTERVAL_SECONDS} s, {SLOW_HEADER_CLIENTS} send the request line then a"
+        f" header line every {SLOW_INTERVAL_SECONDS} s (`bench/slowloris.py`, gevent); each is re-opened as soon as"
+        " the gateway drops it.",
+        "",
+        "| measurement | result | target |",
+        "|---|---|---|",
+        f"| `/health/live` p50 / p99 / max, {HEALTH_REQUESTS} sequential, new connection each, nothing else"
+        f" | {quiet['p50']:.1f} / {quiet['p99']:.1f} / {quiet['max']:.1f} ms"
+        f"{'' if not quiet['errors'] else ', errors ' + capacity._errors_text(quiet['errors'])} | |",
+        f"| the same with the 200 slow clients open | {health['p50']:.1f} / {health['p99']:.1f} / {health['max']:.1f}"
+        f" ms{'' if not health['errors'] else ', errors ' + capacity._errors_text(health['errors'])}"
+        f" | p99 < {TARGET_HEALTH_P99_MS} ms: {_verdict(health['p99'] < TARGET_HEALTH_P99_MS and not health['errors'])}"
+        " |",
+        f"| {LOAD_CLIENTS} clients, 1 s upstream, {LOAD_SECONDS} s, with the slow clients: completions/s (ideal)"
+        f" | {load['per_second']:.0f} ({load['ideal']:.0f}), worst second {load['worst_second']}, added p50 / p99"
+        f" {load['p50'] - capacity.UPSTREAM_LATENCY_MS:+.0f} / {load['p99'] - capacity.UPSTREAM_LATENCY_MS:+.0f} ms,"
+        f" errors {capacity._errors_text(load['errors'])}"
+        f" | >= {TARGET_LOAD_PER_SECOND}/s, 0 errors:"
+        f" {_verdict(load['per_second'] >= TARGET_LOAD_PER_SECOND and not load['errors'])} |",
+        "",
+        *[f"- {line.strip()}" for line in _slow_lines(slow)],
+        "",
+        f"100 MB bodies: `Content-Length: {BIG_BODY_BYTES}`, streamed as fast as the gateway takes it; time from"
+        " sending the headers to the status line; RSS summed over the gateway's workers, before and 1 s after"
+        " (peak sampled every 50 ms).",
+        "",
+        "| requests | answers | to the 413 p50 / max ms | connection closed after ms | body sent, MB (most)"
+        " | RSS growth (peak) MB | targets: < 100 ms, < 10 MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results["big"]:
+        t = r["status_ms"]
+        to_413 = f"{t['p50']:.1f} / {t['max']:.1f}" if t else "—"
+        met = t is not None and t["max"] < TARGET_413_MS and r["rss_growth_mb"] < TARGET_RSS_GROWTH_MB
+        lines.append(
+            f"| {_big_label(r)} | {', '.join(f'{s} {n}' for s, n in r['statuses'].items())}"
+            f" | {to_413} | {r['ended_ms']:.0f} ({'/'.join(r['endings'])})"
+            f" | {r['body_sent_mb']:.1f} | {r['rss_growth_mb']:+.1f} ({r['rss_peak_growth_mb']:+.1f})"
+            f" | {_verdict(met)} |"
+        )
+    log = results["log"]
+    counts = log["counts"] if log else {}
+    summary = "; ".join(f"{count} x {key}" for key, count in counts.most_common(5)) if counts else "none"
+    lines.append("")
+    lines.append(f"- Gateway log warnings and errors during the suite: {summary}.")
+    return lines

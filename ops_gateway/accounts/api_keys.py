@@ -1,0 +1,167 @@
+"""API-key lifecycle: create, list, update, rotate, revoke — each audited in its transaction."""
+
+import ipaddress
+from datetime import UTC, datetime, timedelta
+
+import psycopg2
+from flask import current_app
+
+from ops_gateway.accounts import audit, keys
+from ops_gateway.core.errors import ApiError
+
+SCOPES = ("models:read", "chat:write", "usage:read", "keys:manage")
+KEY_COLUMNS = (
+    "id, user_id, name, environment, prefix, last4, scopes, ip_allowlist::text[] AS ip_allowlist, status,"
+    " expires_at, grace_until, created_at, last_used_at, revoked_at"
+)
+
+
+def _hash(full_key):
+    return keys.hash_key(current_app.config["KEY_HASH_SECRET"], full_key)
+
+
+def _networks(ip_allowlist):
+    """Allowlist entries in canonical network form ("10.0.0.1/8" -> "10.0.0.0/8"), as Postgres cidr wants."""
+    return [str(ipaddress.ip_network(entry, strict=False)) for entry in ip_allowlist]
+
+
+def _insert(cur, user_id, name, environment, expires_at, ip_allowlist, scopes):
+    full_key = keys.generate_key(environment)
+    prefix, last4 = keys.display_parts(full_key)
+    cur.execute("SAVEPOINT insert_key")
+    try:
+        cur.execute(
+            "INSERT INTO api_keys (user_id, name, environment, key_hash, prefix, last4, scopes, ip_allowlist,"
+            f" expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::cidr[], %s) RETURNING {KEY_COLUMNS}",
+            (
+                user_id,
+                name,
+                environment,
+                _hash(full_key),
+                prefix,
+                last4,
+                list(scopes),
+                _networks(ip_allowlist),
+                expires_at,
+            ),
+        )
+    except psycopg2.errors.UniqueViolation:
+        cur.execute("ROLLBACK TO SAVEPOINT insert_key")
+        raise ApiError(409, "key_name_taken", f"you already have an active key named {name!r}") from None
+    return cur.fetchone(), full_key
+
+
+def _expiry(expires_in_days):
+    return None if expires_in_days is None else datetime.now(UTC) + timedelta(days=expires_in_days)
+
+
+def create_key(cur, user_id, name, actor, environment="live", expires_in_days=None, ip_allowlist=(), scopes=()):
+    """Create a key; return (row, full key) — the only time the full key exists outside the client."""
+    row, full_key = _insert(cur, user_id, name, environment, _expiry(expires_in_days), ip_allowlist, scopes)
+    audit.record(
+        cur, "create", actor, user_id, row["id"], {"name": name, "key": keys.mask(row["prefix"], row["last4"])}
+    )
+    return row, full_key
+
+
+def list_keys(cur, user_id):
+    """The user's keys, newest first (no hashes)."""
+    cur.execute(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = %s ORDER BY id DESC", (user_id,))
+    return cur.fetchall()
+
+
+def get_key(cur, user_id, key_id, for_update=False):
+    """One of the user's keys or a 404 (another user's key id is indistinguishable from none)."""
+    lock = " FOR UPDATE" if for_update else ""
+    cur.execute(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = %s AND user_id = %s{lock}", (key_id, user_id))
+    row = cur.fetchone()
+    if row is None:
+        raise ApiError(404, "api_key_not_found", f"API key {key_id} does not exist")
+    return row
+
+
+def update_key(cur, user_id, key_id, changes, actor):
+    """Rename, change the allowlist, expiry or scopes of an active key."""
+    row = get_key(cur, user_id, key_id, for_update=True)
+    if row["status"] != "active":
+        raise ApiError(409, "api_key_inactive", "only active keys can be changed")
+    assignments, params = [], []
+    for column in ("name", "scopes"):
+        if column in changes:
+            assignments.append(f"{column} = %s")
+            params.append(changes[column])
+    if "ip_allowlist" in changes:
+        assignments.append("ip_allowlist = %s::cidr[]")
+        params.append(_networks(changes["ip_allowlist"]))
+    if "expires_in_days" in changes:
+        assignments.append("expires_at = %s")
+        params.append(_expiry(changes["expires_in_days"]))
+    if assignments:
+        cur.execute("SAVEPOINT update_key")
+        try:
+            cur.execute(f"UPDATE api_keys SET {', '.join(assignments)} WHERE id = %s", params + [key_id])
+        except psycopg2.errors.UniqueViolation:
+            cur.execute("ROLLBACK TO SAVEPOINT update_key")
+            raise ApiError(409, "key_name_taken", "you already have an active key with that name") from None
+        audit.record(cur, "update", actor, user_id, key_id, audit_safe(changes))
+    return get_key(cur, user_id, key_id)
+
+
+def audit_safe(changes):
+    """Changes as JSON-friendly values for the audit row."""
+    return {k: (v if isinstance(v, (str, int, list, type(None))) else str(v)) for k, v in changes.items()}
+
+
+def rotate_key(cur, user_id, key_id, actor, grace_seconds=0):
+    """Replace a key: the old one stops now (or when the grace ends); return (new row, full key)."""
+    old = get_key(cur, user_id, key_id, for_update=True)
+    if old["status"] != "active":
+        raise ApiError(409, "api_key_inactive", "only active keys can be rotated")
+    if old["expires_at"] is not None and old["expires_at"] <= datetime.now(UTC):
+        # The replacement would inherit the expiry and be born unusable.
+        raise ApiError(409, "api_key_inactive", "an expired key cannot be rotated; create a new key")
+    cur.execute(
+        "UPDATE api_keys SET status = 'rotated', grace_until = now() + make_interval(secs => %s)"
+        " WHERE id = %s RETURNING grace_until",
+        (grace_seconds, key_id),
+    )
+    grace_until = cur.fetchone()["grace_until"]
+    new, full_key = _insert(
+        cur, user_id, old["name"], old["environment"], old["expires_at"], old["ip_allowlist"], old["scopes"]
+    )
+    audit.record(
+        cur,
+        "rotate",
+        actor,
+        user_id,
+        key_id,
+        {"new_key_id": new["id"], "grace_seconds": grace_seconds, "old_key_valid_until": grace_until.isoformat()},
+    )
+    return new, full_key
+
+
+def revoke_key(cur, user_id, key_id, actor, force=False):
+    """Revoke a key; refusing to remove the user's last active key unless forced."""
+    # Serialise revocations per user: two concurrent requests each revoking one of the last two
+    # keys would otherwise both count two active keys and leave none. (NO KEY UPDATE does not
+    # block inserts of new keys, which only take KEY SHARE on the user row.)
+    cur.execute("SELECT 1 FROM users WHERE id = %s FOR NO KEY UPDATE", (user_id,))
+    row = get_key(cur, user_id, key_id, for_update=True)
+    if row["status"] == "revoked":
+        raise ApiError(409, "api_key_inactive", "the key is already revoked")
+    cur.execute("SELECT count(*) AS active FROM api_keys WHERE user_id = %s AND status = 'active'", (user_id,))
+    if row["status"] == "active" and cur.fetchone()["active"] <= 1 and not force:
+        raise ApiError(409, "last_active_key", "this is your last active key; pass ?force=true to revoke it anyway")
+    cur.execute("UPDATE api_keys SET status = 'revoked', revoked_at = now() WHERE id = %s", (key_id,))
+    audit.record(
+        cur, "delete", actor, user_id, key_id, {"forced": force, "key": keys.mask(row["prefix"], row["last4"])}
+    )
+    return get_key(cur, user_id, key_id)
+
+
+def find_by_full_key(cur, full_key):
+    """The key row for a full key (by its hash), or None."""
+    if not keys.KEY_PATTERN.match(full_key or ""):
+        return None
+    cur.execute(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = %s", (_hash(full_key),))
+    return cur.fetchone()

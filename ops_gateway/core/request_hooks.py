@@ -1,0 +1,51 @@
+"""Per-request plumbing: request ids, timing and the access log line."""
+
+import logging
+import re
+import time
+import uuid
+
+from flask import g, request
+
+from ops_gateway.observability import metrics
+
+logger = logging.getLogger("ops_gateway.app")
+
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def start_request():
+    """Adopt the caller's X-Request-ID when sane, else mint one; start the clock."""
+    g.started = time.perf_counter()
+    incoming = request.headers.get("X-Request-ID", "")
+    g.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    metrics.request_started()
+
+
+def finish_request(response):
+    """Echo the request id and write one access-log line."""
+    response.headers["X-Request-ID"] = g.get("request_id", "")
+    latency_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+    g.latency_ms = latency_ms
+    route = request.url_rule.rule if request.url_rule else "<unmatched>"
+    g.route = route
+    metrics.observe_request(request.method, route, response.status_code, latency_ms)
+    logger.info(
+        "request",
+        extra={
+            "method": request.method,
+            "route": route,
+            "path": request.path,
+            "status": response.status_code,
+            "latency_ms": round(latency_ms, 2),
+            "remote_addr": request.remote_addr,
+        },
+    )
+    return response
+
+
+def init_app(app):
+    """Register the hooks."""
+    app.before_request(start_request)
+    app.after_request(finish_request)
+    app.teardown_request(metrics.request_ended)

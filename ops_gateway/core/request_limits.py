@@ -1,0 +1,83 @@
+"""Request size and time limits: what a client may send, and how slowly, before anything else runs.
+
+A body over ``MAX_REQUEST_BYTES`` is refused with 413 from its Content-Length alone, unread, and
+the connection is closed so the server does not drain it either. A body that takes longer than
+``CLIENT_BODY_TIMEOUT_SECONDS`` to arrive gets 408. Both happen before authentication, JSON
+parsing or any database or Redis call. Slow headers are bounded by gunicorn (``keepalive`` in
+gunicorn.conf.py, from ``CLIENT_HEADER_TIMEOUT_SECONDS``).
+"""
+
+import socket
+import time
+
+import gevent
+from flask import current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from ops_gateway.core.errors import ApiError
+
+# Set in the WSGI environ when the connection must not be reused; gunicorn.conf.py's
+# post_request hook closes it (gunicorn ignores a Connection header set by the app).
+CLOSE_CONNECTION = "ops_gateway.close_connection"
+# After refusing a body, read (and drop) what the client is still sending for this long, at most
+# this much: closing with unread bytes would reset the connection and lose the 4xx answer.
+LINGER_SECONDS = 1.0
+LINGER_MAX_BYTES = 1024 * 1024
+
+
+def _refuse(status, code, message, details):
+    request.environ[CLOSE_CONNECTION] = True
+    raise ApiError(status, code, message, details, {"Connection": "close"})
+
+
+def receive_body():
+    """before_request: refuse an oversized body unread; read the rest within the body deadline."""
+    limit = current_app.config["MAX_REQUEST_BYTES"]
+    length = request.content_length
+    if length is not None and length > limit:
+        _refuse(413, "payload_too_large", f"request bodies are limited to {limit} bytes", {"max_bytes": limit})
+    if not length and request.headers.get("Transfer-Encoding", "").lower() != "chunked":
+        return
+    seconds = current_app.config["CLIENT_BODY_TIMEOUT_SECONDS"]
+    deadline = gevent.Timeout(seconds)
+    deadline.start()
+    try:
+        request.get_data(cache=True)
+    except RequestEntityTooLarge:  # a chunked body, stopped by werkzeug at MAX_CONTENT_LENGTH
+        _refuse(413, "payload_too_large", f"request bodies are limited to {limit} bytes", {"max_bytes": limit})
+    except gevent.Timeout as timeout:
+        if timeout is not deadline:
+            raise
+        _refuse(408, "request_timeout", f"the request body did not arrive within {seconds}s", {"seconds": seconds})
+    finally:
+        deadline.close()
+
+
+def linger_and_close(req, environ):
+    """gunicorn post_request: end a connection the app refused a body on, without a reset.
+
+    The answer is already sent; half-close, drain briefly and boundedly, then let gunicorn close.
+    """
+    if not environ.get(CLOSE_CONNECTION):
+        return
+    req.must_close = True
+    client = environ.get("gunicorn.socket")
+    if client is None:
+        return
+    deadline, drained = time.monotonic() + LINGER_SECONDS, 0
+    try:
+        client.shutdown(socket.SHUT_WR)
+        while drained < LINGER_MAX_BYTES and (remaining := deadline - time.monotonic()) > 0:
+            client.settimeout(remaining)
+            chunk = client.recv(65536)
+            if not chunk:
+                break
+            drained += len(chunk)
+    except OSError:
+        pass  # the client is gone or slow: nothing more to do before the close
+
+
+def init_app(app):
+    """Register the limit as the first check after the request's id and clock."""
+    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_REQUEST_BYTES"]
+    app.before_request(receive_body)

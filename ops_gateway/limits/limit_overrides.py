@@ -1,0 +1,54 @@
+"""Per-user rate-limit overrides and plans: read, set, clear (each audited)."""
+
+from ops_gateway.accounts import audit
+from ops_gateway.core.errors import ApiError
+from ops_gateway.limits.rate_limits import LIMIT_FIELDS
+
+PLAN_COLUMNS = (
+    "name, description, requests_per_minute, requests_per_hour, requests_per_day, tokens_per_minute,"
+    " tokens_per_hour, tokens_per_day, daily_request_quota, monthly_request_quota, daily_token_quota,"
+    " monthly_token_quota, max_concurrent_requests"
+)
+
+
+def list_plans(cur):
+    """Every plan with its limits."""
+    cur.execute(f"SELECT {PLAN_COLUMNS} FROM plans ORDER BY requests_per_minute")
+    return cur.fetchall()
+
+
+def effective_for_user(cur, user_id):
+    """(limits, sources, plan) for a user: each window's override, else the plan's value."""
+    overrides = ", ".join(f"o.{f} AS o_{f}" for f in LIMIT_FIELDS)
+    plan_values = ", ".join(f"p.{f}" for f in LIMIT_FIELDS)
+    cur.execute(
+        f"SELECT u.plan, {plan_values}, {overrides} FROM users u JOIN plans p ON p.name = u.plan"
+        " LEFT JOIN rate_limit_overrides o ON o.user_id = u.id WHERE u.id = %s",
+        (user_id,),
+    )
+    row = cur.fetchone()
+    if row is None:
+        raise ApiError(404, "user_not_found", f"user {user_id} does not exist")
+    limits = {f: row[f"o_{f}"] if row[f"o_{f}"] is not None else row[f] for f in LIMIT_FIELDS}
+    sources = {f: "override" if row[f"o_{f}"] is not None else "plan" for f in LIMIT_FIELDS}
+    return limits, sources, row["plan"]
+
+
+def set_overrides(cur, user_id, rate_limits, actor):
+    """Upsert the given windows (null = inherit the plan); fields not given keep their override."""
+    given = {f: rate_limits[f] for f in LIMIT_FIELDS if f in rate_limits}
+    columns = ", ".join(given)
+    placeholders = ", ".join(["%s"] * len(given))
+    updates = ", ".join(f"{f} = EXCLUDED.{f}" for f in given)
+    cur.execute(
+        f"INSERT INTO rate_limit_overrides (user_id, updated_by, {columns}) VALUES (%s, %s, {placeholders})"
+        f" ON CONFLICT (user_id) DO UPDATE SET updated_by = EXCLUDED.updated_by, updated_at = now(), {updates}",
+        [user_id, actor, *given.values()],
+    )
+    audit.record(cur, "limits_updated", actor, user_id, details={"rate_limits": given})
+
+
+def clear_overrides(cur, user_id, actor):
+    """Drop every override: the user is back on the plan's limits."""
+    cur.execute("DELETE FROM rate_limit_overrides WHERE user_id = %s", (user_id,))
+    audit.record(cur, "limits_updated", actor, user_id, details={"rate_limits": "plan"})

@@ -1,0 +1,132 @@
+"""Alerts: one ``alerts`` row per incident, and one webhook message when it fires and one when it resolves.
+
+``fire_alert`` is idempotent while an incident lasts (the partial unique index allows one firing
+row per rule), so evaluators may call it on every check. A rule that fires again within
+ALERT_COOLDOWN_SECONDS of its last message stays quiet (flapping), and is announced on a later
+call once the cooldown has passed if it is still firing. Call these outside your own
+transaction: each opens its own, and the webhook is never called with a row locked.
+"""
+
+import logging
+import time
+
+import requests
+from flask import current_app
+from psycopg2.extras import Json
+
+from ops_gateway.core import db
+
+logger = logging.getLogger("ops_gateway.app")
+
+WEBHOOK_TIMEOUT = (3.05, 5)  # (connect, read) seconds
+WEBHOOK_ATTEMPTS = 3
+WEBHOOK_BACKOFF_SECONDS = 0.5
+
+_UPSERT_FIRING = """
+INSERT INTO alerts (rule, status, severity, message, value, threshold, details)
+VALUES (%s, 'firing', %s, %s, %s, %s, %s)
+ON CONFLICT (rule) WHERE status = 'firing'
+DO UPDATE SET severity = EXCLUDED.severity, message = EXCLUDED.message, value = EXCLUDED.value,
+              threshold = EXCLUDED.threshold, details = EXCLUDED.details
+RETURNING *, (xmax = 0) AS created
+"""
+
+# Claim the firing message: only an unannounced row, and only when the rule's last message is
+# older than the cooldown. The claim commits before the webhook call; a failed call releases it.
+_CLAIM_FIRING_MESSAGE = """
+UPDATE alerts a SET notifications = 1, last_notified_at = now()
+WHERE a.id = %s AND a.notifications = 0
+  AND NOT EXISTS (
+      SELECT 1 FROM alerts p
+      WHERE p.rule = a.rule AND p.id <> a.id AND p.last_notified_at > now() - make_interval(secs => %s))
+RETURNING id
+"""
+
+
+def deliver_webhook(text, url=None):
+    """POST ``{"text": text}`` to ALERT_WEBHOOK_URL (Slack-compatible); True when it was accepted.
+
+    Bounded: WEBHOOK_ATTEMPTS tries with a timeout each; 4xx other than 429 is not retried.
+    """
+    url = url or current_app.config["ALERT_WEBHOOK_URL"]
+    if not url:
+        return False
+    for attempt in range(1, WEBHOOK_ATTEMPTS + 1):
+        try:
+            response = requests.post(url, json={"text": text}, timeout=WEBHOOK_TIMEOUT)
+        except requests.RequestException as exc:
+            outcome, retryable = exc.__class__.__name__, True
+        else:
+            if response.status_code < 300:
+                return True
+            outcome = f"HTTP {response.status_code}"
+            retryable = response.status_code == 429 or response.status_code >= 500
+        logger.warning("alert webhook failed", extra={"attempt": attempt, "outcome": outcome})
+        if not retryable:
+            break
+        if attempt < WEBHOOK_ATTEMPTS:
+            time.sleep(WEBHOOK_BACKOFF_SECONDS * attempt)
+    return False
+
+
+def firing_text(alert):
+    """The chat line announcing a firing alert."""
+    measured = ""
+    if alert["value"] is not None:
+        measured = f" (value {alert['value']:g}" + (
+            f", threshold {alert['threshold']:g})" if alert["threshold"] is not None else ")"
+        )
+    return f":rotating_light: [FIRING] {alert['severity']} {alert['rule']}: {alert['message']}{measured}"
+
+
+def resolved_text(alert):
+    """The chat line announcing a resolution."""
+    minutes = (alert["resolved_at"] - alert["fired_at"]).total_seconds() / 60
+    return f":white_check_mark: [RESOLVED] {alert['rule']} after {minutes:.0f} min: {alert['message']}"
+
+
+def fire_alert(rule, message, severity="warning", value=None, threshold=None, details=None):
+    """Record that ``rule`` is firing (one row per incident) and announce it once; return the row.
+
+    The row's ``created`` is True when this call opened the incident.
+    """
+    with db.transaction() as cur:
+        cur.execute(_UPSERT_FIRING, (rule, severity, message, value, threshold, Json(details or {})))
+        alert = cur.fetchone()
+        claimed = False
+        if current_app.config["ALERT_WEBHOOK_URL"]:
+            cur.execute(_CLAIM_FIRING_MESSAGE, (alert["id"], current_app.config["ALERT_COOLDOWN_SECONDS"]))
+            claimed = cur.fetchone() is not None
+    if alert["created"]:
+        logger.warning("alert firing", extra={"rule": rule, "severity": severity, "alert_message": message})
+    if claimed:
+        if deliver_webhook(firing_text(alert)):
+            alert["notifications"] = 1
+        else:
+            with db.transaction() as cur:
+                # Not delivered: release the claim so a later call announces it.
+                cur.execute(
+                    "UPDATE alerts SET notifications = 0, last_notified_at = NULL WHERE id = %s", (alert["id"],)
+                )
+    return alert
+
+
+def resolve_alert(rule):
+    """Mark the rule's firing alert resolved and announce it if its firing was announced; the row or None."""
+    with db.transaction() as cur:
+        cur.execute(
+            "UPDATE alerts SET status = 'resolved', resolved_at = now() WHERE rule = %s AND status = 'firing'"
+            " RETURNING *",
+            (rule,),
+        )
+        alert = cur.fetchone()
+    if alert is None:
+        return None
+    logger.info("alert resolved", extra={"rule": rule})
+    if alert["notifications"] > 0 and deliver_webhook(resolved_text(alert)):
+        with db.transaction() as cur:
+            cur.execute(
+                "UPDATE alerts SET notifications = notifications + 1, last_notified_at = now() WHERE id = %s",
+                (alert["id"],),
+            )
+    return alert

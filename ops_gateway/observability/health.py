@@ -1,0 +1,80 @@
+"""Health checks: what /health, /health/live and /health/ready report, from real probes."""
+
+import time
+from datetime import UTC, datetime
+
+import psycopg2
+from flask import current_app
+
+from ops_gateway.core import db, migrations, redis_store
+
+HEALTH_QUERY_TIMEOUT_MS = 1000
+
+
+def _database_probe():
+    """Return (connected, user_count, openrouter_state) from one short query."""
+    try:
+        with db.transaction() as cur:
+            cur.execute("SET LOCAL statement_timeout = %s", (HEALTH_QUERY_TIMEOUT_MS,))
+            cur.execute(
+                "SELECT (SELECT value FROM table_counts WHERE name = 'users') AS user_count,"
+                " fetched_at, last_attempt_at, last_error_at FROM model_catalog WHERE id = 1"
+            )
+            row = cur.fetchone()
+        return True, row
+    except db.UNAVAILABLE_ERRORS:
+        db.get_database().discard_idle()
+        return False, None
+    except psycopg2.ProgrammingError:  # schema not migrated yet: "degraded", not a crash
+        return True, None
+
+
+def openrouter_state(row):
+    """connected / error / unconfigured, from the last model-list fetch (no live call)."""
+    config = current_app.config
+    configured = config["OPENROUTER_API_KEY"] or config["OPENROUTER_BASE_URL"] != "https://openrouter.ai/api/v1"
+    if not configured:
+        return "unconfigured"
+    if row is None or row["last_attempt_at"] is None:
+        return "connected" if row is not None else "error"
+    if row["last_error_at"] is not None and (row["fetched_at"] is None or row["last_error_at"] >= row["fetched_at"]):
+        return "error"
+    return "connected"
+
+
+def health_report():
+    """The /health document and its HTTP status."""
+    database_ok, row = _database_probe()
+    redis_ok = redis_store.is_up(redis_store.get_redis())
+    openrouter = openrouter_state(row) if database_ok else "error"
+    if not database_ok:
+        status = "unhealthy"
+    elif not redis_ok or openrouter == "error" or row is None:
+        status = "degraded"
+    else:
+        status = "healthy"
+    report = {
+        "status": status,
+        "database": "connected" if database_ok else "disconnected",
+        "redis": "connected" if redis_ok else "disconnected",
+        "openrouter": openrouter,
+        "user_count": int(row["user_count"]) if row else 0,
+        "timestamp": datetime.now(UTC).isoformat(),
+        "version": current_app.config["VERSION"],
+        "uptime_seconds": round(time.time() - current_app.config["STARTED_AT"], 1),
+    }
+    return report, 503 if status == "unhealthy" else 200
+
+
+def readiness():
+    """(ready, reason): the database answers and no migration is pending."""
+    try:
+        with db.transaction() as cur:
+            cur.execute("SET LOCAL statement_timeout = %s", (HEALTH_QUERY_TIMEOUT_MS,))
+            missing = migrations.pending(cur)
+    except db.UNAVAILABLE_ERRORS:
+        db.get_database().discard_idle()
+        return False, "database unreachable"
+    if missing:
+        return False, f"migrations pending: {', '.join(missing)}"
+    return True, "ready"

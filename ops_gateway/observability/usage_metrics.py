@@ -1,0 +1,241 @@
+"""Usage figures for the monitors, from usage_daily_totals and short indexed windows of usage_records.
+
+Nothing here scans history. One user's figures read that user's daily rows (primary key).
+System-wide figures read today's rows (day index) plus the days before today, which no longer
+change: their totals are cached in Redis per day, each day's built from the previous cached
+day plus the days since. Performance figures read at most the last hour of usage_records
+through its created_at index.
+"""
+
+import json
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import redis
+
+from ops_gateway.core import redis_store
+
+HISTORY_CACHE_KEY = "gw:monitor:usage-before:{day}"
+HISTORY_CARRY_DAYS = 7
+HISTORY_CACHE_SECONDS = (HISTORY_CARRY_DAYS + 1) * 86400
+FULL_HISTORY_TIMEOUT = "60s"
+RECENT_ACTIVITY_LIMIT = 20
+TOP_USERS_LIMIT = 10
+SUMMED = ("requests", "errors", "prompt_tokens", "completion_tokens", "cost")
+SUMMED += tuple(f"{field}_{period}" for period in ("today", "month") for field in ("requests", "tokens", "cost"))
+
+# Per model: all-time, this month and today. {where} is one of the fixed clauses below.
+_BY_MODEL = """
+SELECT model, sum(requests)::bigint AS requests, sum(errors)::bigint AS errors,
+       sum(prompt_tokens)::bigint AS prompt_tokens, sum(completion_tokens)::bigint AS completion_tokens,
+       sum(cost) AS cost,
+       coalesce(sum(requests) FILTER (WHERE day = %(today)s), 0)::bigint AS requests_today,
+       coalesce(sum(prompt_tokens + completion_tokens) FILTER (WHERE day = %(today)s), 0)::bigint AS tokens_today,
+       coalesce(sum(cost) FILTER (WHERE day = %(today)s), 0) AS cost_today,
+       coalesce(sum(requests) FILTER (WHERE day >= %(month)s), 0)::bigint AS requests_month,
+       coalesce(sum(prompt_tokens + completion_tokens) FILTER (WHERE day >= %(month)s), 0)::bigint AS tokens_month,
+       coalesce(sum(cost) FILTER (WHERE day >= %(month)s), 0) AS cost_month,
+       max(last_request_at) AS last_request_at
+FROM usage_daily_totals WHERE {where} GROUP BY model
+"""
+_ONE_USER = "user_id = %(user_id)s"
+_TODAY = "day = %(today)s"
+_BEFORE_TODAY = "day < %(today)s"
+_SINCE = "day >= %(since)s AND day < %(today)s"
+
+_TOP_USERS_TODAY = """
+SELECT top.user_id, top.requests, top.tokens_used, top.cost, k.prefix, k.last4
+FROM (SELECT user_id, sum(requests)::bigint AS requests,
+             sum(prompt_tokens + completion_tokens)::bigint AS tokens_used,
+             sum(cost) AS cost
+      FROM usage_daily_totals WHERE day = %s GROUP BY user_id
+      ORDER BY requests DESC, cost DESC LIMIT %s) top
+LEFT JOIN LATERAL (SELECT prefix, last4 FROM api_keys WHERE user_id = top.user_id
+                   ORDER BY status = 'active' DESC, last_used_at DESC NULLS LAST LIMIT 1) k ON true
+ORDER BY top.requests DESC, top.cost DESC
+"""
+
+_RECENT_WINDOWS = """
+SELECT count(*) FILTER (WHERE created_at >= now() - interval '1 minute') AS requests_1m,
+       count(*) FILTER (WHERE created_at >= now() - interval '5 minutes') AS requests_5m,
+       count(*) FILTER (WHERE created_at >= now() - interval '5 minutes' AND status = 'error') AS errors_5m,
+       count(*) AS requests_1h, count(*) FILTER (WHERE status = 'error') AS errors_1h,
+       percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY latency_ms)
+           FILTER (WHERE created_at >= now() - interval '5 minutes') AS latency,
+       percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY upstream_latency_ms)
+           FILTER (WHERE created_at >= now() - interval '5 minutes') AS upstream_latency
+FROM usage_records WHERE created_at >= now() - interval '1 hour'
+"""
+
+
+def current_day(cur):
+    """Today and the first of this month, by the database's UTC clock (the one settlement uses)."""
+    cur.execute("SELECT (now() AT TIME ZONE 'UTC')::date AS today")
+    today = cur.fetchone()["today"]
+    return {"today": today, "month": today.replace(day=1)}
+
+
+def _by_model(cur, where, params):
+    cur.execute(_BY_MODEL.format(where=where), params)
+    return cur.fetchall()
+
+
+def _newest_cached_history(today):
+    """(day, rows) of the most recent history cached in the last HISTORY_CARRY_DAYS days, else (None, None)."""
+    days = [today - timedelta(days=back) for back in range(HISTORY_CARRY_DAYS + 1)]
+    try:
+        cached = redis_store.get_redis().mget([HISTORY_CACHE_KEY.format(day=day.isoformat()) for day in days])
+    except redis.RedisError:
+        return None, None
+    for day, raw in zip(days, cached, strict=True):
+        if raw:
+            return day, [_decode(row) for row in json.loads(raw)]
+    return None, None
+
+
+def _history_before_today(cur, days):
+    """Per-model totals of every day before today, cached in Redis per day.
+
+    Each day's history is the newest cached one plus the few days since, so only the very first
+    computation (or one after a week without any) reads every day of usage_daily_totals.
+    """
+    today = days["today"]
+    cached_day, rows = _newest_cached_history(today)
+    if cached_day == today:
+        return rows
+    if cached_day is None:
+        # Once per deployment (or after a week unseen): may read millions of daily rows.
+        cur.execute(f"SET LOCAL statement_timeout = '{FULL_HISTORY_TIMEOUT}'")
+        rows = _by_model(cur, _BEFORE_TODAY, days)
+    else:
+        if (cached_day.year, cached_day.month) != (today.year, today.month):  # a new month starts from zero
+            for row in rows:
+                row.update(requests_month=0, tokens_month=0, cost_month=Decimal(0))
+        rows = merge_by_model(rows + _by_model(cur, _SINCE, {**days, "since": cached_day}))
+    try:
+        key = HISTORY_CACHE_KEY.format(day=today.isoformat())
+        redis_store.get_redis().set(key, json.dumps(rows, default=_encode), ex=HISTORY_CACHE_SECONDS)
+    except redis.RedisError:
+        pass  # the next call recomputes
+    return rows
+
+
+def _encode(value):
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def _decode(row):
+    """A cached row back to Decimal costs and an aware timestamp."""
+    for field in ("cost", "cost_today", "cost_month"):
+        row[field] = Decimal(row[field])
+    if row["last_request_at"]:
+        row["last_request_at"] = datetime.fromisoformat(row["last_request_at"])
+    return row
+
+
+def merge_by_model(rows):
+    """One row per model: the counters added up, the latest last_request_at kept."""
+    models = {}
+    for row in rows:
+        entry = models.setdefault(
+            row["model"], dict.fromkeys(SUMMED, 0) | {"model": row["model"], "last_request_at": None}
+        )
+        for field in SUMMED:
+            entry[field] += row[field] or 0
+        last = row["last_request_at"]
+        if last is not None and (entry["last_request_at"] is None or last > entry["last_request_at"]):
+            entry["last_request_at"] = last
+    return list(models.values())
+
+
+def summarise(rows):
+    """The usage_metrics document from per-model rows (several rows per model are added up)."""
+    by_model = sorted(merge_by_model(rows), key=lambda m: (-m["requests"], m["model"]))
+    totals = {field: sum((m[field] for m in by_model), start=0) for field in SUMMED}
+    tokens = totals["prompt_tokens"] + totals["completion_tokens"]
+    last_times = [m["last_request_at"] for m in by_model if m["last_request_at"] is not None]
+    return {
+        "total_requests": totals["requests"],
+        "total_tokens": tokens,
+        "total_cost": Decimal(totals["cost"]),
+        "requests_today": totals["requests_today"],
+        "tokens_today": totals["tokens_today"],
+        "cost_today": Decimal(totals["cost_today"]),
+        "requests_this_month": totals["requests_month"],
+        "tokens_this_month": totals["tokens_month"],
+        "cost_this_month": Decimal(totals["cost_month"]),
+        "average_tokens_per_request": round(tokens / totals["requests"], 2) if totals["requests"] else 0.0,
+        "most_used_model": by_model[0]["model"] if by_model else None,
+        "last_request_time": max(last_times) if last_times else None,
+        "by_model": [_model_entry(m) for m in by_model],
+    }
+
+
+def _model_entry(entry):
+    return {
+        "model": entry["model"],
+        "requests": entry["requests"],
+        "errors": entry["errors"],
+        "prompt_tokens": entry["prompt_tokens"],
+        "completion_tokens": entry["completion_tokens"],
+        "total_tokens": entry["prompt_tokens"] + entry["completion_tokens"],
+        "cost": Decimal(entry["cost"]),
+        "requests_today": entry["requests_today"],
+        "cost_today": Decimal(entry["cost_today"]),
+        "last_request_time": entry["last_request_at"],
+    }
+
+
+def user_usage(cur, user_id):
+    """One user's usage_metrics (all time, this month, today, per model)."""
+    days = current_day(cur)
+    return summarise(_by_model(cur, _ONE_USER, {**days, "user_id": user_id}))
+
+
+def system_usage(cur):
+    """(usage_metrics across all users, number of users active today)."""
+    days = current_day(cur)
+    rows = _history_before_today(cur, days) + _by_model(cur, _TODAY, days)
+    cur.execute("SELECT count(DISTINCT user_id) AS active FROM usage_daily_totals WHERE day = %s", (days["today"],))
+    return summarise(rows), cur.fetchone()["active"]
+
+
+def top_users_today(cur, limit=TOP_USERS_LIMIT):
+    """The heaviest users today by requests, each with the mask of their most recently used key."""
+    cur.execute(_TOP_USERS_TODAY, (current_day(cur)["today"], limit))
+    return cur.fetchall()
+
+
+def recent_activity(cur, limit=RECENT_ACTIVITY_LIMIT):
+    """The newest completions of the last hour."""
+    cur.execute(
+        "SELECT request_id, user_id, model, status, total_tokens, cost, round(latency_ms::numeric, 1) AS latency_ms,"
+        " created_at FROM usage_records WHERE created_at >= now() - interval '1 hour'"
+        " ORDER BY created_at DESC LIMIT %s",
+        (limit,),
+    )
+    return cur.fetchall()
+
+
+def recent_performance(cur):
+    """Throughput, error rates (percent) and latency percentiles of completions over the last 1/5/60 minutes."""
+    cur.execute(_RECENT_WINDOWS)
+    row = cur.fetchone()
+    return {
+        "requests_per_second_1m": round(row["requests_1m"] / 60, 3),
+        "requests_5m": row["requests_5m"],
+        "requests_1h": row["requests_1h"],
+        "error_rate_5m": _percent(row["errors_5m"], row["requests_5m"]),
+        "error_rate_1h": _percent(row["errors_1h"], row["requests_1h"]),
+        "latency_ms": _percentiles(row["latency"]),
+        "upstream_latency_ms": _percentiles(row["upstream_latency"]),
+    }
+
+
+def _percent(part, whole):
+    return round(100.0 * part / whole, 2) if whole else 0.0
+
+
+def _percentiles(values):
+    values = values or [None, None, None]
+    return {name: None if v is None else round(v, 1) for name, v in zip(("p50", "p95", "p99"), values, strict=True)}

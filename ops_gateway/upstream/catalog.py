@@ -1,0 +1,246 @@
+"""The model catalogue: one shared cache for the whole deployment, with graceful degradation.
+
+The list lives in Postgres (``model_catalog`` row 1) so a refresh by any worker, instance or the
+scheduler is seen by all; each process keeps a copy for ``LOCAL_CHECK_SECONDS`` and re-reads it
+only when the shared version changed. A failed refresh never empties the list: the last good
+one keeps serving, marked stale. Hits and misses are counted in Redis (deployment-wide); each
+process adds its counts at most every ``COUNTER_FLUSH_SECONDS`` rather than once per request.
+"""
+
+import collections
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import redis
+from flask import current_app
+from psycopg2.extras import Json
+
+from ops_gateway.core import db, redis_store
+from ops_gateway.observability import metrics
+from ops_gateway.upstream.openrouter import UpstreamError
+
+logger = logging.getLogger("ops_gateway.openrouter")
+
+LOCAL_CHECK_SECONDS = 2.0
+REFRESH_LOCK_KEY = "gw:models:refreshing"
+REFRESH_BACKOFF_SECONDS = 15
+COUNTER_KEY = "gw:models:counters"
+COUNTER_FLUSH_SECONDS = 1.0  # how late another process may see this one's hits and misses
+
+
+class _LocalCopy:
+    """This process's copy of the shared catalogue."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.version = None
+        self.models = {}
+        self.fetched_at = None
+        self.checked_at = 0.0
+        self.counts_lock = threading.Lock()
+        self.pending_counts = collections.Counter()  # hits/misses not yet added in Redis
+        self.counts_flushed_at = time.monotonic()
+
+
+def init_app(app):
+    """Give the app its per-process copy and its OpenRouter client."""
+    from ops_gateway.upstream.openrouter import OpenRouterClient
+
+    app.extensions["ops_gateway.model_copy"] = _LocalCopy()
+    app.extensions["ops_gateway.openrouter"] = OpenRouterClient(
+        app.config["OPENROUTER_BASE_URL"],
+        app.config["OPENROUTER_API_KEY"] or "",
+        read_timeout=app.config["OPENROUTER_TIMEOUT_SECONDS"],
+        on_call=metrics.observe_upstream_call,
+    )
+
+
+def _copy():
+    return current_app.extensions["ops_gateway.model_copy"]
+
+
+def normalise(raw_model):
+    """Keep what the gateway needs from an OpenRouter model entry; prices as decimal strings."""
+    pricing = raw_model.get("pricing") or {}
+    return {
+        "id": raw_model["id"],
+        "name": raw_model.get("name") or raw_model["id"],
+        "context_length": raw_model.get("context_length"),
+        "created": raw_model.get("created"),
+        "pricing": {
+            "prompt": f"{Decimal(str(pricing.get('prompt') or '0')):f}",
+            "completion": f"{Decimal(str(pricing.get('completion') or '0')):f}",
+        },
+    }
+
+
+def refresh_models():
+    """Fetch the list from OpenRouter into the shared cache; on failure keep the old list and raise."""
+    started = time.perf_counter()
+    client = current_app.extensions["ops_gateway.openrouter"]
+    try:
+        models = [normalise(m) for m in client.list_models() if isinstance(m, dict) and m.get("id")]
+    except (UpstreamError, KeyError, ValueError, ArithmeticError) as exc:
+        message = exc.message if isinstance(exc, UpstreamError) else f"malformed model list: {exc}"
+        with db.transaction() as cur:
+            cur.execute(
+                "UPDATE model_catalog SET last_attempt_at = now(), last_error = %s, last_error_at = now(),"
+                " refresh_failures = refresh_failures + 1 WHERE id = 1",
+                (message[:500],),
+            )
+        metrics.CACHE_REFRESHES.labels("failed").inc()
+        logger.error("model refresh failed; serving the previous list", extra={"error": message[:200]})
+        raise exc if isinstance(exc, UpstreamError) else UpstreamError("unavailable", message) from exc
+    with db.transaction() as cur:
+        cur.execute(
+            "UPDATE model_catalog SET models = %s, fetched_at = now(), last_attempt_at = now(),"
+            " refresh_count = refresh_count + 1, version = version + 1 WHERE id = 1",
+            (Json(models),),
+        )
+    metrics.CACHE_REFRESHES.labels("success").inc()
+    _copy().checked_at = 0.0  # re-read on next use in this process
+    duration_ms = round((time.perf_counter() - started) * 1000, 1)
+    logger.info("model list refreshed", extra={"total_models": len(models), "duration_ms": duration_ms})
+    return {"total_models": len(models), "duration_ms": duration_ms}
+
+
+def _load_shared():
+    local = _copy()
+    with db.transaction() as cur:
+        cur.execute("SELECT version, fetched_at FROM model_catalog WHERE id = 1")
+        head = cur.fetchone()
+        if head["version"] != local.version:
+            cur.execute("SELECT models FROM model_catalog WHERE id = 1")
+            local.models = {m["id"]: m for m in cur.fetchone()["models"]}
+            local.version = head["version"]
+        local.fetched_at = head["fetched_at"]
+        local.checked_at = time.monotonic()
+
+
+def _count(field):
+    metrics.CACHE_LOOKUPS.labels(field).inc()
+    local = _copy()
+    with local.counts_lock:
+        local.pending_counts[field] += 1
+        due = time.monotonic() - local.counts_flushed_at >= COUNTER_FLUSH_SECONDS
+    if due:
+        _flush_counts()
+
+
+def _flush_counts():
+    """Add this process's pending hit/miss counts to the shared counters (one round trip)."""
+    local = _copy()
+    with local.counts_lock:
+        pending, local.pending_counts = local.pending_counts, collections.Counter()
+        local.counts_flushed_at = time.monotonic()
+    if not pending:
+        return
+    try:
+        pipe = redis_store.get_redis().pipeline(transaction=False)
+        for field, count in pending.items():
+            pipe.hincrby(COUNTER_KEY, field, count)
+        pipe.execute()
+    except redis.RedisError:
+        pass  # counters are best-effort; serving models is not
+
+
+def _age_seconds():
+    fetched_at = _copy().fetched_at
+    return None if fetched_at is None else (datetime.now(UTC) - fetched_at).total_seconds()
+
+
+def _try_refresh(wait):
+    """Refresh unless another process is already doing it (when ``wait``, refresh regardless)."""
+    try:
+        got_lock = redis_store.get_redis().set(REFRESH_LOCK_KEY, 1, nx=True, ex=30)
+    except redis.RedisError:
+        got_lock = True
+    if not (got_lock or wait):
+        return
+    try:
+        refresh_models()
+        _release_refresh_lock()
+    except UpstreamError:
+        # Keep the lock for a while: requests serve the stale list instead of each retrying upstream.
+        _hold_refresh_lock(REFRESH_BACKOFF_SECONDS)
+        if wait:
+            raise
+    _load_shared()
+
+
+def _release_refresh_lock():
+    try:
+        redis_store.get_redis().delete(REFRESH_LOCK_KEY)
+    except redis.RedisError:
+        pass
+
+
+def _hold_refresh_lock(seconds):
+    try:
+        redis_store.get_redis().set(REFRESH_LOCK_KEY, 1, ex=seconds)
+    except redis.RedisError:
+        pass
+
+
+def get_models():
+    """The cached models by id: refreshed when expired, stale when upstream is down, never empty by failure.
+
+    Raises UpstreamError only when there has never been a successful fetch.
+    """
+    local = _copy()
+    with local.lock:
+        if time.monotonic() - local.checked_at >= LOCAL_CHECK_SECONDS:
+            _load_shared()
+    age = _age_seconds()
+    if age is not None and age < current_app.config["MODEL_CACHE_TTL_SECONDS"]:
+        _count("hits")
+        return local.models
+    _count("misses")
+    _try_refresh(wait=age is None)
+    return local.models
+
+
+def find_model(model_id):
+    """One cached model or None."""
+    return get_models().get(model_id)
+
+
+def cache_status():
+    """The cache_info document of /admin/cache-status."""
+    with db.transaction() as cur:
+        cur.execute(
+            "SELECT jsonb_array_length(models) AS total, fetched_at, last_attempt_at, last_error, last_error_at,"
+            " refresh_count, refresh_failures FROM model_catalog WHERE id = 1"
+        )
+        row = cur.fetchone()
+    _flush_counts()  # this process's latest lookups count too
+    try:
+        counters = redis_store.get_redis().hgetall(COUNTER_KEY)
+    except redis.RedisError:
+        counters = {}
+    hits, misses = int(counters.get("hits", 0)), int(counters.get("misses", 0))
+    ttl = current_app.config["MODEL_CACHE_TTL_SECONDS"]
+    age = (datetime.now(UTC) - row["fetched_at"]).total_seconds() if row["fetched_at"] else None
+    failed_since = row["last_error_at"] is not None and (
+        row["fetched_at"] is None or row["last_error_at"] >= row["fetched_at"]
+    )
+    has_data = row["fetched_at"] is not None
+    return {
+        "has_data": has_data,
+        "cache_age_seconds": None if age is None else round(age, 1),
+        "ttl_seconds": ttl,
+        "is_valid": has_data and age < ttl and not failed_since,
+        "is_stale": has_data and (age >= ttl or failed_since),
+        "total_cached_models": row["total"],
+        "last_refresh_at": row["fetched_at"],
+        "last_error": row["last_error"] if failed_since else None,
+        "last_error_at": row["last_error_at"],
+        "hits": hits,
+        "misses": misses,
+        "hit_rate": round(hits / (hits + misses), 4) if hits + misses else 0.0,
+        "refresh_count": row["refresh_count"],
+        "refresh_failures": row["refresh_failures"],
+    }
