@@ -61,7 +61,7 @@ def post_fork(server, worker):
 
 def post_request(worker, req, environ, resp):
     """Close the connection when the app refused its body (never read to the end)."""
-    from ops_gateway.core.request_limits import linger_and_close
+    from blueprints.request_limits import linger_and_close
 
     linger_and_close(req, environ)
 

@@ -4,10 +4,10 @@ from flask import current_app, g
 from flask_smorest import Blueprint
 
 from blueprints.docs import ADMIN_ERRORS, documents_errors
+from blueprints.envelope import ApiError
 from blueprints.job_schemas import JobListArgsSchema, JobListSchema, JobRunRecordSchema
 from ops_gateway.accounts.auth import admin_only
 from ops_gateway.core import db
-from ops_gateway.core.errors import ApiError
 from scheduler import history, runner
 from scheduler.commands import list_command, run_command
 from scheduler.jobs import JOBS

@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 from flask_smorest import Blueprint
 
 from blueprints.docs import ADMIN_ERRORS, documents_errors
+from blueprints.envelope import ApiError
 from blueprints.proxy_schemas import CacheStatusSchema, RefreshResultSchema
 from ops_gateway.accounts.auth import admin_only
-from ops_gateway.core.errors import ApiError
 from ops_gateway.upstream import catalog as model_catalog
 from ops_gateway.upstream.openrouter import UpstreamError
 

@@ -13,9 +13,10 @@ from werkzeug.exceptions import HTTPException
 
 from blueprints import dashboard_format
 from blueprints.dashboard_charts import time_chart
+from blueprints.envelope import ApiError, response_headers, status_of
 from ops_gateway.accounts import security
 from ops_gateway.core import db
-from ops_gateway.core.errors import ApiError
+from ops_gateway.core.errors import GatewayError
 from ops_gateway.dashboard import queries as dashboard_queries
 from ops_gateway.dashboard import series as dashboard_series
 from ops_gateway.dashboard import sessions as dashboard_auth
@@ -68,11 +69,12 @@ def _harden(response):
 
 
 def _error_page(error):
-    """ApiError and HTTP errors as an HTML page with the same status (and Retry-After when given)."""
+    """Domain and HTTP errors as an HTML page with the same status (and Retry-After when given)."""
     if isinstance(error, HTTPException):
         error = ApiError(error.code or 500, None, error.description)
-    body = render_template("dashboard/error.html", error=error)
-    return body, error.status, error.headers
+    status = status_of(error)
+    body = render_template("dashboard/error.html", error=error, status=status)
+    return body, status, response_headers(error)
 
 
 def protect(blueprint, public_endpoints=()):
@@ -80,7 +82,7 @@ def protect(blueprint, public_endpoints=()):
     security.limit_admin_blueprint(blueprint)
     blueprint.before_request(partial(_guard, frozenset(public_endpoints)))
     blueprint.after_request(_harden)
-    blueprint.register_error_handler(ApiError, _error_page)
+    blueprint.register_error_handler(GatewayError, _error_page)
     blueprint.register_error_handler(HTTPException, _error_page)
 
 
@@ -104,13 +106,12 @@ def login():
         return render_template("dashboard/login.html", next=request.args.get("next", ""))
     try:
         dashboard_auth.sign_in(request.form.get("api_key", "").strip())
-    except ApiError as error:
-        if error.status not in LOGIN_MESSAGES:
+    except GatewayError as error:
+        status = status_of(error)
+        if status not in LOGIN_MESSAGES:
             raise
-        page = render_template(
-            "dashboard/login.html", error=LOGIN_MESSAGES[error.status], next=request.form.get("next")
-        )
-        return page, error.status, error.headers
+        page = render_template("dashboard/login.html", error=LOGIN_MESSAGES[status], next=request.form.get("next"))
+        return page, status, response_headers(error)
     return redirect(_safe_next(request.form.get("next")))
 
 

@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, render_template, request, stream_with_context
 
 from blueprints.dashboard import protect
+from blueprints.envelope import ApiError
 from ops_gateway.accounts import audit
 from ops_gateway.core import db
-from ops_gateway.core.errors import ApiError
+from ops_gateway.core.errors import GatewayError
 from ops_gateway.core.timeparse import parse_timestamp
 from ops_gateway.observability import security_events
 
@@ -77,7 +78,7 @@ def _filters(args):
                 filters["cursor"] = audit.decode_cursor(args["cursor"])
             except ValueError:
                 raise ApiError(400, "invalid_cursor", "that page link is not valid any more") from None
-    except ApiError as error:
+    except GatewayError as error:
         problem = error.message
     return view, filters, problem
 

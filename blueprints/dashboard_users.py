@@ -13,7 +13,7 @@ from blueprints.limit_schemas import RateLimitsSchema
 from ops_gateway.accounts import audit, users
 from ops_gateway.billing.money import format_money
 from ops_gateway.core import db
-from ops_gateway.core.errors import ApiError
+from ops_gateway.core.errors import GatewayError, NotFound
 from ops_gateway.limits import limit_overrides
 from ops_gateway.limits.rate_limits import LIMIT_FIELDS
 
@@ -41,7 +41,7 @@ def index():
         if query.isdigit() and len(query) < 19:
             try:
                 return redirect(url_for("dashboard_users.detail", user_id=users.get_user(cur, int(query))["id"]))
-            except ApiError:
+            except GatewayError:
                 pass  # no such id: search emails for the digits instead
         total, rows = users.list_users(cur, query or None, status, (page - 1) * PAGE_SIZE, PAGE_SIZE)
     pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
@@ -87,8 +87,8 @@ def adjust_credits(user_id):
             balance = users.adjust_credits(cur, user_id, body["amount"], body["reason"], g.user["actor"], g.request_id)
     except ma.ValidationError as error:
         flash(f"Credits not changed — {_messages(error)}", "error")
-    except ApiError as error:
-        if error.status == 404:
+    except GatewayError as error:
+        if isinstance(error, NotFound):
             raise
         flash(f"Credits not changed — {error.message}", "error")
     else:
@@ -125,8 +125,8 @@ def change_plan(user_id):
     try:
         with db.transaction() as cur:
             users.update_user(cur, user_id, {"plan": request.form.get("plan", "")[:50]}, g.user["actor"])
-    except ApiError as error:
-        if error.status == 404:
+    except GatewayError as error:
+        if isinstance(error, NotFound):
             raise
         flash(f"Plan not changed — {error.message}", "error")
     else:

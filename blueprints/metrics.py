@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from blueprints.docs import documents_errors
-from ops_gateway.core.errors import ApiError
+from blueprints.envelope import ApiError
 from ops_gateway.observability import metrics
 
 blp = Blueprint("metrics", __name__, url_prefix="/metrics", description="Prometheus metrics")

@@ -1,7 +1,7 @@
 """Query arguments shared by the log endpoints: a validated date range and an opaque cursor."""
 
+from blueprints.envelope import ApiError
 from ops_gateway.accounts import audit
-from ops_gateway.core.errors import ApiError
 from ops_gateway.core.timeparse import parse_timestamp
 
 

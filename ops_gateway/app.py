@@ -1,4 +1,9 @@
-"""The app factory: settings, logging, database, Redis, migrations, request limits, blueprints."""
+"""The app factory: settings, logging, database, Redis, migrations, request limits, blueprints.
+
+This module is the composition root: the one place under ``ops_gateway/`` that wires in the HTTP
+layer (``blueprints/``: the views, per-request hooks, request limits and the error envelope).
+Services never import it.
+"""
 
 import logging
 import os
@@ -6,17 +11,15 @@ import time
 
 from flask import Flask
 
+from blueprints import envelope, request_hooks, request_limits
 from ops_gateway import __version__
 from ops_gateway.core import (
     cli,
     db,
     docs_assets,
     embedded,
-    errors,
     migrations,
     redis_store,
-    request_hooks,
-    request_limits,
 )
 from ops_gateway.core.config import load_settings
 from ops_gateway.core.extensions import api
@@ -95,7 +98,7 @@ def create_app(overrides=None):
     model_catalog.init_app(app)
     upstream_slots.init_app(app)
     register_blueprints(app)
-    errors.init_app(app)
+    envelope.init_app(app)
     cli.init_app(app)
     return app
 

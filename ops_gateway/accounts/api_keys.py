@@ -7,7 +7,7 @@ import psycopg2
 from flask import current_app
 
 from ops_gateway.accounts import audit, keys
-from ops_gateway.core.errors import ApiError
+from ops_gateway.core.errors import Conflict, NotFound
 
 SCOPES = ("models:read", "chat:write", "usage:read", "keys:manage")
 KEY_COLUMNS = (
@@ -47,7 +47,7 @@ def _insert(cur, user_id, name, environment, expires_at, ip_allowlist, scopes):
         )
     except psycopg2.errors.UniqueViolation:
         cur.execute("ROLLBACK TO SAVEPOINT insert_key")
-        raise ApiError(409, "key_name_taken", f"you already have an active key named {name!r}") from None
+        raise Conflict(f"you already have an active key named {name!r}", code="key_name_taken") from None
     return cur.fetchone(), full_key
 
 
@@ -76,7 +76,7 @@ def get_key(cur, user_id, key_id, for_update=False):
     cur.execute(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = %s AND user_id = %s{lock}", (key_id, user_id))
     row = cur.fetchone()
     if row is None:
-        raise ApiError(404, "api_key_not_found", f"API key {key_id} does not exist")
+        raise NotFound(f"API key {key_id} does not exist", code="api_key_not_found")
     return row
 
 
@@ -84,7 +84,7 @@ def update_key(cur, user_id, key_id, changes, actor):
     """Rename, change the allowlist, expiry or scopes of an active key."""
     row = get_key(cur, user_id, key_id, for_update=True)
     if row["status"] != "active":
-        raise ApiError(409, "api_key_inactive", "only active keys can be changed")
+        raise Conflict("only active keys can be changed", code="api_key_inactive")
     assignments, params = [], []
     for column in ("name", "scopes"):
         if column in changes:
@@ -102,7 +102,7 @@ def update_key(cur, user_id, key_id, changes, actor):
             cur.execute(f"UPDATE api_keys SET {', '.join(assignments)} WHERE id = %s", params + [key_id])
         except psycopg2.errors.UniqueViolation:
             cur.execute("ROLLBACK TO SAVEPOINT update_key")
-            raise ApiError(409, "key_name_taken", "you already have an active key with that name") from None
+            raise Conflict("you already have an active key with that name", code="key_name_taken") from None
         audit.record(cur, "update", actor, user_id, key_id, audit_safe(changes))
     return get_key(cur, user_id, key_id)
 
@@ -116,10 +116,10 @@ def rotate_key(cur, user_id, key_id, actor, grace_seconds=0):
     """Replace a key: the old one stops now (or when the grace ends); return (new row, full key)."""
     old = get_key(cur, user_id, key_id, for_update=True)
     if old["status"] != "active":
-        raise ApiError(409, "api_key_inactive", "only active keys can be rotated")
+        raise Conflict("only active keys can be rotated", code="api_key_inactive")
     if old["expires_at"] is not None and old["expires_at"] <= datetime.now(UTC):
         # The replacement would inherit the expiry and be born unusable.
-        raise ApiError(409, "api_key_inactive", "an expired key cannot be rotated; create a new key")
+        raise Conflict("an expired key cannot be rotated; create a new key", code="api_key_inactive")
     cur.execute(
         "UPDATE api_keys SET status = 'rotated', grace_until = now() + make_interval(secs => %s)"
         " WHERE id = %s RETURNING grace_until",
@@ -148,10 +148,10 @@ def revoke_key(cur, user_id, key_id, actor, force=False):
     cur.execute("SELECT 1 FROM users WHERE id = %s FOR NO KEY UPDATE", (user_id,))
     row = get_key(cur, user_id, key_id, for_update=True)
     if row["status"] == "revoked":
-        raise ApiError(409, "api_key_inactive", "the key is already revoked")
+        raise Conflict("the key is already revoked", code="api_key_inactive")
     cur.execute("SELECT count(*) AS active FROM api_keys WHERE user_id = %s AND status = 'active'", (user_id,))
     if row["status"] == "active" and cur.fetchone()["active"] <= 1 and not force:
-        raise ApiError(409, "last_active_key", "this is your last active key; pass ?force=true to revoke it anyway")
+        raise Conflict("this is your last active key; pass ?force=true to revoke it anyway", code="last_active_key")
     cur.execute("UPDATE api_keys SET status = 'revoked', revoked_at = now() WHERE id = %s", (key_id,))
     audit.record(
         cur, "delete", actor, user_id, key_id, {"forced": force, "key": keys.mask(row["prefix"], row["last4"])}

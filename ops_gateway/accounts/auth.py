@@ -13,7 +13,7 @@ from flask import current_app, g, request
 
 from ops_gateway.accounts import audit, keys, security
 from ops_gateway.core import db
-from ops_gateway.core.errors import ApiError
+from ops_gateway.core.errors import Forbidden, Unauthenticated
 from ops_gateway.observability import metrics
 
 logger = logging.getLogger("ops_gateway.security")
@@ -95,17 +95,19 @@ def _audit_failure(action, actor, reason, token=None, row=None):
     logger.warning("authentication failed", extra={"reason": reason, "key_prefix": details["key_prefix"]})
 
 
-def _fail(status, code, message, reason, token=None, row=None):
+def _fail(kind, code, message, reason, token=None, row=None):
     """Audit an authentication failure (own transaction) and raise the envelope.
 
     A blocked IP gets its 429 instead, unaudited: it learns nothing, not even that the key is wrong.
     """
     security.check_ip_block(request.remote_addr)
     metrics.AUTH_FAILURES.labels(reason).inc()
-    _audit_failure("ip_blocked" if status == 403 else "auth_failure", f"ip:{request.remote_addr}", reason, token, row)
-    if status == 401:
+    _audit_failure(
+        "ip_blocked" if kind is Forbidden else "auth_failure", f"ip:{request.remote_addr}", reason, token, row
+    )
+    if kind is Unauthenticated:
         security.note_auth_failure(request.remote_addr)
-    raise ApiError(status, code, message, {"reason": reason})
+    raise kind(message, {"reason": reason}, code=code)
 
 
 def client_ip():
@@ -148,26 +150,33 @@ def authenticate_and_hold(hold):
 def _authenticate_key(hold=None):
     token, problem = _bearer_token()
     if problem:
-        _fail(401, "unauthorized", "an API key is required: Authorization: Bearer <key>", problem)
+        _fail(Unauthenticated, "unauthorized", "an API key is required: Authorization: Bearer <key>", problem)
     return authenticate_token(token, hold)
 
 
 def authenticate_token(token, hold=None):
     """Check a presented key (bearer header or the dashboard's sign-in form); failures are audited and counted."""
     if not keys.KEY_PATTERN.match(token):
-        _fail(401, "invalid_api_key", "the API key is not valid", "malformed_key", token)
+        _fail(Unauthenticated, "invalid_api_key", "the API key is not valid", "malformed_key", token)
     params = {"digest": keys.hash_key(current_app.config["KEY_HASH_SECRET"], token), "ip": client_ip(), "hold": hold}
     with db.statement() as cur:  # one statement: the lookup (and the hold) commit by themselves
         (_KEY_QUERY if hold is None else _KEY_AND_HOLD_QUERY).execute(cur, params)
         row = cur.fetchone()
     if row is None or not hmac.compare_digest(row["key_hash"], params["digest"]):
-        _fail(401, "invalid_api_key", "the API key is not valid", "unknown_key", token)
+        _fail(Unauthenticated, "invalid_api_key", "the API key is not valid", "unknown_key", token)
     reason = row["rejection"]
     if reason:
-        _fail(401, "invalid_api_key", f"the API key is not usable ({reason.replace('_', ' ')})", reason, token, row)
+        _fail(
+            Unauthenticated,
+            "invalid_api_key",
+            f"the API key is not usable ({reason.replace('_', ' ')})",
+            reason,
+            token,
+            row,
+        )
     if not row["ip_allowed"]:
         _fail(
-            403,
+            Forbidden,
             "ip_not_allowed",
             "requests from this IP address are not allowed for this key",
             "ip_blocked",
@@ -193,7 +202,7 @@ def require_scope(scope):
 def scope_error(principal, scope):
     """The 403 for a key whose scopes do not include ``scope``, or None."""
     if principal.get("scopes") and scope not in principal["scopes"]:
-        return ApiError(403, "insufficient_scope", f"this key lacks the {scope!r} scope", {"required": scope})
+        return Forbidden(f"this key lacks the {scope!r} scope", {"required": scope}, code="insufficient_scope")
     return None
 
 
@@ -210,7 +219,7 @@ def require_admin():
     principal = _authenticate_key()
     if principal["role"] != "admin":
         _audit_failure("auth_failure", principal["actor"], "not_admin", token, principal)
-        raise ApiError(403, "forbidden", "this key does not belong to an admin")
+        raise Forbidden("this key does not belong to an admin", code="forbidden")
     principal["actor"] = f"admin:{principal['user_id']}"
     return None
 

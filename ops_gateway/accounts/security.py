@@ -13,7 +13,7 @@ from limits import parse
 from psycopg2.extras import Json
 
 from ops_gateway.core import db, redis_store
-from ops_gateway.core.errors import ApiError
+from ops_gateway.core.errors import RateLimited
 from ops_gateway.core.extensions import limiter
 
 logger = logging.getLogger("ops_gateway.security")
@@ -84,12 +84,11 @@ def check_ip_block(ip):
 
 def ip_blocked_error(ttl):
     """The 429 for an IP blocked for another ``ttl`` seconds."""
-    return ApiError(
-        429,
-        "ip_blocked",
+    return RateLimited(
         "too many failed authentication attempts from this IP; try again later",
         {"retry_after": ttl},
-        {"Retry-After": str(ttl)},
+        code="ip_blocked",
+        headers={"Retry-After": str(ttl)},
     )
 
 

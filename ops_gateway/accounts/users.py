@@ -7,7 +7,7 @@ import psycopg2
 from ops_gateway.accounts import api_keys, audit
 from ops_gateway.billing import credits
 from ops_gateway.billing.money import format_money
-from ops_gateway.core.errors import ApiError
+from ops_gateway.core.errors import Conflict, Invalid, NotFound
 
 USER_COLUMNS = "id, email, username, role, status, plan, credits, reserved_credits, created_at, updated_at"
 
@@ -15,7 +15,7 @@ USER_COLUMNS = "id, email, username, role, status, plan, credits, reserved_credi
 def _check_plan(cur, plan):
     cur.execute("SELECT 1 FROM plans WHERE name = %s", (plan,))
     if cur.fetchone() is None:
-        raise ApiError(422, "unknown_plan", f"there is no plan named {plan!r}", {"plan": plan})
+        raise Invalid(f"there is no plan named {plan!r}", {"plan": plan}, code="unknown_plan")
 
 
 def create_user(cur, email, actor, username=None, initial_credits=Decimal("0"), plan="trial", role="user"):
@@ -29,7 +29,7 @@ def create_user(cur, email, actor, username=None, initial_credits=Decimal("0"), 
         )
     except psycopg2.errors.UniqueViolation:
         cur.execute("ROLLBACK TO SAVEPOINT create_user")
-        raise ApiError(409, "email_taken", "a user with this email already exists", {"email": email}) from None
+        raise Conflict("a user with this email already exists", {"email": email}, code="email_taken") from None
     user = cur.fetchone()
     audit.record(cur, "user_created", actor, user["id"], details={"plan": plan, "role": role})
     if initial_credits > 0:
@@ -43,7 +43,7 @@ def get_user(cur, user_id):
     cur.execute(f"SELECT {USER_COLUMNS} FROM users WHERE id = %s", (user_id,))
     user = cur.fetchone()
     if user is None:
-        raise ApiError(404, "user_not_found", f"user {user_id} does not exist")
+        raise NotFound(f"user {user_id} does not exist", code="user_not_found")
     return user
 
 
@@ -100,5 +100,5 @@ def user_for_key(cur, api_key):
     """The user owning a full key (admin limit changes by key); 404 when unknown."""
     row = api_keys.find_by_full_key(cur, api_key)
     if row is None:
-        raise ApiError(404, "api_key_not_found", "no API key matches")
+        raise NotFound("no API key matches", code="api_key_not_found")
     return row["user_id"]

@@ -5,7 +5,7 @@ from decimal import Decimal
 import psycopg2
 
 from ops_gateway.billing.money import format_money
-from ops_gateway.core.errors import ApiError
+from ops_gateway.core.errors import Conflict, NotFound
 
 MAX_BALANCE = Decimal("9999999999")  # numeric(20, 10) holds less than 10^10
 
@@ -21,24 +21,23 @@ def adjust(cur, user_id, amount, kind, reason, actor, request_id=None):
         )
     except psycopg2.errors.NumericValueOutOfRange:
         # The transaction is aborted; the caller's block rolls it back when this propagates.
-        raise ApiError(
-            409, "credit_limit_exceeded", f"the balance cannot exceed {MAX_BALANCE}", {"amount": format_money(amount)}
+        raise Conflict(
+            f"the balance cannot exceed {MAX_BALANCE}", {"amount": format_money(amount)}, code="credit_limit_exceeded"
         ) from None
     row = cur.fetchone()
     if row is None:
         cur.execute("SELECT credits, reserved_credits FROM users WHERE id = %s", (user_id,))
         existing = cur.fetchone()
         if existing is None:
-            raise ApiError(404, "user_not_found", f"user {user_id} does not exist")
-        raise ApiError(
-            409,
-            "insufficient_credits",
+            raise NotFound(f"user {user_id} does not exist", code="user_not_found")
+        raise Conflict(
             "the debit would take the balance below zero",
             {
                 "credits": format_money(existing["credits"]),
                 "reserved": format_money(existing["reserved_credits"]),
                 "amount": format_money(amount),
             },
+            code="insufficient_credits",
         )
     _ledger(cur, user_id, amount, row["credits"], kind, reason, actor, request_id)
     return row["credits"]

@@ -1,54 +1,105 @@
-"""One JSON error envelope for every 4xx and 5xx the gateway sends.
+"""Domain errors: what services raise when a request must be refused, and the envelope's schema.
 
-``{"error": {"code": "<slug>", "message": "...", "status": N, "details": {...}}}`` — views raise
-``ApiError`` (or flask-smorest's ``abort``); unexpected exceptions become a 500 envelope with no
-internals, logged with the request id.
+Services say *what* went wrong by raising a subclass of one of the kinds below (``NotFound``,
+``PaymentRequired``, ``RateLimited``...) with a machine-readable ``code``, a message and details;
+they never choose an HTTP status. ``blueprints/envelope.py`` is the one place that maps each
+kind to its status and renders the envelope
+``{"error": {"code", "message", "status", "details"}}``.
 """
 
-import logging
-import time
-
 import marshmallow as ma
-import psycopg2
-from flask import current_app, jsonify
-from flask_limiter import RateLimitExceeded
-from werkzeug.exceptions import HTTPException
-
-from ops_gateway.core.db import UNAVAILABLE_ERRORS, PoolExhausted
-from ops_gateway.upstream.openrouter import UpstreamError
-
-logger = logging.getLogger("ops_gateway.app")
-
-DEFAULT_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    402: "insufficient_credits",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    408: "request_timeout",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "validation_error",
-    429: "rate_limited",
-    500: "internal_error",
-    502: "upstream_error",
-    503: "service_unavailable",
-    504: "upstream_timeout",
-}
 
 
-class ApiError(Exception):
-    """An error a client should see: status, machine-readable code, message, details."""
+class GatewayError(Exception):
+    """A refusal a client should see: a code, a message, details, optionally a retry delay."""
 
-    def __init__(self, status, code=None, message=None, details=None, headers=None):
-        super().__init__(message or code)
-        self.status = status
-        self.code = code or DEFAULT_CODES.get(status, "error")
+    code = "error"
+
+    def __init__(self, message=None, details=None, code=None, retry_after=None, headers=None):
+        self.code = code or self.code
         self.message = message or self.code.replace("_", " ")
+        super().__init__(self.message)
         self.details = details or {}
-        self.headers = headers or {}
+        self.retry_after = retry_after  # seconds, sent as Retry-After
+        self.headers = headers or {}  # extra response headers the refusal carries (rate-limit windows)
+
+
+class BadRequest(GatewayError):
+    """The request itself is malformed or out of range."""
+
+    code = "bad_request"
+
+
+class Unauthenticated(GatewayError):
+    """No usable credential."""
+
+    code = "unauthorized"
+
+
+class PaymentRequired(GatewayError):
+    """The caller's credits cannot cover the request."""
+
+    code = "insufficient_credits"
+
+
+class Forbidden(GatewayError):
+    """A valid credential that may not do this."""
+
+    code = "forbidden"
+
+
+class NotFound(GatewayError):
+    """The thing asked for does not exist (or is not the caller's)."""
+
+    code = "not_found"
+
+
+class Conflict(GatewayError):
+    """The request contradicts the current state."""
+
+    code = "conflict"
+
+
+class RequestTimeout(GatewayError):
+    """The client did not send its request in time."""
+
+    code = "request_timeout"
+
+
+class TooLarge(GatewayError):
+    """The request body is over the size limit."""
+
+    code = "payload_too_large"
+
+
+class Invalid(GatewayError):
+    """Well-formed, but the values fail validation."""
+
+    code = "validation_error"
+
+
+class RateLimited(GatewayError):
+    """A limit, quota or block refuses the request for now."""
+
+    code = "rate_limited"
+
+
+class UpstreamFailed(GatewayError):
+    """OpenRouter failed or refused the call."""
+
+    code = "upstream_error"
+
+
+class UpstreamTimedOut(GatewayError):
+    """OpenRouter did not answer in time."""
+
+    code = "upstream_timeout"
+
+
+class Unavailable(GatewayError):
+    """A dependency or capacity limit of the gateway refuses the request for now."""
+
+    code = "service_unavailable"
 
 
 class ErrorBodySchema(ma.Schema):
@@ -64,92 +115,3 @@ class ErrorSchema(ma.Schema):
     """Error envelope shared by every endpoint."""
 
     error = ma.fields.Nested(ErrorBodySchema, required=True)
-
-
-def error_response(status, code, message, details=None, headers=None):
-    """Build the envelope response."""
-    response = jsonify({"error": {"code": code, "message": message, "status": status, "details": details or {}}})
-    response.status_code = status
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
-    return response
-
-
-def handle_api_error(error):
-    """Render an ApiError."""
-    return error_response(error.status, error.code, error.message, error.details, error.headers)
-
-
-def handle_http_exception(error):
-    """Render werkzeug/flask-smorest HTTP errors (404, 405, webargs 422, ...) as the envelope."""
-    status = error.code or 500
-    data = getattr(error, "data", None) or {}
-    details = {}
-    if "messages" in data:
-        details["fields"] = data["messages"]
-    if "errors" in data:
-        details["fields"] = data["errors"]
-    message = data.get("message") or error.description or DEFAULT_CODES.get(status, "error")
-    if status == 422 and "message" not in data:
-        message = "request validation failed"
-    headers = dict(data.get("headers") or {})
-    if status == 405 and hasattr(error, "valid_methods") and error.valid_methods:
-        headers["Allow"] = ", ".join(error.valid_methods)
-    return error_response(status, DEFAULT_CODES.get(status, "error"), message, details, headers)
-
-
-def handle_rate_limit_exceeded(error):
-    """Flask-Limiter's 429 (the per-IP admin limit) in the envelope, with the window and Retry-After."""
-    from ops_gateway.core.extensions import limiter  # extensions imports this module
-
-    current = limiter.current_limit
-    retry_after = max(int(current.reset_at - time.time()), 1) if current else 60
-    details = {"limit": str(error.limit.limit), "window": error.limit.scope}
-    return error_response(429, "rate_limited", error.description, details, {"Retry-After": str(retry_after)})
-
-
-def handle_upstream_error(error):
-    """The model catalogue could not be fetched and was never cached: upstream's failure, a 502."""
-    return error_response(502, "upstream_unavailable", error.message)
-
-
-def handle_database_unavailable(error):
-    """The database is unreachable: a 503 the client can retry, not a 500."""
-    logger.error("database unavailable: %s", error.__class__.__name__)
-    # Pooled connections to a restarted or vanished server are dead too: drop them, so the
-    # next requests reconnect instead of each failing once on a stale connection.
-    current_app.extensions["ops_gateway.db"].discard_idle()
-    return error_response(503, "database_unavailable", "the database is unavailable; retry shortly")
-
-
-def handle_pool_exhausted(error):
-    """Every pooled connection stayed busy for DB_POOL_TIMEOUT_SECONDS: overload, not an outage."""
-    logger.warning("database pool exhausted")
-    return error_response(
-        503, "database_busy", "every database connection is busy; retry shortly", headers={"Retry-After": "1"}
-    )
-
-
-def handle_invalid_value(error):
-    """A value the database cannot store or compare (out of range, malformed): the client's 400."""
-    logger.warning("database rejected a value: %s", error.__class__.__name__)
-    return error_response(400, "invalid_value", "a value in the request is out of range or malformed")
-
-
-def handle_unexpected(error):
-    """Anything else: log it with the request id, tell the client nothing internal."""
-    logger.exception("unhandled exception")
-    return error_response(500, "internal_error", "an internal error occurred; quote the request id to support")
-
-
-def init_app(app):
-    """Register the handlers (after flask-smorest's, so ours win)."""
-    app.register_error_handler(ApiError, handle_api_error)
-    app.register_error_handler(RateLimitExceeded, handle_rate_limit_exceeded)
-    app.register_error_handler(UpstreamError, handle_upstream_error)
-    app.register_error_handler(HTTPException, handle_http_exception)
-    app.register_error_handler(psycopg2.DataError, handle_invalid_value)
-    for exc in UNAVAILABLE_ERRORS:
-        app.register_error_handler(exc, handle_database_unavailable)
-    app.register_error_handler(PoolExhausted, handle_pool_exhausted)
-    app.register_error_handler(Exception, handle_unexpected)

@@ -3,7 +3,7 @@
 import re
 from datetime import UTC, datetime
 
-from ops_gateway.core.errors import ApiError
+from ops_gateway.core.errors import BadRequest
 
 # "2026-01-01T00:00:00 00:00" (or " 0000", " 00"): a "+" that URL decoding turned into a space.
 _DECODED_PLUS = re.compile(r"^(.*\d)\s(\d{2}(?::?\d{2})?)$")
@@ -20,10 +20,9 @@ def parse_timestamp(raw, parameter):
         # Normalise to UTC: Postgres rejects offsets beyond ±15:59 that Python accepts.
         value = value.replace(tzinfo=value.tzinfo or UTC).astimezone(UTC)
     except (ValueError, OverflowError):
-        raise ApiError(
-            400,
-            "invalid_date",
+        raise BadRequest(
             f"{parameter} must be an ISO 8601 timestamp such as 2026-01-31T00:00:00Z",
             {"parameter": parameter, "value": raw[:64]},
+            code="invalid_date",
         ) from None
     return value

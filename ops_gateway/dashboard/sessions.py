@@ -19,7 +19,7 @@ from flask.sessions import SecureCookieSessionInterface
 
 from ops_gateway.accounts import audit, auth, keys, security
 from ops_gateway.core import db, redis_store
-from ops_gateway.core.errors import ApiError
+from ops_gateway.core.errors import BadRequest, Forbidden
 from ops_gateway.dashboard import queries as dashboard_queries
 
 logger = logging.getLogger("ops_gateway.security")
@@ -86,7 +86,7 @@ def check_csrf():
     """400 unless the form carries this session's CSRF token."""
     expected, given = session.get("csrf"), request.form.get("csrf_token", "")
     if not expected or not hmac.compare_digest(expected.encode(), given.encode()):
-        raise ApiError(400, "csrf_failed", "the form expired or did not come from this dashboard; reload and retry")
+        raise BadRequest("the form expired or did not come from this dashboard; reload and retry", code="csrf_failed")
 
 
 def _refuse_non_admin(principal, token):
@@ -94,7 +94,7 @@ def _refuse_non_admin(principal, token):
     details = {"reason": "not_admin", "key_prefix": keys.token_prefix(token), "path": request.path}
     with db.transaction() as cur:
         audit.record(cur, "auth_failure", principal["actor"], principal["user_id"], principal["api_key_id"], details)
-    raise ApiError(403, "forbidden", "this key does not belong to an admin")
+    raise Forbidden("this key does not belong to an admin", code="forbidden")
 
 
 def sign_in(token):

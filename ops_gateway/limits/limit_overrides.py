@@ -1,7 +1,7 @@
 """Per-user rate-limit overrides and plans: read, set, clear (each audited)."""
 
 from ops_gateway.accounts import audit
-from ops_gateway.core.errors import ApiError
+from ops_gateway.core.errors import NotFound
 from ops_gateway.limits.rate_limits import LIMIT_FIELDS
 
 PLAN_COLUMNS = (
@@ -28,7 +28,7 @@ def effective_for_user(cur, user_id):
     )
     row = cur.fetchone()
     if row is None:
-        raise ApiError(404, "user_not_found", f"user {user_id} does not exist")
+        raise NotFound(f"user {user_id} does not exist", code="user_not_found")
     limits = {f: row[f"o_{f}"] if row[f"o_{f}"] is not None else row[f] for f in LIMIT_FIELDS}
     sources = {f: "override" if row[f"o_{f}"] is not None else "plan" for f in LIMIT_FIELDS}
     return limits, sources, row["plan"]

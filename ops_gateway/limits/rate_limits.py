@@ -23,7 +23,7 @@ from limits.util import WindowStats
 
 from ops_gateway.accounts import security
 from ops_gateway.core import db, redis_store
-from ops_gateway.core.errors import ApiError
+from ops_gateway.core.errors import RateLimited, Unavailable
 from ops_gateway.core.extensions import limiter
 from ops_gateway.observability import metrics
 
@@ -230,7 +230,7 @@ def _redis_unavailable(exc):
     g.rate_limits_skipped = True
     logger.warning("rate-limit storage unreachable: %s", exc.__class__.__name__)
     if current_app.config["RATE_LIMIT_FAIL_CLOSED"]:
-        raise ApiError(503, "rate_limiter_unavailable", "rate limiting is unavailable; retry shortly") from None
+        raise Unavailable("rate limiting is unavailable; retry shortly", code="rate_limiter_unavailable") from None
 
 
 def _period_keys(user_id):
@@ -342,12 +342,11 @@ def _reject(principal, window, limit, retry_after):
     """Audit (aggregated) and raise the 429 envelope naming the window."""
     metrics.RATE_LIMIT_REJECTIONS.labels(window).inc()
     record_violation(principal, window)
-    raise ApiError(
-        429,
-        "rate_limited",
+    raise RateLimited(
         f"rate limit exceeded: {window.replace('_', ' ')} ({limit})",
         {"limit": limit, "window": window},
-        {"Retry-After": str(max(int(retry_after), 1))},
+        code="rate_limited",
+        headers={"Retry-After": str(max(int(retry_after), 1))},
     )
 
 
@@ -381,10 +380,9 @@ def _request_window_breach(principal, item, ttl):
         headers.update(rate_limit_headers(principal))
     except redis.RedisError:
         pass
-    raise ApiError(
-        429,
-        "rate_limited",
+    raise RateLimited(
         f"rate limit exceeded: {window.replace('_', ' ')} ({item.amount})",
         {"limit": item.amount, "window": window},
-        headers,
+        code="rate_limited",
+        headers=headers,
     )

@@ -19,7 +19,14 @@ from ops_gateway.accounts import auth
 from ops_gateway.billing import credits, usage
 from ops_gateway.billing.money import format_money
 from ops_gateway.core import db
-from ops_gateway.core.errors import ApiError
+from ops_gateway.core.errors import (
+    BadRequest,
+    NotFound,
+    PaymentRequired,
+    RateLimited,
+    UpstreamFailed,
+    UpstreamTimedOut,
+)
 from ops_gateway.limits import rate_limits
 from ops_gateway.observability import metrics
 from ops_gateway.upstream import catalog as model_catalog
@@ -29,11 +36,11 @@ from ops_gateway.upstream.openrouter import UpstreamError
 logger = logging.getLogger("ops_gateway.openrouter")
 
 UPSTREAM_ERRORS = {
-    "bad_request": (400, "upstream_bad_request"),
-    "not_found": (404, "upstream_not_found"),
-    "rate_limited": (429, "upstream_rate_limited"),
-    "unavailable": (502, "upstream_unavailable"),
-    "timeout": (504, "upstream_timeout"),
+    "bad_request": (BadRequest, "upstream_bad_request"),
+    "not_found": (NotFound, "upstream_not_found"),
+    "rate_limited": (RateLimited, "upstream_rate_limited"),
+    "unavailable": (UpstreamFailed, "upstream_unavailable"),
+    "timeout": (UpstreamTimedOut, "upstream_timeout"),
 }
 
 
@@ -72,13 +79,12 @@ def open_request(read_body):
             rate_limits.refuse_uncounted(user, refusal)
         rate_limits.gate(user, rate_limits.COMPLETION)
         if model is None:
-            raise ApiError(404, "model_not_found", f"model {body['model']!r} is not offered", {"model": body["model"]})
+            raise NotFound(f"model {body['model']!r} is not offered", {"model": body["model"]}, code="model_not_found")
         if not user["held"]:
-            raise ApiError(
-                402,
-                "insufficient_credits",
+            raise PaymentRequired(
                 "your credits cannot cover this request's maximum cost",
                 {"required": str(reserve), "model": model["id"], "max_tokens": max_completion},
+                code="insufficient_credits",
             )
         slot = upstream_slots.acquire()
     except BaseException:
@@ -137,9 +143,8 @@ def _upstream_failure(context, error, upstream_latency_ms):
     finish(
         context, "error", upstream_status=error.status, error_code=error.kind, upstream_latency_ms=upstream_latency_ms
     )
-    status, code = UPSTREAM_ERRORS.get(error.kind, (502, "upstream_error"))
-    headers = {"Retry-After": str(int(error.retry_after))} if error.retry_after else {}
-    return ApiError(status, code, error.message, {"upstream_status": error.status}, headers)
+    kind, code = UPSTREAM_ERRORS.get(error.kind, (UpstreamFailed, "upstream_error"))
+    return kind(error.message, {"upstream_status": error.status}, code=code, retry_after=error.retry_after or None)
 
 
 def _tokens(usage_block, context, completion_fallback):

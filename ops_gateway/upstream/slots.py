@@ -11,7 +11,7 @@ import threading
 
 from flask import current_app
 
-from ops_gateway.core.errors import ApiError
+from ops_gateway.core.errors import Unavailable
 from ops_gateway.observability import metrics
 
 
@@ -24,15 +24,14 @@ class UpstreamSlots:
         self._semaphore = threading.BoundedSemaphore(per_process)
 
     def acquire(self):
-        """A held Slot, or ApiError 503 after waiting ``wait_seconds``."""
+        """A held Slot, or ``Unavailable`` (upstream_busy) after waiting ``wait_seconds``."""
         if not self._semaphore.acquire(timeout=self.wait_seconds):
             metrics.UPSTREAM_SLOT_REFUSALS.inc()
-            raise ApiError(
-                503,
-                "upstream_busy",
+            raise Unavailable(
                 "the gateway is at its limit of concurrent upstream calls; retry shortly",
                 {"max_concurrency": current_app.config["UPSTREAM_MAX_CONCURRENCY"]},
-                {"Retry-After": "1"},
+                code="upstream_busy",
+                headers={"Retry-After": "1"},
             )
         metrics.UPSTREAM_IN_FLIGHT.inc()
         return Slot(self)

@@ -14,7 +14,7 @@ import gevent
 from flask import current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ops_gateway.core.errors import ApiError
+from ops_gateway.core.errors import RequestTimeout, TooLarge
 
 # Set in the WSGI environ when the connection must not be reused; gunicorn.conf.py's
 # post_request hook closes it (gunicorn ignores a Connection header set by the app).
@@ -25,9 +25,9 @@ LINGER_SECONDS = 1.0
 LINGER_MAX_BYTES = 1024 * 1024
 
 
-def _refuse(status, code, message, details):
+def _refuse(kind, message, details):
     request.environ[CLOSE_CONNECTION] = True
-    raise ApiError(status, code, message, details, {"Connection": "close"})
+    raise kind(message, details, headers={"Connection": "close"})
 
 
 def receive_body():
@@ -35,7 +35,7 @@ def receive_body():
     limit = current_app.config["MAX_REQUEST_BYTES"]
     length = request.content_length
     if length is not None and length > limit:
-        _refuse(413, "payload_too_large", f"request bodies are limited to {limit} bytes", {"max_bytes": limit})
+        _refuse(TooLarge, f"request bodies are limited to {limit} bytes", {"max_bytes": limit})
     if not length and request.headers.get("Transfer-Encoding", "").lower() != "chunked":
         return
     seconds = current_app.config["CLIENT_BODY_TIMEOUT_SECONDS"]
@@ -44,11 +44,11 @@ def receive_body():
     try:
         request.get_data(cache=True)
     except RequestEntityTooLarge:  # a chunked body, stopped by werkzeug at MAX_CONTENT_LENGTH
-        _refuse(413, "payload_too_large", f"request bodies are limited to {limit} bytes", {"max_bytes": limit})
+        _refuse(TooLarge, f"request bodies are limited to {limit} bytes", {"max_bytes": limit})
     except gevent.Timeout as timeout:
         if timeout is not deadline:
             raise
-        _refuse(408, "request_timeout", f"the request body did not arrive within {seconds}s", {"seconds": seconds})
+        _refuse(RequestTimeout, f"the request body did not arrive within {seconds}s", {"seconds": seconds})
     finally:
         deadline.close()
 
