@@ -11,6 +11,7 @@
 """
 
 import json
+import os
 import select
 import socket
 import statistics
@@ -18,8 +19,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 
 import psutil
+import redis
 
 from bench import capacity
 
@@ -37,6 +40,8 @@ TARGET_HEALTH_P99_MS = 50
 TARGET_LOAD_PER_SECOND = 115
 TARGET_413_MS = 100
 TARGET_RSS_GROWTH_MB = 10
+# The gateway's per-IP block after repeated authentication failures (accounts/security.py BLOCK_KEY).
+IP_BLOCK_KEY = "gw:ipblock:127.0.0.1"
 
 
 def run(env):
@@ -51,6 +56,7 @@ def run(env):
     print(f"  /health/live, nothing else running:   {_health_text(results['health_quiet'])}", flush=True)
     try:
         capacity._faults(env, latency_ms=capacity.UPSTREAM_LATENCY_MS)
+        access = _AccessLog(env.gateway.log_path)
         with _SlowClients(host, port) as slow:
             results["health"] = _time_health(env.gateway.url, HEALTH_REQUESTS)
             print(f"  /health/live, 200 slow clients open: {_health_text(results['health'])}", flush=True)
@@ -61,8 +67,14 @@ def run(env):
         results["slow"] = slow.summary
         for line in _slow_lines(results["slow"]):
             print(f"  {line}", flush=True)
+        time.sleep(1)  # what the gateway makes of the connections closed at the end
+        results["slow_answers"] = access.answers(exclude=("GET /health/live 200", "POST /v1/chat/completions 200"))
+        print(f"  other gateway answers while they were open and at their close: {results['slow_answers']}", flush=True)
     finally:
         capacity._faults(env, reset=True)
+        results["ip_block"] = _lift_ip_block(env)
+    if results["ip_block"]:
+        print(f"  WARNING 127.0.0.1 was blocked ({results['ip_block']}); the block is lifted for what follows")
     results["big"] = []
     for token in (None, key):
         for parallel in (1, PARALLEL_BIG_BODIES):
@@ -73,6 +85,43 @@ def run(env):
     for line in capacity._log_lines(results["log"]):
         print(f"  {line}", flush=True)
     return results, _markdown(env, results)
+
+
+class _AccessLog:
+    """The gateway's access lines (JSON, message "request") written from now on."""
+
+    def __init__(self, path):
+        self.path = path
+        self.offset = os.path.getsize(path)
+
+    def answers(self, exclude=()):
+        """{"METHOD path status": count}, most frequent first, without ``exclude``."""
+        counts = Counter()
+        with open(self.path, "rb") as handle:
+            handle.seek(self.offset)
+            for raw in handle:
+                if not raw.startswith(b"{"):
+                    continue
+                try:
+                    record = json.loads(raw)
+                except ValueError:
+                    continue
+                if record.get("message") == "request":
+                    counts[f"{record.get('method')} {record.get('path')} {record.get('status')}"] += 1
+        return {answer: n for answer, n in counts.most_common() if answer not in exclude}
+
+
+def _lift_ip_block(env):
+    """If the suite got 127.0.0.1 blocked (auth failures), say so and lift it: later suites need it."""
+    client = redis.Redis.from_url(env.redis_url)
+    try:
+        ttl = client.ttl(IP_BLOCK_KEY)
+        if ttl is None or ttl < 0:
+            return None
+        client.delete(IP_BLOCK_KEY, *client.scan_iter(match="*authfail*"))
+        return f"for {ttl} s more"
+    finally:
+        client.close()
 
 
 def _percentiles(values):
@@ -147,8 +196,8 @@ class _SlowClients:
 
 def _slow_lines(s):
     lines = [
-        f"slow clients held {s['held_s']:.0f} s, open at once: min {s['open_min']} max {s['open_max']}"
-        f" (of {SLOW_BODY_CLIENTS + SLOW_HEADER_CLIENTS})"
+        f"slow clients held {s['held_s']:.0f} s, open at once (0.1 s samples): min {s['open_min']}, mean"
+        f" {s['open_mean']:.0f}, max {s['open_max']} (of {SLOW_BODY_CLIENTS + SLOW_HEADER_CLIENTS})"
     ]
     for name in ("body", "headers"):
         k = s[name]
@@ -159,7 +208,10 @@ def _slow_lines(s):
             line += f"; answer after {a['min']:.1f} / {a['p50']:.1f} / {a['max']:.1f} s (min / p50 / max)"
         if k["closed_s"]:
             c = k["closed_s"]
-            line += f"; closed after {c['min']:.1f} / {c['p50']:.1f} / {c['max']:.1f} s"
+            line += f"; end of stream after {c['min']:.1f} / {c['p50']:.1f} / {c['max']:.1f} s"
+        if k["reopen_ms"]:
+            r = k["reopen_ms"]
+            line += f"; re-opened within {r['p50']:.0f} / {r['max']:.0f} ms (p50 / max)"
         lines.append(line)
     return lines
 
@@ -183,7 +235,7 @@ def _send_big_body(host, port, token, out):
     head.append(f"Content-Length: {BIG_BODY_BYTES}")
     pending = memoryview(("\r\n".join(head) + "\r\n\r\n").encode())
     head_length, sent = len(pending), 0
-    sent_body, answer, status_ms, ending = 0, b"", None, "gave up"
+    sent_body, answer, status_ms, fin_ms, ending = 0, b"", None, None, "gave up"
     sock = socket.create_connection((host, port), timeout=10)
     sock.setblocking(False)
     started = time.perf_counter()
@@ -191,12 +243,16 @@ def _send_big_body(host, port, token, out):
     try:
         while time.monotonic() < give_up:
             want_write = len(pending) > 0 or sent_body < BIG_BODY_BYTES
-            readable, writable, _ = select.select([sock], [sock] if want_write else [], [], 0.5)
+            if not want_write:
+                ending = "all sent"
+                break
+            # After the gateway's FIN, go on sending, as a client that ignores the answer does.
+            readable, writable, _ = select.select([] if fin_ms is not None else [sock], [sock], [], 0.5)
             if readable:
                 data = sock.recv(65536)
                 if not data:
-                    ending = "closed"
-                    break
+                    fin_ms = (time.perf_counter() - started) * 1000
+                    continue
                 answer += data
                 if status_ms is None and b"\r\n" in answer:
                     status_ms = (time.perf_counter() - started) * 1000
@@ -219,6 +275,7 @@ def _send_big_body(host, port, token, out):
         {
             "status": status_line.split(" ")[1] if status_line.startswith("HTTP/") else None,
             "status_ms": status_ms,
+            "fin_ms": fin_ms,
             "ended_ms": (time.perf_counter() - started) * 1000,
             "ending": ending,
             "body_sent_mb": max(0, sent - head_length) / 2**20,
@@ -259,6 +316,7 @@ def _big_bodies(env, host, port, parallel, token):
         "key": bool(token),
         "statuses": statuses,
         "status_ms": {"max": max(times), "p50": statistics.median(times)} if times else None,
+        "fin_ms": max((r["fin_ms"] for r in requests_out if r["fin_ms"] is not None), default=None),
         "ended_ms": max(r["ended_ms"] for r in requests_out),
         "endings": sorted({r["ending"] for r in requests_out}),
         "body_sent_mb": max(r["body_sent_mb"] for r in requests_out),
@@ -278,9 +336,11 @@ def _big_line(r):
     t = r["status_ms"]
     timing = f"413 after {t['p50']:.1f} ms (max {t['max']:.1f})" if t else "NO STATUS LINE"
     replaced = f"  WORKERS REPLACED {r['workers_replaced']}" if r["workers_replaced"] else ""
+    replaced += "" if r["envelope"] else "  NOT ALL IN THE payload_too_large ENVELOPE"
+    fin = f"FIN after {r['fin_ms']:.0f} ms, " if r["fin_ms"] is not None else "no FIN, "
     return (
-        f"{_big_label(r):<24} statuses {r['statuses']}  {timing}, closed after {r['ended_ms']:.0f} ms"
-        f" ({'/'.join(r['endings'])}, up to {r['body_sent_mb']:.1f} MB sent)  RSS growth"
+        f"{_big_label(r):<24} statuses {r['statuses']}  {timing}, {fin}{'/'.join(r['endings'])} after"
+        f" {r['ended_ms']:.0f} ms (up to {r['body_sent_mb']:.1f} MB sent)  RSS growth"
         f" {r['rss_growth_mb']:+.1f} MB (peak {r['rss_peak_growth_mb']:+.1f}) of {r['rss_mb']} MB{replaced}"
     )
 
@@ -315,22 +375,31 @@ def _markdown(env, results):
         f" {_verdict(load['per_second'] >= TARGET_LOAD_PER_SECOND and not load['errors'])} |",
         "",
         *[f"- {line.strip()}" for line in _slow_lines(slow)],
+        "- Gateway answers other than the load's 200s, while the slow clients were open and as they closed"
+        f" (access log): {', '.join(f'{answer} × {n}' for answer, n in results['slow_answers'].items()) or 'none'}.",
+        *(
+            [f"- 127.0.0.1 was blocked for authentication failures ({results['ip_block']}); lifted afterwards."]
+            if results["ip_block"]
+            else []
+        ),
         "",
         f"100 MB bodies: `Content-Length: {BIG_BODY_BYTES}`, streamed as fast as the gateway takes it; time from"
         " sending the headers to the status line; RSS summed over the gateway's workers, before and 1 s after"
         " (peak sampled every 50 ms).",
         "",
-        "| requests | answers | to the 413 p50 / max ms | connection closed after ms | body sent, MB (most)"
-        " | RSS growth (peak) MB | targets: < 100 ms, < 10 MB |",
-        "|---|---|---|---|---|---|---|",
+        "| requests | answers | to the 413 p50 / max ms | gateway's FIN after ms | client's send failed after ms"
+        " | body sent, MB (most) | RSS growth (peak) MB | targets: < 100 ms, < 10 MB |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results["big"]:
         t = r["status_ms"]
         to_413 = f"{t['p50']:.1f} / {t['max']:.1f}" if t else "—"
+        fin = "—" if r["fin_ms"] is None else f"{r['fin_ms']:.0f}"
         met = t is not None and t["max"] < TARGET_413_MS and r["rss_growth_mb"] < TARGET_RSS_GROWTH_MB
         lines.append(
             f"| {_big_label(r)} | {', '.join(f'{s} {n}' for s, n in r['statuses'].items())}"
-            f" | {to_413} | {r['ended_ms']:.0f} ({'/'.join(r['endings'])})"
+            f" | {to_413} | {fin}"
+            f" | {r['ended_ms']:.0f} ({'/'.join(r['endings'])})"
             f" | {r['body_sent_mb']:.1f} | {r['rss_growth_mb']:+.1f} ({r['rss_peak_growth_mb']:+.1f})"
             f" | {_verdict(met)} |"
         )

@@ -9,9 +9,13 @@ opened again at once, so N + N connections stay open (or being opened) until SIG
 - per kind: ``opened`` (connections, re-opens included), ``drops`` by outcome (``status 408``
   and the like: an answer came; ``closed``: end of stream with no answer; ``reset``: connection
   reset with no answer; ``connect failed``), ``answer_s`` and ``closed_s`` (seconds from the
-  connection to the answer's status line / to the close, min, p50, max), ``open_at_end``;
-- ``open_min`` / ``open_max``: connections open (connected, not yet dropped), sampled every
-  0.1 s after READY.
+  connection to the answer's status line / to the end of stream, min, p50, max), ``reopen_ms``
+  (from a drop to the next connection in its place), ``open_at_end``;
+- ``open_min`` / ``open_mean`` / ``open_max``: connections open (connected, not yet dropped),
+  sampled every 0.1 s after READY (a drop and its re-open can fall either side of a sample).
+
+On SIGTERM the connections are closed (FIN) as they are: a body client's half-sent body ends
+early, as when a real client gives up.
 
 gevent, one greenlet per connection: the process costs little CPU on the shared cores.
 """
@@ -39,7 +43,7 @@ class Kind:
         self.name = name
         self.opened = self.open = 0
         self.drops = {}
-        self.answer_s, self.closed_s = [], []
+        self.answer_s, self.closed_s, self.reopen_ms = [], [], []
 
     def drop(self, outcome):
         self.drops[outcome] = self.drops.get(outcome, 0) + 1
@@ -50,6 +54,7 @@ class Kind:
             "drops": self.drops,
             "answer_s": _spread(self.answer_s),
             "closed_s": _spread(self.closed_s),
+            "reopen_ms": _spread(self.reopen_ms),
             "open_at_end": self.open,
         }
 
@@ -69,15 +74,19 @@ def _request_head(host, port, kind):
     return b"POST /v1/chat/completions HTTP/1.1\r\n"
 
 
-def _one_connection(host, port, kind, tally, interval, stop):
-    """Open one slow connection and trickle until the server drops it (or we are stopped)."""
-    opened = time.monotonic()
+def _one_connection(host, port, kind, tally, interval, stop, dropped_at):
+    """Open one slow connection and trickle until the server drops it (or we are stopped).
+
+    Returns when it was dropped (None when stopped)."""
     try:
         sock = socket.create_connection((host, port), timeout=10)
     except OSError:
         tally.drop("connect failed")
         stop.wait(0.1)
-        return
+        return time.monotonic()
+    opened = time.monotonic()
+    if dropped_at is not None:
+        tally.reopen_ms.append((opened - dropped_at) * 1000)
     tally.opened += 1
     tally.open += 1
     received, answered, sent, outcome = b"", None, 0, None
@@ -100,7 +109,7 @@ def _one_connection(host, port, kind, tally, interval, stop):
             if answered is None and b"\r\n" in received:
                 answered = time.monotonic() - opened
         else:
-            return  # stopped: still open
+            return None  # stopped: still open
     except OSError:
         outcome = "reset"
     finally:
@@ -110,14 +119,17 @@ def _one_connection(host, port, kind, tally, interval, stop):
         parts = received.split(b"\r\n", 1)[0].split(b" ")
         outcome = f"status {parts[1].decode('latin-1')}" if len(parts) > 1 else "garbled answer"
         tally.answer_s.append(answered)
-    tally.closed_s.append(time.monotonic() - opened)
+    dropped = time.monotonic()
+    tally.closed_s.append(dropped - opened)
     tally.drop(outcome)
+    return dropped
 
 
 def _keep_open(host, port, kind, tally, interval, stop):
     """One slot: a slow connection, re-opened as soon as the server drops it."""
+    dropped_at = None
     while not stop.is_set():
-        _one_connection(host, port, kind, tally, interval, stop)
+        dropped_at = _one_connection(host, port, kind, tally, interval, stop, dropped_at)
 
 
 def run(host, port, body_clients, header_clients, interval):
@@ -131,15 +143,17 @@ def run(host, port, body_clients, header_clients, interval):
     while sum(k.opened for k in kinds.values()) < wanted and time.monotonic() < deadline:
         gevent.sleep(0.05)
     print("READY", flush=True)
-    low, high = wanted, 0
+    low, high, samples = wanted, 0, []
     safety = time.monotonic() + SAFETY_SECONDS
     while not stop.wait(0.1) and time.monotonic() < safety:
         now_open = sum(k.open for k in kinds.values())
         low, high = min(low, now_open), max(high, now_open)
+        samples.append(now_open)
     stop.set()
     gevent.joinall(greenlets, timeout=max(interval, 1) + 2)
     summary = {name: kind.summary() for name, kind in kinds.items()}
-    summary.update(open_min=low, open_max=high, interval_s=interval, body_length=BODY_LENGTH)
+    mean = sum(samples) / len(samples) if samples else None
+    summary.update(open_min=low, open_max=high, open_mean=mean, interval_s=interval, body_length=BODY_LENGTH)
     return summary
 
 

@@ -2,7 +2,9 @@
 
 A body over ``MAX_REQUEST_BYTES`` is refused with 413 from its Content-Length alone, unread, and
 the connection is closed so the server does not drain it either. A body that takes longer than
-``CLIENT_BODY_TIMEOUT_SECONDS`` to arrive gets 408. Both happen before authentication, JSON
+``CLIENT_BODY_TIMEOUT_SECONDS`` to arrive gets 408; one that ends before its Content-Length (the
+client gave up) gets 400 ``incomplete_body``, so a half-sent request is never authenticated,
+counted or sent upstream. Both happen before authentication, JSON
 parsing or any database or Redis call. Slow headers are bounded by gunicorn (``keepalive`` in
 gunicorn.conf.py, from ``CLIENT_HEADER_TIMEOUT_SECONDS``).
 """
@@ -14,7 +16,7 @@ import gevent
 from flask import current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ops_gateway.core.errors import RequestTimeout, TooLarge
+from ops_gateway.core.errors import BadRequest, RequestTimeout, TooLarge
 
 # Set in the WSGI environ when the connection must not be reused; gunicorn.conf.py's
 # post_request hook closes it (gunicorn ignores a Connection header set by the app).
@@ -25,9 +27,9 @@ LINGER_SECONDS = 1.0
 LINGER_MAX_BYTES = 1024 * 1024
 
 
-def _refuse(kind, message, details):
+def _refuse(kind, message, details, code=None):
     request.environ[CLOSE_CONNECTION] = True
-    raise kind(message, details, headers={"Connection": "close"})
+    raise kind(message, details, code=code, headers={"Connection": "close"})
 
 
 def receive_body():
@@ -42,7 +44,7 @@ def receive_body():
     deadline = gevent.Timeout(seconds)
     deadline.start()
     try:
-        request.get_data(cache=True)
+        received = len(request.get_data(cache=True))
     except RequestEntityTooLarge:  # a chunked body, stopped by werkzeug at MAX_CONTENT_LENGTH
         _refuse(TooLarge, f"request bodies are limited to {limit} bytes", {"max_bytes": limit})
     except gevent.Timeout as timeout:
@@ -51,6 +53,9 @@ def receive_body():
         _refuse(RequestTimeout, f"the request body did not arrive within {seconds}s", {"seconds": seconds})
     finally:
         deadline.close()
+    if length is not None and received < length:  # the client gave up mid-body: nothing else may run
+        message = f"the request body ended after {received} of its {length} bytes"
+        _refuse(BadRequest, message, {"received": received, "content_length": length}, "incomplete_body")
 
 
 def linger_and_close(req, environ):

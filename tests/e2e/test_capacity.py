@@ -150,3 +150,23 @@ def test_admin_monitor_reports_pool_exhaustion_field(gateway):
     server = gateway(workers=1)
     database = requests.get(f"{server.url}/admin/monitor", headers=ADMIN, timeout=10).json()["data"]["database"]
     assert database["pool_exhausted_1h"] == 0 and database["pool_max"] == 12
+
+
+def test_body_cut_short_is_refused_before_authentication_or_upstream(gateway, sql):
+    server = gateway(workers=1)
+    user_id, _, key = create_user(server.url, "10.00", plan="team")
+    body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}).encode()
+    for authorization in ("", f"Authorization: Bearer {key}\r\n"):
+        sock = connect(server)
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+            + authorization.encode()
+            + f"Content-Length: {len(body) + 5000}\r\n\r\n".encode()
+            + body
+        )
+        sock.shutdown(socket.SHUT_WR)  # the client gives up mid-body
+        head, _, answer = read_until_closed(sock).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400"), head
+        assert json.loads(answer)["error"]["code"] == "incomplete_body"
+    assert sql("SELECT count(*) AS n FROM usage_records WHERE user_id = %s", (user_id,))[0]["n"] == 0
+    assert sql("SELECT count(*) AS n FROM api_key_audit_logs WHERE action = 'auth_failure'")[0]["n"] == 0
