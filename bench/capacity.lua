@@ -1,16 +1,6 @@
 -- wrk script for the capacity suite: request.lua's fixed request, plus a count of every status and
 -- of the 200s answered in each wall-clock second (the steady rate, without the run's ramp and cut-off).
---   BENCH_METHOD (GET), BENCH_BODY (JSON, optional), BENCH_AUTH (bearer token, optional)
-wrk.method = os.getenv("BENCH_METHOD") or "GET"
-local body = os.getenv("BENCH_BODY")
-if body and body ~= "" then
-  wrk.body = body
-  wrk.headers["Content-Type"] = "application/json"
-end
-local token = os.getenv("BENCH_AUTH")
-if token and token ~= "" then
-  wrk.headers["Authorization"] = "Bearer " .. token
-end
+dofile(os.getenv("BENCH_LUA_DIR") .. "/request_setup.lua")
 
 local threads = {}
 

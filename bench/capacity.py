@@ -182,7 +182,13 @@ def _wrk(url, connections, duration, token):
     (one mean answer time, at least the upstream's) up to the last second before wrk stopped, and
     ``worst_second`` the least of them (a second with no answer counts as 0).
     """
-    env = {**os.environ, "BENCH_METHOD": "POST", "BENCH_BODY": BODY, "BENCH_AUTH": token}
+    env = {
+        **os.environ,
+        "BENCH_METHOD": "POST",
+        "BENCH_BODY": BODY,
+        "BENCH_AUTH": token,
+        "BENCH_LUA_DIR": str(SCRIPT.parent),
+    }
     args = [require_wrk(), "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", f"{WRK_TIMEOUT_SECONDS}s"]
     started = time.time()
     completed = subprocess.run([*args, "-s", str(SCRIPT), url], env=env, capture_output=True, text=True, check=True)

@@ -62,7 +62,13 @@ def run_wrk(url, connections, duration, method="GET", body=None, token=None, war
 
     With a ``bench.cpu.CpuMeter``, the result also carries each process group's CPU per request.
     """
-    env = {**os.environ, "BENCH_METHOD": method, "BENCH_BODY": body or "", "BENCH_AUTH": token or ""}
+    env = {
+        **os.environ,
+        "BENCH_METHOD": method,
+        "BENCH_BODY": body or "",
+        "BENCH_AUTH": token or "",
+        "BENCH_LUA_DIR": str(SCRIPT.parent),
+    }
     if warmup:
         _wrk(url, connections, warmup, env)
     if meter:

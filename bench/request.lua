@@ -1,15 +1,5 @@
--- wrk script: one fixed request taken from the environment, and a machine-readable summary.
---   BENCH_METHOD (GET), BENCH_BODY (JSON, optional), BENCH_AUTH (bearer token, optional)
-wrk.method = os.getenv("BENCH_METHOD") or "GET"
-local body = os.getenv("BENCH_BODY")
-if body and body ~= "" then
-  wrk.body = body
-  wrk.headers["Content-Type"] = "application/json"
-end
-local token = os.getenv("BENCH_AUTH")
-if token and token ~= "" then
-  wrk.headers["Authorization"] = "Bearer " .. token
-end
+-- wrk script: one fixed request (request_setup.lua) and a machine-readable summary.
+dofile(os.getenv("BENCH_LUA_DIR") .. "/request_setup.lua")
 
 -- Latencies are microseconds; the Python side turns this line into numbers.
 function done(summary, latency, requests)
