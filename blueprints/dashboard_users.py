@@ -15,7 +15,7 @@ from ops_gateway.billing.money import format_money
 from ops_gateway.core import db
 from ops_gateway.core.errors import GatewayError, NotFound
 from ops_gateway.limits import limit_overrides
-from ops_gateway.limits.rate_limits import LIMIT_FIELDS
+from ops_gateway.limits.windows import LIMIT_FIELDS
 
 blp = Blueprint("dashboard_users", __name__, url_prefix="/dashboard/users", template_folder="templates")
 protect(blp)

@@ -1,22 +1,20 @@
-"""Schemas for plans and rate-limit overrides."""
+"""Schemas for plans and rate-limit overrides; their window and quota fields come from the registry."""
 
 import marshmallow as ma
 
-_WINDOW = {"allow_none": True, "validate": ma.validate.Range(min=0, max=10**12)}
+from ops_gateway.limits.windows import LIMIT_FIELDS, QUOTA_FIELDS
 
 
-class RateLimitsSchema(ma.Schema):
-    """The six windows; each a non-negative integer, or null to inherit the plan."""
+def integer_fields(names, **options):
+    """A generated schema with one Integer field per name (subclass it to name and document it)."""
+    return ma.Schema.from_dict({name: ma.fields.Integer(**options) for name in names})
+
+
+class RateLimitsSchema(integer_fields(LIMIT_FIELDS, allow_none=True, validate=ma.validate.Range(min=0, max=10**12))):
+    """Every window; each a non-negative integer, or null to inherit the plan."""
 
     class Meta:
         unknown = ma.RAISE
-
-    requests_per_minute = ma.fields.Integer(**_WINDOW)
-    requests_per_hour = ma.fields.Integer(**_WINDOW)
-    requests_per_day = ma.fields.Integer(**_WINDOW)
-    tokens_per_minute = ma.fields.Integer(**_WINDOW)
-    tokens_per_hour = ma.fields.Integer(**_WINDOW)
-    tokens_per_day = ma.fields.Integer(**_WINDOW)
 
 
 class SetRateLimitRequest(ma.Schema):
@@ -34,15 +32,8 @@ class SetRateLimitRequest(ma.Schema):
             raise ma.ValidationError("name at least one window", "rate_limits")
 
 
-class EffectiveWindowsSchema(ma.Schema):
-    """Effective values of the six windows."""
-
-    requests_per_minute = ma.fields.Integer()
-    requests_per_hour = ma.fields.Integer()
-    requests_per_day = ma.fields.Integer()
-    tokens_per_minute = ma.fields.Integer()
-    tokens_per_hour = ma.fields.Integer()
-    tokens_per_day = ma.fields.Integer()
+class EffectiveWindowsSchema(integer_fields(LIMIT_FIELDS)):
+    """Effective value of every window."""
 
 
 class SetRateLimitResponse(ma.Schema):
@@ -63,15 +54,11 @@ class EffectiveLimitsSchema(ma.Schema):
     sources = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String(metadata={"enum": ["plan", "override"]}))
 
 
-class PlanSchema(EffectiveWindowsSchema):
-    """A plan's limits: the six windows plus quotas and concurrency."""
+class PlanSchema(integer_fields((*LIMIT_FIELDS, *QUOTA_FIELDS))):
+    """A plan's limits: its windows plus quotas and concurrency."""
 
     name = ma.fields.String()
     description = ma.fields.String()
-    daily_request_quota = ma.fields.Integer()
-    monthly_request_quota = ma.fields.Integer()
-    daily_token_quota = ma.fields.Integer()
-    monthly_token_quota = ma.fields.Integer()
     max_concurrent_requests = ma.fields.Integer()
 
 

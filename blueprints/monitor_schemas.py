@@ -4,6 +4,7 @@ import marshmallow as ma
 
 from blueprints.fields import Money, Timestamp
 from blueprints.proxy_schemas import CacheInfoSchema
+from ops_gateway.limits.windows import LIMIT_FIELDS
 
 
 class ModelUsageSchema(ma.Schema):
@@ -49,6 +50,12 @@ class RateLimitWindowSchema(ma.Schema):
     reset_seconds = ma.fields.Integer()
 
 
+class RateLimitWindowsSchema(
+    ma.Schema.from_dict({name: ma.fields.Nested(RateLimitWindowSchema) for name in LIMIT_FIELDS})
+):
+    """The caller's windows, by name."""
+
+
 class UserMonitorSchema(ma.Schema):
     """GET /user/monitor."""
 
@@ -59,10 +66,8 @@ class UserMonitorSchema(ma.Schema):
     current_credits = Money()
     plan = ma.fields.String()
     usage_metrics = ma.fields.Nested(UsageMetricsSchema)
-    rate_limits = ma.fields.Dict(
-        keys=ma.fields.String(),
-        values=ma.fields.Nested(RateLimitWindowSchema),
-        metadata={"description": "requests_per_minute ... tokens_per_day; empty when Redis is unreachable"},
+    rate_limits = ma.fields.Nested(
+        RateLimitWindowsSchema, metadata={"description": "every window; empty when Redis is unreachable"}
     )
 
 

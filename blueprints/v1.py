@@ -26,12 +26,12 @@ def authenticate_and_admit():
         return
     auth.authenticate_and_hold(None)
     if request.endpoint != "v1.list_models":
-        rate_limits.gate(g.user, rate_limits.IP_ONLY)  # unknown /v1 paths: 404 after the key, uncounted
+        rate_limits.gate(g.user, rate_limits.Mode.IP_ONLY)  # unknown /v1 paths: 404 after the key, uncounted
         return
     refusal = auth.scope_error(g.user, "models:read")
     if refusal:
         rate_limits.refuse_uncounted(g.user, refusal)
-    rate_limits.gate(g.user, rate_limits.REQUESTS)
+    rate_limits.gate(g.user, rate_limits.Mode.REQUESTS)
 
 
 @blp.teardown_request

@@ -14,6 +14,7 @@ from flask import current_app, g, request
 from ops_gateway.accounts import audit, keys, security
 from ops_gateway.core import db
 from ops_gateway.core.errors import Forbidden, Unauthenticated
+from ops_gateway.limits.plans import LIMIT_COLUMNS
 from ops_gateway.observability import metrics
 
 logger = logging.getLogger("ops_gateway.security")
@@ -21,7 +22,7 @@ logger = logging.getLogger("ops_gateway.security")
 # The key, its user, plan and overrides in one indexed read. Whether the key may be used now
 # (``rejection``, judged by the database's clock, which also set grace_until) and whether the
 # caller's IP is on its allowlist are computed here, so the same statement can act on them.
-_KEY_ROW = """
+_KEY_ROW = f"""
 SELECT k.id AS api_key_id, k.user_id, k.name AS key_name, k.prefix, k.last4, k.status AS key_status,
        k.expires_at, k.grace_until, k.ip_allowlist::text[] AS ip_allowlist, k.scopes, k.last_used_at, k.key_hash,
        CASE WHEN k.status = 'revoked' THEN 'revoked'
@@ -30,13 +31,7 @@ SELECT k.id AS api_key_id, k.user_id, k.name AS key_name, k.prefix, k.last4, k.s
             WHEN u.status <> 'active' THEN 'user_suspended' END AS rejection,
        coalesce(cardinality(k.ip_allowlist) = 0 OR %(ip)s::inet <<= ANY (k.ip_allowlist), false) AS ip_allowed,
        u.email, u.role, u.status AS user_status, u.plan, u.credits, u.reserved_credits,
-       p.requests_per_minute, p.requests_per_hour, p.requests_per_day,
-       p.tokens_per_minute, p.tokens_per_hour, p.tokens_per_day,
-       p.daily_request_quota, p.monthly_request_quota, p.daily_token_quota, p.monthly_token_quota,
-       p.max_concurrent_requests,
-       o.requests_per_minute AS o_requests_per_minute, o.requests_per_hour AS o_requests_per_hour,
-       o.requests_per_day AS o_requests_per_day, o.tokens_per_minute AS o_tokens_per_minute,
-       o.tokens_per_hour AS o_tokens_per_hour, o.tokens_per_day AS o_tokens_per_day
+       {LIMIT_COLUMNS}
 FROM api_keys k
 JOIN users u ON u.id = k.user_id
 JOIN plans p ON p.name = u.plan

@@ -2,13 +2,8 @@
 
 from ops_gateway.accounts import audit
 from ops_gateway.core.errors import NotFound
-from ops_gateway.limits.rate_limits import LIMIT_FIELDS
-
-PLAN_COLUMNS = (
-    "name, description, requests_per_minute, requests_per_hour, requests_per_day, tokens_per_minute,"
-    " tokens_per_hour, tokens_per_day, daily_request_quota, monthly_request_quota, daily_token_quota,"
-    " monthly_token_quota, max_concurrent_requests"
-)
+from ops_gateway.limits.plans import PLAN_COLUMNS
+from ops_gateway.limits.windows import LIMIT_FIELDS
 
 
 def list_plans(cur):

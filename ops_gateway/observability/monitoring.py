@@ -7,7 +7,7 @@ import redis
 
 from ops_gateway.accounts import keys
 from ops_gateway.core import db
-from ops_gateway.limits import rate_limits
+from ops_gateway.limits import status as rate_limit_status
 from ops_gateway.observability import system_monitor, usage_metrics
 from ops_gateway.upstream import catalog as model_catalog
 
@@ -29,7 +29,7 @@ def user_monitor(principal):
     with db.transaction() as cur:
         usage = usage_metrics.user_usage(cur, principal["user_id"])
     try:
-        windows = rate_limits.window_status(principal)
+        windows = rate_limit_status.window_status(principal)
     except redis.RedisError:
         logger.warning("rate-limit windows unavailable for /user/monitor")
         windows = {}

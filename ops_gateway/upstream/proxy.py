@@ -77,7 +77,7 @@ def open_request(read_body):
         refusal = auth.scope_error(user, "chat:write") or invalid
         if refusal:
             rate_limits.refuse_uncounted(user, refusal)
-        rate_limits.gate(user, rate_limits.COMPLETION)
+        rate_limits.gate(user, rate_limits.Mode.COMPLETION)
         if model is None:
             raise NotFound(f"model {body['model']!r} is not offered", {"model": body["model"]}, code="model_not_found")
         if not user["held"]:
