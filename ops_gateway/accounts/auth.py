@@ -19,7 +19,8 @@ from ops_gateway.observability import metrics
 
 logger = logging.getLogger("ops_gateway.security")
 
-# The key, its user, plan and overrides in one indexed read. Whether the key may be used now
+# The key, its user, plan and overrides in one indexed read (the limit columns are the ones
+# ``plans.effective_limits`` reads: override, else the plan). Whether the key may be used now
 # (``rejection``, judged by the database's clock, which also set grace_until) and whether the
 # caller's IP is on its allowlist are computed here, so the same statement can act on them.
 _KEY_ROW = f"""

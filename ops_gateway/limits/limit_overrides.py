@@ -1,31 +1,28 @@
-"""Per-user rate-limit overrides and plans: read, set, clear (each audited)."""
+"""Plans and per-user rate-limit overrides as admins see them: read, set, clear (each change audited)."""
 
 from ops_gateway.accounts import audit
 from ops_gateway.core.errors import NotFound
-from ops_gateway.limits.plans import PLAN_COLUMNS
+from ops_gateway.limits import plans
 from ops_gateway.limits.windows import LIMIT_FIELDS
 
 
 def list_plans(cur):
     """Every plan with its limits."""
-    cur.execute(f"SELECT {PLAN_COLUMNS} FROM plans ORDER BY requests_per_minute")
+    cur.execute(f"SELECT {plans.PLAN_COLUMNS} FROM plans ORDER BY requests_per_minute")
     return cur.fetchall()
 
 
 def effective_for_user(cur, user_id):
     """(limits, sources, plan) for a user: each window's override, else the plan's value."""
-    overrides = ", ".join(f"o.{f} AS o_{f}" for f in LIMIT_FIELDS)
-    plan_values = ", ".join(f"p.{f}" for f in LIMIT_FIELDS)
     cur.execute(
-        f"SELECT u.plan, {plan_values}, {overrides} FROM users u JOIN plans p ON p.name = u.plan"
+        f"SELECT u.plan, {plans.LIMIT_COLUMNS} FROM users u JOIN plans p ON p.name = u.plan"
         " LEFT JOIN rate_limit_overrides o ON o.user_id = u.id WHERE u.id = %s",
         (user_id,),
     )
     row = cur.fetchone()
     if row is None:
         raise NotFound(f"user {user_id} does not exist", code="user_not_found")
-    limits = {f: row[f"o_{f}"] if row[f"o_{f}"] is not None else row[f] for f in LIMIT_FIELDS}
-    sources = {f: "override" if row[f"o_{f}"] is not None else "plan" for f in LIMIT_FIELDS}
+    limits, sources = plans.effective_limits(row)
     return limits, sources, row["plan"]
 
 
