@@ -8,9 +8,8 @@ from flask_smorest import Blueprint
 from blueprints.docs import ADMIN_ERRORS, documents_errors
 from blueprints.monitor_schemas import AuditReportArgsSchema, SecurityEventArgsSchema, SecurityEventPageSchema
 from blueprints.query_args import date_range, page_cursor
-from ops_gateway.accounts import audit
 from ops_gateway.accounts.auth import admin_only
-from ops_gateway.core import db
+from ops_gateway.core import db, paging
 from ops_gateway.observability import security_events
 
 blp = Blueprint("admin_security", __name__, url_prefix="/admin", description="Security events and audit reports")
@@ -35,8 +34,7 @@ def security_event_list(args):
         rows = security_events.query_events(
             cur, args.get("type"), args.get("user_id"), ip, start, end, args["limit"], cursor
         )
-    next_cursor = audit.encode_cursor(rows[-1]) if len(rows) == args["limit"] else None
-    return {"status": "success", "events": rows, "next_cursor": next_cursor}
+    return {"status": "success", "events": rows, "next_cursor": paging.next_cursor(rows, args["limit"])}
 
 
 @blp.route("/reports/audit")

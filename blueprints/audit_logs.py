@@ -8,7 +8,7 @@ from blueprints.docs import ADMIN_ERRORS, USER_ERRORS, documents_errors
 from blueprints.query_args import date_range, page_cursor
 from ops_gateway.accounts import audit
 from ops_gateway.accounts.auth import admin_only, require_scope, require_user
-from ops_gateway.core import db
+from ops_gateway.core import db, paging
 
 user_blp = Blueprint("user_audit", __name__, url_prefix="/user/api-keys", description="Your API-key audit log")
 user_blp.before_request(require_user)
@@ -23,7 +23,7 @@ def _page(args, user_id):
         total, rows = audit.query_logs(
             cur, user_id, args.get("key_id"), args.get("action"), start, end, args["limit"], cursor
         )
-    next_cursor = audit.encode_cursor(rows[-1]) if len(rows) == args["limit"] else None
+    next_cursor = paging.next_cursor(rows, args["limit"])
     return {"status": "success", "total_logs": total, "logs": rows, "next_cursor": next_cursor}
 
 

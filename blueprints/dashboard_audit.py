@@ -11,7 +11,7 @@ from flask import Blueprint, Response, render_template, request, stream_with_con
 from blueprints.dashboard import protect
 from blueprints.envelope import ApiError
 from ops_gateway.accounts import audit
-from ops_gateway.core import db
+from ops_gateway.core import db, paging
 from ops_gateway.core.errors import GatewayError
 from ops_gateway.core.timeparse import parse_timestamp
 from ops_gateway.observability import security_events
@@ -75,7 +75,7 @@ def _filters(args):
                 filters[name] = parse_timestamp(args[name], name)
         if args.get("cursor"):
             try:
-                filters["cursor"] = audit.decode_cursor(args["cursor"])
+                filters["cursor"] = paging.decode_cursor(args["cursor"])
             except ValueError:
                 raise ApiError(400, "invalid_cursor", "that page link is not valid any more") from None
     except GatewayError as error:
@@ -111,7 +111,7 @@ def index():
     if problem is None:
         with db.transaction() as cur:
             rows = _page(cur, view, filters, PAGE_SIZE, filters["cursor"])
-    next_cursor = audit.encode_cursor(rows[-1]) if len(rows) == PAGE_SIZE else None
+    next_cursor = paging.next_cursor(rows, PAGE_SIZE)
     kept = {k: v for k, v in request.args.items() if k != "cursor" and v}
     return render_template(
         "dashboard/audit.html",

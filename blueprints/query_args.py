@@ -1,7 +1,7 @@
 """Query arguments shared by the log endpoints: a validated date range and an opaque cursor."""
 
 from blueprints.envelope import ApiError
-from ops_gateway.accounts import audit
+from ops_gateway.core.paging import decode_cursor
 from ops_gateway.core.timeparse import parse_timestamp
 
 
@@ -19,7 +19,7 @@ def page_cursor(args):
     if not args.get("cursor"):
         return None
     try:
-        return audit.decode_cursor(args["cursor"])
+        return decode_cursor(args["cursor"])
     except ValueError:
         raise ApiError(
             400, "invalid_cursor", "cursor was not returned by this endpoint", {"parameter": "cursor"}

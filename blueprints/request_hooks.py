@@ -1,12 +1,13 @@
-"""Per-request plumbing: request ids, timing and the access log line."""
+"""Per-request plumbing: request ids, timing, the access log line, and where audited changes come from."""
 
 import logging
 import re
 import time
 import uuid
 
-from flask import g, request
+from flask import g, has_request_context, request
 
+from ops_gateway.accounts import audit
 from ops_gateway.observability import metrics
 
 logger = logging.getLogger("ops_gateway.app")
@@ -44,8 +45,16 @@ def finish_request(response):
     return response
 
 
+def request_origin():
+    """The current request's address, user agent and id, for the audit rows it writes."""
+    if not has_request_context():
+        return audit.NO_ORIGIN
+    return audit.Origin(request.remote_addr, request.user_agent.string or None, g.get("request_id"))
+
+
 def init_app(app):
     """Register the hooks."""
+    audit.use_origin_provider(request_origin)
     app.before_request(start_request)
     app.after_request(finish_request)
     app.teardown_request(metrics.request_ended)

@@ -11,7 +11,32 @@ from psycopg2.extras import Json
 from scheduler.jobs import JOBS, interval_seconds, jitter_seconds
 
 _RUN_COLUMNS = "id, job, status, started_at, finished_at, duration_ms, details, error, runner"
+
+_CLAIM_TICK = """
+INSERT INTO job_leases AS l (job, last_tick, runner) VALUES (%s, %s, %s)
+ON CONFLICT (job) DO UPDATE SET last_tick = EXCLUDED.last_tick, runner = EXCLUDED.runner, updated_at = now()
+WHERE l.last_tick < EXCLUDED.last_tick
+RETURNING job
+"""
 _json = partial(Json, dumps=partial(json.dumps, default=str))  # details may hold datetimes and decimals
+
+
+def try_session_lock(cur, namespace, key):
+    """Take the session-level advisory lock (namespace, key) if it is free; whether it was taken."""
+    cur.execute("SELECT pg_try_advisory_lock(%s, %s) AS locked", (namespace, key))
+    return cur.fetchone()["locked"]
+
+
+def claim_tick(cur, job, tick, runner):
+    """Record ``tick`` of the job as run by ``runner``; False when it (or a later one) already was."""
+    cur.execute(_CLAIM_TICK, (job, tick, runner))
+    return cur.fetchone() is not None
+
+
+def last_ticks(cur):
+    """{job: the last tick a clock claimed}."""
+    cur.execute("SELECT job, last_tick FROM job_leases")
+    return {row["job"]: row["last_tick"] for row in cur.fetchall()}
 
 
 def record_start(cur, job, runner, details):
@@ -73,8 +98,7 @@ def describe_jobs(cur, config, history, include_skipped=False):
     names = list(JOBS)
     last = recent_runs(cur, names, 1, include_skipped=False)
     runs = recent_runs(cur, names, history, include_skipped)
-    cur.execute("SELECT job, last_tick FROM job_leases")
-    ticks = {row["job"]: row["last_tick"] for row in cur.fetchall()}
+    ticks = last_ticks(cur)
     now = time.time()
     described = []
     for job in JOBS.values():

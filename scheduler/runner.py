@@ -22,13 +22,6 @@ logger = logging.getLogger("ops_gateway.scheduler")
 
 LOCK_NAMESPACE = 7_240_002  # first key of every job lock (migrations hold 7_240_001 as a single key)
 
-_CLAIM_TICK = """
-INSERT INTO job_leases AS l (job, last_tick, runner) VALUES (%s, %s, %s)
-ON CONFLICT (job) DO UPDATE SET last_tick = EXCLUDED.last_tick, runner = EXCLUDED.runner, updated_at = now()
-WHERE l.last_tick < EXCLUDED.last_tick
-RETURNING job
-"""
-
 
 def lock_key(name):
     """The second key of a job's advisory lock: a stable 31-bit hash of its name."""
@@ -42,8 +35,7 @@ def runner_id():
 
 def claim_tick(cur, name, tick):
     """Record that ``tick`` of the job is being run; False when it (or a later one) already was."""
-    cur.execute(_CLAIM_TICK, (name, tick, runner_id()))
-    return cur.fetchone() is not None
+    return history.claim_tick(cur, name, tick, runner_id())
 
 
 def run_job(name, trigger="manual", tick=None, actor=None):
@@ -61,8 +53,7 @@ def run_job(name, trigger="manual", tick=None, actor=None):
     try:
         conn.autocommit = True  # history rows commit at once, whatever the job's own transactions do
         with conn.cursor() as cur:
-            cur.execute("SELECT pg_try_advisory_lock(%s, %s) AS locked", (LOCK_NAMESPACE, lock_key(name)))
-            if not cur.fetchone()["locked"]:
+            if not history.try_session_lock(cur, LOCK_NAMESPACE, lock_key(name)):
                 return history.record_skipped(cur, name, runner_id(), {**meta, "reason": "running_elsewhere"})
             history.fail_orphans(cur, name)
             if tick is not None and not claim_tick(cur, name, tick):

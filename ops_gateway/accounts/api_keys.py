@@ -3,17 +3,12 @@
 import ipaddress
 from datetime import UTC, datetime, timedelta
 
-import psycopg2
 from flask import current_app
 
-from ops_gateway.accounts import audit, keys
+from ops_gateway.accounts import audit, keys, queries
 from ops_gateway.core.errors import Conflict, NotFound
 
 SCOPES = ("models:read", "chat:write", "usage:read", "keys:manage")
-KEY_COLUMNS = (
-    "id, user_id, name, environment, prefix, last4, scopes, ip_allowlist::text[] AS ip_allowlist, status,"
-    " expires_at, grace_until, created_at, last_used_at, revoked_at"
-)
 
 
 def _hash(full_key):
@@ -28,27 +23,13 @@ def _networks(ip_allowlist):
 def _insert(cur, user_id, name, environment, expires_at, ip_allowlist, scopes):
     full_key = keys.generate_key(environment)
     prefix, last4 = keys.display_parts(full_key)
-    cur.execute("SAVEPOINT insert_key")
-    try:
-        cur.execute(
-            "INSERT INTO api_keys (user_id, name, environment, key_hash, prefix, last4, scopes, ip_allowlist,"
-            f" expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::cidr[], %s) RETURNING {KEY_COLUMNS}",
-            (
-                user_id,
-                name,
-                environment,
-                _hash(full_key),
-                prefix,
-                last4,
-                list(scopes),
-                _networks(ip_allowlist),
-                expires_at,
-            ),
-        )
-    except psycopg2.errors.UniqueViolation:
-        cur.execute("ROLLBACK TO SAVEPOINT insert_key")
-        raise Conflict(f"you already have an active key named {name!r}", code="key_name_taken") from None
-    return cur.fetchone(), full_key
+    networks = _networks(ip_allowlist)
+    row = queries.insert_key(
+        cur, user_id, name, environment, _hash(full_key), prefix, last4, scopes, networks, expires_at
+    )
+    if row is None:
+        raise Conflict(f"you already have an active key named {name!r}", code="key_name_taken")
+    return row, full_key
 
 
 def _expiry(expires_in_days):
@@ -66,15 +47,12 @@ def create_key(cur, user_id, name, actor, environment="live", expires_in_days=No
 
 def list_keys(cur, user_id):
     """The user's keys, newest first (no hashes)."""
-    cur.execute(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = %s ORDER BY id DESC", (user_id,))
-    return cur.fetchall()
+    return queries.keys_of_user(cur, user_id)
 
 
 def get_key(cur, user_id, key_id, for_update=False):
     """One of the user's keys or a 404 (another user's key id is indistinguishable from none)."""
-    lock = " FOR UPDATE" if for_update else ""
-    cur.execute(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = %s AND user_id = %s{lock}", (key_id, user_id))
-    row = cur.fetchone()
+    row = queries.key_of_user(cur, user_id, key_id, for_update)
     if row is None:
         raise NotFound(f"API key {key_id} does not exist", code="api_key_not_found")
     return row
@@ -85,24 +63,14 @@ def update_key(cur, user_id, key_id, changes, actor):
     row = get_key(cur, user_id, key_id, for_update=True)
     if row["status"] != "active":
         raise Conflict("only active keys can be changed", code="api_key_inactive")
-    assignments, params = [], []
-    for column in ("name", "scopes"):
-        if column in changes:
-            assignments.append(f"{column} = %s")
-            params.append(changes[column])
+    columns = {column: changes[column] for column in ("name", "scopes") if column in changes}
     if "ip_allowlist" in changes:
-        assignments.append("ip_allowlist = %s::cidr[]")
-        params.append(_networks(changes["ip_allowlist"]))
+        columns["ip_allowlist"] = _networks(changes["ip_allowlist"])
     if "expires_in_days" in changes:
-        assignments.append("expires_at = %s")
-        params.append(_expiry(changes["expires_in_days"]))
-    if assignments:
-        cur.execute("SAVEPOINT update_key")
-        try:
-            cur.execute(f"UPDATE api_keys SET {', '.join(assignments)} WHERE id = %s", params + [key_id])
-        except psycopg2.errors.UniqueViolation:
-            cur.execute("ROLLBACK TO SAVEPOINT update_key")
-            raise Conflict("you already have an active key with that name", code="key_name_taken") from None
+        columns["expires_at"] = _expiry(changes["expires_in_days"])
+    if columns:
+        if not queries.update_key(cur, key_id, columns):
+            raise Conflict("you already have an active key with that name", code="key_name_taken")
         audit.record(cur, "update", actor, user_id, key_id, audit_safe(changes))
     return get_key(cur, user_id, key_id)
 
@@ -120,12 +88,7 @@ def rotate_key(cur, user_id, key_id, actor, grace_seconds=0):
     if old["expires_at"] is not None and old["expires_at"] <= datetime.now(UTC):
         # The replacement would inherit the expiry and be born unusable.
         raise Conflict("an expired key cannot be rotated; create a new key", code="api_key_inactive")
-    cur.execute(
-        "UPDATE api_keys SET status = 'rotated', grace_until = now() + make_interval(secs => %s)"
-        " WHERE id = %s RETURNING grace_until",
-        (grace_seconds, key_id),
-    )
-    grace_until = cur.fetchone()["grace_until"]
+    grace_until = queries.mark_rotated(cur, key_id, grace_seconds)
     new, full_key = _insert(
         cur, user_id, old["name"], old["environment"], old["expires_at"], old["ip_allowlist"], old["scopes"]
     )
@@ -143,16 +106,14 @@ def rotate_key(cur, user_id, key_id, actor, grace_seconds=0):
 def revoke_key(cur, user_id, key_id, actor, force=False):
     """Revoke a key; refusing to remove the user's last active key unless forced."""
     # Serialise revocations per user: two concurrent requests each revoking one of the last two
-    # keys would otherwise both count two active keys and leave none. (NO KEY UPDATE does not
-    # block inserts of new keys, which only take KEY SHARE on the user row.)
-    cur.execute("SELECT 1 FROM users WHERE id = %s FOR NO KEY UPDATE", (user_id,))
+    # keys would otherwise both count two active keys and leave none.
+    queries.lock_user_keys(cur, user_id)
     row = get_key(cur, user_id, key_id, for_update=True)
     if row["status"] == "revoked":
         raise Conflict("the key is already revoked", code="api_key_inactive")
-    cur.execute("SELECT count(*) AS active FROM api_keys WHERE user_id = %s AND status = 'active'", (user_id,))
-    if row["status"] == "active" and cur.fetchone()["active"] <= 1 and not force:
+    if row["status"] == "active" and queries.count_active_keys(cur, user_id) <= 1 and not force:
         raise Conflict("this is your last active key; pass ?force=true to revoke it anyway", code="last_active_key")
-    cur.execute("UPDATE api_keys SET status = 'revoked', revoked_at = now() WHERE id = %s", (key_id,))
+    queries.mark_revoked(cur, key_id)
     audit.record(
         cur, "delete", actor, user_id, key_id, {"forced": force, "key": keys.mask(row["prefix"], row["last4"])}
     )
@@ -163,5 +124,4 @@ def find_by_full_key(cur, full_key):
     """The key row for a full key (by its hash), or None."""
     if not keys.KEY_PATTERN.match(full_key or ""):
         return None
-    cur.execute(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = %s", (_hash(full_key),))
-    return cur.fetchone()
+    return queries.key_by_hash(cur, _hash(full_key))

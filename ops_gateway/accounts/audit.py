@@ -1,11 +1,9 @@
-"""The API-key audit trail: rows written in the caller's transaction, queried with cursors and exact totals."""
+"""The API-key audit trail: rows written in the caller's transaction, read newest first with exact totals."""
 
-import base64
-import json
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from flask import g, has_request_context, request
-from psycopg2.extras import Json
+from ops_gateway.accounts import queries
 
 ACTIONS = (
     "create",
@@ -20,52 +18,43 @@ ACTIONS = (
     "limits_updated",
     "rate_limit_exceeded",
 )
+USER_AGENT_MAX = 300
 
 
-def request_context():
-    """ip, user agent and request id of the current request (empty outside one)."""
-    if not has_request_context():
-        return {"ip": None, "user_agent": None, "request_id": None}
-    return {
-        "ip": request.remote_addr,
-        "user_agent": (request.user_agent.string or None) and request.user_agent.string[:300],
-        "request_id": g.get("request_id"),
-    }
+@dataclass(frozen=True)
+class Origin:
+    """Where a change came from: the client's address and user agent, and the request id."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
 
 
-def record(cur, action, actor, user_id=None, api_key_id=None, details=None):
-    """Insert one audit row using the caller's cursor (so it commits or rolls back with the change)."""
-    context = request_context()
-    cur.execute(
-        "INSERT INTO api_key_audit_logs (user_id, api_key_id, action, actor, ip, user_agent, request_id, details)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            user_id,
-            api_key_id,
-            action,
-            actor,
-            context["ip"],
-            context["user_agent"],
-            context["request_id"],
-            Json(details or {}),
-        ),
+NO_ORIGIN = Origin()  # a change made outside any request: the scheduler, the CLI
+_origin_provider = None
+
+
+def use_origin_provider(provider):
+    """Set how to find the current request's Origin when a caller passes none (the HTTP layer does)."""
+    global _origin_provider
+    _origin_provider = provider
+
+
+def record(cur, action, actor, user_id=None, api_key_id=None, details=None, origin=None):
+    """Insert one audit row using the caller's cursor (so it commits or rolls back with the change).
+
+    ``origin`` defaults to the current request's, as the HTTP layer reports it.
+    """
+    if origin is None:
+        origin = _origin_provider() if _origin_provider else NO_ORIGIN
+    user_agent = origin.user_agent[:USER_AGENT_MAX] if origin.user_agent else None
+    queries.insert_audit_row(
+        cur, user_id, api_key_id, action, actor, origin.ip, user_agent, origin.request_id, details or {}
     )
 
 
-def encode_cursor(row):
-    """Opaque cursor of the last row returned: its (created_at, id)."""
-    raw = json.dumps([row["created_at"].isoformat(), row["id"]]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor):
-    """(created_at, id) from a cursor; ValueError when it was not made by encode_cursor."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created_at, row_id = json.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(created_at), int(row_id)
-    except (ValueError, TypeError) as exc:
-        raise ValueError("invalid cursor") from exc
+def _midnight(day):
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def _whole_days(start, end):
@@ -87,41 +76,6 @@ def _whole_days(start, end):
     return first, stop
 
 
-def _midnight(day):
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
-def _conditions(filters, start=None, end=None, end_inclusive=True):
-    """SQL conditions and parameters: equality for each given filter, then the created_at bounds."""
-    clauses = [f"{column} = %s" for column, value in filters.items() if value is not None]
-    params = [value for value in filters.values() if value is not None]
-    if start is not None:
-        clauses.append("created_at >= %s")
-        params.append(start)
-    if end is not None:
-        clauses.append("created_at <= %s" if end_inclusive else "created_at < %s")
-        params.append(end)
-    return " AND ".join(clauses) or "TRUE", params
-
-
-def _row_count(filters, start, end, end_inclusive=True):
-    where, params = _conditions(filters, start, end, end_inclusive)
-    return f"(SELECT count(*) FROM api_key_audit_logs WHERE {where})", params
-
-
-def _counted_days(filters, first, stop):
-    """Sum of the counters (sql/0007) of the days in [first, stop) for these filters."""
-    table = "audit_log_daily_counts"
-    if filters["user_id"] is not None or filters["api_key_id"] is not None:
-        table = "audit_log_key_counts"
-    where, params = _conditions(filters)
-    for clause, day in (("day >= %s", first), ("day < %s", stop)):
-        if day is not None:
-            where += f" AND {clause}"
-            params.append(day)
-    return f"(SELECT coalesce(sum(n), 0) FROM {table} WHERE {where})", params
-
-
 def count_logs(cur, user_id=None, key_id=None, action=None, start=None, end=None):
     """Exact number of audit rows matching the filters: counters for whole UTC days, rows for the rest.
 
@@ -131,30 +85,18 @@ def count_logs(cur, user_id=None, key_id=None, action=None, start=None, end=None
     filters = {"user_id": user_id, "api_key_id": key_id, "action": action}
     days = _whole_days(start, end)
     if days is None:  # the range lies within two partial days: count its rows
-        parts = [_row_count(filters, start, end)]
-    else:
-        first, stop = days
-        parts = [_counted_days(filters, first, stop)]
-        if start is not None and start < _midnight(first):
-            parts.append(_row_count(filters, start, _midnight(first), end_inclusive=False))
-        if end is not None:
-            parts.append(_row_count(filters, _midnight(stop), end))
-    total = " + ".join(subquery for subquery, _ in parts)
-    cur.execute(f"SELECT ({total})::bigint AS total", [value for _, params in parts for value in params])
-    return cur.fetchone()["total"]
+        return queries.count_audit_rows(cur, filters, None, [(start, end, True)])
+    first, stop = days
+    row_ranges = []
+    if start is not None and start < _midnight(first):
+        row_ranges.append((start, _midnight(first), False))
+    if end is not None:
+        row_ranges.append((_midnight(stop), end, True))
+    return queries.count_audit_rows(cur, filters, days, row_ranges)
 
 
 def query_logs(cur, user_id=None, key_id=None, action=None, start=None, end=None, limit=100, cursor=None, count=True):
     """(exact total matching, newest-first page): every filter maps onto an index; ``count=False`` skips the total."""
     total = count_logs(cur, user_id, key_id, action, start, end) if count else None
-    where, params = _conditions({"user_id": user_id, "api_key_id": key_id, "action": action}, start, end)
-    if cursor is not None:
-        where += " AND (created_at, id) < (%s, %s)"
-        params += list(cursor)
-    cur.execute(
-        "SELECT id, user_id, api_key_id, action, actor, host(ip) AS ip, user_agent, request_id, details, created_at"
-        f" FROM api_key_audit_logs WHERE {where}"
-        " ORDER BY created_at DESC, id DESC LIMIT %s",
-        params + [limit],
-    )
-    return total, cur.fetchall()
+    filters = {"user_id": user_id, "api_key_id": key_id, "action": action}
+    return total, queries.audit_page(cur, filters, start, end, limit, cursor)

@@ -328,6 +328,16 @@ def statement():
                 conn.autocommit = False
 
 
+LOCAL_SETTINGS = frozenset({"statement_timeout", "lock_timeout"})
+
+
+def set_local(cur, setting, value):
+    """``SET LOCAL`` a timeout (``statement_timeout``, ``lock_timeout``) for the rest of the cursor's transaction."""
+    if setting not in LOCAL_SETTINGS:
+        raise ValueError(f"{setting} is not a setting set here")
+    cur.execute(f"SET LOCAL {setting} = %s", (value,))
+
+
 def release_request_connection(exc=None):
     """Teardown hook: a block cut short (a generator never resumed) still gives its connection back."""
     conn = g.pop("db_conn", None)

@@ -9,6 +9,8 @@ scheduler's usage_rollup job calls ``fill`` to complete the rest.
 
 from datetime import timedelta
 
+from ops_gateway.dashboard import queries
+
 BUCKET = timedelta(minutes=5)
 BUCKETS = 288  # 24 hours
 # A settlement's created_at is its transaction's start, committed within seconds.
@@ -17,48 +19,10 @@ FILL_BUDGET = 12  # 30-80 ms of aggregation with a million rows a day
 FILL_CHUNK = 24  # buckets per statement: each stays well inside the statement timeout
 KEEP = timedelta(days=2)
 
-_WINDOW = """
-SELECT date_bin('5 minutes', now(), TIMESTAMPTZ 'epoch') - %(bucket)s * (%(buckets)s - 1) AS first_bucket,
-       date_bin('5 minutes', now() - %(margin)s, TIMESTAMPTZ 'epoch') AS open_from,
-       date_bin('5 minutes', now(), TIMESTAMPTZ 'epoch') + %(bucket)s AS window_end
-"""
-
-_MISSING = """
-SELECT b AS bucket_start FROM generate_series(%(first)s, %(open_from)s - %(bucket)s, %(bucket)s) AS b
-WHERE NOT EXISTS (SELECT 1 FROM usage_5m u WHERE u.bucket_start = b)
-ORDER BY b DESC
-"""
-
-_AGGREGATE = """
-SELECT date_bin('5 minutes', created_at, TIMESTAMPTZ 'epoch') AS bucket_start, count(*) AS requests,
-       count(*) FILTER (WHERE status <> 'success') AS errors, sum(prompt_tokens) AS prompt_tokens,
-       sum(completion_tokens) AS completion_tokens, sum(cost) AS cost,
-       percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) AS latency_p95_ms
-FROM usage_records WHERE created_at >= %(start)s AND created_at < %(end)s
-GROUP BY 1
-"""
-
-# Empty buckets get a row too, so they are never looked for again.
-_FILL = f"""
-INSERT INTO usage_5m (bucket_start, requests, errors, prompt_tokens, completion_tokens, cost, latency_p95_ms)
-SELECT g.b, coalesce(a.requests, 0), coalesce(a.errors, 0), coalesce(a.prompt_tokens, 0),
-       coalesce(a.completion_tokens, 0), coalesce(a.cost, 0), a.latency_p95_ms
-FROM generate_series(%(start)s, %(end)s - %(bucket)s, %(bucket)s) AS g(b)
-LEFT JOIN ({_AGGREGATE}) a ON a.bucket_start = g.b
-ON CONFLICT (bucket_start) DO NOTHING
-"""
-
-_STORED = """
-SELECT bucket_start, requests, errors, prompt_tokens, completion_tokens, cost, latency_p95_ms
-FROM usage_5m WHERE bucket_start >= %(first)s AND bucket_start < %(open_from)s
-"""
-
 
 def _window(cur):
     """The 24-hour window by the database clock: first bucket, first open bucket, end."""
-    cur.execute(_WINDOW, {"bucket": BUCKET, "buckets": BUCKETS, "margin": SETTLE_MARGIN})
-    row = cur.fetchone()
-    return {**row, "bucket": BUCKET}
+    return queries.series_window(cur, BUCKET, BUCKETS, SETTLE_MARGIN)
 
 
 def _runs(newest_first):
@@ -74,13 +38,12 @@ def _runs(newest_first):
 
 def _fill(cur, window, budget):
     """Write up to ``budget`` (None: all) missing closed buckets, newest first; (filled, still missing)."""
-    cur.execute(_MISSING, {**window, "first": window["first_bucket"]})
-    missing = [row["bucket_start"] for row in cur.fetchall()]
+    missing = queries.missing_buckets(cur, window["first_bucket"], window["open_from"], BUCKET)
     chosen = missing if budget is None else missing[:budget]
     for start, end in _runs(chosen):
-        cur.execute(_FILL, {"start": start, "end": end, "bucket": BUCKET})
+        queries.fill_buckets(cur, start, end, BUCKET)
     if chosen:
-        cur.execute("DELETE FROM usage_5m WHERE bucket_start < now() - %s", (KEEP,))
+        queries.delete_buckets_before(cur, KEEP)
     return len(chosen), len(missing) - len(chosen)
 
 
@@ -94,10 +57,8 @@ def last_24h(cur, budget=FILL_BUDGET):
     """{"points": 288 buckets oldest first, "pending": buckets not computed yet (their values are None)}."""
     window = _window(cur)
     _, pending = _fill(cur, window, budget)
-    cur.execute(_STORED, {**window, "first": window["first_bucket"]})
-    rows = {row["bucket_start"]: row for row in cur.fetchall()}
-    cur.execute(_AGGREGATE, {"start": window["open_from"], "end": window["window_end"]})
-    live = {row["bucket_start"]: row for row in cur.fetchall()}
+    rows = queries.stored_buckets(cur, window["first_bucket"], window["open_from"])
+    live = queries.live_buckets(cur, window["open_from"], window["window_end"])
     points = []
     for index in range(BUCKETS):
         start = window["first_bucket"] + index * BUCKET

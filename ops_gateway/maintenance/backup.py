@@ -18,8 +18,10 @@ from pathlib import Path
 
 import psycopg2
 import psycopg2.extras
-from psycopg2 import sql
 from psycopg2.extensions import make_dsn, parse_dsn
+
+from ops_gateway.core import db
+from ops_gateway.maintenance import queries
 
 KEY_TABLES = ("users", "api_keys", "credit_transactions", "usage_records", "api_key_audit_logs")
 COMMAND_TIMEOUT_SECONDS = 3600
@@ -78,18 +80,7 @@ def _run(command, env):
 
 def count_rows(cur):
     """Row counts of KEY_TABLES through the given cursor."""
-    counts = {}
-    for table in KEY_TABLES:
-        # as_string: ops_gateway.db's slow-query logger only handles plain strings
-        cur.execute(sql.SQL("SELECT count(*) AS n FROM {}").format(sql.Identifier(table)).as_string(cur))
-        counts[table] = cur.fetchone()["n"]
-    return counts
-
-
-def server_major(cur):
-    """The server's major version number."""
-    cur.execute("SHOW server_version_num")
-    return int(cur.fetchone()["server_version_num"]) // 10000
+    return queries.count_rows(cur, KEY_TABLES)
 
 
 def take_dump(database, backup_dir):
@@ -98,11 +89,10 @@ def take_dump(database, backup_dir):
     try:
         conn.set_session(isolation_level="REPEATABLE READ")
         with conn.cursor() as cur:
-            cur.execute("SET LOCAL statement_timeout = 0")  # counting a big table may take a while
-            cur.execute("SELECT pg_export_snapshot() AS snapshot, current_database() AS db")
-            exported = cur.fetchone()
+            db.set_local(cur, "statement_timeout", 0)  # counting a big table may take a while
+            exported = queries.export_snapshot(cur)
             counts = count_rows(cur)
-            tools = pg_tools(server_major(cur))
+            tools = pg_tools(queries.server_major(cur))
             taken_at = datetime.now(UTC)
             path = backup_dir / f"{exported['db']}-{taken_at:%Y%m%dT%H%M%SZ}.dump"
             partial = path.with_suffix(".partial")  # never the newest *.dump while half-written
@@ -170,16 +160,14 @@ def _autocommit_cursor(connect):
 
 def _drop_database(database, name):
     with _autocommit_cursor(database.connect) as cur:
-        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)).as_string(cur))
+        queries.drop_database(cur, name)
 
 
 def drop_stale_scratch_databases(database):
     """Drop scratch databases a crashed verification left behind; return their names."""
     with _autocommit_cursor(database.connect) as cur:
-        cur.execute("SELECT current_database() AS db")
-        prefix = cur.fetchone()["db"][:40] + SCRATCH_MARKER
-        cur.execute("SELECT datname FROM pg_database WHERE left(datname, %s) = %s", (len(prefix), prefix))
-        names = [row["datname"] for row in cur.fetchall()]
+        prefix = queries.current_database(cur)[:40] + SCRATCH_MARKER
+        names = queries.databases_named_like(cur, prefix)
     for name in names:
         _drop_database(database, name)
     return names
@@ -189,9 +177,9 @@ def restore_and_count(database, dump_path):
     """Restore the dump into a fresh scratch database, count KEY_TABLES there, drop it; return the counts."""
     scratch = f"{parse_dsn(database.url)['dbname'][:40]}{SCRATCH_MARKER}{int(time.time())}"
     with _autocommit_cursor(database.connect) as cur:
-        tools = pg_tools(server_major(cur))
+        tools = pg_tools(queries.server_major(cur))
         # template0: nobody is ever connected to it, so CREATE DATABASE cannot collide with a session.
-        cur.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(scratch)).as_string(cur))
+        queries.create_database_from_template0(cur, scratch)
     try:
         conninfo, env = libpq_target(database.url, scratch)
         _run(

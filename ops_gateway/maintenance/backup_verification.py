@@ -64,7 +64,7 @@ def _verify(backup_dir, config):
         expected, details["compared_with"] = manifest["counts"], "manifest"
     else:
         with db.transaction() as cur:
-            cur.execute("SET LOCAL statement_timeout = 0")
+            db.set_local(cur, "statement_timeout", 0)
             expected, details["compared_with"] = backup.count_rows(cur), "live database"
     restored = backup.restore_and_count(database, newest)
     details.update(expected_counts=expected, restored_counts=restored["counts"], scratch=restored["scratch_database"])

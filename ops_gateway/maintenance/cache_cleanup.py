@@ -11,6 +11,7 @@ The model catalogue lives in Postgres and is replaced, not expired: here we only
 from datetime import UTC, datetime
 
 from ops_gateway.core import db
+from ops_gateway.maintenance import queries
 from ops_gateway.upstream.catalog import COUNTER_KEY
 
 PREFIXES = ("gw:", "LIMITS:")  # our counters, and Flask-Limiter/limits windows
@@ -61,8 +62,7 @@ def _batches(iterable, size):
 
 def catalog_age(cur, ttl_seconds):
     """Age of the shared model catalogue and whether requests would treat it as stale."""
-    cur.execute("SELECT fetched_at, jsonb_array_length(models) AS models FROM model_catalog WHERE id = 1")
-    row = cur.fetchone()
+    row = queries.catalog_fetch(cur)
     if row is None or row["fetched_at"] is None:
         return {"model_catalog_age_seconds": None, "model_catalog_stale": True, "model_catalog_models": 0}
     age = (datetime.now(UTC) - row["fetched_at"]).total_seconds()

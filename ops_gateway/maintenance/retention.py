@@ -11,9 +11,9 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 import psycopg2.errors
-from psycopg2 import sql
 
 from ops_gateway.core import db
+from ops_gateway.maintenance import queries
 
 BATCH_SIZE = 5000
 LOCK_TIMEOUT = "2s"
@@ -29,8 +29,6 @@ BATCHED_TABLES = (
     ("security_events", "created_at", "AUDIT_RETENTION_DAYS"),
     ("job_runs", "started_at", "JOB_RUN_RETENTION_DAYS"),
 )
-
-_DELETE_BATCH = "DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE {column} < %s LIMIT %s))"
 
 
 def add_months(first_of_month, months):
@@ -48,10 +46,9 @@ def ensure_partitions(today):
         name = f"usage_records_{month:%Y_%m}"
         try:
             with db.transaction() as cur:
-                cur.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-                cur.execute("SELECT to_regclass(%s) IS NULL AS missing", (name,))
-                if cur.fetchone()["missing"]:
-                    cur.execute("SELECT ensure_usage_partition(%s)", (month,))
+                db.set_local(cur, "lock_timeout", LOCK_TIMEOUT)
+                if queries.table_missing(cur, name):
+                    queries.create_usage_partition(cur, month)
                     created.append(name)
         except psycopg2.errors.LockNotAvailable:
             deferred.append(name)
@@ -61,11 +58,7 @@ def ensure_partitions(today):
 def drop_expired_partitions(cutoff):
     """Drop monthly partitions that end on or before ``cutoff``; return (dropped, deferred)."""
     with db.transaction() as cur:
-        cur.execute(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-            " WHERE i.inhparent = 'usage_records'::regclass ORDER BY c.relname"
-        )
-        names = [row["relname"] for row in cur.fetchall()]
+        names = queries.usage_partitions(cur)
     dropped, deferred = [], []
     for name in names:
         match = PARTITION_NAME.match(name)
@@ -77,8 +70,8 @@ def drop_expired_partitions(cutoff):
         try:
             with db.transaction() as cur:
                 # Dropping a partition takes an exclusive lock on usage_records: never wait long for it.
-                cur.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-                cur.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)).as_string(cur))
+                db.set_local(cur, "lock_timeout", LOCK_TIMEOUT)
+                queries.drop_table(cur, name)
             dropped.append(name)
         except psycopg2.errors.LockNotAvailable:
             deferred.append(name)
@@ -87,13 +80,10 @@ def drop_expired_partitions(cutoff):
 
 def delete_in_batches(table, column, cutoff, batch_size=BATCH_SIZE):
     """Delete rows older than ``cutoff``, one short transaction per batch; return the rows deleted."""
-    statement = sql.SQL(_DELETE_BATCH).format(table=sql.Identifier(table), column=sql.Identifier(column))
     total = 0
     while True:
         with db.transaction() as cur:
-            # as_string: ops_gateway.db's slow-query logger only handles plain strings
-            cur.execute(statement.as_string(cur), (cutoff, batch_size))
-            deleted = cur.rowcount
+            deleted = queries.delete_batch_before(cur, table, column, cutoff, batch_size)
         total += deleted
         if deleted < batch_size:
             return total

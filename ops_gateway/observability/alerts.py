@@ -12,35 +12,15 @@ import time
 
 import requests
 from flask import current_app
-from psycopg2.extras import Json
 
 from ops_gateway.core import db
+from ops_gateway.observability import queries
 
 logger = logging.getLogger("ops_gateway.app")
 
 WEBHOOK_TIMEOUT = (3.05, 5)  # (connect, read) seconds
 WEBHOOK_ATTEMPTS = 3
 WEBHOOK_BACKOFF_SECONDS = 0.5
-
-_UPSERT_FIRING = """
-INSERT INTO alerts (rule, status, severity, message, value, threshold, details)
-VALUES (%s, 'firing', %s, %s, %s, %s, %s)
-ON CONFLICT (rule) WHERE status = 'firing'
-DO UPDATE SET severity = EXCLUDED.severity, message = EXCLUDED.message, value = EXCLUDED.value,
-              threshold = EXCLUDED.threshold, details = EXCLUDED.details
-RETURNING *, (xmax = 0) AS created
-"""
-
-# Claim the firing message: only an unannounced row, and only when the rule's last message is
-# older than the cooldown. The claim commits before the webhook call; a failed call releases it.
-_CLAIM_FIRING_MESSAGE = """
-UPDATE alerts a SET notifications = 1, last_notified_at = now()
-WHERE a.id = %s AND a.notifications = 0
-  AND NOT EXISTS (
-      SELECT 1 FROM alerts p
-      WHERE p.rule = a.rule AND p.id <> a.id AND p.last_notified_at > now() - make_interval(secs => %s))
-RETURNING id
-"""
 
 
 def deliver_webhook(text, url=None):
@@ -91,12 +71,11 @@ def fire_alert(rule, message, severity="warning", value=None, threshold=None, de
     The row's ``created`` is True when this call opened the incident.
     """
     with db.transaction() as cur:
-        cur.execute(_UPSERT_FIRING, (rule, severity, message, value, threshold, Json(details or {})))
-        alert = cur.fetchone()
+        alert = queries.upsert_firing_alert(cur, rule, severity, message, value, threshold, details or {})
         claimed = False
         if current_app.config["ALERT_WEBHOOK_URL"]:
-            cur.execute(_CLAIM_FIRING_MESSAGE, (alert["id"], current_app.config["ALERT_COOLDOWN_SECONDS"]))
-            claimed = cur.fetchone() is not None
+            # The claim commits before the webhook call; a failed call releases it.
+            claimed = queries.claim_firing_message(cur, alert["id"], current_app.config["ALERT_COOLDOWN_SECONDS"])
     if alert["created"]:
         logger.warning("alert firing", extra={"rule": rule, "severity": severity, "alert_message": message})
     if claimed:
@@ -105,28 +84,18 @@ def fire_alert(rule, message, severity="warning", value=None, threshold=None, de
         else:
             with db.transaction() as cur:
                 # Not delivered: release the claim so a later call announces it.
-                cur.execute(
-                    "UPDATE alerts SET notifications = 0, last_notified_at = NULL WHERE id = %s", (alert["id"],)
-                )
+                queries.release_firing_message(cur, alert["id"])
     return alert
 
 
 def resolve_alert(rule):
     """Mark the rule's firing alert resolved and announce it if its firing was announced; the row or None."""
     with db.transaction() as cur:
-        cur.execute(
-            "UPDATE alerts SET status = 'resolved', resolved_at = now() WHERE rule = %s AND status = 'firing'"
-            " RETURNING *",
-            (rule,),
-        )
-        alert = cur.fetchone()
+        alert = queries.resolve_firing_alert(cur, rule)
     if alert is None:
         return None
     logger.info("alert resolved", extra={"rule": rule})
     if alert["notifications"] > 0 and deliver_webhook(resolved_text(alert)):
         with db.transaction() as cur:
-            cur.execute(
-                "UPDATE alerts SET notifications = notifications + 1, last_notified_at = now() WHERE id = %s",
-                (alert["id"],),
-            )
+            queries.count_message_sent(cur, alert["id"])
     return alert

@@ -7,6 +7,7 @@ import psycopg2
 from flask import current_app
 
 from ops_gateway.core import db, migrations, redis_store
+from ops_gateway.observability import queries
 
 HEALTH_QUERY_TIMEOUT_MS = 1000
 
@@ -15,12 +16,8 @@ def _database_probe():
     """Return (connected, user_count, openrouter_state) from one short query."""
     try:
         with db.transaction() as cur:
-            cur.execute("SET LOCAL statement_timeout = %s", (HEALTH_QUERY_TIMEOUT_MS,))
-            cur.execute(
-                "SELECT (SELECT value FROM table_counts WHERE name = 'users') AS user_count,"
-                " fetched_at, last_attempt_at, last_error_at FROM model_catalog WHERE id = 1"
-            )
-            row = cur.fetchone()
+            db.set_local(cur, "statement_timeout", HEALTH_QUERY_TIMEOUT_MS)
+            row = queries.health_probe(cur)
         return True, row
     except db.UNAVAILABLE_ERRORS:
         db.get_database().discard_idle()
@@ -70,7 +67,7 @@ def readiness():
     """(ready, reason): the database answers and no migration is pending."""
     try:
         with db.transaction() as cur:
-            cur.execute("SET LOCAL statement_timeout = %s", (HEALTH_QUERY_TIMEOUT_MS,))
+            db.set_local(cur, "statement_timeout", HEALTH_QUERY_TIMEOUT_MS)
             missing = migrations.pending(cur)
     except db.UNAVAILABLE_ERRORS:
         db.get_database().discard_idle()

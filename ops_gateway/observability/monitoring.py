@@ -8,7 +8,7 @@ import redis
 from ops_gateway.accounts import keys
 from ops_gateway.core import db
 from ops_gateway.limits import status as rate_limit_status
-from ops_gateway.observability import system_monitor, usage_metrics
+from ops_gateway.observability import queries, system_monitor, usage_metrics
 from ops_gateway.upstream import catalog as model_catalog
 
 logger = logging.getLogger("ops_gateway.app")
@@ -49,8 +49,7 @@ def admin_monitor():
     """System usage, performance, cache, database, resources, scheduler and alerts."""
     with db.transaction() as cur:
         usage, active_today = usage_metrics.system_usage(cur)
-        cur.execute("SELECT value FROM table_counts WHERE name = 'users'")
-        total_users = cur.fetchone()["value"]
+        total_users = queries.table_count(cur, "users")
         top_users = [_masked(row) for row in usage_metrics.top_users_today(cur)]
         recent = usage_metrics.recent_activity(cur)
         performance = usage_metrics.recent_performance(cur)

@@ -16,7 +16,7 @@ import psutil
 import redis
 
 from ops_gateway.core import db, redis_store
-from ops_gateway.observability import metrics
+from ops_gateway.observability import metrics, queries
 
 SAMPLES_KEY = "gw:monitor:samples"
 SAMPLE_SECONDS = 10
@@ -27,19 +27,6 @@ SLOW_QUERY = "slow-queries"
 POOL_EXHAUSTED = "pool-exhausted"
 
 _published = {"pid": None, "at": 0.0}
-
-# The last run of every job without reading all of job_runs: a skip scan over (job, started_at).
-_LAST_JOB_RUNS = """
-WITH RECURSIVE jobs AS (
-    (SELECT job FROM job_runs ORDER BY job LIMIT 1)
-    UNION ALL
-    SELECT (SELECT r.job FROM job_runs r WHERE r.job > jobs.job ORDER BY r.job LIMIT 1) FROM jobs
-    WHERE jobs.job IS NOT NULL
-)
-SELECT last.* FROM jobs CROSS JOIN LATERAL (
-    SELECT job, status, started_at, finished_at, duration_ms, error FROM job_runs r
-    WHERE r.job = jobs.job ORDER BY started_at DESC LIMIT 1) last
-"""
 
 
 def process_resources():
@@ -118,10 +105,9 @@ def count_pool_exhausted(client):
 
 def database_status(cur):
     """This process's pool, the database size, the deployment's slow queries and pool exhaustions (last hour)."""
-    cur.execute("SELECT pg_database_size(current_database()) AS size_bytes")
     return {
         **db.get_database().stats(),
-        "size_bytes": cur.fetchone()["size_bytes"],
+        "size_bytes": queries.database_size(cur),
         "slow_queries_1h": events_last_hour(SLOW_QUERY),
         "pool_exhausted_1h": events_last_hour(POOL_EXHAUSTED),
     }
@@ -129,29 +115,17 @@ def database_status(cur):
 
 def scheduler_status(cur):
     """{job: its last run's status and times} from job_runs."""
-    cur.execute(_LAST_JOB_RUNS)
-    return {row.pop("job"): row for row in cur.fetchall()}
-
-
-_ALERT_COLUMNS = (
-    "id, rule, status, severity, message, value, threshold, details, fired_at, resolved_at, last_notified_at"
-)
+    return queries.last_job_runs(cur)
 
 
 def active_alerts(cur):
     """Alerts firing now, newest first."""
-    cur.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE status = 'firing' ORDER BY fired_at DESC")
-    return cur.fetchall()
+    return queries.firing_alerts(cur)
 
 
 def recent_alerts(cur, status=None, limit=50):
     """The newest incidents, optionally of one status."""
-    where = "WHERE status = %s" if status else ""
-    cur.execute(
-        f"SELECT {_ALERT_COLUMNS} FROM alerts {where} ORDER BY fired_at DESC LIMIT %s",
-        ([status] if status else []) + [limit],
-    )
-    return cur.fetchall()
+    return queries.recent_alerts(cur, status, limit)
 
 
 def init_app(app):

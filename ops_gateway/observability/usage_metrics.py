@@ -13,7 +13,8 @@ from decimal import Decimal
 
 import redis
 
-from ops_gateway.core import redis_store
+from ops_gateway.core import db, redis_store
+from ops_gateway.observability import queries
 
 HISTORY_CACHE_KEY = "gw:monitor:usage-before:{day}"
 HISTORY_CARRY_DAYS = 7
@@ -24,60 +25,11 @@ TOP_USERS_LIMIT = 10
 SUMMED = ("requests", "errors", "prompt_tokens", "completion_tokens", "cost")
 SUMMED += tuple(f"{field}_{period}" for period in ("today", "month") for field in ("requests", "tokens", "cost"))
 
-# Per model: all-time, this month and today. {where} is one of the fixed clauses below.
-_BY_MODEL = """
-SELECT model, sum(requests)::bigint AS requests, sum(errors)::bigint AS errors,
-       sum(prompt_tokens)::bigint AS prompt_tokens, sum(completion_tokens)::bigint AS completion_tokens,
-       sum(cost) AS cost,
-       coalesce(sum(requests) FILTER (WHERE day = %(today)s), 0)::bigint AS requests_today,
-       coalesce(sum(prompt_tokens + completion_tokens) FILTER (WHERE day = %(today)s), 0)::bigint AS tokens_today,
-       coalesce(sum(cost) FILTER (WHERE day = %(today)s), 0) AS cost_today,
-       coalesce(sum(requests) FILTER (WHERE day >= %(month)s), 0)::bigint AS requests_month,
-       coalesce(sum(prompt_tokens + completion_tokens) FILTER (WHERE day >= %(month)s), 0)::bigint AS tokens_month,
-       coalesce(sum(cost) FILTER (WHERE day >= %(month)s), 0) AS cost_month,
-       max(last_request_at) AS last_request_at
-FROM usage_daily_totals WHERE {where} GROUP BY model
-"""
-_ONE_USER = "user_id = %(user_id)s"
-_TODAY = "day = %(today)s"
-_BEFORE_TODAY = "day < %(today)s"
-_SINCE = "day >= %(since)s AND day < %(today)s"
-
-_TOP_USERS_TODAY = """
-SELECT top.user_id, top.requests, top.tokens_used, top.cost, k.prefix, k.last4
-FROM (SELECT user_id, sum(requests)::bigint AS requests,
-             sum(prompt_tokens + completion_tokens)::bigint AS tokens_used,
-             sum(cost) AS cost
-      FROM usage_daily_totals WHERE day = %s GROUP BY user_id
-      ORDER BY requests DESC, cost DESC LIMIT %s) top
-LEFT JOIN LATERAL (SELECT prefix, last4 FROM api_keys WHERE user_id = top.user_id
-                   ORDER BY status = 'active' DESC, last_used_at DESC NULLS LAST LIMIT 1) k ON true
-ORDER BY top.requests DESC, top.cost DESC
-"""
-
-_RECENT_WINDOWS = """
-SELECT count(*) FILTER (WHERE created_at >= now() - interval '1 minute') AS requests_1m,
-       count(*) FILTER (WHERE created_at >= now() - interval '5 minutes') AS requests_5m,
-       count(*) FILTER (WHERE created_at >= now() - interval '5 minutes' AND status = 'error') AS errors_5m,
-       count(*) AS requests_1h, count(*) FILTER (WHERE status = 'error') AS errors_1h,
-       percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY latency_ms)
-           FILTER (WHERE created_at >= now() - interval '5 minutes') AS latency,
-       percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY upstream_latency_ms)
-           FILTER (WHERE created_at >= now() - interval '5 minutes') AS upstream_latency
-FROM usage_records WHERE created_at >= now() - interval '1 hour'
-"""
-
 
 def current_day(cur):
     """Today and the first of this month, by the database's UTC clock (the one settlement uses)."""
-    cur.execute("SELECT (now() AT TIME ZONE 'UTC')::date AS today")
-    today = cur.fetchone()["today"]
+    today = queries.utc_today(cur)
     return {"today": today, "month": today.replace(day=1)}
-
-
-def _by_model(cur, where, params):
-    cur.execute(_BY_MODEL.format(where=where), params)
-    return cur.fetchall()
 
 
 def _newest_cached_history(today):
@@ -105,13 +57,13 @@ def _history_before_today(cur, days):
         return rows
     if cached_day is None:
         # Once per deployment (or after a week unseen): may read millions of daily rows.
-        cur.execute(f"SET LOCAL statement_timeout = '{FULL_HISTORY_TIMEOUT}'")
-        rows = _by_model(cur, _BEFORE_TODAY, days)
+        db.set_local(cur, "statement_timeout", FULL_HISTORY_TIMEOUT)
+        rows = queries.usage_by_model_before_today(cur, days)
     else:
         if (cached_day.year, cached_day.month) != (today.year, today.month):  # a new month starts from zero
             for row in rows:
                 row.update(requests_month=0, tokens_month=0, cost_month=Decimal(0))
-        rows = merge_by_model(rows + _by_model(cur, _SINCE, {**days, "since": cached_day}))
+        rows = merge_by_model(rows + queries.usage_by_model_since(cur, days, cached_day))
     try:
         key = HISTORY_CACHE_KEY.format(day=today.isoformat())
         redis_store.get_redis().set(key, json.dumps(rows, default=_encode), ex=HISTORY_CACHE_SECONDS)
@@ -189,38 +141,29 @@ def _model_entry(entry):
 def user_usage(cur, user_id):
     """One user's usage_metrics (all time, this month, today, per model)."""
     days = current_day(cur)
-    return summarise(_by_model(cur, _ONE_USER, {**days, "user_id": user_id}))
+    return summarise(queries.user_usage_by_model(cur, days, user_id))
 
 
 def system_usage(cur):
     """(usage_metrics across all users, number of users active today)."""
     days = current_day(cur)
-    rows = _history_before_today(cur, days) + _by_model(cur, _TODAY, days)
-    cur.execute("SELECT count(DISTINCT user_id) AS active FROM usage_daily_totals WHERE day = %s", (days["today"],))
-    return summarise(rows), cur.fetchone()["active"]
+    rows = _history_before_today(cur, days) + queries.usage_by_model_today(cur, days)
+    return summarise(rows), queries.active_users_on(cur, days["today"])
 
 
 def top_users_today(cur, limit=TOP_USERS_LIMIT):
     """The heaviest users today by requests, each with the mask of their most recently used key."""
-    cur.execute(_TOP_USERS_TODAY, (current_day(cur)["today"], limit))
-    return cur.fetchall()
+    return queries.top_users_on(cur, current_day(cur)["today"], limit)
 
 
 def recent_activity(cur, limit=RECENT_ACTIVITY_LIMIT):
     """The newest completions of the last hour."""
-    cur.execute(
-        "SELECT request_id, user_id, model, status, total_tokens, cost, round(latency_ms::numeric, 1) AS latency_ms,"
-        " created_at FROM usage_records WHERE created_at >= now() - interval '1 hour'"
-        " ORDER BY created_at DESC LIMIT %s",
-        (limit,),
-    )
-    return cur.fetchall()
+    return queries.recent_completions(cur, limit)
 
 
 def recent_performance(cur):
     """Throughput, error rates (percent) and latency percentiles of completions over the last 1/5/60 minutes."""
-    cur.execute(_RECENT_WINDOWS)
-    row = cur.fetchone()
+    row = queries.recent_windows(cur)
     return {
         "requests_per_second_1m": round(row["requests_1m"] / 60, 3),
         "requests_5m": row["requests_5m"],

@@ -1,0 +1,187 @@
+"""The accounts domain's SQL: users, API keys and the audit log.
+
+Plain functions taking the cursor first and returning rows as dicts. A unique-name violation
+comes back as None or False (rolled back to a savepoint, so the caller's transaction goes on);
+the service decides what it means.
+"""
+
+import psycopg2
+from psycopg2.extras import Json
+
+from ops_gateway.core.sql_where import Where
+
+USER_COLUMNS = "id, email, username, role, status, plan, credits, reserved_credits, created_at, updated_at"
+USER_CHANGEABLE = ("status", "role", "plan", "username")
+KEY_COLUMNS = (
+    "id, user_id, name, environment, prefix, last4, scopes, ip_allowlist::text[] AS ip_allowlist, status,"
+    " expires_at, grace_until, created_at, last_used_at, revoked_at"
+)
+AUDIT_COLUMNS = "id, user_id, api_key_id, action, actor, host(ip) AS ip, user_agent, request_id, details, created_at"
+
+_INSERT_USER = f"INSERT INTO users (email, username, plan, role) VALUES (%s, %s, %s, %s) RETURNING {USER_COLUMNS}"
+
+_INSERT_KEY = (
+    "INSERT INTO api_keys (user_id, name, environment, key_hash, prefix, last4, scopes, ip_allowlist, expires_at)"
+    f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s::cidr[], %s) RETURNING {KEY_COLUMNS}"
+)
+
+_MARK_ROTATED = (
+    "UPDATE api_keys SET status = 'rotated', grace_until = now() + make_interval(secs => %s)"
+    " WHERE id = %s RETURNING grace_until"
+)
+
+_INSERT_AUDIT = (
+    "INSERT INTO api_key_audit_logs (user_id, api_key_id, action, actor, ip, user_agent, request_id, details)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+def _unless_unique_violation(cur, savepoint, statement, params):
+    """Run a statement that may hit a unique index; False (rolled back to a savepoint) when it did."""
+    cur.execute(f"SAVEPOINT {savepoint}")
+    try:
+        cur.execute(statement, params)
+    except psycopg2.errors.UniqueViolation:
+        cur.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
+        return False
+    return True
+
+
+# Users
+
+
+def plan_exists(cur, plan):
+    """Whether a plan of this name exists."""
+    cur.execute("SELECT 1 FROM plans WHERE name = %s", (plan,))
+    return cur.fetchone() is not None
+
+
+def insert_user(cur, email, username, plan, role):
+    """The new user row, or None when the email is taken."""
+    if not _unless_unique_violation(cur, "create_user", _INSERT_USER, (email, username, plan, role)):
+        return None
+    return cur.fetchone()
+
+
+def user_by_id(cur, user_id):
+    """One user row, or None."""
+    cur.execute(f"SELECT {USER_COLUMNS} FROM users WHERE id = %s", (user_id,))
+    return cur.fetchone()
+
+
+def users_page(cur, email=None, status=None, offset=0, limit=50):
+    """(total, page ordered by id) of users whose email contains ``email`` and whose status is ``status``."""
+    where = Where()
+    if email:
+        escaped = email.lower().replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+        where.add("lower(email) LIKE %s", f"%{escaped}%")
+    where.equal("status", status or None)
+    cur.execute(f"SELECT count(*) AS total FROM users WHERE {where.sql}", where.params)
+    total = cur.fetchone()["total"]
+    cur.execute(
+        f"SELECT {USER_COLUMNS} FROM users WHERE {where.sql} ORDER BY id LIMIT %s OFFSET %s",
+        where.params + [limit, offset],
+    )
+    return total, cur.fetchall()
+
+
+def update_user(cur, user_id, changes):
+    """Set the given USER_CHANGEABLE columns (a dict) and updated_at."""
+    assignments = ", ".join(f"{column} = %s" for column in changes)
+    cur.execute(f"UPDATE users SET {assignments}, updated_at = now() WHERE id = %s", list(changes.values()) + [user_id])
+
+
+def lock_user_keys(cur, user_id):
+    """Serialise key revocations of one user (NO KEY UPDATE: inserting keys, which takes KEY SHARE, goes on)."""
+    cur.execute("SELECT 1 FROM users WHERE id = %s FOR NO KEY UPDATE", (user_id,))
+
+
+# API keys
+
+
+def insert_key(cur, user_id, name, environment, key_hash, prefix, last4, scopes, networks, expires_at):
+    """The new key row, or None when the user already has an active key of that name."""
+    params = (user_id, name, environment, key_hash, prefix, last4, list(scopes), networks, expires_at)
+    if not _unless_unique_violation(cur, "insert_key", _INSERT_KEY, params):
+        return None
+    return cur.fetchone()
+
+
+def keys_of_user(cur, user_id):
+    """A user's keys, newest first (never the hash)."""
+    cur.execute(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = %s ORDER BY id DESC", (user_id,))
+    return cur.fetchall()
+
+
+def key_of_user(cur, user_id, key_id, for_update=False):
+    """One of a user's keys (locked when asked), or None."""
+    lock = " FOR UPDATE" if for_update else ""
+    cur.execute(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = %s AND user_id = %s{lock}", (key_id, user_id))
+    return cur.fetchone()
+
+
+def key_by_hash(cur, key_hash):
+    """The key row with this hash, or None."""
+    cur.execute(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = %s", (key_hash,))
+    return cur.fetchone()
+
+
+def update_key(cur, key_id, changes):
+    """Set name, scopes, ip_allowlist (networks) and/or expires_at; False when the new name is taken."""
+    casts = {"ip_allowlist": "::cidr[]"}
+    assignments = ", ".join(f"{column} = %s{casts.get(column, '')}" for column in changes)
+    statement = f"UPDATE api_keys SET {assignments} WHERE id = %s"
+    return _unless_unique_violation(cur, "update_key", statement, list(changes.values()) + [key_id])
+
+
+def mark_rotated(cur, key_id, grace_seconds):
+    """Retire a key after ``grace_seconds``; its grace_until."""
+    cur.execute(_MARK_ROTATED, (grace_seconds, key_id))
+    return cur.fetchone()["grace_until"]
+
+
+def mark_revoked(cur, key_id):
+    """Revoke a key now."""
+    cur.execute("UPDATE api_keys SET status = 'revoked', revoked_at = now() WHERE id = %s", (key_id,))
+
+
+def count_active_keys(cur, user_id):
+    """How many active keys a user has."""
+    cur.execute("SELECT count(*) AS active FROM api_keys WHERE user_id = %s AND status = 'active'", (user_id,))
+    return cur.fetchone()["active"]
+
+
+# The audit log
+
+
+def insert_audit_row(cur, user_id, api_key_id, action, actor, ip, user_agent, request_id, details):
+    """One api_key_audit_logs row."""
+    cur.execute(_INSERT_AUDIT, (user_id, api_key_id, action, actor, ip, user_agent, request_id, Json(details)))
+
+
+def audit_page(cur, filters, start=None, end=None, limit=100, cursor=None):
+    """A newest-first page of audit rows: ``filters`` (user_id, api_key_id, action) equal, created_at in range."""
+    where = Where().equal_all(filters).between("created_at", start, end).older_than_cursor(cursor)
+    cur.execute(
+        f"SELECT {AUDIT_COLUMNS} FROM api_key_audit_logs WHERE {where.sql} ORDER BY created_at DESC, id DESC LIMIT %s",
+        where.params + [limit],
+    )
+    return cur.fetchall()
+
+
+def count_audit_rows(cur, filters, counted_days, row_ranges):
+    """Audit rows matching ``filters``: the day counters of sql/0007 for ``counted_days`` ((first, stop), a
+    half-open range of UTC days, or None) plus the rows of each (start, end, end_inclusive) range; one statement."""
+    parts = []
+    if counted_days is not None:
+        first, stop = counted_days
+        by_key = filters["user_id"] is not None or filters["api_key_id"] is not None
+        table = "audit_log_key_counts" if by_key else "audit_log_daily_counts"
+        where = Where().equal_all(filters).at_or_after("day", first).before("day", stop, inclusive=False)
+        parts.append((f"(SELECT coalesce(sum(n), 0) FROM {table} WHERE {where.sql})", where.params))
+    for start, end, end_inclusive in row_ranges:
+        where = Where().equal_all(filters).between("created_at", start, end, end_inclusive)
+        parts.append((f"(SELECT count(*) FROM api_key_audit_logs WHERE {where.sql})", where.params))
+    total = " + ".join(subquery for subquery, _ in parts)
+    cur.execute(f"SELECT ({total})::bigint AS total", [value for _, params in parts for value in params])
+    return cur.fetchone()["total"]

@@ -1,0 +1,26 @@
+"""Opaque cursors for newest-first pages ordered by (created_at, id): the audit log and security events."""
+
+import base64
+import json
+from datetime import datetime
+
+
+def encode_cursor(row):
+    """Opaque cursor of the last row returned: its (created_at, id)."""
+    raw = json.dumps([row["created_at"].isoformat(), row["id"]]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor):
+    """(created_at, id) from a cursor; ValueError when it was not made by encode_cursor."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created_at, row_id = json.loads(base64.urlsafe_b64decode(padded))
+        return datetime.fromisoformat(created_at), int(row_id)
+    except (ValueError, TypeError) as exc:
+        raise ValueError("invalid cursor") from exc
+
+
+def next_cursor(rows, limit):
+    """The cursor of the page after ``rows`` when the page is full, else None."""
+    return encode_cursor(rows[-1]) if len(rows) == limit else None

@@ -1,0 +1,314 @@
+"""The observability domain's SQL: health probes, alerts, job status, security events and usage figures.
+
+Plain functions taking the cursor first and returning rows as dicts.
+"""
+
+from psycopg2.extras import Json
+
+from ops_gateway.core.sql_where import Where
+
+# Health
+
+
+def health_probe(cur):
+    """The user count and the model catalogue's fetch times, or None before the catalogue row exists."""
+    cur.execute(
+        "SELECT (SELECT value FROM table_counts WHERE name = 'users') AS user_count,"
+        " fetched_at, last_attempt_at, last_error_at FROM model_catalog WHERE id = 1"
+    )
+    return cur.fetchone()
+
+
+def table_count(cur, name):
+    """A row count kept by triggers in table_counts."""
+    cur.execute("SELECT value FROM table_counts WHERE name = %s", (name,))
+    return cur.fetchone()["value"]
+
+
+def database_size(cur):
+    """Bytes the current database takes on disk."""
+    cur.execute("SELECT pg_database_size(current_database()) AS size_bytes")
+    return cur.fetchone()["size_bytes"]
+
+
+# Alerts
+
+ALERT_COLUMNS = (
+    "id, rule, status, severity, message, value, threshold, details, fired_at, resolved_at, last_notified_at"
+)
+
+_UPSERT_FIRING = """
+INSERT INTO alerts (rule, status, severity, message, value, threshold, details)
+VALUES (%s, 'firing', %s, %s, %s, %s, %s)
+ON CONFLICT (rule) WHERE status = 'firing'
+DO UPDATE SET severity = EXCLUDED.severity, message = EXCLUDED.message, value = EXCLUDED.value,
+              threshold = EXCLUDED.threshold, details = EXCLUDED.details
+RETURNING *, (xmax = 0) AS created
+"""
+
+# Only an unannounced row, and only when the rule's last message is older than the cooldown.
+_CLAIM_FIRING_MESSAGE = """
+UPDATE alerts a SET notifications = 1, last_notified_at = now()
+WHERE a.id = %s AND a.notifications = 0
+  AND NOT EXISTS (
+      SELECT 1 FROM alerts p
+      WHERE p.rule = a.rule AND p.id <> a.id AND p.last_notified_at > now() - make_interval(secs => %s))
+RETURNING id
+"""
+
+
+def upsert_firing_alert(cur, rule, severity, message, value, threshold, details):
+    """The rule's firing row, opened or updated; ``created`` says whether it was opened now."""
+    cur.execute(_UPSERT_FIRING, (rule, severity, message, value, threshold, Json(details)))
+    return cur.fetchone()
+
+
+def claim_firing_message(cur, alert_id, cooldown_seconds):
+    """Mark the firing message as being sent; False when it was sent already or the rule is cooling down."""
+    cur.execute(_CLAIM_FIRING_MESSAGE, (alert_id, cooldown_seconds))
+    return cur.fetchone() is not None
+
+
+def release_firing_message(cur, alert_id):
+    """Undo a claim whose message was not delivered."""
+    cur.execute("UPDATE alerts SET notifications = 0, last_notified_at = NULL WHERE id = %s", (alert_id,))
+
+
+def resolve_firing_alert(cur, rule):
+    """Mark the rule's firing row resolved; the row, or None when none was firing."""
+    cur.execute(
+        "UPDATE alerts SET status = 'resolved', resolved_at = now() WHERE rule = %s AND status = 'firing' RETURNING *",
+        (rule,),
+    )
+    return cur.fetchone()
+
+
+def count_message_sent(cur, alert_id):
+    """One more message announced for this alert."""
+    cur.execute(
+        "UPDATE alerts SET notifications = notifications + 1, last_notified_at = now() WHERE id = %s", (alert_id,)
+    )
+
+
+def firing_alerts(cur):
+    """Alerts firing now, newest first."""
+    cur.execute(f"SELECT {ALERT_COLUMNS} FROM alerts WHERE status = 'firing' ORDER BY fired_at DESC")
+    return cur.fetchall()
+
+
+def recent_alerts(cur, status=None, limit=50):
+    """The newest incidents, optionally of one status."""
+    where = Where().equal("status", status or None)
+    cur.execute(
+        f"SELECT {ALERT_COLUMNS} FROM alerts WHERE {where.sql} ORDER BY fired_at DESC LIMIT %s", where.params + [limit]
+    )
+    return cur.fetchall()
+
+
+# The last run of every job without reading all of job_runs: a skip scan over (job, started_at).
+_LAST_JOB_RUNS = """
+WITH RECURSIVE jobs AS (
+    (SELECT job FROM job_runs ORDER BY job LIMIT 1)
+    UNION ALL
+    SELECT (SELECT r.job FROM job_runs r WHERE r.job > jobs.job ORDER BY r.job LIMIT 1) FROM jobs
+    WHERE jobs.job IS NOT NULL
+)
+SELECT last.* FROM jobs CROSS JOIN LATERAL (
+    SELECT job, status, started_at, finished_at, duration_ms, error FROM job_runs r
+    WHERE r.job = jobs.job ORDER BY started_at DESC LIMIT 1) last
+"""
+
+
+def last_job_runs(cur):
+    """{job: its last run's status and times}."""
+    cur.execute(_LAST_JOB_RUNS)
+    return {row.pop("job"): row for row in cur.fetchall()}
+
+
+# Security events
+
+# Written so the planner merges the two (created_at, id) indexes in order instead of sorting the
+# whole range before the first row: exactly matching column types, the range outside the union.
+_AUDIT_REPORT = """
+SELECT * FROM (
+    SELECT 'audit'::text AS source, id, created_at, action AS type, actor, user_id, api_key_id, host(ip) AS ip,
+           user_agent, request_id, 1 AS count, details
+    FROM api_key_audit_logs
+    UNION ALL
+    SELECT 'security'::text, id, created_at, type, NULL::text, user_id, api_key_id, host(ip), NULL::text, NULL::text,
+           count, details
+    FROM security_events
+) events
+WHERE created_at >= %(start)s AND created_at <= %(end)s
+ORDER BY created_at, id
+"""
+
+# Users far above their own hourly average of the previous 7 days (usage_daily_totals), not yet
+# flagged this hour. Only users past the floors are looked up, so the current hour is the only
+# stretch of usage_records read.
+_SUSPICIOUS = """
+WITH this_hour AS (
+    SELECT user_id, count(*) AS requests, sum(cost) AS cost,
+           'suspicious:' || user_id || ':' || to_char(date_trunc('hour', now()), 'YYYYMMDDHH24') AS dedupe_key
+    FROM usage_records WHERE created_at >= date_trunc('hour', now())
+    GROUP BY user_id
+    HAVING count(*) > %(min_requests)s OR sum(cost) > %(min_cost)s
+), baseline AS (
+    SELECT t.user_id, sum(t.requests)::numeric / %(hours)s AS requests, sum(t.cost) / %(hours)s AS cost
+    FROM usage_daily_totals t JOIN this_hour h ON h.user_id = t.user_id
+    WHERE t.day >= (now() AT TIME ZONE 'UTC')::date - 7 AND t.day < (now() AT TIME ZONE 'UTC')::date
+    GROUP BY t.user_id
+)
+SELECT h.user_id, h.requests, h.cost, h.dedupe_key,
+       round(coalesce(b.requests, 0), 2) AS baseline_requests, round(coalesce(b.cost, 0), 6) AS baseline_cost
+FROM this_hour h LEFT JOIN baseline b ON b.user_id = h.user_id
+WHERE NOT EXISTS (SELECT 1 FROM security_events e WHERE e.dedupe_key = h.dedupe_key)
+  AND (h.requests > greatest(%(factor)s * coalesce(b.requests, 0), %(min_requests)s)
+       OR h.cost > greatest(%(factor)s * coalesce(b.cost, 0), %(min_cost)s))
+"""
+
+
+def start_audit_report(cur, start, end):
+    """Every audit row and security event in [start, end], oldest first, on ``cur`` (a server-side cursor)."""
+    cur.execute(_AUDIT_REPORT, {"start": start, "end": end})
+
+
+def security_events_page(cur, event_type=None, user_id=None, ip=None, start=None, end=None, limit=100, cursor=None):
+    """A newest-first page of security events; each filter maps onto an index."""
+    where = Where().equal("type", event_type).equal("user_id", user_id).equal("ip", ip, cast="::inet")
+    where.between("created_at", start, end).older_than_cursor(cursor)
+    cur.execute(
+        "SELECT id, type, user_id, api_key_id, host(ip) AS ip, details, count, created_at, last_seen_at"
+        f" FROM security_events WHERE {where.sql} ORDER BY created_at DESC, id DESC LIMIT %s",
+        where.params + [limit],
+    )
+    return cur.fetchall()
+
+
+def auth_failures_since(cur, minutes):
+    """Failed authentications audited in the last ``minutes``."""
+    cur.execute(
+        "SELECT count(*) AS n FROM api_key_audit_logs"
+        " WHERE action = 'auth_failure' AND created_at >= now() - make_interval(mins => %s)",
+        (minutes,),
+    )
+    return cur.fetchone()["n"]
+
+
+def rate_limit_rejections_since(cur, minutes):
+    """429s for rate limits in the last ``minutes`` (events fold a key's repeats per minute into ``count``)."""
+    cur.execute(
+        "SELECT coalesce(sum(count), 0)::bigint AS n FROM security_events"
+        " WHERE type = 'rate_limit_exceeded' AND created_at >= now() - make_interval(mins => %s)",
+        (minutes,),
+    )
+    return cur.fetchone()["n"]
+
+
+def suspicious_users(cur, factor, min_requests, min_cost, baseline_hours):
+    """Users whose usage this hour is past the floors and ``factor`` times their baseline, not flagged yet."""
+    params = {"factor": factor, "min_requests": min_requests, "min_cost": min_cost, "hours": baseline_hours}
+    cur.execute(_SUSPICIOUS, params)
+    return cur.fetchall()
+
+
+# Usage figures (usage_daily_totals per user, model and UTC day; short windows of usage_records)
+
+# Per model: all-time, this month and today, over the days {where} selects.
+_USAGE_BY_MODEL = """
+SELECT model, sum(requests)::bigint AS requests, sum(errors)::bigint AS errors,
+       sum(prompt_tokens)::bigint AS prompt_tokens, sum(completion_tokens)::bigint AS completion_tokens,
+       sum(cost) AS cost,
+       coalesce(sum(requests) FILTER (WHERE day = %(today)s), 0)::bigint AS requests_today,
+       coalesce(sum(prompt_tokens + completion_tokens) FILTER (WHERE day = %(today)s), 0)::bigint AS tokens_today,
+       coalesce(sum(cost) FILTER (WHERE day = %(today)s), 0) AS cost_today,
+       coalesce(sum(requests) FILTER (WHERE day >= %(month)s), 0)::bigint AS requests_month,
+       coalesce(sum(prompt_tokens + completion_tokens) FILTER (WHERE day >= %(month)s), 0)::bigint AS tokens_month,
+       coalesce(sum(cost) FILTER (WHERE day >= %(month)s), 0) AS cost_month,
+       max(last_request_at) AS last_request_at
+FROM usage_daily_totals WHERE {where} GROUP BY model
+"""
+
+_TOP_USERS_ON = """
+SELECT top.user_id, top.requests, top.tokens_used, top.cost, k.prefix, k.last4
+FROM (SELECT user_id, sum(requests)::bigint AS requests,
+             sum(prompt_tokens + completion_tokens)::bigint AS tokens_used,
+             sum(cost) AS cost
+      FROM usage_daily_totals WHERE day = %s GROUP BY user_id
+      ORDER BY requests DESC, cost DESC LIMIT %s) top
+LEFT JOIN LATERAL (SELECT prefix, last4 FROM api_keys WHERE user_id = top.user_id
+                   ORDER BY status = 'active' DESC, last_used_at DESC NULLS LAST LIMIT 1) k ON true
+ORDER BY top.requests DESC, top.cost DESC
+"""
+
+_RECENT_WINDOWS = """
+SELECT count(*) FILTER (WHERE created_at >= now() - interval '1 minute') AS requests_1m,
+       count(*) FILTER (WHERE created_at >= now() - interval '5 minutes') AS requests_5m,
+       count(*) FILTER (WHERE created_at >= now() - interval '5 minutes' AND status = 'error') AS errors_5m,
+       count(*) AS requests_1h, count(*) FILTER (WHERE status = 'error') AS errors_1h,
+       percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY latency_ms)
+           FILTER (WHERE created_at >= now() - interval '5 minutes') AS latency,
+       percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY upstream_latency_ms)
+           FILTER (WHERE created_at >= now() - interval '5 minutes') AS upstream_latency
+FROM usage_records WHERE created_at >= now() - interval '1 hour'
+"""
+
+
+def utc_today(cur):
+    """Today's date by the database's UTC clock (the one settlement uses)."""
+    cur.execute("SELECT (now() AT TIME ZONE 'UTC')::date AS today")
+    return cur.fetchone()["today"]
+
+
+def _usage_by_model(cur, where, days, **params):
+    cur.execute(_USAGE_BY_MODEL.format(where=where), {**days, **params})
+    return cur.fetchall()
+
+
+def user_usage_by_model(cur, days, user_id):
+    """Per-model totals of one user's days (``days``: {today, month})."""
+    return _usage_by_model(cur, "user_id = %(user_id)s", days, user_id=user_id)
+
+
+def usage_by_model_today(cur, days):
+    """Per-model totals of every user, today."""
+    return _usage_by_model(cur, "day = %(today)s", days)
+
+
+def usage_by_model_before_today(cur, days):
+    """Per-model totals of every user, every day before today (all of history)."""
+    return _usage_by_model(cur, "day < %(today)s", days)
+
+
+def usage_by_model_since(cur, days, since):
+    """Per-model totals of every user from ``since`` to yesterday."""
+    return _usage_by_model(cur, "day >= %(since)s AND day < %(today)s", days, since=since)
+
+
+def active_users_on(cur, day):
+    """How many users made a request on this UTC day."""
+    cur.execute("SELECT count(DISTINCT user_id) AS active FROM usage_daily_totals WHERE day = %s", (day,))
+    return cur.fetchone()["active"]
+
+
+def top_users_on(cur, day, limit):
+    """The heaviest users of a UTC day by requests, with the prefix and last4 of their most recently used key."""
+    cur.execute(_TOP_USERS_ON, (day, limit))
+    return cur.fetchall()
+
+
+def recent_completions(cur, limit):
+    """The newest completions of the last hour."""
+    cur.execute(
+        "SELECT request_id, user_id, model, status, total_tokens, cost, round(latency_ms::numeric, 1) AS latency_ms,"
+        " created_at FROM usage_records WHERE created_at >= now() - interval '1 hour'"
+        " ORDER BY created_at DESC LIMIT %s",
+        (limit,),
+    )
+    return cur.fetchall()
+
+
+def recent_windows(cur):
+    """Completion counts, errors and latency percentile arrays over the last 1/5/60 minutes."""
+    cur.execute(_RECENT_WINDOWS)
+    return cur.fetchone()
