@@ -4,8 +4,8 @@ import json
 from datetime import UTC, datetime
 
 from blueprints.dashboard_charts import compact, dollars, milliseconds
+from blueprints.dashboard_session import csrf_token
 from ops_gateway.billing.money import format_money
-from ops_gateway.dashboard.sessions import csrf_token
 
 
 def money(value):

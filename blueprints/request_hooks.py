@@ -16,11 +16,13 @@ _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
 def start_request():
-    """Adopt the caller's X-Request-ID when sane, else mint one; start the clock."""
+    """Adopt the caller's X-Request-ID when sane, else mint one; start the clock; count the request in flight."""
     g.started = time.perf_counter()
     incoming = request.headers.get("X-Request-ID", "")
     g.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
-    metrics.request_started()
+    if not g.get("in_flight"):  # counted once, however often the hook runs
+        g.in_flight = True
+        metrics.HTTP_IN_FLIGHT.inc()
 
 
 def finish_request(response):
@@ -45,6 +47,12 @@ def finish_request(response):
     return response
 
 
+def end_request(exc=None):
+    """teardown_request: the request (or its stream) is over; it is no longer in flight."""
+    if g.pop("in_flight", False):
+        metrics.HTTP_IN_FLIGHT.dec()
+
+
 def request_origin():
     """The current request's address, user agent and id, for the audit rows it writes."""
     if not has_request_context():
@@ -57,4 +65,4 @@ def init_app(app):
     audit.use_origin_provider(request_origin)
     app.before_request(start_request)
     app.after_request(finish_request)
-    app.teardown_request(metrics.request_ended)
+    app.teardown_request(end_request)

@@ -118,12 +118,11 @@ def limits_storage_uri(redis_url):
 
 def register_blueprints(app):
     """Every HTTP surface, registered through the Api so it appears in the OpenAPI spec."""
-    from blueprints import all_blueprints, html_blueprints
-    from ops_gateway.dashboard import sessions as dashboard_auth
+    from blueprints import all_blueprints, dashboard_session, html_blueprints
 
     for blueprint in all_blueprints():
         api.register_blueprint(blueprint)
     # The dashboard and /status are HTML pages: plain Flask blueprints, not part of the API spec.
     for blueprint in html_blueprints():
         app.register_blueprint(blueprint)
-    dashboard_auth.init_app(app)
+    dashboard_session.init_app(app)

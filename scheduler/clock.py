@@ -18,8 +18,8 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 
 from ops_gateway.app import create_app
+from ops_gateway.maintenance.jobs import JOBS, interval_seconds, jitter_seconds
 from scheduler import runner
-from scheduler.jobs import JOBS, interval_seconds, jitter_seconds
 
 logger = logging.getLogger("ops_gateway.scheduler")
 

@@ -15,8 +15,9 @@ import time
 import zlib
 
 from ops_gateway.core import db
+from ops_gateway.core.errors import NotFound
+from ops_gateway.maintenance.jobs import JOBS, JobSkipped
 from scheduler import history
-from scheduler.jobs import JOBS, JobSkipped
 
 logger = logging.getLogger("ops_gateway.scheduler")
 
@@ -42,8 +43,11 @@ def run_job(name, trigger="manual", tick=None, actor=None):
     """Run one job now under its lock; return its job_runs row (success, failed or skipped).
 
     ``tick`` is the scheduled tick a clock fires for (None for runs by hand, which claim none).
+    An unknown name is NotFound.
     """
-    job = JOBS[name]
+    job = JOBS.get(name)
+    if job is None:
+        raise NotFound(f"there is no job named {name!r}", {"jobs": sorted(JOBS)}, code="job_not_found")
     meta = {"trigger": trigger}
     if tick is not None:
         meta["tick"] = tick.isoformat()

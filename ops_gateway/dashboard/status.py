@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from flask import current_app
 
 from ops_gateway.core import db
+from ops_gateway.maintenance.jobs import JOBS, interval_seconds
 from ops_gateway.observability import health, system_monitor
-from scheduler.jobs import JOBS, interval_seconds
 
 SCHEDULER_MIN_STALE_SECONDS = 300
 SEVERITY = {"operational": 0, "unknown": 0, "degraded": 1, "outage": 2}

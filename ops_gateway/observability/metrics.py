@@ -8,7 +8,6 @@ the thing happens.
 
 import os
 
-from flask import g
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -70,19 +69,6 @@ UPSTREAM_IN_FLIGHT = Gauge(
 UPSTREAM_SLOT_REFUSALS = Counter(
     "gateway_upstream_capacity_rejections_total", "Completions refused (503) at UPSTREAM_MAX_CONCURRENCY"
 )
-
-
-def request_started():
-    """before_request: count the request in flight (once)."""
-    if not g.get("metrics_in_flight"):
-        g.metrics_in_flight = True
-        HTTP_IN_FLIGHT.inc()
-
-
-def request_ended(exc=None):
-    """teardown_request: the request (or its stream) is over."""
-    if g.pop("metrics_in_flight", False):
-        HTTP_IN_FLIGHT.dec()
 
 
 def observe_request(method, route, status, latency_ms):

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import psycopg2
 
+from ops_gateway.maintenance.jobs import JOBS
 from scheduler import runner
-from scheduler.jobs import JOBS
 from tests.helpers import ADMIN, assert_error
 
 

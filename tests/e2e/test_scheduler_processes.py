@@ -6,7 +6,7 @@ import sys
 import time
 from collections import defaultdict
 
-from scheduler.jobs import JOBS
+from ops_gateway.maintenance.jobs import JOBS
 from tests.e2e.servers import ROOT
 
 TICK_SECONDS = 5

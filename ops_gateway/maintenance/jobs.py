@@ -1,4 +1,6 @@
-"""The maintenance jobs: name, schedule and a thin body that calls the service doing the work.
+"""The job table: each maintenance job's name, interval setting and a thin body calling the service
+doing the work. The clock process (``scheduler/``) decides when they run; the dashboard's status
+reads their intervals.
 
 Each body runs inside an app context and returns a JSON-able dict of details for its job_runs
 row. Intervals come from ``<NAME>_INTERVAL_SECONDS`` times SCHEDULER_INTERVAL_SCALE; 0 leaves
