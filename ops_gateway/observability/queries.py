@@ -214,7 +214,7 @@ def suspicious_users(cur, factor, min_requests, min_cost, baseline_hours):
 
 # Usage figures (usage_daily_totals per user, model and UTC day; short windows of usage_records)
 
-# Per model: all-time, this month and today, over the days {where} selects.
+# Per model: all-time, this month and today, over the days {where} selects (one of USAGE_SCOPES).
 _USAGE_BY_MODEL = """
 SELECT model, sum(requests)::bigint AS requests, sum(errors)::bigint AS errors,
        sum(prompt_tokens)::bigint AS prompt_tokens, sum(completion_tokens)::bigint AS completion_tokens,
@@ -260,29 +260,19 @@ def utc_today(cur):
     return cur.fetchone()["today"]
 
 
-def _usage_by_model(cur, where, days, **params):
-    cur.execute(_USAGE_BY_MODEL.format(where=where), {**days, **params})
+# The days each per-model total covers (``days`` gives today and the first of the month).
+USAGE_SCOPES = {
+    "user": "user_id = %(user_id)s",
+    "today": "day = %(today)s",
+    "before_today": "day < %(today)s",
+    "since": "day >= %(since)s AND day < %(today)s",
+}
+
+
+def usage_by_model(cur, days, scope, **params):
+    """Per-model totals over the days of a USAGE_SCOPES ``scope`` (with its parameters: user_id, since)."""
+    cur.execute(_USAGE_BY_MODEL.format(where=USAGE_SCOPES[scope]), {**days, **params})
     return cur.fetchall()
-
-
-def user_usage_by_model(cur, days, user_id):
-    """Per-model totals of one user's days (``days``: {today, month})."""
-    return _usage_by_model(cur, "user_id = %(user_id)s", days, user_id=user_id)
-
-
-def usage_by_model_today(cur, days):
-    """Per-model totals of every user, today."""
-    return _usage_by_model(cur, "day = %(today)s", days)
-
-
-def usage_by_model_before_today(cur, days):
-    """Per-model totals of every user, every day before today (all of history)."""
-    return _usage_by_model(cur, "day < %(today)s", days)
-
-
-def usage_by_model_since(cur, days, since):
-    """Per-model totals of every user from ``since`` to yesterday."""
-    return _usage_by_model(cur, "day >= %(since)s AND day < %(today)s", days, since=since)
 
 
 def active_users_on(cur, day):

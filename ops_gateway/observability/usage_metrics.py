@@ -58,12 +58,12 @@ def _history_before_today(cur, days):
     if cached_day is None:
         # Once per deployment (or after a week unseen): may read millions of daily rows.
         db.set_local(cur, "statement_timeout", FULL_HISTORY_TIMEOUT)
-        rows = queries.usage_by_model_before_today(cur, days)
+        rows = queries.usage_by_model(cur, days, "before_today")
     else:
         if (cached_day.year, cached_day.month) != (today.year, today.month):  # a new month starts from zero
             for row in rows:
                 row.update(requests_month=0, tokens_month=0, cost_month=Decimal(0))
-        rows = merge_by_model(rows + queries.usage_by_model_since(cur, days, cached_day))
+        rows = merge_by_model(rows + queries.usage_by_model(cur, days, "since", since=cached_day))
     try:
         key = HISTORY_CACHE_KEY.format(day=today.isoformat())
         redis_store.get_redis().set(key, json.dumps(rows, default=_encode), ex=HISTORY_CACHE_SECONDS)
@@ -141,13 +141,13 @@ def _model_entry(entry):
 def user_usage(cur, user_id):
     """One user's usage_metrics (all time, this month, today, per model)."""
     days = current_day(cur)
-    return summarise(queries.user_usage_by_model(cur, days, user_id))
+    return summarise(queries.usage_by_model(cur, days, "user", user_id=user_id))
 
 
 def system_usage(cur):
     """(usage_metrics across all users, number of users active today)."""
     days = current_day(cur)
-    rows = _history_before_today(cur, days) + queries.usage_by_model_today(cur, days)
+    rows = _history_before_today(cur, days) + queries.usage_by_model(cur, days, "today")
     return summarise(rows), queries.active_users_on(cur, days["today"])
 
 

@@ -160,7 +160,7 @@ def test_forced_status_applies_to_completions_only(client):
 
 
 def test_switches_are_shared_through_the_state_file(serve_fake, state_file, monkeypatch):
-    monkeypatch.setattr(fake_openrouter, "RECHECK_SECONDS", 0)  # no waiting for the re-read interval
+    monkeypatch.setattr(fake_openrouter.faults, "RECHECK_SECONDS", 0)  # no waiting for the re-read interval
     first, second = serve_fake(state_file), serve_fake(state_file)
     assert second.get("/api/v1/models").status_code == 200
     first.post("/_control", json={"outage": True})

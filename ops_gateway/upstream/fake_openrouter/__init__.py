@@ -1,0 +1,39 @@
+"""A fake OpenRouter for development, end-to-end tests and benchmarks.
+
+Answers are deterministic (same request, same usage and text) and cheap to produce, because
+benchmarks use this server as the "direct" baseline and its CPU competes with the gateway's
+(``routes``). Faults (outage, latency, forced status, slow streams) are switched at run time
+through ``/_control`` and shared between worker processes through a small JSON state file
+(``faults``).
+
+It is its own small HTTP/1.1 server on gevent (``server``) rather than Flask under gunicorn:
+each keep-alive connection is a greenlet reading requests off its socket, so a request costs one
+wake-up and a little parsing, and slow answers (latency, chunk delays) wait in ``gevent.sleep``,
+holding nothing but their own greenlet: one process holds thousands of slow connections and
+open streams (docs/performance.md, capacity suite). Nothing is monkey-patched; the server only uses
+gevent's own sockets and sleep, so it also runs in a thread of another program (the tests).
+
+Run it with ``python -m ops_gateway.upstream.fake_openrouter [--host H] [--port P] [--workers N]``.
+"""
+
+from ops_gateway.upstream.fake_openrouter.faults import (
+    DEFAULT_FAULTS,
+    RECHECK_SECONDS,
+    FaultSwitches,
+    default_state_file,
+)
+from ops_gateway.upstream.fake_openrouter.routes import MODELS, FakeOpenRouter
+from ops_gateway.upstream.fake_openrouter.server import DEFAULT_PORT, FakeOpenRouterServer, main, serve
+
+__all__ = [
+    "DEFAULT_FAULTS",
+    "DEFAULT_PORT",
+    "MODELS",
+    "RECHECK_SECONDS",
+    "FakeOpenRouter",
+    "FakeOpenRouterServer",
+    "FaultSwitches",
+    "default_state_file",
+    "main",
+    "serve",
+]
