@@ -18,7 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 
 import redis
-from flask import current_app, g, request
+from flask import current_app
 
 from ops_gateway.accounts import security
 from ops_gateway.core import db, redis_store
@@ -55,6 +55,23 @@ class Verdict(StrEnum):
     REQUEST_WINDOW_FULL = "request_window_full"
 
 
+class Admission:
+    """The rate-limit side of one /v1 request, from the gate to the settlement.
+
+    ``principal`` is set once the key is known. The gate records whether the request holds a
+    concurrency slot (given back by ``charge_tokens`` or ``release_slot``) and whether it was let
+    through unchecked because Redis was unreachable (then nothing is charged and no window
+    headers are sent); ``charge_tokens`` keeps the windows it read back for the response headers.
+    """
+
+    def __init__(self, client_ip, principal=None):
+        self.client_ip = client_ip
+        self.principal = principal
+        self.holds_slot = False
+        self.skipped = False
+        self.window_status = None
+
+
 def init_app(app):
     """Bind Flask-Limiter (its ``limits`` strategy names every window's key) and load the Lua scripts."""
     app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_timeout": 0.5, "socket_connect_timeout": 0.5})
@@ -71,13 +88,13 @@ def _run_script(name, keys, args):
     return current_app.extensions[f"ops_gateway.{name}"](keys, args, client=redis_store.get_redis())
 
 
-def gate(principal, mode):
+def gate(admission, mode):
     """Admit an authenticated /v1 request (one Redis call); raise the 429 envelopes.
 
     A 0 limit blocks its window. A completion let through holds a concurrency slot until
-    ``charge_tokens`` (or the teardown) gives it back.
+    ``charge_tokens`` (or ``release_slot``) gives it back.
     """
-    ip = request.remote_addr
+    principal, ip = admission.principal, admission.client_ip
     limits, window_keys = window_status.user_windows(principal)
     quota_keys = windows.quota_keys(principal["user_id"])
     keys = [
@@ -97,14 +114,14 @@ def gate(principal, mode):
     try:
         verdict, index, ttl, new_ip = _run_script("gate", keys, args)
     except redis.RedisError as exc:
-        _redis_unavailable(exc)
+        _redis_unavailable(admission, exc)
         return
     if verdict == Verdict.IP_BLOCKED:
         raise security.ip_blocked_error(ttl)
     if new_ip:
         security.record_key_ip(principal, ip)
     if verdict == Verdict.PASSED:
-        g.concurrency_slot = mode == Mode.COMPLETION
+        admission.holds_slot = mode == Mode.COMPLETION
     elif verdict == Verdict.TOO_MANY_CONCURRENT:
         _reject(principal, "max_concurrent_requests", principal["max_concurrent_requests"], 1)
     elif verdict == Verdict.QUOTA_USED:
@@ -114,31 +131,32 @@ def gate(principal, mode):
         window = TOKEN_WINDOWS[index - 1]
         _reject(principal, window.name, limits[window.name], max(ttl, 1))
     elif verdict == Verdict.REQUEST_WINDOW_FULL:
-        _request_window_breach(principal, REQUEST_WINDOWS[index - 1], limits, ttl)
+        _request_window_breach(admission, REQUEST_WINDOWS[index - 1], limits, ttl)
 
 
-def refuse_uncounted(principal, error):
+def refuse_uncounted(admission, error):
     """Raise ``error`` for a request refused before it counts; a blocked IP gets its 429 instead."""
-    gate(principal, Mode.IP_ONLY)
+    gate(admission, Mode.IP_ONLY)
     raise error
 
 
-def _redis_unavailable(exc):
-    """Fail open (flagging the request) or closed, as configured."""
-    g.rate_limits_skipped = True
+def _redis_unavailable(admission, exc):
+    """Fail open (marking the request unchecked) or closed, as configured."""
+    admission.skipped = True
     logger.warning("rate-limit storage unreachable: %s", exc.__class__.__name__)
     if current_app.config["RATE_LIMIT_FAIL_CLOSED"]:
         raise Unavailable("rate limiting is unavailable; retry shortly", code="rate_limiter_unavailable") from None
 
 
-def charge_tokens(principal, tokens):
+def charge_tokens(admission, tokens):
     """After the upstream call, in one Redis call: count the real tokens against every token
     window and quota, give the concurrency slot back and read the windows for the headers."""
-    if g.get("rate_limits_skipped"):
+    if admission.skipped:
         return
+    principal = admission.principal
     limits, window_keys = window_status.user_windows(principal)
     quota_keys = windows.quota_keys(principal["user_id"])
-    slot = g.pop("concurrency_slot", False)
+    slot, admission.holds_slot = admission.holds_slot, False
     keys = [
         *(window_keys[w.name] for w in TOKEN_WINDOWS),
         *(quota_keys[q.name] for q in QUOTAS),
@@ -150,27 +168,28 @@ def charge_tokens(principal, tokens):
         args += [quota.kind.quota_increment(tokens), quota.ttl_seconds]
     try:
         replies = _run_script("charge", keys, args)
-        g.window_status = window_status.status_from(limits, replies)
+        admission.window_status = window_status.status_from(limits, replies)
     except redis.RedisError as exc:
-        g.concurrency_slot = slot  # the teardown tries again; else the slot key expires by itself
+        admission.holds_slot = slot  # release_slot tries again; else the slot key expires by itself
         logger.warning("could not charge tokens to rate-limit windows: %s", exc.__class__.__name__)
 
 
-def release_slot():
-    """Teardown: free a concurrency slot ``charge_tokens`` did not (errors before the upstream call)."""
-    if not g.pop("concurrency_slot", False):
+def release_slot(admission):
+    """Free a concurrency slot ``charge_tokens`` did not (a request that failed before upstream)."""
+    if not admission.holds_slot:
         return
+    admission.holds_slot = False
     try:
-        redis_store.get_redis().decr(CONCURRENCY_KEY.format(user_id=g.user["user_id"]))
+        redis_store.get_redis().decr(CONCURRENCY_KEY.format(user_id=admission.principal["user_id"]))
     except redis.RedisError:
         pass  # the slot key expires by itself
 
 
-def rate_limit_headers(principal):
+def rate_limit_headers(admission):
     """OpenAI-style and IETF rate-limit headers from the tightest request and token windows."""
     # A completion read its windows when it charged its tokens; anything else reads them now.
-    status = g.pop("window_status", None) or window_status.window_status(principal)
-    return window_status.headers_for(status)
+    status, admission.window_status = admission.window_status, None
+    return window_status.headers_for(status or window_status.window_status(admission.principal))
 
 
 def _reject(principal, window, limit, retry_after, headers=None):
@@ -185,14 +204,14 @@ def _reject(principal, window, limit, retry_after, headers=None):
     )
 
 
-def _request_window_breach(principal, window, limits, ttl):
+def _request_window_breach(admission, window, limits, ttl):
     """Raise the 429 for a full request window, with Retry-After and the window headers."""
     reset_time = windows.reading(limits[window.name], None, ttl, time.time())["reset_time"]
     try:
-        headers = rate_limit_headers(principal)
+        headers = rate_limit_headers(admission)
     except redis.RedisError:
         headers = {}
-    _reject(principal, window.name, limits[window.name], reset_time - time.time(), headers)
+    _reject(admission.principal, window.name, limits[window.name], reset_time - time.time(), headers)
 
 
 def record_violation(principal, window):

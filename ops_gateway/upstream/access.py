@@ -1,0 +1,38 @@
+"""What every /v1 request hands its services, and the admission of those that are not completions.
+
+A /v1 request is refused in a fixed order: its key (401/403), its scope (403), then the rate
+limits (429). Completions add their body, model, credits and upstream slot (``completion``).
+"""
+
+from dataclasses import dataclass
+
+from ops_gateway.accounts import auth
+from ops_gateway.limits import rate_limits
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    """What the HTTP layer saw of a /v1 request: who is calling, from where, and since when."""
+
+    authorization: str  # the Authorization header, "" when absent
+    client_ip: str
+    path: str
+    request_id: str
+    started: float  # time.perf_counter() when the request arrived
+
+
+def admit(facts, admission, scope):
+    """Authenticate the caller into ``admission`` and admit the request, or raise its refusal.
+
+    ``scope``: what the route needs; its request is counted against the request windows. None
+    for a path /v1 does not serve: only the IP block is checked and nothing is counted (its 404
+    comes after the key).
+    """
+    admission.principal = auth.authenticate_and_hold(None)
+    if scope is None:
+        rate_limits.gate(admission, rate_limits.Mode.IP_ONLY)
+        return
+    refusal = auth.scope_error(admission.principal, scope)
+    if refusal:
+        rate_limits.refuse_uncounted(admission, refusal)
+    rate_limits.gate(admission, rate_limits.Mode.REQUESTS)

@@ -1,0 +1,257 @@
+"""One /v1 chat completion, from the caller's key to its settlement, as an object with its own state.
+
+``open`` authenticates and holds the request's worst-case cost (one Postgres statement), admits
+it (one Redis call) and takes an upstream slot; ``complete`` or ``stream`` calls upstream and
+settles the real cost exactly once (one statement, one Redis call). Refusals come in this order:
+401/403 key, 403 scope, 400/422 body, 429 (IP block, concurrency, quotas, token and request
+windows), 404 unknown model, 402 credits, 503 upstream_busy. The body is read before the key
+(that has no side effects) so the hold can ride on the key lookup; any refusal after the hold
+gives it back, and upstream failures cost nothing. No database connection is held while
+upstream answers; a stream still open after ``MAX_STREAM_SECONDS`` is cut and settled.
+"""
+
+import json
+import logging
+import time
+
+from flask import current_app
+
+from ops_gateway.accounts import auth
+from ops_gateway.billing import credits, pricing, usage
+from ops_gateway.billing.money import format_money
+from ops_gateway.core import db
+from ops_gateway.core.errors import (
+    BadRequest,
+    NotFound,
+    PaymentRequired,
+    RateLimited,
+    UpstreamFailed,
+    UpstreamTimedOut,
+)
+from ops_gateway.limits import rate_limits
+from ops_gateway.observability import metrics
+from ops_gateway.upstream import catalog as model_catalog
+from ops_gateway.upstream import slots as upstream_slots
+from ops_gateway.upstream.openrouter import UpstreamError
+
+logger = logging.getLogger("ops_gateway.openrouter")
+
+UPSTREAM_ERRORS = {
+    "bad_request": (BadRequest, "upstream_bad_request"),
+    "not_found": (NotFound, "upstream_not_found"),
+    "rate_limited": (RateLimited, "upstream_rate_limited"),
+    "unavailable": (UpstreamFailed, "upstream_unavailable"),
+    "timeout": (UpstreamTimedOut, "upstream_timeout"),
+}
+
+
+class Completion:
+    """One chat completion: what was asked, who asked, what is held, and how it ended."""
+
+    def __init__(self, facts, body, invalid=None):
+        """``facts``: the ``access.RequestFacts``; ``body``: the validated body, or None with
+        ``invalid``, the 400/422 to raise once the caller is known."""
+        self.facts = facts
+        self.body = body
+        self.invalid = invalid
+        self.admission = rate_limits.Admission(facts.client_ip)  # the key, concurrency slot, windows
+        self.model = None
+        self.worst_case = None  # pricing.WorstCase: what is held
+        self.held = False
+        self.upstream_slot = None
+        self.charged = self.balance = None
+        self.latency_ms = self.upstream_latency_ms = None
+
+    @property
+    def principal(self):
+        """The authenticated caller (None until ``open`` checked the key)."""
+        return self.admission.principal
+
+    @property
+    def streamed(self):
+        """Whether the client asked for server-sent events."""
+        return bool(self.body.get("stream"))
+
+    @property
+    def hold(self):
+        """The credits held for the worst case (None when there is no model to price)."""
+        return self.worst_case.cost if self.worst_case else None
+
+    @property
+    def credits_remaining(self):
+        """The balance after settlement (or, when nothing was charged, the spendable balance at the key lookup)."""
+        if self.balance is not None:
+            return self.balance
+        return self.principal["credits"] - self.principal["reserved_credits"]
+
+    @property
+    def overhead_ms(self):
+        """Time spent in the gateway rather than upstream."""
+        return max(self.latency_ms - self.upstream_latency_ms, 0)
+
+    def open(self):
+        """Authenticate, hold, admit and take an upstream slot, or raise the first refusal."""
+        refusal = self.invalid
+        if refusal is None:
+            try:
+                self.model = model_catalog.find_model(self.body["model"])
+            except UpstreamError as error:  # a catalogue never fetched: its 502 comes after the key
+                refusal = error
+        if self.model:
+            self.worst_case = pricing.worst_case(self.model, self.body, current_app.config["DEFAULT_MAX_TOKENS"])
+        self.admission.principal = auth.authenticate_and_hold(self.hold)
+        self.held = self.principal["held"]
+        try:
+            refusal = auth.scope_error(self.principal, "chat:write") or refusal
+            if refusal:
+                rate_limits.refuse_uncounted(self.admission, refusal)
+            rate_limits.gate(self.admission, rate_limits.Mode.COMPLETION)
+            if self.model is None:
+                model = self.body["model"]
+                raise NotFound(f"model {model!r} is not offered", {"model": model}, code="model_not_found")
+            if not self.held:
+                raise PaymentRequired(
+                    "your credits cannot cover this request's maximum cost",
+                    {
+                        "required": str(self.hold),
+                        "model": self.model["id"],
+                        "max_tokens": self.worst_case.completion_tokens,
+                    },
+                    code="insufficient_credits",
+                )
+            self.upstream_slot = upstream_slots.acquire()
+        except BaseException:
+            self._give_back_hold()
+            raise
+
+    def _give_back_hold(self):
+        if self.held:
+            with db.statement() as cur:
+                credits.release(cur, self.principal["user_id"], self.hold)
+            self.held = False
+
+    def complete(self):
+        """Call upstream without streaming, settle, and return upstream's JSON."""
+        payload = {**self.body, "stream": False}
+        started = time.perf_counter()
+        try:
+            result = _client().chat_completion(payload)
+        except UpstreamError as error:
+            raise self._upstream_failure(error, (time.perf_counter() - started) * 1000) from None
+        finally:
+            self.upstream_slot.release()
+        upstream_ms = (time.perf_counter() - started) * 1000
+        prompt, completion = pricing.billable_tokens(
+            result.get("usage"), self.worst_case.prompt_tokens, self.body.get("max_tokens") or 0
+        )
+        self._settle("success", prompt, completion, 200, upstream_latency_ms=upstream_ms)
+        return result
+
+    def stream(self):
+        """Start a streaming call (its errors surface here, before any byte is sent); return the
+        iterator of server-sent events, which settles when it ends."""
+        stream_options = {**(self.body.get("stream_options") or {}), "include_usage": True}
+        payload = {**self.body, "stream": True, "stream_options": stream_options}
+        started = time.perf_counter()
+        try:
+            upstream = _client().stream_chat_completion(payload)
+        except BaseException as error:
+            self.upstream_slot.release()
+            if isinstance(error, UpstreamError):
+                raise self._upstream_failure(error, (time.perf_counter() - started) * 1000) from None
+            raise
+        return self._relay(upstream, started)
+
+    def _relay(self, upstream, started):
+        """Yield SSE events as they arrive; settle exactly once, even if the client goes away.
+
+        A stream still open after ``MAX_STREAM_SECONDS`` is cut with an error event and settled
+        as incomplete.
+        """
+        reported, content_chunks, settled = None, 0, False
+        cut_at = started + current_app.config["MAX_STREAM_SECONDS"]
+        try:
+            for data in upstream:
+                if data == "[DONE]":
+                    self._settle_stream("success", reported, content_chunks, started)
+                    settled = True
+                    yield f": gateway-cost={format_money(self.charged)}\n\ndata: [DONE]\n\n"
+                    continue
+                if '"usage"' in data:
+                    reported = json.loads(data).get("usage") or reported
+                elif '"content"' in data:
+                    content_chunks += 1
+                yield f"data: {data}\n\n"
+                if time.perf_counter() >= cut_at:
+                    logger.warning("stream cut at MAX_STREAM_SECONDS", extra={"request_id": self.facts.request_id})
+                    message = "the stream exceeded the gateway's maximum duration"
+                    yield "data: " + json.dumps({"error": {"code": "stream_too_long", "message": message}}) + "\n\n"
+                    break
+        except UpstreamError as error:
+            logger.warning("upstream stream broke", extra={"error_kind": error.kind})
+            yield "data: " + json.dumps({"error": {"code": "upstream_stream_error", "message": error.message}}) + "\n\n"
+        finally:
+            upstream.close()
+            self.upstream_slot.release()
+            if not settled:
+                # The client went away or upstream broke mid-stream: charge what upstream reported,
+                # else the prompt estimate plus one token per content chunk received.
+                self._settle_stream("incomplete", reported, content_chunks, started)
+
+    def _settle_stream(self, status, reported, content_chunks, started):
+        """Settle a stream that ended (success) or stopped early (incomplete)."""
+        prompt, completion = pricing.billable_tokens(reported, self.worst_case.prompt_tokens, content_chunks)
+        self._settle(status, prompt, completion, 200, upstream_latency_ms=(time.perf_counter() - started) * 1000)
+
+    def _upstream_failure(self, error, upstream_latency_ms):
+        """Settle a failed call (it costs nothing) and return the domain error to raise."""
+        self._settle(
+            "error", upstream_status=error.status, error_code=error.kind, upstream_latency_ms=upstream_latency_ms
+        )
+        kind, code = UPSTREAM_ERRORS.get(error.kind, (UpstreamFailed, "upstream_error"))
+        return kind(error.message, {"upstream_status": error.status}, code=code, retry_after=error.retry_after or None)
+
+    def _settle(
+        self,
+        status,
+        prompt_tokens=0,
+        completion_tokens=0,
+        upstream_status=None,
+        error_code=None,
+        upstream_latency_ms=None,
+    ):
+        """Release the hold, charge the real cost (ledger, usage row, daily totals: one statement) and
+        count the real tokens against the rate-limit windows, giving the concurrency slot back."""
+        cost = pricing.cost_of(self.model, status, prompt_tokens, completion_tokens)
+        latency_ms = (time.perf_counter() - self.facts.started) * 1000
+        principal = self.principal
+        finished = usage.FinishedRequest(
+            user_id=principal["user_id"],
+            api_key_id=principal["api_key_id"],
+            actor=principal["actor"],
+            request_id=self.facts.request_id,
+            model=self.model["id"],
+            held=self.hold,
+            streamed=self.streamed,
+            status=status,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost=cost,
+            latency_ms=latency_ms,
+            upstream_status=upstream_status,
+            error_code=error_code,
+            upstream_latency_ms=upstream_latency_ms,
+        )
+        with db.statement() as cur:  # settle_request is a single statement
+            charged, balance = usage.settle_request(cur, finished)
+        self.held = False
+        metrics.observe_completion(
+            self.model["id"], upstream_status, upstream_latency_ms, prompt_tokens, completion_tokens, cost, charged
+        )
+        rate_limits.charge_tokens(self.admission, prompt_tokens + completion_tokens)
+        self.charged, self.balance = charged, balance
+        self.latency_ms, self.upstream_latency_ms = latency_ms, upstream_latency_ms
+
+
+def _client():
+    return current_app.extensions["ops_gateway.openrouter"]
