@@ -10,14 +10,14 @@ from ops_gateway.core.errors import ErrorSchema
 class GatewayApi(Api):
     """flask-smorest Api whose documented default error is our envelope.
 
-    Error handlers are registered by ``ops_gateway.errors`` instead of flask-smorest's own,
+    Error handlers are registered by ``blueprints/envelope.py`` instead of flask-smorest's own,
     so every error (not only those raised through the Api) has one shape.
     """
 
     ERROR_SCHEMA = ErrorSchema
 
     def _register_error_handlers(self):
-        """Leave error rendering to ops_gateway.errors."""
+        """Leave error rendering to blueprints/envelope.py."""
 
 
 api = GatewayApi()

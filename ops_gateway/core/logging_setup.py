@@ -60,9 +60,9 @@ class TextFormatter(logging.Formatter):
 
 def configure_logging(level, fmt):
     """Install one stdout handler on the ``ops_gateway`` logger tree (idempotent)."""
-    # Neither format shows source lines, thread names or multiprocessing names: skip collecting
-    # them (the logging HOWTO's "Optimization"): walking the stack for every record was about
-    # half of what a log line cost.
+    # Neither format shows source lines, thread names or multiprocessing names, so they are not
+    # collected (the logging HOWTO's "Optimization"): finding the caller walks the stack for
+    # every record.
     logging._srcfile = None
     logging.logThreads = logging.logMultiprocessing = False
     root = logging.getLogger("ops_gateway")

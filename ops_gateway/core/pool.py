@@ -139,7 +139,7 @@ def _went_away(conn):
 
 
 class Database:
-    """A lazily created, fork-aware ThreadedConnectionPool for one database URL."""
+    """A lazily created, fork-aware WaitingPool for one database URL."""
 
     def __init__(self, url, maxconn=12, statement_timeout_ms=5000, connect_timeout_s=2, pool_timeout_s=5.0):
         self.url = url

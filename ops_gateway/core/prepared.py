@@ -8,8 +8,8 @@ from ops_gateway.core.pool import GatewayConnection
 class Prepared:
     """A hot-path statement parsed and planned once per connection (PREPARE), then EXECUTEd.
 
-    Planning the key lookup and the settlement cost Postgres about 0.3 ms of CPU each, more
-    than running them. Written with ``%(name)s`` parameters like any other statement; with
+    For statements whose planning costs Postgres more than running them (the key lookup, the
+    settlement; figures in docs/performance.md). Written with ``%(name)s`` parameters like any other statement; with
     ``DB_PREPARED_STATEMENTS=false`` (PgBouncer in transaction mode) it runs as plain SQL.
     """
 

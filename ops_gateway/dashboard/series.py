@@ -15,7 +15,7 @@ BUCKET = timedelta(minutes=5)
 BUCKETS = 288  # 24 hours
 # A settlement's created_at is its transaction's start, committed within seconds.
 SETTLE_MARGIN = timedelta(minutes=2)
-FILL_BUDGET = 12  # 30-80 ms of aggregation with a million rows a day
+FILL_BUDGET = 12  # buckets one page view may aggregate (timings in docs/dashboard.md)
 FILL_CHUNK = 24  # buckets per statement: each stays well inside the statement timeout
 KEEP = timedelta(days=2)
 

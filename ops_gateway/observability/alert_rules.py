@@ -1,7 +1,7 @@
 """Alert rules, evaluated every minute by the scheduler's ``evaluate_alerts`` job.
 
 Each rule measures one value and fires its alert while the value is past its threshold, or
-resolves it once it is not (ops_gateway.alerts keeps one row and one message per incident).
+resolves it once it is not (``alerts`` keeps one row and one message per incident).
 Thresholds are settings (defaults in README.md):
 
 ==================== ============================================= ==============================
