@@ -33,7 +33,7 @@ def parse_args(argv):
         "--stream-clients", type=int, default=capacity.STREAM_CLIENTS, help="capacity: concurrent streaming clients"
     )
     parser.add_argument("--label", default="", help="note added to the report heading")
-    parser.add_argument("--no-record", action="store_true", help="print only; do not append to docs/performance.md")
+    parser.add_argument("--no-record", action="store_true", help="print only; do not write bench/results/")
     parser.add_argument("--keep", action="store_true", help="keep the /tmp instance directory afterwards")
     args = parser.parse_args(argv)
     args.only = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -95,7 +95,7 @@ def main(argv=None):
             print("data scale:", flush=True)
             sections.append(("Data scale", scale.run(env, args.usage_rows, args.audit_rows)[1]))
     if not args.no_record:
-        print(f"bench: appended to {report.append_section(facts, sections, args.label)}")
+        print(f"bench: recorded in {report.write_run(facts, sections, args.label)}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The machine a run happened on, and the dated section appended to docs/performance.md."""
+"""The machine a run happened on, and the record of each run: one file in bench/results/ per run."""
 
 import os
 import platform
@@ -11,7 +11,7 @@ import psycopg2
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
-REPORT = ROOT / "docs" / "performance.md"
+RESULTS = ROOT / "bench" / "results"
 
 
 def _cpu_model():
@@ -73,18 +73,26 @@ def machine(env):
     return facts
 
 
-def append_section(facts, sections, label=""):
-    """Append one dated section (machine facts, then each benchmark's markdown) to docs/performance.md."""
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+def _new_result_path(now):
+    """bench/results/<UTC timestamp>.md, with a suffix if a run of the same minute is recorded already."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = now.strftime("%Y-%m-%dT%H%MZ")
+    path, number = RESULTS / f"{stamp}.md", 1
+    while path.exists():
+        number += 1
+        path = RESULTS / f"{stamp}-{number}.md"
+    return path
+
+
+def write_run(facts, sections, label=""):
+    """Write one run (machine facts, then each benchmark's markdown) to its own file in bench/results/."""
+    now = datetime.now(UTC)
     command = " ".join([".venv/bin/python -m bench", *sys.argv[1:]])
-    lines = ["", f"### Run {stamp}{f' ({label})' if label else ''}", "", f"Command: `{command}`", ""]
+    lines = [f"# Run {now:%Y-%m-%d %H:%M} UTC{f' ({label})' if label else ''}", "", f"Command: `{command}`", ""]
     lines += [f"- {name}: {value}" for name, value in facts.items()]
     lines.append("- all processes (wrk, fake upstream, gateway, Postgres, Redis) share these cores")
     for title, body in sections:
-        lines += ["", f"#### {title}", "", *body]
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    if not REPORT.exists():
-        REPORT.write_text("# Performance\n\n## Runs\n")
-    with REPORT.open("a") as handle:
-        handle.write("\n".join(lines) + "\n")
-    return REPORT
+        lines += ["", f"## {title}", "", *body]
+    path = _new_result_path(now)
+    path.write_text("\n".join(lines) + "\n")
+    return path
