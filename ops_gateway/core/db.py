@@ -53,17 +53,12 @@ def _block_connection():
     if conn is not None:
         yield conn
         return
-    database = get_database()
-    g.db_conn = conn = database.getconn()
-    broken = False
-    try:
-        yield conn
-    except UNAVAILABLE_ERRORS:
-        broken = True
-        raise
-    finally:
-        g.pop("db_conn", None)
-        database.putconn(conn, broken=broken or bool(conn.closed))
+    with get_database().connection() as conn:
+        g.db_conn = conn
+        try:
+            yield conn
+        finally:
+            g.pop("db_conn", None)
 
 
 @contextmanager

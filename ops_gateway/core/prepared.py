@@ -9,8 +9,9 @@ class Prepared:
     """A hot-path statement parsed and planned once per connection (PREPARE), then EXECUTEd.
 
     For statements whose planning costs Postgres more than running them (the key lookup, the
-    settlement; figures in docs/performance.md). Written with ``%(name)s`` parameters like any other statement; with
-    ``DB_PREPARED_STATEMENTS=false`` (PgBouncer in transaction mode) it runs as plain SQL.
+    settlement; figures in docs/performance.md). Written with ``%(name)s`` parameters like any
+    other statement; with ``DB_PREPARED_STATEMENTS=false`` (PgBouncer in transaction mode) it
+    runs as plain SQL.
     """
 
     enabled = True
