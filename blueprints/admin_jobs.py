@@ -5,8 +5,8 @@ from flask_smorest import Blueprint
 
 from blueprints.docs import ADMIN_ERRORS, documents_errors
 from blueprints.envelope import ApiError
+from blueprints.guards import admin_only
 from blueprints.job_schemas import JobListArgsSchema, JobListSchema, JobRunRecordSchema
-from ops_gateway.accounts.auth import admin_only
 from ops_gateway.core import db
 from scheduler import history, runner
 from scheduler.commands import list_command, run_command

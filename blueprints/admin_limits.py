@@ -5,9 +5,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from blueprints.docs import ADMIN_ERRORS, documents_errors
+from blueprints.guards import admin_only
 from blueprints.limit_schemas import EffectiveLimitsSchema, PlanListSchema, SetRateLimitRequest, SetRateLimitResponse
 from ops_gateway.accounts import users
-from ops_gateway.accounts.auth import admin_only
 from ops_gateway.core import db
 from ops_gateway.limits import limit_overrides
 

@@ -6,8 +6,8 @@ from flask_smorest import Blueprint
 
 from blueprints.docs import ADMIN_ERRORS, documents_errors
 from blueprints.envelope import ApiError
+from blueprints.guards import admin_only
 from blueprints.proxy_schemas import CacheStatusSchema, RefreshResultSchema
-from ops_gateway.accounts.auth import admin_only
 from ops_gateway.upstream import catalog as model_catalog
 from ops_gateway.upstream.openrouter import UpstreamError
 

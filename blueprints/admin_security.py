@@ -6,9 +6,9 @@ from flask import Response
 from flask_smorest import Blueprint
 
 from blueprints.docs import ADMIN_ERRORS, documents_errors
+from blueprints.guards import admin_only
 from blueprints.monitor_schemas import AuditReportArgsSchema, SecurityEventArgsSchema, SecurityEventPageSchema
 from blueprints.query_args import date_range, page_cursor
-from ops_gateway.accounts.auth import admin_only
 from ops_gateway.core import db, paging
 from ops_gateway.observability import security_events
 

@@ -15,8 +15,8 @@ from blueprints.account_schemas import (
     UserSchema,
 )
 from blueprints.docs import ADMIN_ERRORS, documents_errors
+from blueprints.guards import admin_only
 from ops_gateway.accounts import users
-from ops_gateway.accounts.auth import admin_only
 from ops_gateway.core import db
 
 blp = Blueprint("admin_users", __name__, url_prefix="/admin/users", description="User administration (admin key)")

@@ -5,9 +5,9 @@ from flask_smorest import Blueprint
 
 from blueprints.account_schemas import AdminAuditLogArgsSchema, AuditLogArgsSchema, AuditLogPageSchema
 from blueprints.docs import ADMIN_ERRORS, USER_ERRORS, documents_errors
+from blueprints.guards import admin_only, require_scope, require_user
 from blueprints.query_args import date_range, page_cursor
 from ops_gateway.accounts import audit
-from ops_gateway.accounts.auth import admin_only, require_scope, require_user
 from ops_gateway.core import db, paging
 
 user_blp = Blueprint("user_audit", __name__, url_prefix="/user/api-keys", description="Your API-key audit log")

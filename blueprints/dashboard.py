@@ -15,6 +15,7 @@ from blueprints import dashboard_format
 from blueprints import dashboard_session as dashboard_auth
 from blueprints.dashboard_charts import time_chart
 from blueprints.envelope import ApiError, response_headers, status_of
+from blueprints.guards import limit_admin_blueprint
 from ops_gateway.accounts import security
 from ops_gateway.core import db
 from ops_gateway.core.errors import GatewayError
@@ -78,7 +79,7 @@ def _error_page(error):
 
 def protect(blueprint, public_endpoints=()):
     """Attach the dashboard's guards (the per-IP admin limit first), headers and error pages to a blueprint."""
-    security.limit_admin_blueprint(blueprint)
+    limit_admin_blueprint(blueprint)
     blueprint.before_request(partial(_guard, frozenset(public_endpoints)))
     blueprint.after_request(_harden)
     blueprint.register_error_handler(GatewayError, _error_page)

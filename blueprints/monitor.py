@@ -4,8 +4,8 @@ from flask import g
 from flask_smorest import Blueprint
 
 from blueprints.docs import ADMIN_ERRORS, USER_ERRORS, documents_errors
+from blueprints.guards import admin_only, require_scope, require_user
 from blueprints.monitor_schemas import AdminMonitorSchema, AlertListArgsSchema, AlertListSchema, UserMonitorSchema
-from ops_gateway.accounts.auth import admin_only, require_scope, require_user
 from ops_gateway.core import db
 from ops_gateway.observability import monitoring, system_monitor
 

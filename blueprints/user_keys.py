@@ -15,8 +15,8 @@ from blueprints.account_schemas import (
     UpdateKeySchema,
 )
 from blueprints.docs import USER_ERRORS, documents_errors
+from blueprints.guards import require_scope, require_user
 from ops_gateway.accounts import api_keys
-from ops_gateway.accounts.auth import require_scope, require_user
 from ops_gateway.core import db
 
 blp = Blueprint("user", __name__, url_prefix="/user", description="Balance and API keys of the calling user")

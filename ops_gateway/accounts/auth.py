@@ -1,15 +1,17 @@
-"""Bearer-key authentication for /user, /v1 and /admin.
+"""Bearer-key authentication for /user, /v1, /admin and the dashboard's sign-in.
 
 A key is looked up by its HMAC in one indexed query that also brings the user, plan and
 limit overrides, so the rest of the request needs no further reads. Nothing is cached between
-requests: a revoked, rotated or suspended key fails on every worker at once.
+requests: a revoked, rotated or suspended key fails on every worker at once. The HTTP layer
+hands in what it read (the Authorization header, the client's address, the path); failures are
+audited, counted toward the per-IP block and raised as domain errors.
 """
 
 import hmac
 import ipaddress
 import logging
 
-from flask import current_app, g, request
+from flask import current_app, g
 
 from ops_gateway.accounts import audit, keys, security
 from ops_gateway.core import db
@@ -51,7 +53,7 @@ _KEY_QUERY = db.Prepared("auth_key", f"WITH k AS ({_KEY_ROW}), {_TOUCH} SELECT k
 
 # The same lookup that also holds a completion's worst-case cost when the key is usable from
 # this IP and the spendable balance covers it (``held``): one round trip where there were two.
-# Anything that refuses the request afterwards gives the hold back (``proxy.open_request``).
+# Anything that refuses the request afterwards gives the hold back (``Completion.open``).
 # It commits without waiting for the WAL flush (synchronous_commit off for this transaction
 # only): a hold lost in a database crash frees credits the scheduler would free anyway, while
 # settlements, the money, still wait for it.
@@ -66,19 +68,19 @@ SELECT k.*, EXISTS (SELECT FROM hold) AS held FROM k, (SELECT set_config('synchr
 )
 
 
-def _bearer_token():
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if not header:
+def bearer_token(authorization):
+    """(token, None) from an Authorization header, or (None, "missing" | "malformed")."""
+    scheme, _, token = authorization.partition(" ")
+    if not authorization:
         return None, "missing"
     if scheme.lower() != "bearer" or not token.strip():
         return None, "malformed"
     return token.strip(), None
 
 
-def _audit_failure(action, actor, reason, token=None, row=None):
+def _audit_failure(action, actor, reason, path, token=None, row=None):
     """Write an auth_failure/ip_blocked row in its own transaction (the request is about to fail)."""
-    details = {"reason": reason, "key_prefix": keys.token_prefix(token), "path": request.path}
+    details = {"reason": reason, "key_prefix": keys.token_prefix(token), "path": path}
     with db.transaction() as cur:
         audit.record(
             cur,
@@ -91,26 +93,24 @@ def _audit_failure(action, actor, reason, token=None, row=None):
     logger.warning("authentication failed", extra={"reason": reason, "key_prefix": details["key_prefix"]})
 
 
-def _fail(kind, code, message, reason, token=None, row=None):
+def _fail(kind, code, message, reason, ip, path, token=None, row=None):
     """Audit an authentication failure (own transaction) and raise the envelope.
 
     A blocked IP gets its 429 instead, unaudited: it learns nothing, not even that the key is wrong.
     """
-    security.check_ip_block(request.remote_addr)
+    security.check_ip_block(ip)
     metrics.AUTH_FAILURES.labels(reason).inc()
-    _audit_failure(
-        "ip_blocked" if kind is Forbidden else "auth_failure", f"ip:{request.remote_addr}", reason, token, row
-    )
+    _audit_failure("ip_blocked" if kind is Forbidden else "auth_failure", f"ip:{ip}", reason, path, token, row)
     if kind is Unauthenticated:
-        security.note_auth_failure(request.remote_addr)
+        security.note_auth_failure(ip)
     raise kind(message, {"reason": reason}, code=code)
 
 
-def client_ip():
+def database_ip(ip):
     """The caller's address as the database compares it (IPv4 clients of a dual-stack listener
     arrive as ::ffff:a.b.c.d and must match IPv4 ranges), or None when it is not an IP."""
     try:
-        address = ipaddress.ip_address(request.remote_addr)
+        address = ipaddress.ip_address(ip)
     except ValueError:
         return None
     return str(getattr(address, "ipv4_mapped", None) or address)
@@ -126,102 +126,73 @@ def _principal(row):
     return principal
 
 
-def authenticate():
-    """Authenticate the request's bearer key and set ``g.user``; raise 401/403/429 envelopes."""
-    security.check_ip_block(request.remote_addr)
-    principal = _authenticate_key()
-    security.note_key_ip(principal, request.remote_addr)
+def authenticate(authorization, ip, path):
+    """/user: authenticate the bearer key (after the IP block) and note a new IP for it; raise 401/403/429."""
+    security.check_ip_block(ip)
+    principal = _authenticate_bearer(authorization, ip, path)
+    security.note_key_ip(principal, ip)
     return principal
 
 
-def authenticate_and_hold(hold):
+def authenticate_and_hold(authorization, ip, path, hold):
     """/v1: authenticate and, in the same statement, hold ``hold`` credits (None: hold nothing).
 
-    ``g.user["held"]`` says whether the hold was taken. The IP-block and new-IP checks of a
-    usable key come with the rate-limit gate's one Redis call (``rate_limits.gate``).
+    The principal's ``held`` says whether the hold was taken. The IP-block and new-IP checks of
+    a usable key come with the rate-limit gate's one Redis call (``rate_limits.gate``).
     """
-    return _authenticate_key(hold)
+    return _authenticate_bearer(authorization, ip, path, hold)
 
 
-def _authenticate_key(hold=None):
-    token, problem = _bearer_token()
+def _authenticate_bearer(authorization, ip, path, hold=None):
+    token, problem = bearer_token(authorization)
     if problem:
-        _fail(Unauthenticated, "unauthorized", "an API key is required: Authorization: Bearer <key>", problem)
-    return authenticate_token(token, hold)
+        message = "an API key is required: Authorization: Bearer <key>"
+        _fail(Unauthenticated, "unauthorized", message, problem, ip, path)
+    return authenticate_token(token, ip, path, hold)
 
 
-def authenticate_token(token, hold=None):
-    """Check a presented key (bearer header or the dashboard's sign-in form); failures are audited and counted."""
+def authenticate_token(token, ip, path, hold=None):
+    """Check a presented key (bearer header or the dashboard's sign-in form) from ``ip``, and set
+    ``g.user``; failures are audited (with ``path``) and counted."""
     if not keys.KEY_PATTERN.match(token):
-        _fail(Unauthenticated, "invalid_api_key", "the API key is not valid", "malformed_key", token)
-    params = {"digest": keys.hash_key(current_app.config["KEY_HASH_SECRET"], token), "ip": client_ip(), "hold": hold}
+        _fail(Unauthenticated, "invalid_api_key", "the API key is not valid", "malformed_key", ip, path, token)
+    digest = keys.hash_key(current_app.config["KEY_HASH_SECRET"], token)
+    params = {"digest": digest, "ip": database_ip(ip), "hold": hold}
     with db.statement() as cur:  # one statement: the lookup (and the hold) commit by themselves
         (_KEY_QUERY if hold is None else _KEY_AND_HOLD_QUERY).execute(cur, params)
         row = cur.fetchone()
-    if row is None or not hmac.compare_digest(row["key_hash"], params["digest"]):
-        _fail(Unauthenticated, "invalid_api_key", "the API key is not valid", "unknown_key", token)
+    if row is None or not hmac.compare_digest(row["key_hash"], digest):
+        _fail(Unauthenticated, "invalid_api_key", "the API key is not valid", "unknown_key", ip, path, token)
     reason = row["rejection"]
     if reason:
-        _fail(
-            Unauthenticated,
-            "invalid_api_key",
-            f"the API key is not usable ({reason.replace('_', ' ')})",
-            reason,
-            token,
-            row,
-        )
+        message = f"the API key is not usable ({reason.replace('_', ' ')})"
+        _fail(Unauthenticated, "invalid_api_key", message, reason, ip, path, token, row)
     if not row["ip_allowed"]:
-        _fail(
-            Forbidden,
-            "ip_not_allowed",
-            "requests from this IP address are not allowed for this key",
-            "ip_blocked",
-            token,
-            row,
-        )
+        message = "requests from this IP address are not allowed for this key"
+        _fail(Forbidden, "ip_not_allowed", message, "ip_blocked", ip, path, token, row)
     g.user = _principal(row)
     return g.user
 
 
-def require_user():
-    """before_request hook for /user and /v1: any valid key."""
-    return authenticate() and None
-
-
-def require_scope(scope):
-    """403 when the caller's key was created with scopes that do not include ``scope`` (none = all)."""
-    error = scope_error(g.user, scope)
-    if error:
-        raise error
-
-
-def scope_error(principal, scope):
-    """The 403 for a key whose scopes do not include ``scope``, or None."""
-    if principal.get("scopes") and scope not in principal["scopes"]:
-        return Forbidden(f"this key lacks the {scope!r} scope", {"required": scope}, code="insufficient_scope")
-    return None
-
-
-def require_admin():
-    """before_request hook for /admin: the bootstrap ADMIN_API_KEY or a key of an admin user."""
-    # The per-IP admin limit ran before this hook (``admin_only``). Before the bootstrap
-    # comparison: a blocked IP must not learn that a guess was right.
-    security.check_ip_block(request.remote_addr)
-    token, _ = _bearer_token()
+def authenticate_admin(authorization, ip, path):
+    """/admin: the bootstrap ADMIN_API_KEY or a key of an admin user; raise 401/403/429 otherwise."""
+    # Before the bootstrap comparison: a blocked IP must not learn that a guess was right.
+    security.check_ip_block(ip)
+    token, _ = bearer_token(authorization)
     bootstrap = current_app.config.get("ADMIN_API_KEY")
     if token and bootstrap and hmac.compare_digest(token.encode(), bootstrap.encode()):
         g.user = {"user_id": None, "role": "admin", "actor": "admin:bootstrap", "key_mask": keys.mask_key(token)}
-        return None
-    principal = _authenticate_key()
+        return g.user
+    principal = _authenticate_bearer(authorization, ip, path)
     if principal["role"] != "admin":
-        _audit_failure("auth_failure", principal["actor"], "not_admin", token, principal)
+        _audit_failure("auth_failure", principal["actor"], "not_admin", path, token, principal)
         raise Forbidden("this key does not belong to an admin", code="forbidden")
     principal["actor"] = f"admin:{principal['user_id']}"
+    return principal
+
+
+def scope_error(principal, scope):
+    """The 403 for a key whose scopes do not include ``scope`` (no scopes: every scope), or None."""
+    if principal.get("scopes") and scope not in principal["scopes"]:
+        return Forbidden(f"this key lacks the {scope!r} scope", {"required": scope}, code="insufficient_scope")
     return None
-
-
-def admin_only(blueprint):
-    """Guard an /admin blueprint: the per-IP admin limit (Flask-Limiter, shared by every admin
-    route and the dashboard), then ``require_admin``."""
-    security.limit_admin_blueprint(blueprint)
-    blueprint.before_request(require_admin)

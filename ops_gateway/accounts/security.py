@@ -1,4 +1,4 @@
-"""Security monitoring on the request path: brute-force IP blocks, admin rate limits, new-IP events.
+"""Security monitoring on the request path: brute-force IP blocks and new-IP events.
 
 Counters live in Redis (shared by every worker and instance); events are rows in
 ``security_events`` and one log line each on ``ops_gateway.security``. When Redis is down these
@@ -8,13 +8,12 @@ checks fail open: authentication itself still runs against Postgres.
 import logging
 
 import redis
-from flask import current_app, g, has_request_context, request
+from flask import current_app, g, has_request_context
 from limits import parse
 from psycopg2.extras import Json
 
 from ops_gateway.core import db, redis_store
 from ops_gateway.core.errors import RateLimited
-from ops_gateway.core.extensions import limiter
 
 logger = logging.getLogger("ops_gateway.security")
 
@@ -47,29 +46,6 @@ def record_event(cur, event_type, user_id=None, api_key_id=None, ip=None, detail
 def window_limiter():
     """The ``limits`` fixed-window strategy on the shared Redis (Flask-Limiter's own)."""
     return current_app.extensions["ops_gateway.window_limiter"]
-
-
-# Per-IP limit on /admin/* and the dashboard, one budget across all of them, so a leaked or
-# guessed admin key cannot be hammered (``limit_admin_blueprint``).
-_admin_rate_limit = limiter.shared_limit(
-    lambda: current_app.config["ADMIN_RATE_LIMIT"],
-    scope="admin_ip",
-    error_message="too many admin requests from this IP",
-)
-_ADMIN_BLUEPRINTS = set()
-
-
-def limit_admin_blueprint(blueprint):
-    """Put every route of ``blueprint`` under the per-IP admin limit."""
-    _ADMIN_BLUEPRINTS.add(blueprint.name)
-    _admin_rate_limit(blueprint)
-
-
-@limiter.request_filter
-def _outside_admin():
-    """Flask-Limiter has nothing to check outside the admin blueprints: let it skip those requests
-    at once (it would otherwise resolve limits for every /v1 request, ~0.13 ms of CPU)."""
-    return request.blueprint not in _ADMIN_BLUEPRINTS
 
 
 def check_ip_block(ip):

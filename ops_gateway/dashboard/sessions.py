@@ -53,7 +53,7 @@ def sign_in(token, ip, path):
     if token and bootstrap and hmac.compare_digest(token.encode(), bootstrap.encode()):
         identity = {"kind": "bootstrap", "key_mac": bootstrap_mac(bootstrap), "actor": BOOTSTRAP_ACTOR}
     else:
-        principal = auth.authenticate_token(token)
+        principal = auth.authenticate_token(token, ip, path)
         security.note_key_ip(principal, ip)
         if principal["role"] != "admin":
             _refuse_non_admin(principal, token, path)

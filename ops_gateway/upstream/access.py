@@ -28,7 +28,7 @@ def admit(facts, admission, scope):
     for a path /v1 does not serve: only the IP block is checked and nothing is counted (its 404
     comes after the key).
     """
-    admission.principal = auth.authenticate_and_hold(None)
+    admission.principal = auth.authenticate_and_hold(facts.authorization, facts.client_ip, facts.path, None)
     if scope is None:
         rate_limits.gate(admission, rate_limits.Mode.IP_ONLY)
         return

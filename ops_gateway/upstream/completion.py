@@ -99,7 +99,10 @@ class Completion:
                 refusal = error
         if self.model:
             self.worst_case = pricing.worst_case(self.model, self.body, current_app.config["DEFAULT_MAX_TOKENS"])
-        self.admission.principal = auth.authenticate_and_hold(self.hold)
+        facts = self.facts
+        self.admission.principal = auth.authenticate_and_hold(
+            facts.authorization, facts.client_ip, facts.path, self.hold
+        )
         self.held = self.principal["held"]
         try:
             refusal = auth.scope_error(self.principal, "chat:write") or refusal
