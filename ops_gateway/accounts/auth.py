@@ -23,15 +23,12 @@ logger = logging.getLogger("ops_gateway.security")
 
 # The key, its user, plan and overrides in one indexed read (the limit columns are the ones
 # ``plans.effective_limits`` reads: override, else the plan). Whether the key may be used now
-# (``rejection``, judged by the database's clock, which also set grace_until) and whether the
-# caller's IP is on its allowlist are computed here, so the same statement can act on them.
+# (``rejection``: the database's ``api_key_rejection`` rule, sql/0008) and whether the caller's
+# IP is on its allowlist are computed here, so the same statement can act on them.
 _KEY_ROW = f"""
 SELECT k.id AS api_key_id, k.user_id, k.name AS key_name, k.prefix, k.last4, k.status AS key_status,
        k.expires_at, k.grace_until, k.ip_allowlist::text[] AS ip_allowlist, k.scopes, k.last_used_at, k.key_hash,
-       CASE WHEN k.status = 'revoked' THEN 'revoked'
-            WHEN k.status = 'rotated' AND (k.grace_until IS NULL OR k.grace_until <= now()) THEN 'rotated'
-            WHEN k.expires_at <= now() THEN 'expired'
-            WHEN u.status <> 'active' THEN 'user_suspended' END AS rejection,
+       api_key_rejection(k.status, k.grace_until, k.expires_at, u.status) AS rejection,
        coalesce(cardinality(k.ip_allowlist) = 0 OR %(ip)s::inet <<= ANY (k.ip_allowlist), false) AS ip_allowed,
        u.email, u.role, u.status AS user_status, u.plan, u.credits, u.reserved_credits,
        {LIMIT_COLUMNS}

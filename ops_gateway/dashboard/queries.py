@@ -3,13 +3,13 @@
 Plain functions taking the cursor first and returning rows as dicts.
 """
 
-# The signed-in user is still an active admin and the key they signed in with still works
-# (revoking or rotating that key ends the dashboard sessions it opened, as it ends API use).
+# The signed-in user is still an admin and the key they signed in with is still usable, by the
+# API's own rule (``api_key_rejection``, sql/0008): revoking or rotating that key, or suspending
+# the user, ends the dashboard sessions it opened as it ends API use.
 _SESSION_ADMIN = """
 SELECT u.email FROM users u JOIN api_keys k ON k.user_id = u.id
-WHERE u.id = %s AND k.id = %s AND u.role = 'admin' AND u.status = 'active'
-  AND (k.status = 'active' OR (k.status = 'rotated' AND k.grace_until > now()))
-  AND (k.expires_at IS NULL OR k.expires_at > now())
+WHERE u.id = %s AND k.id = %s AND u.role = 'admin'
+  AND api_key_rejection(k.status, k.grace_until, k.expires_at, u.status) IS NULL
 """
 
 

@@ -17,7 +17,7 @@ import time
 from flask import current_app
 
 from ops_gateway.accounts import auth
-from ops_gateway.billing import credits, pricing, usage
+from ops_gateway.billing import credits, pricing, settlement
 from ops_gateway.billing.money import format_money
 from ops_gateway.core import db
 from ops_gateway.core.errors import (
@@ -228,7 +228,7 @@ class Completion:
         cost = pricing.cost_of(self.model, status, prompt_tokens, completion_tokens)
         latency_ms = (time.perf_counter() - self.facts.started) * 1000
         principal = self.principal
-        finished = usage.FinishedRequest(
+        finished = settlement.FinishedRequest(
             user_id=principal["user_id"],
             api_key_id=principal["api_key_id"],
             actor=principal["actor"],
@@ -246,7 +246,7 @@ class Completion:
             upstream_latency_ms=upstream_latency_ms,
         )
         with db.statement() as cur:  # settle_request is a single statement
-            charged, balance = usage.settle_request(cur, finished)
+            charged, balance = settlement.settle_request(cur, finished)
         self.held = False
         metrics.observe_completion(
             self.model["id"], upstream_status, upstream_latency_ms, prompt_tokens, completion_tokens, cost, charged

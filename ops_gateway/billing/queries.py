@@ -1,0 +1,113 @@
+"""The billing domain's SQL, named and kept together: balances, holds, the credit ledger and the
+settlement of a finished request. Plain functions taking the cursor first.
+
+A request's worst case is held by the key lookup itself (``auth``'s key-and-hold statement) and
+given back here (``release_hold``, or by the settlement). Settling is one prepared statement: one
+round trip, and its parts commit or fail together even outside an explicit transaction.
+"""
+
+from ops_gateway.core import db
+
+
+def add_credits(cur, user_id, amount):
+    """Add ``amount`` (negative: remove) unless that takes the balance below what is held.
+
+    Returns the new balance, or None when the user is missing or the change was refused.
+    """
+    cur.execute(
+        "UPDATE users SET credits = credits + %s, updated_at = now()"
+        " WHERE id = %s AND credits + %s >= reserved_credits RETURNING credits",
+        (amount, user_id, amount),
+    )
+    row = cur.fetchone()
+    return row["credits"] if row else None
+
+
+def balance(cur, user_id):
+    """{credits, reserved_credits} of a user, or None."""
+    cur.execute("SELECT credits, reserved_credits FROM users WHERE id = %s", (user_id,))
+    return cur.fetchone()
+
+
+def insert_ledger_row(cur, user_id, amount, balance_after, kind, reason, actor, request_id):
+    """One credit_transactions row: a balance change and the balance it left."""
+    cur.execute(
+        "INSERT INTO credit_transactions (user_id, amount, balance_after, kind, reason, actor, request_id)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (user_id, amount, balance_after, kind, reason, actor, request_id),
+    )
+
+
+def release_hold(cur, user_id, amount):
+    """Give back a hold without charging anything."""
+    cur.execute(
+        "UPDATE users SET reserved_credits = GREATEST(reserved_credits - %s, 0) WHERE id = %s",
+        (amount, user_id),
+    )
+
+
+def release_stale_holds(cur, older_than_seconds):
+    """Zero every hold untouched for ``older_than_seconds``; return how many users were freed."""
+    cur.execute(
+        "UPDATE users SET reserved_credits = 0 WHERE reserved_credits > 0"
+        " AND reserved_at < now() - make_interval(secs => %s) RETURNING id",
+        (older_than_seconds,),
+    )
+    return len(cur.fetchall())
+
+
+# Release the hold and charge the cost capped at the balance (the cap only bites when real usage
+# exceeded the held worst case and nothing is left: a balance never goes negative), then write
+# the ledger row when anything was charged. ``charge`` yields (charged, balance).
+_CHARGE = """
+charge AS (
+    UPDATE users u SET reserved_credits = GREATEST(u.reserved_credits - %(reserved)s, 0),
+           credits = u.credits - LEAST(%(cost)s, b.old), updated_at = now()
+    FROM (SELECT credits AS old FROM users WHERE id = %(user_id)s FOR UPDATE) b
+    WHERE u.id = %(user_id)s
+    RETURNING LEAST(%(cost)s, b.old) AS charged, u.credits AS balance
+), ledger AS (
+    INSERT INTO credit_transactions (user_id, amount, balance_after, kind, reason, actor, request_id)
+    SELECT %(user_id)s, -charged, balance, 'usage', %(reason)s, %(actor)s, %(request_id)s
+    FROM charge WHERE charged > 0
+)"""
+
+# With nothing held and nothing to charge (free models) the user's row is not touched.
+_NO_CHARGE = "charge AS (SELECT 0::numeric AS charged, NULL::numeric AS balance)"
+
+# The usage row and the day's totals, at what ``charge`` charged.
+_RECORD = """, record AS (
+    INSERT INTO usage_records (request_id, user_id, api_key_id, model, prompt_tokens, completion_tokens,
+        total_tokens, cost, status, upstream_status, error_code, latency_ms, upstream_latency_ms, overhead_ms,
+        streamed)
+    SELECT %(request_id)s, %(user_id)s, %(api_key_id)s, %(model)s, %(prompt)s, %(completion)s, %(total)s, charged,
+           %(status)s, %(upstream_status)s, %(error_code)s, %(latency_ms)s, %(upstream_ms)s, %(overhead_ms)s,
+           %(streamed)s
+    FROM charge
+), daily AS (
+    INSERT INTO usage_daily_totals AS t (day, user_id, model, requests, errors, prompt_tokens, completion_tokens,
+        cost, last_request_at)
+    SELECT (now() AT TIME ZONE 'UTC')::date, %(user_id)s, %(model)s, 1, %(errors)s, %(prompt)s, %(completion)s,
+           charged, now()
+    FROM charge
+    ON CONFLICT (user_id, day, model) DO UPDATE SET requests = t.requests + 1,
+        errors = t.errors + EXCLUDED.errors, prompt_tokens = t.prompt_tokens + EXCLUDED.prompt_tokens,
+        completion_tokens = t.completion_tokens + EXCLUDED.completion_tokens, cost = t.cost + EXCLUDED.cost,
+        last_request_at = EXCLUDED.last_request_at
+)
+SELECT charged, balance FROM charge"""
+
+_SETTLE_REQUEST = db.Prepared("settle_request", f"WITH {_CHARGE}{_RECORD}")
+_RECORD_FREE_REQUEST = db.Prepared("record_free_request", f"WITH {_NO_CHARGE}{_RECORD}")
+
+
+def settle_request(cur, params, charges):
+    """Settle a finished request in one statement; return {charged, balance}.
+
+    ``charges``: whether anything was held or costs anything; a free request only records its
+    usage. ``params``: user_id, reserved, cost, actor, request_id, reason, api_key_id, model,
+    prompt, completion, total, status, errors, upstream_status, error_code, latency_ms,
+    upstream_ms, overhead_ms, streamed.
+    """
+    (_SETTLE_REQUEST if charges else _RECORD_FREE_REQUEST).execute(cur, params)
+    return cur.fetchone()

@@ -1,0 +1,59 @@
+"""Settling a finished completion: its hold released, its cost charged with a ledger row, its
+usage record and the day's totals written, all in one statement (``queries.settle_request``),
+so balances, ledger and usage always agree to the cent.
+"""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from ops_gateway.billing import queries
+
+
+@dataclass(frozen=True)
+class FinishedRequest:
+    """One finished completion as it is billed and recorded."""
+
+    user_id: int
+    api_key_id: int
+    actor: str
+    request_id: str
+    model: str
+    held: Decimal  # the hold taken for it, released by the settlement
+    streamed: bool
+    status: str  # success | incomplete | error
+    prompt_tokens: int
+    completion_tokens: int
+    cost: Decimal
+    latency_ms: float
+    upstream_status: int | None = None
+    error_code: str | None = None
+    upstream_latency_ms: float | None = None
+
+
+def settle_request(cur, request):
+    """Charge and record one ``FinishedRequest``; return (charged, balance_after)."""
+    prompt, completion = request.prompt_tokens, request.completion_tokens
+    upstream_ms = request.upstream_latency_ms
+    params = {
+        "user_id": request.user_id,
+        "reserved": request.held,
+        "cost": request.cost,
+        "actor": request.actor,
+        "request_id": request.request_id,
+        "reason": f"usage: {request.model}",
+        "api_key_id": request.api_key_id,
+        "model": request.model,
+        "prompt": prompt,
+        "completion": completion,
+        "total": prompt + completion,
+        "status": request.status,
+        "errors": 0 if request.status == "success" else 1,
+        "upstream_status": request.upstream_status,
+        "error_code": request.error_code,
+        "latency_ms": request.latency_ms,
+        "upstream_ms": upstream_ms,
+        "overhead_ms": None if upstream_ms is None else max(request.latency_ms - upstream_ms, 0.0),
+        "streamed": request.streamed,
+    }
+    row = queries.settle_request(cur, params, charges=request.cost > 0 or request.held > 0)
+    return row["charged"], row["balance"]
