@@ -1,2 +1,3 @@
-"""The operator dashboard's own services: sessions (an admin key exchanged for a cookie), the
-reads no API service offers, the 24-hour series and the component status for /status."""
+"""The operator dashboard's own services: sessions (who may sign in, whether a session stands),
+the reads no API service offers and the 24-hour series (their SQL in ``queries``), and the
+component status for /status."""
