@@ -1,0 +1,62 @@
+"""Pricing and hold sizing: the charging formula, the prompt estimate and the worst case held."""
+
+from decimal import Decimal
+
+from ops_gateway.billing import pricing
+
+MODEL = {"id": "openai/gpt-4o-mini", "pricing": {"prompt": "0.00000015", "completion": "0.0000006"}}
+FREE = {"id": "test/free-model", "pricing": {"prompt": "0", "completion": "0"}}
+
+
+def test_price_is_prompt_tokens_at_prompt_price_plus_completion_tokens_at_completion_price():
+    assert pricing.price(MODEL, 10, 20) == Decimal(10) * Decimal("0.00000015") + Decimal(20) * Decimal("0.0000006")
+
+
+def test_price_is_exact_decimal_rounded_half_up_to_ten_places():
+    tiny = {"pricing": {"prompt": "0.00000000005", "completion": "0"}}
+    assert pricing.price(tiny, 1, 0) == Decimal("0.0000000001")
+    assert pricing.price(tiny, 1, 0).as_tuple().exponent == -10
+
+
+def test_a_failed_request_costs_nothing_whatever_its_tokens():
+    assert pricing.cost_of(MODEL, "error", 1000, 1000) == 0
+    assert pricing.cost_of(MODEL, "incomplete", 10, 20) == pricing.price(MODEL, 10, 20)
+
+
+def test_prompt_estimate_is_a_token_per_three_characters_four_per_message_and_three_for_the_reply():
+    messages = [{"role": "system", "content": "x" * 30}, {"role": "user", "content": "hello"}]
+    assert pricing.estimate_prompt_tokens(messages) == (10 + 4) + (1 + 4) + 3
+
+
+def test_prompt_estimate_reads_text_parts_and_counts_other_content_as_empty():
+    parts = [{"type": "text", "text": "x" * 9}, {"type": "image_url", "image_url": {"url": "u"}}, "junk"]
+    messages = [{"role": "user", "content": parts}, {"role": "assistant", "content": None}]
+    assert pricing.estimate_prompt_tokens(messages) == (3 + 4) + (0 + 4) + 3
+
+
+def test_hold_is_the_price_of_the_estimated_prompt_and_max_tokens():
+    body = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 50}
+    worst = pricing.worst_case(MODEL, body, default_max_tokens=1024)
+    assert (worst.prompt_tokens, worst.completion_tokens) == (8, 50)
+    assert worst.cost == pricing.price(MODEL, 8, 50)
+
+
+def test_hold_without_max_tokens_uses_max_completion_tokens_then_the_default():
+    messages = [{"role": "user", "content": "hello"}]
+    assert pricing.worst_case(MODEL, {"messages": messages, "max_completion_tokens": 7}, 1024).completion_tokens == 7
+    assert pricing.worst_case(MODEL, {"messages": messages}, 1024).completion_tokens == 1024
+
+
+def test_a_free_model_holds_nothing():
+    body = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 50}
+    assert pricing.worst_case(FREE, body, 1024).cost == 0
+
+
+def test_upstream_reported_tokens_are_charged_over_the_estimates():
+    assert pricing.billable_tokens({"prompt_tokens": 12, "completion_tokens": 3}, 8, 50) == (12, 3)
+
+
+def test_unreported_tokens_fall_back_to_the_prompt_estimate_and_the_given_completion_count():
+    assert pricing.billable_tokens(None, 8, 5) == (8, 5)
+    assert pricing.billable_tokens({"prompt_tokens": 12}, 8, 5) == (12, 5)
+    assert pricing.billable_tokens({"completion_tokens": 0}, 8, 5) == (8, 0)
