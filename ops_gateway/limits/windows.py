@@ -51,7 +51,7 @@ REQUESTS = Kind(
     "requests",
     ("X-RateLimit-Limit-Requests", "X-RateLimit-Remaining-Requests", "X-RateLimit-Reset-Requests"),
     ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"),
-    # Every /v1 route shares one budget, under the keys Flask-Limiter's "v1" scope gave them.
+    # One budget for every /v1 route: the user and the "v1" scope name its keys.
     ("user:{user_id}", "v1"),
     "req",
 )
