@@ -3,7 +3,6 @@
 import csv
 import io
 import ipaddress
-import json
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, render_template, request, stream_with_context
@@ -12,6 +11,7 @@ from blueprints.dashboard import protect
 from blueprints.envelope import ApiError
 from ops_gateway.accounts import audit
 from ops_gateway.core import db, paging
+from ops_gateway.core.csv_cells import csv_cell
 from ops_gateway.core.errors import GatewayError
 from ops_gateway.core.timeparse import parse_timestamp
 from ops_gateway.observability import security_events
@@ -38,8 +38,6 @@ COLUMNS = {
     ),
     "security": ("id", "created_at", "last_seen_at", "type", "count", "user_id", "api_key_id", "ip", "details"),
 }
-# A spreadsheet would run a cell starting with one of these as a formula (user agents are attacker-chosen).
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _filters(args):
@@ -125,16 +123,6 @@ def index():
     )
 
 
-def _cell(value):
-    """One CSV cell: JSON for details, ISO 8601 for times, formulas defused."""
-    if isinstance(value, dict | list):
-        value = json.dumps(value, separators=(",", ":"), default=str)
-    elif isinstance(value, datetime):
-        value = value.isoformat()
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
-
-
 def _csv_rows(view, filters):
     """The header, then every matching row newest first (up to EXPORT_MAX_ROWS), a batch at a time."""
     buffer = io.StringIO()
@@ -145,7 +133,7 @@ def _csv_rows(view, filters):
         with db.transaction() as cur:
             rows = _page(cur, view, filters, min(EXPORT_BATCH, EXPORT_MAX_ROWS - written), cursor)
         for row in rows:
-            writer.writerow([_cell(row[column]) for column in COLUMNS[view]])
+            writer.writerow([csv_cell(row[column]) for column in COLUMNS[view]])
         written += len(rows)
         yield buffer.getvalue()
         buffer.seek(0)

@@ -12,6 +12,7 @@ from flask import current_app
 
 from ops_gateway.accounts import security
 from ops_gateway.core import db
+from ops_gateway.core.csv_cells import csv_cell
 from ops_gateway.observability import queries
 
 REPORT_ITERSIZE = 2000
@@ -103,21 +104,13 @@ class AuditReport:
             self._database.putconn(conn, broken=conn.closed)
 
 
-def _cell(value):
-    if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"))
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return "" if value is None else value
-
-
 def csv_chunks(report):
-    """The report as CSV (header first), in chunks of REPORT_FLUSH_ROWS rows."""
+    """The report as CSV (header first, formulas defused), in chunks of REPORT_FLUSH_ROWS rows."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(REPORT_COLUMNS)
     for row in report.rows():
-        writer.writerow([_cell(row[column]) for column in REPORT_COLUMNS])
+        writer.writerow([csv_cell(row[column]) for column in REPORT_COLUMNS])
         if report.count % REPORT_FLUSH_ROWS == 0:
             yield buffer.getvalue()
             buffer.seek(0)

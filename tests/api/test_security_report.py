@@ -96,3 +96,14 @@ def test_report_returns_its_connection_to_the_pool(app, client, events):
         next(response.response)  # start streaming, then abandon the download
         response.close()
     assert database.stats()["pool_in_use"] == 0
+
+
+def test_csv_report_defuses_spreadsheet_formulas(client, sql):
+    formula = '=HYPERLINK("http://evil.example","x")'
+    sql(
+        "INSERT INTO api_key_audit_logs (action, actor, user_agent, created_at)"
+        " VALUES ('update', 'admin:bootstrap', %s, '2025-03-01T12:00:00Z')",
+        (formula,),
+    )
+    rows = list(csv.DictReader(io.StringIO(report(client, "csv").get_data(as_text=True))))
+    assert [row["user_agent"] for row in rows] == ["'" + formula]
