@@ -33,7 +33,7 @@ lint: $(VENV)/.installed
 screenshots: $(VENV)/.installed $(CHROMEDRIVER)
 	$(PY) -m tests.browser.screenshots docs/screenshots
 
-# Benchmarks into docs/performance.md (about 10 minutes; see there). wrk drives the load;
+# Benchmarks into bench/results/ (method and latest results: docs/performance.md). wrk drives the load;
 # apt-get runs only when it is missing.
 WRK := /usr/bin/wrk
 
