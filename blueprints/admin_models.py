@@ -9,7 +9,7 @@ from blueprints.envelope import ApiError
 from blueprints.guards import admin_only
 from blueprints.proxy_schemas import CacheStatusSchema, RefreshResultSchema
 from ops_gateway.upstream import catalog as model_catalog
-from ops_gateway.upstream.openrouter import UpstreamError
+from ops_gateway.upstream.failures import UpstreamError
 
 blp = Blueprint("admin_models", __name__, url_prefix="/admin", description="Model cache (admin key)")
 admin_only(blp)

@@ -24,7 +24,7 @@ from ops_gateway.dashboard import series as dashboard_series
 from ops_gateway.dashboard import status as dashboard_status
 from ops_gateway.observability import system_monitor
 from ops_gateway.upstream import catalog as model_catalog
-from ops_gateway.upstream.openrouter import UpstreamError
+from ops_gateway.upstream.failures import UpstreamError
 from scheduler import history, runner
 
 blp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="templates")

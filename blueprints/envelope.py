@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 from ops_gateway.core import errors
 from ops_gateway.core.db import UNAVAILABLE_ERRORS, PoolExhausted
 from ops_gateway.core.extensions import limiter
-from ops_gateway.upstream.openrouter import UpstreamError
+from ops_gateway.upstream.failures import UpstreamError
 
 logger = logging.getLogger("ops_gateway.app")
 

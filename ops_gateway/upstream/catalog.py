@@ -20,7 +20,7 @@ from psycopg2.extras import Json
 
 from ops_gateway.core import db, redis_store
 from ops_gateway.observability import metrics
-from ops_gateway.upstream.openrouter import UpstreamError
+from ops_gateway.upstream.failures import UpstreamError
 
 logger = logging.getLogger("ops_gateway.openrouter")
 

@@ -32,7 +32,7 @@ from ops_gateway.limits import rate_limits
 from ops_gateway.observability import metrics
 from ops_gateway.upstream import catalog as model_catalog
 from ops_gateway.upstream import slots as upstream_slots
-from ops_gateway.upstream.openrouter import UpstreamError
+from ops_gateway.upstream.failures import UpstreamError
 
 logger = logging.getLogger("ops_gateway.openrouter")
 

@@ -6,43 +6,29 @@ seen it. Every call ends in one log line on ``ops_gateway.openrouter`` and one `
 notification, whatever its outcome.
 """
 
-import email.utils
 import functools
 import json
 import logging
-import math
 import time
-from datetime import UTC, datetime
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import NewConnectionError, ReadTimeoutError
+
+from ops_gateway.upstream.failures import (
+    UpstreamError,
+    error_for_exception,
+    error_for_response,
+    never_reached_upstream,
+)
 
 logger = logging.getLogger("ops_gateway.openrouter")
 
-CREDENTIALS_REJECTED = "upstream rejected the gateway's credentials"
 # Failures worth repeating for an idempotent request: the next attempt may well succeed.
 _TRANSIENT_EXCEPTIONS = (
     requests.exceptions.ConnectionError,
     requests.exceptions.Timeout,
     requests.exceptions.ChunkedEncodingError,
 )
-# Upstream error messages are passed through to clients; cap them so a huge body cannot.
-_MAX_MESSAGE_CHARS = 1000
-
-
-class UpstreamError(Exception):
-    """An upstream failure, classified by ``kind`` so the gateway can choose its own status."""
-
-    # kind is one of: bad_request, rate_limited, unavailable, timeout, not_found.
-
-    def __init__(self, kind, message, status=None, retry_after=None):
-        """Record the kind, a human message, the upstream status and Retry-After seconds."""
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.status = status
-        self.retry_after = retry_after
 
 
 class OpenRouterClient:
@@ -135,15 +121,15 @@ class OpenRouterClient:
                 )
             except requests.exceptions.RequestException as exc:
                 transient = isinstance(exc, _TRANSIENT_EXCEPTIONS)
-                if not (may_retry and (_never_reached_upstream(exc) or (idempotent and transient))):
-                    raise _error_for_exception(exc) from exc
+                if not (may_retry and (never_reached_upstream(exc) or (idempotent and transient))):
+                    raise error_for_exception(exc) from exc
                 call.retry_causes.append(type(exc).__name__)
             else:
                 call.status = response.status_code
                 if 200 <= response.status_code < 300:
                     return response
                 if not (may_retry and idempotent and response.status_code >= 500):
-                    error = _error_for_response(response)
+                    error = error_for_response(response)
                     response.close()
                     raise error
                 response.close()
@@ -234,7 +220,7 @@ class ChatCompletionStream:
                 if data_lines:  # the stream ended without the blank line closing its last event
                     yield "\n".join(data_lines)
         except requests.exceptions.RequestException as exc:
-            error = _error_for_exception(exc)
+            error = error_for_exception(exc)
             self._end(error)
             raise error from exc
         self._end(None)
@@ -272,73 +258,6 @@ def _encode_json(payload):
         return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
     except ValueError as exc:
         raise requests.exceptions.InvalidJSONError(exc) from exc
-
-
-def _never_reached_upstream(exc):
-    """Whether the request failed while connecting, so no byte of it was sent."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return True
-    if isinstance(exc, requests.exceptions.SSLError) or not isinstance(exc, requests.ConnectionError):
-        return False
-    # requests wraps urllib3's MaxRetryError, whose reason says which stage failed.
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return isinstance(reason, NewConnectionError)
-
-
-def _error_for_exception(exc):
-    """Classify a requests exception: a read timeout is "timeout", the rest "unavailable"."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return UpstreamError("unavailable", "timed out connecting to upstream")
-    # Mid-stream, requests reports a read timeout as a ConnectionError wrapping urllib3's.
-    wrapped = exc.args[0] if exc.args else None
-    if isinstance(exc, requests.Timeout) or isinstance(wrapped, ReadTimeoutError):
-        return UpstreamError("timeout", "upstream did not answer in time")
-    return UpstreamError("unavailable", f"upstream connection failed ({type(exc).__name__})")
-
-
-def _error_for_response(response):
-    """Map an upstream error status to an UpstreamError."""
-    status = response.status_code
-    if status in (400, 422):
-        return UpstreamError("bad_request", _upstream_message(response), status)
-    if status in (401, 403):
-        return UpstreamError("unavailable", CREDENTIALS_REJECTED, status)
-    if status == 404:
-        return UpstreamError("not_found", _upstream_message(response), status)
-    if status == 429:
-        retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
-        return UpstreamError("rate_limited", _upstream_message(response), status, retry_after)
-    return UpstreamError("unavailable", f"upstream answered with status {status}", status)
-
-
-def _upstream_message(response):
-    """Extract the message of an OpenAI-style ``{"error": {"message": ...}}`` body."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    error = body.get("error") if isinstance(body, dict) else None
-    message = error.get("message") if isinstance(error, dict) else error
-    if not isinstance(message, str) or not message.strip():
-        return f"upstream answered with status {response.status_code}"
-    return message[:_MAX_MESSAGE_CHARS]
-
-
-def _retry_after_seconds(header):
-    """Parse Retry-After (delay seconds or an HTTP date) into whole seconds, or None."""
-    if not header:
-        return None
-    try:
-        return max(0, math.ceil(float(header)))
-    except ValueError:
-        pass
-    try:
-        moment = email.utils.parsedate_to_datetime(header)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0, math.ceil((moment - datetime.now(UTC)).total_seconds()))
 
 
 def _json_body(response):

@@ -9,7 +9,8 @@ import threading
 import pytest
 import requests
 
-from ops_gateway.upstream.openrouter import CREDENTIALS_REJECTED, OpenRouterClient, UpstreamError
+from ops_gateway.upstream.failures import CREDENTIALS_REJECTED, UpstreamError
+from ops_gateway.upstream.openrouter import OpenRouterClient
 
 BASE_URL = "https://openrouter.test/api/v1"
 API_KEY = "sk-or-v1-secret-test-key-0123456789"

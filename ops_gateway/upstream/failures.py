@@ -1,0 +1,97 @@
+"""How an OpenRouter call failed: ``UpstreamError`` and its classification from exceptions and statuses.
+
+The gateway chooses its own answer from the ``kind`` (bad_request, not_found, rate_limited,
+unavailable, timeout), never from upstream's raw status.
+"""
+
+import email.utils
+import math
+from datetime import UTC, datetime
+
+import requests
+from urllib3.exceptions import NewConnectionError, ReadTimeoutError
+
+CREDENTIALS_REJECTED = "upstream rejected the gateway's credentials"
+# Upstream error messages are passed through to clients; cap them so a huge body cannot.
+MAX_MESSAGE_CHARS = 1000
+
+
+class UpstreamError(Exception):
+    """An upstream failure, classified by ``kind`` so the gateway can choose its own status."""
+
+    # kind is one of: bad_request, rate_limited, unavailable, timeout, not_found.
+
+    def __init__(self, kind, message, status=None, retry_after=None):
+        """Record the kind, a human message, the upstream status and Retry-After seconds."""
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+
+
+def never_reached_upstream(exc):
+    """Whether the request failed while connecting, so no byte of it was sent."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.exceptions.SSLError) or not isinstance(exc, requests.ConnectionError):
+        return False
+    # requests wraps urllib3's MaxRetryError, whose reason says which stage failed.
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError)
+
+
+def error_for_exception(exc):
+    """Classify a requests exception: a read timeout is "timeout", the rest "unavailable"."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return UpstreamError("unavailable", "timed out connecting to upstream")
+    # Mid-stream, requests reports a read timeout as a ConnectionError wrapping urllib3's.
+    wrapped = exc.args[0] if exc.args else None
+    if isinstance(exc, requests.Timeout) or isinstance(wrapped, ReadTimeoutError):
+        return UpstreamError("timeout", "upstream did not answer in time")
+    return UpstreamError("unavailable", f"upstream connection failed ({type(exc).__name__})")
+
+
+def error_for_response(response):
+    """Map an upstream error status to an UpstreamError."""
+    status = response.status_code
+    if status in (400, 422):
+        return UpstreamError("bad_request", upstream_message(response), status)
+    if status in (401, 403):
+        return UpstreamError("unavailable", CREDENTIALS_REJECTED, status)
+    if status == 404:
+        return UpstreamError("not_found", upstream_message(response), status)
+    if status == 429:
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        return UpstreamError("rate_limited", upstream_message(response), status, retry_after)
+    return UpstreamError("unavailable", f"upstream answered with status {status}", status)
+
+
+def upstream_message(response):
+    """Extract the message of an OpenAI-style ``{"error": {"message": ...}}`` body."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else error
+    if not isinstance(message, str) or not message.strip():
+        return f"upstream answered with status {response.status_code}"
+    return message[:MAX_MESSAGE_CHARS]
+
+
+def retry_after_seconds(header):
+    """Parse Retry-After (delay seconds or an HTTP date) into whole seconds, or None."""
+    if not header:
+        return None
+    try:
+        return max(0, math.ceil(float(header)))
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0, math.ceil((moment - datetime.now(UTC)).total_seconds()))
