@@ -21,7 +21,6 @@ function response(status, headers, body)
   end
 end
 
--- Latencies are microseconds; the Python side turns this line into numbers.
 function done(summary, latency, requests)
   local counts, seconds = {}, {}
   for _, thread in ipairs(threads) do
@@ -39,12 +38,6 @@ function done(summary, latency, requests)
   for second, count in pairs(seconds) do
     table.insert(per_second, string.format("\"%d\": %d", second, count))
   end
-  local e = summary.errors
-  io.write(string.format(
-    "BENCH_JSON {\"requests\": %d, \"duration_us\": %d, \"p50_us\": %d, \"p95_us\": %d, \"p99_us\": %d," ..
-    " \"mean_us\": %.1f, \"max_us\": %d, \"connect_errors\": %d, \"read_errors\": %d, \"write_errors\": %d," ..
-    " \"non_2xx\": %d, \"timeouts\": %d, \"statuses\": {%s}, \"ok_per_second\": {%s}}\n",
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(95), latency:percentile(99),
-    latency.mean, latency.max, e.connect, e.read, e.write, e.status, e.timeout, table.concat(parts, ", "),
-    table.concat(per_second, ", ")))
+  write_summary(summary, latency, string.format(", \"statuses\": {%s}, \"ok_per_second\": {%s}",
+    table.concat(parts, ", "), table.concat(per_second, ", ")))
 end

@@ -103,15 +103,15 @@ def evaluate_alerts():
 
 
 JOBS = {
-    job.name: job
-    for job in (
-        Job("refresh_model_cache", refresh_model_cache, "keep the shared model cache warm"),
-        Job("cache_cleanup", clean_caches, "remove leaked rate-limit/limiter keys; report the model cache's age"),
-        Job("usage_rollup", roll_up_usage, "hourly and daily usage aggregates per user and model"),
-        Job("retention", apply_retention, "drop expired usage months, delete old audit rows and job runs"),
-        Job("backup_verification", verify_backups, "pg_dump, restore into a scratch database, compare row counts"),
-        Job("db_maintenance", maintain_database, "pool health, slow queries, index health, ANALYZE"),
-        Job("release_stale_holds", release_stale_holds, "release credit holds of requests that never settled"),
-        Job("evaluate_alerts", evaluate_alerts, "evaluate the alert rules; fire or resolve their alerts"),
+    name: Job(name, body, description)
+    for name, body, description in (
+        ("refresh_model_cache", refresh_model_cache, "keep the shared model cache warm"),
+        ("cache_cleanup", clean_caches, "remove leaked rate-limit/limiter keys; report the model cache's age"),
+        ("usage_rollup", roll_up_usage, "hourly and daily usage aggregates per user and model"),
+        ("retention", apply_retention, "drop expired usage months, delete old audit rows and job runs"),
+        ("backup_verification", verify_backups, "pg_dump, restore into a scratch database, compare row counts"),
+        ("db_maintenance", maintain_database, "pool health, slow queries, index health, ANALYZE"),
+        ("release_stale_holds", release_stale_holds, "release credit holds of requests that never settled"),
+        ("evaluate_alerts", evaluate_alerts, "evaluate the alert rules; fire or resolve their alerts"),
     )
 }
