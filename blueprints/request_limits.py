@@ -4,11 +4,15 @@ A body over ``MAX_REQUEST_BYTES`` is refused with 413 from its Content-Length al
 the connection is closed so the server does not drain it either. A body that takes longer than
 ``CLIENT_BODY_TIMEOUT_SECONDS`` to arrive gets 408; one that ends before its Content-Length (the
 client gave up) gets 400 ``incomplete_body``, so a half-sent request is never authenticated,
-counted or sent upstream. Both happen before authentication, JSON
-parsing or any database or Redis call. Slow headers are bounded by gunicorn (``keepalive`` in
+counted or sent upstream. A JSON body with a non-finite number (``NaN``, ``Infinity``,
+``-Infinity``: not JSON, though Python's parser accepts them) gets 400 ``non_finite_number``, so
+no endpoint ever sees one and none reaches upstream. All of these happen before authentication,
+JSON parsing or any database or Redis call. Slow headers are bounded by gunicorn (``keepalive`` in
 gunicorn.conf.py, from ``CLIENT_HEADER_TIMEOUT_SECONDS``).
 """
 
+import json
+import math
 import socket
 import time
 
@@ -56,6 +60,40 @@ def receive_body():
     if length is not None and received < length:  # the client gave up mid-body: nothing else may run
         message = f"the request body ended after {received} of its {length} bytes"
         _refuse(BadRequest, message, {"received": received, "content_length": length}, "incomplete_body")
+    if request.is_json:
+        refuse_non_finite_numbers(request.get_data(cache=True))
+
+
+class NonFiniteNumber(ValueError):
+    """A JSON body holds NaN or an infinity."""
+
+
+def _refuse_constant(name):
+    raise NonFiniteNumber(name)
+
+
+def _finite_float(text):
+    value = float(text)
+    if not math.isfinite(value):
+        raise NonFiniteNumber(text)
+    return value
+
+
+def refuse_non_finite_numbers(body):
+    """Raise ``non_finite_number`` if a JSON body holds NaN, Infinity or -Infinity.
+
+    Only a body that spells one of them is parsed here (a substring check keeps every other body
+    at one scan); malformed JSON is left to the view's parser and its own 400.
+    """
+    if b"NaN" not in body and b"Infinity" not in body:
+        return
+    try:
+        json.loads(body, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except NonFiniteNumber as exc:
+        message = "JSON numbers must be finite: NaN, Infinity and -Infinity are not allowed"
+        raise BadRequest(message, {"value": str(exc)}, code="non_finite_number") from None
+    except (ValueError, RecursionError):
+        return
 
 
 def linger_and_close(req, environ):

@@ -7,7 +7,7 @@ Thresholds are settings (defaults in README.md):
 ==================== ============================================= ==============================
 rule                 measures                                      fires when
 ==================== ============================================= ==============================
-error_rate           % of completions failed upstream, last 5 min  > ALERT_ERROR_RATE_PERCENT
+error_rate           % of completions failed, last 5 min (*)       > ALERT_ERROR_RATE_PERCENT
 p95_latency          p95 gateway latency of completions, 5 min     > ALERT_P95_LATENCY_MS
 health_status        the /health status                            not "healthy"
 db_pool_saturation   busiest web process's pool use, %             > ALERT_POOL_SATURATION_PERCENT
@@ -16,6 +16,9 @@ memory_usage         highest host memory % among web processes     > ALERT_MEMOR
 auth_failure_surge   failed authentications, last 5 min            > ALERT_AUTH_FAILURES_5M
 rate_limit_surge     rate-limit 429s, last 5 min                   > ALERT_RATE_LIMITED_5M
 ==================== ============================================= ==============================
+
+(*) failed by the gateway or upstream: upstream refusing the client's own body (400/422,
+``bad_request``) is the client's error and does not count, so no client can fire it at will.
 
 The two latency/error rules need MIN_COMPLETIONS in the window, so one failure out of two
 requests is not an incident. A rule whose data cannot be read this minute is left as it is.
@@ -59,9 +62,9 @@ def _performance_readings(config):
     return [
         Reading(
             "error_rate",
-            enough and perf["error_rate_5m"] > config["ALERT_ERROR_RATE_PERCENT"],
-            f"{perf['error_rate_5m']:g}% of completions failed upstream in the last 5 minutes",
-            perf["error_rate_5m"],
+            enough and perf["failure_rate_5m"] > config["ALERT_ERROR_RATE_PERCENT"],
+            f"{perf['failure_rate_5m']:g}% of completions failed upstream in the last 5 minutes",
+            perf["failure_rate_5m"],
             config["ALERT_ERROR_RATE_PERCENT"],
             "critical",
             window,

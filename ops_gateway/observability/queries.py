@@ -245,6 +245,8 @@ _RECENT_WINDOWS = """
 SELECT count(*) FILTER (WHERE created_at >= now() - interval '1 minute') AS requests_1m,
        count(*) FILTER (WHERE created_at >= now() - interval '5 minutes') AS requests_5m,
        count(*) FILTER (WHERE created_at >= now() - interval '5 minutes' AND status = 'error') AS errors_5m,
+       count(*) FILTER (WHERE created_at >= now() - interval '5 minutes' AND status = 'error'
+                        AND error_code IS DISTINCT FROM 'bad_request') AS failures_5m,
        count(*) AS requests_1h, count(*) FILTER (WHERE status = 'error') AS errors_1h,
        percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY latency_ms)
            FILTER (WHERE created_at >= now() - interval '5 minutes') AS latency,
@@ -299,6 +301,10 @@ def recent_completions(cur, limit):
 
 
 def recent_windows(cur):
-    """Completion counts, errors and latency percentile arrays over the last 1/5/60 minutes."""
+    """Completion counts, errors and latency percentile arrays over the last 1/5/60 minutes.
+
+    ``failures_5m`` leaves out the errors the client's own body caused (upstream's 400/422,
+    recorded as ``bad_request``): only the gateway's and upstream's failures.
+    """
     cur.execute(_RECENT_WINDOWS)
     return cur.fetchone()

@@ -170,6 +170,8 @@ def recent_performance(cur):
         "requests_1h": row["requests_1h"],
         "error_rate_5m": _percent(row["errors_5m"], row["requests_5m"]),
         "error_rate_1h": _percent(row["errors_1h"], row["requests_1h"]),
+        # What the error-rate alert watches: failures not caused by the client's request.
+        "failure_rate_5m": _percent(row["failures_5m"], row["requests_5m"]),
         "latency_ms": _percentiles(row["latency"]),
         "upstream_latency_ms": _percentiles(row["upstream_latency"]),
     }
