@@ -188,8 +188,21 @@ def authenticate_admin(authorization, ip, path):
     return principal
 
 
+KEY_MANAGEMENT = "keys:manage"
+
+
 def scope_error(principal, scope):
-    """The 403 for a key whose scopes do not include ``scope`` (no scopes: every scope), or None."""
+    """The 403 for a key whose scopes do not include ``scope`` (no scopes: every scope), or None.
+
+    A rotated key still in its grace period is only a credential for what it did (``/v1``,
+    balance, monitor): it never holds ``keys:manage``, whatever its scopes, so it cannot create,
+    change, rotate, revoke or list keys (or read their audit log) while its replacement is live.
+    """
     if principal.get("scopes") and scope not in principal["scopes"]:
         return Forbidden(f"this key lacks the {scope!r} scope", {"required": scope}, code="insufficient_scope")
+    if scope == KEY_MANAGEMENT and principal.get("key_status") == "rotated":
+        message = "a rotated key in its grace period cannot manage keys; use its replacement"
+        grace_until = principal.get("grace_until")
+        details = {"grace_until": grace_until.isoformat() if grace_until else None}
+        return Forbidden(message, details, code="key_in_grace_period")
     return None

@@ -1,0 +1,43 @@
+"""Key lifecycle limits a key holder cannot talk their way around: a key in its rotation grace
+period is only a credential, no key grants a scope it lacks, and expiry is final."""
+
+from tests.api.test_proxy import MODELS, UPSTREAM, completion
+from tests.helpers import assert_error, bearer, create_key, create_user
+
+
+def rotate_with_grace(client, key, key_id, seconds=3600):
+    response = client.post(f"/user/api-keys/{key_id}/rotate", json={"grace_seconds": seconds}, headers=bearer(key))
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["key"], response.get_json()["api_key"]
+
+
+def test_key_in_grace_period_is_a_credential_but_never_manages_keys(client, sql, requests_mock):
+    requests_mock.get(f"{UPSTREAM}/models", json=MODELS)
+    requests_mock.post(f"{UPSTREAM}/chat/completions", json=completion())
+    _, key = create_user(client, credits="1.00", plan="team")
+    old, old_key = create_key(client, key, name="svc")
+    new, new_key = rotate_with_grace(client, old_key, old["id"])
+    before = sql("SELECT id, status, name, ip_allowlist::text[] AS ips FROM api_keys ORDER BY id")
+
+    old_auth = bearer(old_key)
+    refused = [
+        client.get("/user/api-keys", headers=old_auth),
+        client.post("/user/api-keys", json={"name": "sneaky"}, headers=old_auth),
+        client.patch(f"/user/api-keys/{new['id']}", json={"ip_allowlist": ["203.0.113.7"]}, headers=old_auth),
+        client.delete(f"/user/api-keys/{new['id']}?force=true", headers=old_auth),
+        client.post(f"/user/api-keys/{new['id']}/rotate", json={}, headers=old_auth),
+        client.get("/user/api-keys/audit-logs", headers=old_auth),
+    ]
+    for response in refused:
+        error = assert_error(response, 403, "key_in_grace_period")
+        assert error["details"]["grace_until"]
+    assert sql("SELECT id, status, name, ip_allowlist::text[] AS ips FROM api_keys ORDER BY id") == before
+
+    # As a credential it still does what it did.
+    assert client.get("/user/balance", headers=old_auth).status_code == 200
+    assert client.get("/user/monitor", headers=old_auth).status_code == 200
+    assert client.get("/v1/models", headers=old_auth).status_code == 200
+    chat = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+    assert client.post("/v1/chat/completions", json=chat, headers=old_auth).status_code == 200
+    # The replacement manages keys as usual.
+    assert client.get("/user/api-keys", headers=bearer(new_key)).status_code == 200
