@@ -4,6 +4,7 @@ import shutil
 import tempfile
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
@@ -73,7 +74,7 @@ class Browser:
         """Click and wait for the next page to replace this one."""
         old = self.find("html")
         self.find(css).click()
-        WebDriverWait(self.driver, 15).until(expected_conditions.staleness_of(old))
+        WebDriverWait(self.driver, 15).until(lambda driver: _replaced(old))
 
     def sign_in(self, base_url, key):
         """Sign in through the form."""
@@ -87,3 +88,14 @@ class Browser:
             self.driver.quit()
         finally:
             shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def _replaced(element):
+    """Whether the page holding ``element`` is gone (a new one replaced it)."""
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException:  # asked while the old document was being torn down: ask again
+        return False
+    return False
