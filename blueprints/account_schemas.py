@@ -99,7 +99,10 @@ class CreateKeySchema(ma.Schema):
     environment = ma.fields.String(load_default="live", validate=ma.validate.OneOf(["live", "test"]))
     expires_in_days = ma.fields.Integer(validate=ma.validate.Range(min=1, max=3650))
     ip_allowlist = ma.fields.List(ma.fields.String(validate=_validate_network), load_default=list)
-    scopes = ma.fields.List(ma.fields.String(validate=ma.validate.OneOf(SCOPES)), load_default=list)
+    scopes = ma.fields.List(
+        ma.fields.String(validate=ma.validate.OneOf(SCOPES)),
+        metadata={"description": "empty: every scope; omitted: the creating key's own scopes"},
+    )
 
 
 class UpdateKeySchema(ma.Schema):

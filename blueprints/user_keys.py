@@ -69,7 +69,8 @@ class ApiKeys(MethodView):
                 environment=body["environment"],
                 expires_in_days=body.get("expires_in_days"),
                 ip_allowlist=body["ip_allowlist"],
-                scopes=body["scopes"],
+                scopes=body.get("scopes"),
+                granter_scopes=g.user["scopes"],
             )
         return {"api_key": full_key, "key": row}
 
@@ -85,7 +86,7 @@ class ApiKeyById(MethodView):
         """Rename a key or change its IP allowlist, expiry or scopes."""
         require_scope("keys:manage")
         with db.transaction() as cur:
-            return api_keys.update_key(cur, g.user["user_id"], key_id, body, g.user["actor"])
+            return api_keys.update_key(cur, g.user["user_id"], key_id, body, g.user["actor"], g.user["scopes"])
 
     @blp.arguments(RevokeArgsSchema, location="query")
     @blp.response(200, ApiKeySchema)
@@ -105,5 +106,7 @@ def rotate(body, key_id):
     """Issue a replacement key; the old one stops now or when grace_seconds have passed."""
     require_scope("keys:manage")
     with db.transaction() as cur:
-        row, full_key = api_keys.rotate_key(cur, g.user["user_id"], key_id, g.user["actor"], body["grace_seconds"])
+        row, full_key = api_keys.rotate_key(
+            cur, g.user["user_id"], key_id, g.user["actor"], body["grace_seconds"], g.user["scopes"]
+        )
     return {"api_key": full_key, "key": row}

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from flask import current_app
 
 from ops_gateway.accounts import audit, keys, queries
-from ops_gateway.core.errors import Conflict, NotFound
+from ops_gateway.core.errors import Conflict, Forbidden, NotFound
 
 SCOPES = ("models:read", "chat:write", "usage:read", "keys:manage")
 
@@ -32,12 +32,38 @@ def _insert(cur, user_id, name, environment, expires_at, ip_allowlist, scopes):
     return row, full_key
 
 
+def check_grant(granter_scopes, scopes):
+    """403 unless a key with ``granter_scopes`` may hand out ``scopes`` (to itself or another key).
+
+    No scopes means every scope, so a key with none may grant anything, and a scoped key may
+    grant only a non-empty subset of its own: never more, and never "all" (``[]``).
+    """
+    if not granter_scopes:
+        return
+    lacking = sorted(set(SCOPES) - set(granter_scopes)) if not scopes else sorted(set(scopes) - set(granter_scopes))
+    if lacking:
+        message = "a key cannot grant scopes it does not have" + ("" if scopes else " (no scopes means every scope)")
+        raise Forbidden(message, {"lacking": lacking, "granter_scopes": list(granter_scopes)}, code="scope_escalation")
+
+
+def _expired(row):
+    return row["expires_at"] is not None and row["expires_at"] <= datetime.now(UTC)
+
+
 def _expiry(expires_in_days):
     return None if expires_in_days is None else datetime.now(UTC) + timedelta(days=expires_in_days)
 
 
-def create_key(cur, user_id, name, actor, environment="live", expires_in_days=None, ip_allowlist=(), scopes=()):
-    """Create a key; return (row, full key) — the only time the full key exists outside the client."""
+def create_key(
+    cur, user_id, name, actor, environment="live", expires_in_days=None, ip_allowlist=(), scopes=None, granter_scopes=()
+):
+    """Create a key; return (row, full key) — the only time the full key exists outside the client.
+
+    ``granter_scopes`` are the acting key's: the new key's scopes must be within them
+    (``check_grant``); ``scopes=None`` (not given) means the acting key's own.
+    """
+    scopes = list(granter_scopes or ()) if scopes is None else scopes
+    check_grant(granter_scopes, scopes)
     row, full_key = _insert(cur, user_id, name, environment, _expiry(expires_in_days), ip_allowlist, scopes)
     audit.record(
         cur, "create", actor, user_id, row["id"], {"name": name, "key": keys.mask(row["prefix"], row["last4"])}
@@ -58,11 +84,16 @@ def get_key(cur, user_id, key_id, for_update=False):
     return row
 
 
-def update_key(cur, user_id, key_id, changes, actor):
-    """Rename, change the allowlist, expiry or scopes of an active key."""
+def update_key(cur, user_id, key_id, changes, actor, granter_scopes=()):
+    """Rename, change the allowlist, expiry or scopes of an active key.
+
+    New scopes must be within the acting key's ``granter_scopes``.
+    """
     row = get_key(cur, user_id, key_id, for_update=True)
     if row["status"] != "active":
         raise Conflict("only active keys can be changed", code="api_key_inactive")
+    if "scopes" in changes:
+        check_grant(granter_scopes, changes["scopes"])
     columns = {column: changes[column] for column in ("name", "scopes") if column in changes}
     if "ip_allowlist" in changes:
         columns["ip_allowlist"] = _networks(changes["ip_allowlist"])
@@ -80,12 +111,17 @@ def audit_safe(changes):
     return {k: (v if isinstance(v, (str, int, list, type(None))) else str(v)) for k, v in changes.items()}
 
 
-def rotate_key(cur, user_id, key_id, actor, grace_seconds=0):
-    """Replace a key: the old one stops now (or when the grace ends); return (new row, full key)."""
+def rotate_key(cur, user_id, key_id, actor, grace_seconds=0, granter_scopes=()):
+    """Replace a key: the old one stops now (or when the grace ends); return (new row, full key).
+
+    The replacement keeps the old key's scopes and is revealed to the caller, so the acting key
+    must hold them all (``check_grant``), as if it were creating that key.
+    """
     old = get_key(cur, user_id, key_id, for_update=True)
     if old["status"] != "active":
         raise Conflict("only active keys can be rotated", code="api_key_inactive")
-    if old["expires_at"] is not None and old["expires_at"] <= datetime.now(UTC):
+    check_grant(granter_scopes, old["scopes"])
+    if _expired(old):
         # The replacement would inherit the expiry and be born unusable.
         raise Conflict("an expired key cannot be rotated; create a new key", code="api_key_inactive")
     grace_until = queries.mark_rotated(cur, key_id, grace_seconds)

@@ -41,3 +41,47 @@ def test_key_in_grace_period_is_a_credential_but_never_manages_keys(client, sql,
     assert client.post("/v1/chat/completions", json=chat, headers=old_auth).status_code == 200
     # The replacement manages keys as usual.
     assert client.get("/user/api-keys", headers=bearer(new_key)).status_code == 200
+
+
+def test_scoped_key_cannot_grant_itself_or_another_key_scopes_it_lacks(client, sql):
+    _, key = create_user(client)
+    manager, manager_key = create_key(client, key, name="manager", scopes=["keys:manage", "usage:read"])
+    other, _ = create_key(client, key, name="other", scopes=["usage:read"])
+    auth = bearer(manager_key)
+
+    for target in (manager, other):
+        path = f"/user/api-keys/{target['id']}"
+        error = assert_error(client.patch(path, json={"scopes": []}, headers=auth), 403, "scope_escalation")
+        assert error["details"]["lacking"] == ["chat:write", "models:read"]
+        error = assert_error(client.patch(path, json={"scopes": ["chat:write"]}, headers=auth), 403, "scope_escalation")
+        assert error["details"]["lacking"] == ["chat:write"]
+    body = {"name": "all", "scopes": []}
+    assert_error(client.post("/user/api-keys", json=body, headers=auth), 403, "scope_escalation")
+    body = {"name": "chat", "scopes": ["chat:write", "usage:read"]}
+    assert_error(client.post("/user/api-keys", json=body, headers=auth), 403, "scope_escalation")
+    # Rotating a more powerful key would hand the caller that power in the replacement.
+    assert_error(
+        client.post(f"/user/api-keys/{key_id(sql, 'default')}/rotate", json={}, headers=auth), 403, "scope_escalation"
+    )
+    assert sql("SELECT name, scopes FROM api_keys ORDER BY id") == [
+        {"name": "default", "scopes": []},
+        {"name": "manager", "scopes": ["keys:manage", "usage:read"]},
+        {"name": "other", "scopes": ["usage:read"]},
+    ]
+
+    # Within its own scopes it grants freely; a key with no scopes grants anything.
+    narrowed = client.patch(f"/user/api-keys/{other['id']}", json={"scopes": ["keys:manage"]}, headers=auth)
+    assert narrowed.status_code == 200 and narrowed.get_json()["scopes"] == ["keys:manage"]
+    created = client.post("/user/api-keys", json={"name": "reader", "scopes": ["usage:read"]}, headers=auth)
+    assert created.status_code == 201
+    # Without "scopes", a scoped key's new key gets its creator's scopes, not every scope.
+    inherited = client.post("/user/api-keys", json={"name": "like-me"}, headers=auth)
+    assert inherited.status_code == 201 and inherited.get_json()["key"]["scopes"] == ["keys:manage", "usage:read"]
+    unscoped = client.post("/user/api-keys", json={"name": "like-default"}, headers=bearer(key))
+    assert unscoped.status_code == 201 and unscoped.get_json()["key"]["scopes"] == []
+    widened = client.patch(f"/user/api-keys/{manager['id']}", json={"scopes": []}, headers=bearer(key))
+    assert widened.status_code == 200 and widened.get_json()["scopes"] == []
+
+
+def key_id(sql, name):
+    return sql("SELECT id FROM api_keys WHERE name = %s", (name,))[0]["id"]
