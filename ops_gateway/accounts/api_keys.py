@@ -87,13 +87,15 @@ def get_key(cur, user_id, key_id, for_update=False):
 def update_key(cur, user_id, key_id, changes, actor, granter_scopes=()):
     """Rename, change the allowlist, expiry or scopes of an active key.
 
-    New scopes must be within the acting key's ``granter_scopes``.
+    New scopes must be within the acting key's ``granter_scopes``; an expired key's expiry is final.
     """
     row = get_key(cur, user_id, key_id, for_update=True)
     if row["status"] != "active":
         raise Conflict("only active keys can be changed", code="api_key_inactive")
     if "scopes" in changes:
         check_grant(granter_scopes, changes["scopes"])
+    if "expires_in_days" in changes and _expired(row):
+        raise Conflict("an expired key stays expired; create a new key", code="api_key_inactive")
     columns = {column: changes[column] for column in ("name", "scopes") if column in changes}
     if "ip_allowlist" in changes:
         columns["ip_allowlist"] = _networks(changes["ip_allowlist"])

@@ -85,3 +85,20 @@ def test_scoped_key_cannot_grant_itself_or_another_key_scopes_it_lacks(client, s
 
 def key_id(sql, name):
     return sql("SELECT id FROM api_keys WHERE name = %s", (name,))[0]["id"]
+
+
+def test_expired_key_stays_expired(client, sql):
+    _, key = create_user(client)
+    old, old_key = create_key(client, key, name="old", expires_in_days=1)
+    sql("UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = %s", (old["id"],))
+    path = f"/user/api-keys/{old['id']}"
+    for change in ({"expires_in_days": None}, {"expires_in_days": 30}, {"name": "renamed", "expires_in_days": None}):
+        assert_error(client.patch(path, json=change, headers=bearer(key)), 409, "api_key_inactive")
+    [row] = sql("SELECT name, expires_at < now() AS expired FROM api_keys WHERE id = %s", (old["id"],))
+    assert row == {"name": "old", "expired": True}
+    error = assert_error(client.get("/user/balance", headers=bearer(old_key)), 401, "invalid_api_key")
+    assert error["details"] == {"reason": "expired"}
+    # A key that has not expired yet may still have its expiry changed.
+    live, _ = create_key(client, key, name="live", expires_in_days=1)
+    response = client.patch(f"/user/api-keys/{live['id']}", json={"expires_in_days": None}, headers=bearer(key))
+    assert response.status_code == 200 and response.get_json()["expires_at"] is None
