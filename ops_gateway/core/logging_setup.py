@@ -43,19 +43,52 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
+# Control characters (C0, DEL, C1) and the Unicode line and paragraph separators, as visible
+# escapes: a logged value (a request path, a header, a message) can never end the line it is on
+# and start a forged one.
+_ESCAPES = {
+    **{code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))},
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\t"): "\\t",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+
+
+def escape_controls(text):
+    """``text`` with every control character written as an escape (``\\n``, ``\\x1b``...)."""
+    return text.translate(_ESCAPES)
+
+
 class TextFormatter(logging.Formatter):
-    """Human-readable line with the extra fields appended as key=value."""
+    """One human-readable line per record: the message, then the extra fields as key=value.
+
+    The message and every value are escaped (``escape_controls``), so each line that starts at
+    the left margin is a record. A traceback keeps its lines, each indented under its record.
+    """
 
     def __init__(self):
         super().__init__("%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
 
     def format(self, record):
-        """Base format plus extras."""
-        line = super().format(record)
+        """The escaped line, then any traceback or stack indented beneath it."""
+        record.message = escape_controls(record.getMessage())
+        record.asctime = self.formatTime(record, self.datefmt)
+        line = self.formatMessage(record)
         extras = " ".join(
-            f"{k}={v}" for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS and not k.startswith("_")
+            f"{k}={escape_controls(str(v))}"
+            for k, v in record.__dict__.items()
+            if k not in _STANDARD_ATTRS and not k.startswith("_")
         )
-        return f"{line} {extras}" if extras else line
+        if extras:
+            line = f"{line} {extras}"
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        for block in (record.exc_text, record.stack_info and self.formatStack(record.stack_info)):
+            if block:
+                line += "".join(f"\n    {escape_controls(part)}" for part in block.splitlines())
+        return line
 
 
 def configure_logging(level, fmt):
