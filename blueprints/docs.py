@@ -8,11 +8,13 @@ ERROR_DESCRIPTIONS = {
     402: "Insufficient credits",
     403: "Key not allowed here (not admin, IP not allowed, missing scope)",
     404: "Not found",
+    408: "The request body did not arrive within CLIENT_BODY_TIMEOUT_SECONDS",
     409: "Conflict with current state",
+    413: "The request body is over MAX_REQUEST_BYTES",
     422: "Validation failed",
     429: "Rate limited",
     502: "Upstream error",
-    503: "Dependency unavailable",
+    503: "Dependency unavailable or busy (database_busy, upstream_busy)",
     504: "Upstream timeout",
 }
 

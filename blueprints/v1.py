@@ -92,7 +92,7 @@ def list_models():
 @blp.alt_response(
     200, schema=ChatCompletionSchema, description="chat.completion, or text/event-stream when stream=true", success=True
 )
-@documents_errors(blp, *USER_ERRORS, 400, 402, 404, 422, 502, 504)
+@documents_errors(blp, *USER_ERRORS, 400, 402, 404, 408, 413, 422, 502, 504)
 def chat_completions():
     """Create a chat completion (OpenAI-compatible); streams server-sent events when stream=true."""
     try:
