@@ -99,7 +99,7 @@ def _safe_next(target):
 @blp.route("/login", methods=["GET", "POST"])
 def login():
     """Sign in with an admin API key (the bootstrap key or an admin user's key)."""
-    if request.method == "GET":
+    if request.method != "POST":  # GET, or the HEAD Flask routes here: never a sign-in attempt
         if dashboard_auth.current_admin() is not None:
             return redirect(url_for("dashboard.overview"))
         dashboard_auth.csrf_token()

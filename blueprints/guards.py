@@ -1,4 +1,5 @@
-"""The before_request guards of the key-holder and admin blueprints, and the per-IP admin limit.
+"""The before_request guards of the key-holder and admin blueprints, the per-key /user limit and
+the per-IP admin limit.
 
 They read the request (Authorization header, client address, path) and hand it to the
 authentication service (``ops_gateway.accounts.auth``), which raises the refusals; the
@@ -7,13 +8,14 @@ authenticated caller is ``g.user`` for the rest of the request.
 
 from flask import current_app, g, request
 
-from ops_gateway.accounts import auth
+from ops_gateway.accounts import auth, security
 from ops_gateway.core.extensions import limiter
 
 
 def require_user():
-    """before_request hook for /user: any valid key."""
-    auth.authenticate(request.headers.get("Authorization", ""), request.remote_addr, request.path)
+    """before_request hook for /user: any valid key, within USER_RATE_LIMIT for that key."""
+    principal = auth.authenticate(request.headers.get("Authorization", ""), request.remote_addr, request.path)
+    security.check_key_rate_limit(principal, current_app.config["USER_RATE_LIMIT"])
 
 
 def require_scope(scope):

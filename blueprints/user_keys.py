@@ -1,5 +1,6 @@
 """/user/balance and /user/api-keys: what a key holder manages with their own key."""
 
+import marshmallow as ma
 from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -16,13 +17,27 @@ from blueprints.account_schemas import (
 )
 from blueprints.docs import USER_ERRORS, documents_errors
 from blueprints.guards import require_scope, require_user
+from blueprints.query_args import page_cursor
 from ops_gateway.accounts import api_keys
-from ops_gateway.core import db
+from ops_gateway.core import db, paging
 
 blp = Blueprint("user", __name__, url_prefix="/user", description="Balance and API keys of the calling user")
 blp.before_request(require_user)
 
 __all__ = ["blp", "require_scope"]  # require_scope is re-exported for other blueprints
+
+
+class KeyListArgsSchema(ma.Schema):
+    """Optional paging of GET /user/api-keys: without ``limit`` every key comes back at once."""
+
+    limit = ma.fields.Integer(validate=ma.validate.Range(min=1, max=1000))
+    cursor = ma.fields.String(metadata={"description": "next_cursor from the previous page"})
+
+
+class KeyPageSchema(KeyListSchema):
+    """The caller's keys, newest first, and the cursor of the next page (null on the last one)."""
+
+    next_cursor = ma.fields.String(allow_none=True)
 
 
 @blp.route("/balance")
@@ -46,13 +61,16 @@ def balance():
 class ApiKeys(MethodView):
     """The caller's keys."""
 
-    @blp.response(200, KeyListSchema)
-    @documents_errors(blp, *USER_ERRORS)
-    def get(self):
-        """List your keys, masked, with last use, expiry and status."""
+    @blp.arguments(KeyListArgsSchema, location="query")
+    @blp.response(200, KeyPageSchema)
+    @documents_errors(blp, *USER_ERRORS, 400, 422)
+    def get(self, args):
+        """List your keys, masked, with last use, expiry and status; newest first, paged with limit/cursor."""
         require_scope("keys:manage")
+        limit = args.get("limit")
         with db.transaction() as cur:
-            return {"keys": api_keys.list_keys(cur, g.user["user_id"])}
+            rows = api_keys.list_keys(cur, g.user["user_id"], limit, page_cursor(args))
+        return {"keys": rows, "next_cursor": paging.next_cursor(rows, limit) if limit else None}
 
     @blp.arguments(CreateKeySchema)
     @blp.response(201, RevealedKeySchema)

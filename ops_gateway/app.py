@@ -5,9 +5,12 @@ layer (``blueprints/``: the views, per-request hooks, request limits and the err
 Services never import it.
 """
 
+import hashlib
+import hmac
 import logging
 import os
 import time
+from urllib.parse import parse_qs, urlsplit
 
 from flask import Flask
 
@@ -29,6 +32,9 @@ from ops_gateway.upstream import catalog as model_catalog
 from ops_gateway.upstream import slots as upstream_slots
 
 logger = logging.getLogger("ops_gateway.app")
+security_logger = logging.getLogger("ops_gateway.security")
+
+SESSION_KEY_LABEL = b"ops-gateway session key"
 
 
 def instance_path_from_env():
@@ -46,8 +52,34 @@ def resolve_services(settings, instance_path):
             settings[name] = settings[name] or local[name]
     if not settings.REDIS_URL:
         settings["REDIS_URL"] = embedded.ensure_redis(instance_path)
-    settings["SECRET_KEY"] = settings.SECRET_KEY or settings.KEY_HASH_SECRET
+    settings["SECRET_KEY"] = settings.SECRET_KEY or derived_session_key(settings.KEY_HASH_SECRET)
     return settings
+
+
+def derived_session_key(key_hash_secret):
+    """The default SECRET_KEY: HMAC-SHA256 of KEY_HASH_SECRET under a fixed label, so the session
+    signing key is never the key-hashing secret itself (None when there is no secret)."""
+    if not key_hash_secret:
+        return None
+    return hmac.new(key_hash_secret.encode(), SESSION_KEY_LABEL, hashlib.sha256).hexdigest()
+
+
+def uses_embedded_database(database_url, instance_path):
+    """Whether the database is the embedded Postgres: DATABASE_URL unset, or a Unix socket inside the
+    instance folder (where ``make run`` and gunicorn's master put it before the workers start)."""
+    if not database_url:
+        return True
+    host = parse_qs(urlsplit(database_url).query).get("host", [""])[0]
+    return bool(host) and os.path.abspath(host).startswith(os.path.abspath(instance_path) + os.sep)
+
+
+def warn_if_metrics_open(config, embedded_database):
+    """A loud start-up warning when /metrics answers anyone: no METRICS_TOKEN outside an embedded run."""
+    if not config["METRICS_TOKEN"] and not embedded_database:
+        security_logger.warning(
+            "METRICS_TOKEN is unset: /metrics is open to anyone who can reach this server;"
+            " set METRICS_TOKEN or block /metrics at the proxy"
+        )
 
 
 def create_app(overrides=None):
@@ -56,7 +88,9 @@ def create_app(overrides=None):
     instance_path = overrides.pop("INSTANCE_PATH", None) or instance_path_from_env()
     app = Flask(__name__, instance_path=instance_path)
     os.makedirs(app.instance_path, exist_ok=True)
-    settings = resolve_services(load_settings(os.environ, overrides), app.instance_path)
+    settings = load_settings(os.environ, overrides)
+    embedded_database = uses_embedded_database(settings.DATABASE_URL, app.instance_path)
+    settings = resolve_services(settings, app.instance_path)
     app.config.update(settings)
     app.config.update(
         API_TITLE="ops-gateway",
@@ -76,6 +110,7 @@ def create_app(overrides=None):
     from ops_gateway.core.logging_setup import configure_logging
 
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
+    warn_if_metrics_open(app.config, embedded_database)
 
     database = db.Database(
         app.config["DATABASE_URL"],

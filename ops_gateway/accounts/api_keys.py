@@ -64,6 +64,7 @@ def create_key(
     """
     scopes = list(granter_scopes or ()) if scopes is None else scopes
     check_grant(granter_scopes, scopes)
+    check_key_cap(cur, user_id)
     row, full_key = _insert(cur, user_id, name, environment, _expiry(expires_in_days), ip_allowlist, scopes)
     audit.record(
         cur, "create", actor, user_id, row["id"], {"name": name, "key": keys.mask(row["prefix"], row["last4"])}
@@ -71,9 +72,22 @@ def create_key(
     return row, full_key
 
 
-def list_keys(cur, user_id):
-    """The user's keys, newest first (no hashes)."""
-    return queries.keys_of_user(cur, user_id)
+def check_key_cap(cur, user_id):
+    """409 ``key_limit_reached`` when the user already holds MAX_KEYS_PER_USER active keys (0: no cap)."""
+    cap = current_app.config["MAX_KEYS_PER_USER"]
+    if not cap:
+        return
+    # Serialise the user's key creations (and revocations): two concurrent creations must not
+    # both count cap - 1 keys and end one over the cap.
+    queries.lock_user_keys(cur, user_id)
+    if queries.count_active_keys(cur, user_id) >= cap:
+        message = f"you already have {cap} active keys, the most allowed; revoke one first"
+        raise Conflict(message, {"max_keys": cap}, code="key_limit_reached")
+
+
+def list_keys(cur, user_id, limit=None, cursor=None):
+    """The user's keys, newest first (no hashes): all, or a page of ``limit`` after ``cursor`` ((created_at, id))."""
+    return queries.keys_of_user(cur, user_id, limit, cursor)
 
 
 def get_key(cur, user_id, key_id, for_update=False):

@@ -92,7 +92,7 @@ def update_user(cur, user_id, changes):
 
 
 def lock_user_keys(cur, user_id):
-    """Serialise key revocations of one user (NO KEY UPDATE: inserting keys, which takes KEY SHARE, goes on)."""
+    """Serialise key creations and revocations of one user (NO KEY UPDATE: an insert's FK check goes on)."""
     cur.execute("SELECT 1 FROM users WHERE id = %s FOR NO KEY UPDATE", (user_id,))
 
 
@@ -107,9 +107,13 @@ def insert_key(cur, user_id, name, environment, key_hash, prefix, last4, scopes,
     return cur.fetchone()
 
 
-def keys_of_user(cur, user_id):
-    """A user's keys, newest first (never the hash)."""
-    cur.execute(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = %s ORDER BY id DESC", (user_id,))
+def keys_of_user(cur, user_id, limit=None, cursor=None):
+    """A user's keys, newest first (never the hash): all of them, or a page of ``limit`` after ``cursor``."""
+    where = Where().equal("user_id", user_id).older_than_cursor(cursor)
+    cur.execute(
+        f"SELECT {KEY_COLUMNS} FROM api_keys WHERE {where.sql} ORDER BY created_at DESC, id DESC LIMIT %s",
+        where.params + [limit],
+    )
     return cur.fetchall()
 
 

@@ -1,4 +1,4 @@
-"""Security monitoring on the request path: brute-force IP blocks and new-IP events.
+"""Security monitoring on the request path: brute-force IP blocks, new-IP events and the per-key /user limit.
 
 Counters live in Redis (shared by every worker and instance); events are rows in
 ``security_events`` and one log line each on ``ops_gateway.security``. When Redis is down these
@@ -6,6 +6,7 @@ checks fail open: authentication itself still runs against Postgres.
 """
 
 import logging
+import time
 
 import redis
 from flask import current_app, g, has_request_context
@@ -14,6 +15,7 @@ from psycopg2.extras import Json
 
 from ops_gateway.core import db, redis_store
 from ops_gateway.core.errors import RateLimited
+from ops_gateway.observability import metrics
 
 logger = logging.getLogger("ops_gateway.security")
 
@@ -116,3 +118,26 @@ def record_key_ip(principal, ip):
         cur.execute("SELECT count(*) AS seen FROM key_ip_history WHERE api_key_id = %s", (key_id,))
         if cur.fetchone()["seen"] > 1:
             record_event(cur, "new_ip_for_key", principal["user_id"], key_id, ip, {"key": principal["key_mask"]})
+
+
+def check_key_rate_limit(principal, limit_text):
+    """429 ``rate_limited`` (window ``user_key``) once the caller's key has made ``limit_text`` requests.
+
+    Counted per key id in the ``limits`` fixed-window strategy of the shared Flask-Limiter, after
+    authentication, so refused keys never consume a real key's budget.
+    """
+    limit = parse(limit_text)
+    key_id = principal["api_key_id"]
+    try:
+        if window_limiter().hit(limit, "user_key", key_id):
+            return
+        reset_at = window_limiter().get_window_stats(limit, "user_key", key_id).reset_time
+    except redis.RedisError:
+        return
+    retry_after = max(int(reset_at - time.time()), 1)
+    metrics.RATE_LIMIT_REJECTIONS.labels("user_key").inc()
+    raise RateLimited(
+        "too many requests with this API key",
+        {"limit": str(limit), "window": "user_key"},
+        retry_after=retry_after,
+    )

@@ -1,5 +1,8 @@
 """The app factory: overrides reach the config, every surface is registered, errors share one envelope."""
 
+import hashlib
+import hmac
+
 from ops_gateway.core.db import Database
 from tests.helpers import assert_error
 
@@ -17,7 +20,9 @@ def test_overrides_reach_the_config(make_app, test_settings):
 
 
 def test_secret_key_defaults_to_one_derived_from_the_hash_secret(make_app, test_settings):
-    assert make_app().config["SECRET_KEY"] == test_settings["KEY_HASH_SECRET"]
+    secret = test_settings["KEY_HASH_SECRET"].encode()
+    derived = hmac.new(secret, b"ops-gateway session key", hashlib.sha256).hexdigest()
+    assert make_app().config["SECRET_KEY"] == derived != test_settings["KEY_HASH_SECRET"]
     assert make_app(SECRET_KEY="sessions-only").config["SECRET_KEY"] == "sessions-only"
 
 
