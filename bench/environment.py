@@ -91,6 +91,8 @@ class BenchEnvironment:
         }
         # Production logging: one JSON access line per request (to the gateway's log file).
         extra_env = {"LOG_LEVEL": "info", "LOG_FORMAT": "json", "WEB_WORKER_CLASS": self.worker_class}
+        # One bench key drives /user/* at thousands of requests a second: far past a real key's limit.
+        extra_env["USER_RATE_LIMIT"] = "1000000000 per minute"
         if self.worker_connections:
             extra_env["WEB_WORKER_CONNECTIONS"] = str(self.worker_connections)
         self.gateway = start_gateway(
