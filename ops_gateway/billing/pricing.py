@@ -1,6 +1,7 @@
 """What a completion costs: the charging formula, the prompt estimate and the worst case held
 before the upstream call. Pure arithmetic on Decimal; nothing here reads or writes a balance."""
 
+import json
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -33,27 +34,72 @@ def _content_chars(content):
 
 
 def estimate_prompt_tokens(messages):
-    """An upper-leaning estimate of prompt tokens, used for holds and for unfinished streams."""
+    """An estimate of a message list's prompt tokens, charged for an unfinished stream that reported no usage
+    (never used for holds: it counts message text only)."""
     return (
         sum(_content_chars(m.get("content")) // CHARS_PER_TOKEN_ESTIMATE + MESSAGE_OVERHEAD_TOKENS for m in messages)
         + REPLY_PRIMING_TOKENS
     )
 
 
+# Message parts upstream bills by something other than their bytes (an image, audio, a file):
+# a short URL can cost a thousand prompt tokens, so such a body may fill the whole context.
+_TEXT_PART_TYPES = frozenset({"text"})
+
+
+def body_bytes(body):
+    """The size in UTF-8 bytes of ``body`` serialised as it is sent upstream."""
+    return len(json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str).encode())
+
+
+def _has_non_text_parts(messages):
+    return any(
+        isinstance(part, dict) and part.get("type") not in _TEXT_PART_TYPES
+        for message in messages
+        if isinstance(message.get("content"), list)
+        for part in message["content"]
+    )
+
+
+def prompt_bound(body, context_length=None):
+    """A safe upper bound on the prompt tokens upstream can bill for ``body``.
+
+    Upstream bills as prompt everything in the body (messages, tools, ``response_format``, ...)
+    and a token is at least one byte, so the serialised body's bytes bound it; parts billed by
+    other means (images, audio, files) make the bound the model's whole context. No prompt is
+    longer than the context, so ``context_length``, when known, caps it.
+    """
+    bound = body_bytes(body)
+    if context_length and _has_non_text_parts(body["messages"]):
+        bound = max(bound, context_length)
+    return min(bound, context_length) if context_length else bound
+
+
 @dataclass(frozen=True)
 class WorstCase:
     """The most a completion request can cost, held from the balance before upstream is called."""
 
-    prompt_tokens: int  # the prompt estimate
-    completion_tokens: int  # max_tokens, else max_completion_tokens, else DEFAULT_MAX_TOKENS
+    prompt_tokens: int  # the prompt bound, as far as the context leaves room for it
+    completion_tokens: int  # max_tokens, else max_completion_tokens, else DEFAULT_MAX_TOKENS (within the context)
     cost: Decimal
+    prompt_estimate: int  # what an unfinished stream that reported nothing is charged for its prompt
 
 
 def worst_case(model, body, default_max_tokens):
-    """The hold for a validated chat-completion body on ``model``."""
+    """The hold for a validated chat-completion body on ``model``: the dearest split of prompt and
+    completion tokens within their bounds and the model's context (prompt + completion)."""
+    context = model.get("context_length") or None
+    prompt = prompt_bound(body, context)
     completion = body.get("max_tokens") or body.get("max_completion_tokens") or default_max_tokens
-    prompt = estimate_prompt_tokens(body["messages"])
-    return WorstCase(prompt, completion, price(model, prompt, completion))
+    splits = [(prompt, completion)]
+    if context:
+        # The cost is linear in both counts, so its maximum under prompt + completion <= context
+        # is at a corner: fill the context with prompt first, or with completion first.
+        completion = min(completion, context)
+        splits = [(prompt, min(completion, context - prompt)), (min(prompt, context - completion), completion)]
+    prompt, completion = max(splits, key=lambda split: price(model, *split))
+    estimate = estimate_prompt_tokens(body["messages"])
+    return WorstCase(prompt, completion, price(model, prompt, completion), estimate)
 
 
 def billable_tokens(reported_usage, prompt_estimate, completion_fallback):

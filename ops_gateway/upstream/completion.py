@@ -145,7 +145,7 @@ class Completion:
             self.upstream_slot.release()
         upstream_ms = (time.perf_counter() - started) * 1000
         prompt, completion = pricing.billable_tokens(
-            result.get("usage"), self.worst_case.prompt_tokens, self.body.get("max_tokens") or 0
+            result.get("usage"), self.worst_case.prompt_estimate, self.body.get("max_tokens") or 0
         )
         self._settle("success", prompt, completion, 200, upstream_latency_ms=upstream_ms)
         return result
@@ -203,7 +203,7 @@ class Completion:
 
     def _settle_stream(self, status, reported, content_chunks, started):
         """Settle a stream that ended (success) or stopped early (incomplete)."""
-        prompt, completion = pricing.billable_tokens(reported, self.worst_case.prompt_tokens, content_chunks)
+        prompt, completion = pricing.billable_tokens(reported, self.worst_case.prompt_estimate, content_chunks)
         self._settle(status, prompt, completion, 200, upstream_latency_ms=(time.perf_counter() - started) * 1000)
 
     def _upstream_failure(self, error, upstream_latency_ms):

@@ -279,3 +279,27 @@ def test_a_catalogue_never_fetched_is_502_and_only_after_the_key(client, user, u
     assert_error(chat(client, user[1]), 502, "upstream_unavailable")
     assert_error(client.get("/v1/models", headers=bearer(user[1])), 502, "upstream_unavailable")
     assert not any(r.method == "POST" for r in upstream.request_history)
+
+
+def hundred_tools():
+    """100 function definitions of about 2 KB each: about 200 KB that upstream bills as prompt."""
+    description = "Looks things up. " * 120
+    return [
+        {"type": "function", "function": {"name": f"tool_{i}", "description": description, "parameters": {}}}
+        for i in range(100)
+    ]
+
+
+def test_a_hold_counts_tools_so_a_hundred_tool_definitions_on_one_cent_are_402_up_front(client, upstream, sql):
+    _, key = create_user(client, credits="0.01", plan="team")
+    client.get("/v1/models", headers=bearer(key))
+    before = upstream.call_count
+    body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "tools": hundred_tools()}
+    response = client.post("/v1/chat/completions", json=body, headers=bearer(key))
+    error = assert_error(response, 402, "insufficient_credits")
+    # the prompt bound is the body's bytes capped at the 128,000-token context: more than $0.01
+    assert Decimal(error["details"]["required"]) > Decimal("0.01")
+    assert upstream.call_count == before
+    assert sql("SELECT count(*) AS n FROM usage_records")[0]["n"] == 0
+    balance = client.get("/user/balance", headers=bearer(key)).get_json()
+    assert Decimal(balance["credits"]) == Decimal("0.01")

@@ -1,5 +1,6 @@
 """Pricing and hold sizing: the charging formula, the prompt estimate and the worst case held."""
 
+import json
 from decimal import Decimal
 
 from ops_gateway.billing import pricing
@@ -34,17 +35,66 @@ def test_prompt_estimate_reads_text_parts_and_counts_other_content_as_empty():
     assert pricing.estimate_prompt_tokens(messages) == (3 + 4) + (0 + 4) + 3
 
 
-def test_hold_is_the_price_of_the_estimated_prompt_and_max_tokens():
+def test_hold_is_the_price_of_the_body_bytes_and_max_tokens():
     body = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 50}
     worst = pricing.worst_case(MODEL, body, default_max_tokens=1024)
-    assert (worst.prompt_tokens, worst.completion_tokens) == (8, 50)
-    assert worst.cost == pricing.price(MODEL, 8, 50)
+    assert (worst.prompt_tokens, worst.completion_tokens) == (pricing.body_bytes(body), 50)
+    assert worst.cost == pricing.price(MODEL, pricing.body_bytes(body), 50)
+    assert worst.prompt_estimate == 8  # what an unreported stream is charged, not what is held
+
+
+def test_body_bytes_are_the_utf8_bytes_of_the_body_as_sent():
+    assert pricing.body_bytes({"a": "é"}) == len('{"a":"é"}'.encode())
+
+
+def test_prompt_bound_counts_tools_and_response_format_not_just_message_text():
+    messages = [{"role": "user", "content": "hi"}]
+    tools = [{"type": "function", "function": {"name": f"f{i}", "parameters": {"type": "object"}}} for i in range(100)]
+    plain = pricing.prompt_bound({"messages": messages})
+    response_format = {"type": "json_object"}
+    with_tools = pricing.prompt_bound({"messages": messages, "tools": tools, "response_format": response_format})
+    assert with_tools >= plain + len(json.dumps(tools, separators=(",", ":")))
+    assert pricing.estimate_prompt_tokens(messages) < plain
+
+
+def test_prompt_bound_is_capped_at_the_context_length():
+    body = {"messages": [{"role": "user", "content": "x" * 10_000}]}
+    assert pricing.prompt_bound(body, context_length=4096) == 4096
+    assert pricing.prompt_bound(body) == pricing.body_bytes(body)
+
+
+def test_an_image_part_makes_the_prompt_bound_the_whole_context():
+    parts = [{"type": "text", "text": "what is this"}, {"type": "image_url", "image_url": {"url": "https://x/i.png"}}]
+    body = {"messages": [{"role": "user", "content": parts}]}
+    assert pricing.prompt_bound(body, context_length=128_000) == 128_000
+
+
+def test_hold_fits_prompt_and_completion_within_the_context_at_their_dearest_split():
+    model = {**MODEL, "context_length": 1000}
+    body = {"messages": [{"role": "user", "content": "x" * 5000}], "max_tokens": 300}
+    worst = pricing.worst_case(model, body, 1024)
+    # completion is dearer than prompt, so the completion gets its 300 and the prompt the rest
+    assert (worst.prompt_tokens, worst.completion_tokens) == (700, 300)
+    assert worst.cost == pricing.price(MODEL, 700, 300)
+
+
+def test_hold_prefers_prompt_when_prompt_tokens_are_dearer():
+    model = {"context_length": 1000, "pricing": {"prompt": "0.00001", "completion": "0.000001"}}
+    body = {"messages": [{"role": "user", "content": "x" * 5000}], "max_tokens": 300}
+    worst = pricing.worst_case(model, body, 1024)
+    assert (worst.prompt_tokens, worst.completion_tokens) == (1000, 0)
 
 
 def test_hold_without_max_tokens_uses_max_completion_tokens_then_the_default():
     messages = [{"role": "user", "content": "hello"}]
     assert pricing.worst_case(MODEL, {"messages": messages, "max_completion_tokens": 7}, 1024).completion_tokens == 7
     assert pricing.worst_case(MODEL, {"messages": messages}, 1024).completion_tokens == 1024
+
+
+def test_default_max_tokens_is_capped_at_the_context_length():
+    model = {**MODEL, "context_length": 512}
+    worst = pricing.worst_case(model, {"messages": [{"role": "user", "content": "hi"}]}, 1024)
+    assert worst.completion_tokens <= 512 and worst.prompt_tokens + worst.completion_tokens <= 512
 
 
 def test_a_free_model_holds_nothing():
