@@ -10,14 +10,15 @@ from ops_gateway.core import db
 
 
 def add_credits(cur, user_id, amount):
-    """Add ``amount`` (negative: remove) unless that takes the balance below what is held.
+    """Add ``amount`` (negative: remove) unless a removal takes the balance below what is held.
 
-    Returns the new balance, or None when the user is missing or the change was refused.
+    A credit is always accepted, even one that leaves a debt smaller but not paid. Returns the new
+    balance, or None when the user is missing or the change was refused.
     """
     cur.execute(
-        "UPDATE users SET credits = credits + %s, updated_at = now()"
-        " WHERE id = %s AND credits + %s >= reserved_credits RETURNING credits",
-        (amount, user_id, amount),
+        "UPDATE users SET credits = credits + %(amount)s, updated_at = now()"
+        " WHERE id = %(user_id)s AND (%(amount)s >= 0 OR credits + %(amount)s >= reserved_credits) RETURNING credits",
+        {"amount": amount, "user_id": user_id},
     )
     row = cur.fetchone()
     return row["credits"] if row else None
@@ -56,16 +57,16 @@ def release_stale_holds(cur, older_than_seconds):
     return len(cur.fetchall())
 
 
-# Release the hold and charge the cost capped at the balance (the cap only bites when real usage
-# exceeded the held worst case and nothing is left: a balance never goes negative), then write
-# the ledger row when anything was charged. ``charge`` yields (charged, balance).
+# Release the hold and charge the real cost, whatever was held: when real usage exceeded the
+# held worst case the balance may go below zero, a debt that refuses further requests until it
+# is paid (the key-and-hold statement requires credits - holds >= the hold, and the hold is never
+# negative). Then write the ledger row when anything was charged. ``charge`` yields (charged, balance).
 _CHARGE = """
 charge AS (
     UPDATE users u SET reserved_credits = GREATEST(u.reserved_credits - %(reserved)s, 0),
-           credits = u.credits - LEAST(%(cost)s, b.old), updated_at = now()
-    FROM (SELECT credits AS old FROM users WHERE id = %(user_id)s FOR UPDATE) b
+           credits = u.credits - %(cost)s, updated_at = now()
     WHERE u.id = %(user_id)s
-    RETURNING LEAST(%(cost)s, b.old) AS charged, u.credits AS balance
+    RETURNING %(cost)s::numeric AS charged, u.credits AS balance
 ), ledger AS (
     INSERT INTO credit_transactions (user_id, amount, balance_after, kind, reason, actor, request_id)
     SELECT %(user_id)s, -charged, balance, 'usage', %(reason)s, %(actor)s, %(request_id)s
@@ -75,14 +76,15 @@ charge AS (
 # With nothing held and nothing to charge (free models) the user's row is not touched.
 _NO_CHARGE = "charge AS (SELECT 0::numeric AS charged, NULL::numeric AS balance)"
 
-# The usage row and the day's totals, at what ``charge`` charged.
+# The usage row and the day's totals, at what ``charge`` charged; ``exceeded_hold`` marks a
+# request whose real cost was more than its hold.
 _RECORD = """, record AS (
     INSERT INTO usage_records (request_id, user_id, api_key_id, model, prompt_tokens, completion_tokens,
         total_tokens, cost, status, upstream_status, error_code, latency_ms, upstream_latency_ms, overhead_ms,
-        streamed)
+        streamed, exceeded_hold)
     SELECT %(request_id)s, %(user_id)s, %(api_key_id)s, %(model)s, %(prompt)s, %(completion)s, %(total)s, charged,
            %(status)s, %(upstream_status)s, %(error_code)s, %(latency_ms)s, %(upstream_ms)s, %(overhead_ms)s,
-           %(streamed)s
+           %(streamed)s, charged > %(reserved)s
     FROM charge
 ), daily AS (
     INSERT INTO usage_daily_totals AS t (day, user_id, model, requests, errors, prompt_tokens, completion_tokens,

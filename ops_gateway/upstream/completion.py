@@ -113,19 +113,31 @@ class Completion:
                 model = self.body["model"]
                 raise NotFound(f"model {model!r} is not offered", {"model": model}, code="model_not_found")
             if not self.held:
-                raise PaymentRequired(
-                    "your credits cannot cover this request's maximum cost",
-                    {
-                        "required": str(self.hold),
-                        "model": self.model["id"],
-                        "max_tokens": self.worst_case.completion_tokens,
-                    },
-                    code="insufficient_credits",
-                )
+                raise self._payment_required()
             self.upstream_slot = upstream_slots.acquire()
         except BaseException:
             self._give_back_hold()
             raise
+
+    def _payment_required(self):
+        """The 402 for a hold that was not taken: a balance in debt refuses every completion, even
+        a free one (a debt is paid before anything more is served); otherwise the hold is too big."""
+        credits_now = self.principal["credits"]
+        if credits_now < 0:
+            return PaymentRequired(
+                "your balance is in debt: add credits before making further requests",
+                {"credits": format_money(credits_now), "model": self.model["id"]},
+                code="insufficient_credits",
+            )
+        return PaymentRequired(
+            "your credits cannot cover this request's maximum cost",
+            {
+                "required": str(self.hold),
+                "model": self.model["id"],
+                "max_tokens": self.worst_case.completion_tokens,
+            },
+            code="insufficient_credits",
+        )
 
     def _give_back_hold(self):
         if self.held:
@@ -248,6 +260,17 @@ class Completion:
         with db.statement() as cur:  # settle_request is a single statement
             charged, balance = settlement.settle_request(cur, finished)
         self.held = False
+        if charged > self.hold:  # recorded as usage_records.exceeded_hold by the settlement
+            logger.warning(
+                "charge exceeded the hold",
+                extra={
+                    "request_id": self.facts.request_id,
+                    "user_id": principal["user_id"],
+                    "held": format_money(self.hold),
+                    "charged": format_money(charged),
+                    "balance": format_money(balance),
+                },
+            )
         metrics.observe_completion(
             self.model["id"], upstream_status, upstream_latency_ms, prompt_tokens, completion_tokens, cost, charged
         )
