@@ -35,6 +35,11 @@ def test_prompt_estimate_reads_text_parts_and_counts_other_content_as_empty():
     assert pricing.estimate_prompt_tokens(messages) == (3 + 4) + (0 + 4) + 3
 
 
+def test_prompt_estimate_counts_a_text_part_that_is_not_a_string_as_empty():
+    messages = [{"role": "user", "content": [{"type": "text", "text": 5}, {"type": "text", "text": True}]}]
+    assert pricing.estimate_prompt_tokens(messages) == 4 + 3
+
+
 def test_hold_is_the_price_of_the_body_bytes_and_max_tokens():
     body = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 50}
     worst = pricing.worst_case(MODEL, body, default_max_tokens=1024)
