@@ -9,6 +9,7 @@ from flask import Blueprint, Response, render_template, request, stream_with_con
 
 from blueprints.dashboard import protect
 from blueprints.envelope import ApiError
+from blueprints.query_args import whole_number
 from ops_gateway.accounts import audit
 from ops_gateway.core import db, paging
 from ops_gateway.core.csv_cells import csv_cell
@@ -58,9 +59,9 @@ def _filters(args):
         for name in ("user_id", "key_id"):
             raw = args.get(name, "").strip()
             if raw:
-                if not raw.isdigit() or len(raw) > 18:
+                if (number := whole_number(raw)) is None:
                     raise ApiError(400, "invalid_filter", f"{name.replace('_', ' ')} must be a number")
-                filters[name] = int(raw)
+                filters[name] = number
         filters["action"] = args.get("action") if args.get("action") in audit.ACTIONS else None
         filters["type"] = args.get("type") if args.get("type") in EVENT_TYPES else None
         if args.get("ip", "").strip():

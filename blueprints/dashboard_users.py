@@ -10,6 +10,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from blueprints.account_schemas import CreditAdjustmentSchema
 from blueprints.dashboard import protect
 from blueprints.limit_schemas import RateLimitsSchema
+from blueprints.query_args import whole_number
 from ops_gateway.accounts import audit, users
 from ops_gateway.billing.money import format_money
 from ops_gateway.core import db
@@ -28,7 +29,7 @@ STATUSES = ("active", "suspended")
 def _page_number():
     """The ?page= number (1 when absent or not a positive integer)."""
     raw = request.args.get("page", "1")
-    return max(int(raw), 1) if raw.isdigit() else 1
+    return max(whole_number(raw, max_digits=9) or 1, 1)
 
 
 @blp.route("")
@@ -38,9 +39,9 @@ def index():
     status = request.args.get("status") if request.args.get("status") in STATUSES else None
     page = _page_number()
     with db.transaction() as cur:
-        if query.isdigit() and len(query) < 19:
+        if (user_id := whole_number(query)) is not None:
             try:
-                return redirect(url_for("dashboard_users.detail", user_id=users.get_user(cur, int(query))["id"]))
+                return redirect(url_for("dashboard_users.detail", user_id=users.get_user(cur, user_id)["id"]))
             except GatewayError:
                 pass  # no such id: search emails for the digits instead
         total, rows = users.list_users(cur, query or None, status, (page - 1) * PAGE_SIZE, PAGE_SIZE)

@@ -154,6 +154,16 @@ def handle_invalid_value(error):
     return error_response(400, "invalid_value", "a value in the request is out of range or malformed")
 
 
+def handle_value_error(error):
+    """psycopg2 refuses a NUL in a string parameter with a ValueError: the client's 400, not a 500.
+
+    request_limits refuses NULs before a view runs; this catches one that arrives another way.
+    """
+    if "NUL" in str(error):
+        return error_response(400, "nul_character", "a value in the request contains a NUL character (\\u0000)")
+    return handle_unexpected(error)
+
+
 def handle_unexpected(error):
     """Anything else: log it with the request id, tell the client nothing internal."""
     logger.exception("unhandled exception")
@@ -167,6 +177,7 @@ def init_app(app):
     app.register_error_handler(UpstreamError, handle_upstream_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(psycopg2.DataError, handle_invalid_value)
+    app.register_error_handler(ValueError, handle_value_error)
     for exc in UNAVAILABLE_ERRORS:
         app.register_error_handler(exc, handle_database_unavailable)
     app.register_error_handler(PoolExhausted, handle_pool_exhausted)

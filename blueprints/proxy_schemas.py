@@ -18,8 +18,15 @@ class MessageSchema(ma.Schema):
 
     @ma.validates("content")
     def _text_or_parts(self, value, **kwargs):
-        if value is not None and not isinstance(value, (str, list)):
+        if value is None or isinstance(value, str):
+            return
+        if not isinstance(value, list):
             raise ma.ValidationError("must be a string or a list of content parts")
+        for part in value:
+            if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+                raise ma.ValidationError('each content part must be an object with a string "type"')
+            if "text" in part and not isinstance(part["text"], str):
+                raise ma.ValidationError('a content part\'s "text" must be a string')
 
 
 class ChatCompletionRequestSchema(ma.Schema):

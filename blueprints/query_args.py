@@ -5,6 +5,16 @@ from ops_gateway.core.paging import decode_cursor
 from ops_gateway.core.timeparse import parse_timestamp
 
 
+def whole_number(raw, max_digits=18):
+    """``raw`` as a non-negative int if it is only ASCII digits (at most ``max_digits``), else None.
+
+    ``str.isdigit`` alone also accepts digits ``int`` cannot read, such as ``²``.
+    """
+    if raw and len(raw) <= max_digits and raw.isascii() and raw.isdigit():
+        return int(raw)
+    return None
+
+
 def date_range(args):
     """(start, end) from start_date/end_date; 400 envelopes for a bad date or an inverted range."""
     start = parse_timestamp(args["start_date"], "start_date") if args.get("start_date") else None

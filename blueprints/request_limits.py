@@ -6,13 +6,17 @@ the connection is closed so the server does not drain it either. A body that tak
 client gave up) gets 400 ``incomplete_body``, so a half-sent request is never authenticated,
 counted or sent upstream. A JSON body with a non-finite number (``NaN``, ``Infinity``,
 ``-Infinity``: not JSON, though Python's parser accepts them) gets 400 ``non_finite_number``, so
-no endpoint ever sees one and none reaches upstream. All of these happen before authentication,
-JSON parsing or any database or Redis call. Slow headers are bounded by gunicorn (``keepalive`` in
-gunicorn.conf.py, from ``CLIENT_HEADER_TIMEOUT_SECONDS``).
+no endpoint ever sees one and none reaches upstream; one nested deeper than ``MAX_JSON_DEPTH``
+gets 400 ``too_deeply_nested`` (the parser would otherwise exhaust the stack). A NUL character
+in the path, the query string, a form body or any JSON string gets 400 ``nul_character``:
+Postgres text cannot hold one and no field of this API needs one. All of these happen before
+authentication, JSON parsing or any database or Redis call. Slow headers are bounded by gunicorn
+(``keepalive`` in gunicorn.conf.py, from ``CLIENT_HEADER_TIMEOUT_SECONDS``).
 """
 
 import json
 import math
+import re
 import socket
 import time
 
@@ -29,6 +33,13 @@ CLOSE_CONNECTION = "ops_gateway.close_connection"
 # this much: closing with unread bytes would reset the connection and lose the 4xx answer.
 LINGER_SECONDS = 1.0
 LINGER_MAX_BYTES = 1024 * 1024
+# Far below what exhausts Python's stack, far above any real request (a tool's JSON schema included).
+MAX_JSON_DEPTH = 128
+# From where the last one ended, the next bracket outside a string (or a whole string): read in
+# sequence, never searched for, so an unterminated string ends the scan instead of being retried.
+_JSON_NESTING_TOKEN = re.compile(rb'[^"\[\]{}]*+("(?:[^"\\]++|\\.)*+"|[\[\]{}])')
+# ``\u0000`` as an escape, not as text after an escaped backslash (``\\u0000``).
+_JSON_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def _refuse(kind, message, details, code=None):
@@ -36,8 +47,24 @@ def _refuse(kind, message, details, code=None):
     raise kind(message, details, code=code, headers={"Connection": "close"})
 
 
+def refuse_nul(location):
+    """Raise ``nul_character`` for a NUL found in ``location`` (path, query, form or json)."""
+    message = f"the request's {location} contains a NUL character (\\u0000), which no field accepts"
+    raise BadRequest(message, {"location": location}, code="nul_character")
+
+
+def refuse_nul_in_url():
+    """Refuse a NUL in the decoded path or anywhere in the query string."""
+    if "\x00" in request.path:
+        refuse_nul("path")
+    query = request.query_string
+    if b"%00" in query or b"\x00" in query:
+        refuse_nul("query")
+
+
 def receive_body():
     """before_request: refuse an oversized body unread; read the rest within the body deadline."""
+    refuse_nul_in_url()
     limit = current_app.config["MAX_REQUEST_BYTES"]
     length = request.content_length
     if length is not None and length > limit:
@@ -61,7 +88,39 @@ def receive_body():
         message = f"the request body ended after {received} of its {length} bytes"
         _refuse(BadRequest, message, {"received": received, "content_length": length}, "incomplete_body")
     if request.is_json:
-        refuse_non_finite_numbers(request.get_data(cache=True))
+        body = request.get_data(cache=True)
+        refuse_deep_nesting(body)
+        refuse_json_nul(body)
+        refuse_non_finite_numbers(body)
+    elif request.mimetype == "application/x-www-form-urlencoded":
+        body = request.get_data(cache=True)
+        if b"%00" in body or b"\x00" in body:
+            refuse_nul("form")
+
+
+def refuse_deep_nesting(body):
+    """Raise ``too_deeply_nested`` if a JSON body nests arrays and objects past ``MAX_JSON_DEPTH``.
+
+    The bracket count bounds the depth, so only a body with that many brackets is scanned.
+    """
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return
+    depth, position = 0, 0
+    while token := _JSON_NESTING_TOKEN.match(body, position):
+        position, bracket = token.end(), token.group(1)
+        if bracket in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                message = f"JSON bodies may nest arrays and objects at most {MAX_JSON_DEPTH} levels deep"
+                raise BadRequest(message, {"max_depth": MAX_JSON_DEPTH}, code="too_deeply_nested")
+        elif bracket in (b"]", b"}"):
+            depth -= 1
+
+
+def refuse_json_nul(body):
+    """Raise ``nul_character`` if any JSON string (a key or a value) holds a NUL."""
+    if b"\x00" in body or (b"\\u0000" in body and _JSON_NUL_ESCAPE.search(body)):
+        refuse_nul("json")
 
 
 class NonFiniteNumber(ValueError):
