@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.api.test_proxy import MODELS, UPSTREAM, chat, completion
+from tests.api.test_proxy import MODELS, UPSTREAM, chat, completion, mock_openrouter
 from tests.helpers import ADMIN, assert_error, create_user
 
 # 100,000 prompt and 20,000 completion tokens on gpt-4o-mini: far more than "hello" with
@@ -15,9 +15,7 @@ REAL_COST = Decimal(100_000) * Decimal("0.00000015") + Decimal(20_000) * Decimal
 
 @pytest.fixture
 def upstream(requests_mock):
-    requests_mock.get(f"{UPSTREAM}/models", json=MODELS)
-    requests_mock.post(f"{UPSTREAM}/chat/completions", json=completion(100_000, 20_000))
-    return requests_mock
+    return mock_openrouter(requests_mock, 100_000, 20_000)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ unicode digits (issue 15 #8). JSON envelope on the API, an HTML page on the dash
 import pytest
 
 from tests.api.test_dashboard import sign_in
-from tests.api.test_proxy import upstream as upstream  # noqa: F401 - the faked OpenRouter fixture
 from tests.helpers import ADMIN, assert_error, bearer, create_user
 
 NUL = "a\u0000b"

@@ -3,17 +3,13 @@
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.api.test_proxy import MODELS, UPSTREAM, chat, completion
+from tests.api.test_proxy import UPSTREAM, chat
 from tests.helpers import ADMIN, assert_error, bearer, create_user
 
 MODEL = "openai/gpt-4o-mini"
 
 
-@pytest.fixture(autouse=True)
-def upstream(requests_mock):
-    requests_mock.get(f"{UPSTREAM}/models", json=MODELS)
-    requests_mock.post(f"{UPSTREAM}/chat/completions", json=completion(10, 20))
-    return requests_mock
+pytestmark = pytest.mark.usefixtures("upstream")  # OpenRouter faked for every test
 
 
 def scrape(client, headers=None):

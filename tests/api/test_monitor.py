@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from ops_gateway.observability import usage_metrics
-from tests.api.test_proxy import MODELS, UPSTREAM, chat, completion
+from tests.api.test_proxy import UPSTREAM, chat, completion
 from tests.helpers import ADMIN, assert_error, bearer, create_key, create_user
 
 PRICE = {"prompt": Decimal("0.00000015"), "completion": Decimal("0.0000006")}
@@ -16,11 +16,7 @@ def cost(prompt, completion_tokens):
     return prompt * PRICE["prompt"] + completion_tokens * PRICE["completion"]
 
 
-@pytest.fixture(autouse=True)
-def upstream(requests_mock):
-    requests_mock.get(f"{UPSTREAM}/models", json=MODELS)
-    requests_mock.post(f"{UPSTREAM}/chat/completions", json=completion(10, 20))
-    return requests_mock
+pytestmark = pytest.mark.usefixtures("upstream")  # OpenRouter faked for every test
 
 
 def test_user_monitor_reports_exactly_what_was_sent(client, upstream):

@@ -5,7 +5,6 @@ import pytest
 
 from ops_gateway.observability.alert_rules import evaluate_alert_rules
 from tests.api.test_proxy import UPSTREAM, completion
-from tests.api.test_proxy import upstream as upstream  # noqa: F401 - the faked OpenRouter fixture
 from tests.helpers import ADMIN, assert_error, bearer, create_user
 
 QUIET = {"ALERT_CPU_PERCENT": 1000.0, "ALERT_MEMORY_PERCENT": 1000.0, "ALERT_POOL_SATURATION_PERCENT": 1000.0}

@@ -43,6 +43,13 @@ def completion(prompt_tokens=10, completion_tokens=20):
     }
 
 
+def mock_openrouter(requests_mock, prompt_tokens=10, completion_tokens=20):
+    """Answer the model list and every completion (with this usage) through requests-mock."""
+    requests_mock.get(f"{UPSTREAM}/models", json=MODELS)
+    requests_mock.post(f"{UPSTREAM}/chat/completions", json=completion(prompt_tokens, completion_tokens))
+    return requests_mock
+
+
 def chat(client, key, **body):
     payload = {
         "model": "openai/gpt-4o-mini",
@@ -51,13 +58,6 @@ def chat(client, key, **body):
         **body,
     }
     return client.post("/v1/chat/completions", json=payload, headers=bearer(key))
-
-
-@pytest.fixture
-def upstream(requests_mock):
-    requests_mock.get(f"{UPSTREAM}/models", json=MODELS)
-    requests_mock.post(f"{UPSTREAM}/chat/completions", json=completion())
-    return requests_mock
 
 
 @pytest.fixture

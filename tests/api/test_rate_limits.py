@@ -19,13 +19,7 @@ WINDOW_HEADERS = (
 )
 
 
-@pytest.fixture(autouse=True)
-def upstream(requests_mock):
-    from tests.api.test_proxy import MODELS, UPSTREAM, completion
-
-    requests_mock.get(f"{UPSTREAM}/models", json=MODELS)
-    requests_mock.post(f"{UPSTREAM}/chat/completions", json=completion(10, 20))
-    return requests_mock
+pytestmark = pytest.mark.usefixtures("upstream")  # OpenRouter faked for every test
 
 
 def set_limits(client, **target_and_limits):

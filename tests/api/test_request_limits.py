@@ -3,18 +3,9 @@
 import threading
 from decimal import Decimal
 
-import pytest
-
 from tests.api.test_metrics import scrape, value
-from tests.api.test_proxy import MODELS, UPSTREAM, chat, completion
+from tests.api.test_proxy import chat
 from tests.helpers import ADMIN, assert_error, create_user
-
-
-@pytest.fixture
-def upstream(requests_mock):
-    requests_mock.get(f"{UPSTREAM}/models", json=MODELS)
-    requests_mock.post(f"{UPSTREAM}/chat/completions", json=completion())
-    return requests_mock
 
 
 def release_later(seconds, release):

@@ -6,14 +6,7 @@ from tests.api.test_proxy import chat
 from tests.api.test_rate_limits import set_limits
 from tests.helpers import assert_error, bearer, create_user
 
-
-@pytest.fixture(autouse=True)
-def upstream(requests_mock):
-    from tests.api.test_proxy import MODELS, UPSTREAM, completion
-
-    requests_mock.get(f"{UPSTREAM}/models", json=MODELS)
-    requests_mock.post(f"{UPSTREAM}/chat/completions", json=completion(10, 20))
-    return requests_mock
+pytestmark = pytest.mark.usefixtures("upstream")  # OpenRouter faked for every test
 
 
 def window_count(redis_client, user_id, window):
