@@ -9,6 +9,7 @@ import re
 import threading
 from contextlib import contextmanager
 
+from hypothesis import HealthCheck, settings
 from werkzeug.serving import make_server
 
 from tests.conftest import ADMIN_API_KEY
@@ -93,3 +94,11 @@ def run_together(func, arguments):
     for thread in threads:
         thread.join()
     return results
+
+
+def repeatable_examples(count):
+    """Hypothesis settings for bounded fuzzing inside one test: ``count`` examples, a fixed seed,
+    no example database and no deadline, so every run tries the same inputs."""
+    return settings(
+        max_examples=count, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None
+    )

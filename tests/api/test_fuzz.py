@@ -5,7 +5,7 @@ key on user routes and the admin key on admin routes; OpenRouter is faked with r
 """
 
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -13,8 +13,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.api.test_proxy import MODELS, UPSTREAM, completion
-from tests.helpers import ADMIN, bearer, create_user
+from tests.helpers import ADMIN, bearer, create_user, repeatable_examples
 
 EXAMPLES_PER_OPERATION = 15
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -24,22 +23,14 @@ def fuzz_operation(operation, headers):
     """Run one operation's generated cases through the app and the checks."""
 
     @given(case=operation.as_strategy())
-    @settings(
-        max_examples=EXAMPLES_PER_OPERATION,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        derandomize=True,
-        database=None,
-    )
+    @repeatable_examples(EXAMPLES_PER_OPERATION)
     def run(case):
         case.call_and_validate(headers=headers, checks=CHECKS)
 
     run()
 
 
-def test_generated_requests_get_documented_answers(app, requests_mock):
-    requests_mock.get(f"{UPSTREAM}/models", json=MODELS)
-    requests_mock.post(f"{UPSTREAM}/chat/completions", json=completion())
+def test_generated_requests_get_documented_answers(app, upstream):
     _, key = create_user(app.test_client(), credits="1000.00", plan="enterprise")
     schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]

@@ -11,11 +11,11 @@ covered, as the bootstrap admin and as a user; OpenRouter is faked with requests
 import json
 import re
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.api.test_dashboard import sign_in
-from tests.helpers import ADMIN, bearer, create_key, create_user
+from tests.helpers import ADMIN, bearer, create_key, create_user, repeatable_examples
 
 EXAMPLES_PER_OPERATION = 25
 NOT_THE_API = ("/dashboard", "/static", "/docs", "/redoc")
@@ -97,13 +97,7 @@ def fuzz_operation(client, method, requests, headers):
     """Send one operation's generated requests and check each answer."""
 
     @given(request=requests)
-    @settings(
-        max_examples=EXAMPLES_PER_OPERATION,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        derandomize=True,
-        database=None,
-    )
+    @repeatable_examples(EXAMPLES_PER_OPERATION)
     def run(request):
         url, args, body = request
         response = client.open(
@@ -134,7 +128,7 @@ def check_dashboard_page(client, url, names):
     """Hostile query arguments on one dashboard page: the page, or an HTML 4xx."""
 
     @given(args=st.dictionaries(names, texts, max_size=3))
-    @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
+    @repeatable_examples(8)
     def run(args):
         response = client.get(url, query_string=args)
         assert response.status_code < 500, (url, args, response.get_data(as_text=True)[:300])
