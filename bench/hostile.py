@@ -12,19 +12,16 @@
 
 import json
 import os
-import select
 import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 
-import psutil
 import redis
 
-from bench import capacity
+from bench import big_bodies, slow_load
 
 SLOW_BODY_CLIENTS = 100
 SLOW_HEADER_CLIENTS = 100
@@ -32,38 +29,31 @@ SLOW_INTERVAL_SECONDS = 3
 HEALTH_REQUESTS = 200
 LOAD_CLIENTS = 128
 LOAD_SECONDS = 15
-BIG_BODY_BYTES = 100 * 2**20
 PARALLEL_BIG_BODIES = 6
-BIG_BODY_GIVE_UP_SECONDS = 10
-CHUNK = b"x" * 65536
 TARGET_HEALTH_P99_MS = 50
 TARGET_LOAD_PER_SECOND = 115
-TARGET_413_MS = 100
-TARGET_RSS_GROWTH_MB = 10
 # The gateway's per-IP block after repeated authentication failures (accounts/security.py BLOCK_KEY).
 IP_BLOCK_KEY = "gw:ipblock:127.0.0.1"
 
 
 def run(env):
     """Both parts; return (results, markdown lines)."""
-    with capacity._cursor(env.database_url) as cur:
-        cur.execute(capacity._PLAN_SQL, (capacity.PLAN,))
-    user_id, key = env.create_user("bench-hostile@example.com", plan=capacity.PLAN)
-    log = capacity._LogWatch(env.gateway.log_path)
+    user_id, key = slow_load.create_user(env, "bench-hostile@example.com")
+    log = slow_load.LogWatch(env.gateway.log_path)
     host, port = "127.0.0.1", env.gateway.port
     results = {}
     results["health_quiet"] = _time_health(env.gateway.url, HEALTH_REQUESTS)
     print(f"  /health/live, nothing else running:   {_health_text(results['health_quiet'])}", flush=True)
     try:
-        capacity._faults(env, latency_ms=capacity.UPSTREAM_LATENCY_MS)
+        slow_load.faults(env, latency_ms=slow_load.UPSTREAM_LATENCY_MS)
         access = _AccessLog(env.gateway.log_path)
         with _SlowClients(host, port) as slow:
             results["health"] = _time_health(env.gateway.url, HEALTH_REQUESTS)
             print(f"  /health/live, 200 slow clients open: {_health_text(results['health'])}", flush=True)
-            capacity._wait_settled(env.database_url, user_id)
+            slow_load.wait_settled(env.database_url, user_id)
             url = f"{env.gateway.url}/v1/chat/completions"
-            results["load"] = capacity._wrk_level(env, url, LOAD_CLIENTS, LOAD_SECONDS, key, user_id)
-            print(f"  128 clients, 1 s upstream:  {capacity._level_line(results['load'])}", flush=True)
+            results["load"] = slow_load.wrk_level(env, url, LOAD_CLIENTS, LOAD_SECONDS, key, user_id)
+            print(f"  128 clients, 1 s upstream:  {slow_load.level_line(results['load'])}", flush=True)
         results["slow"] = slow.summary
         for line in _slow_lines(results["slow"]):
             print(f"  {line}", flush=True)
@@ -71,18 +61,18 @@ def run(env):
         results["slow_answers"] = access.answers(exclude=("GET /health/live 200", "POST /v1/chat/completions 200"))
         print(f"  other gateway answers while they were open and at their close: {results['slow_answers']}", flush=True)
     finally:
-        capacity._faults(env, reset=True)
+        slow_load.faults(env, reset=True)
         results["ip_block"] = _lift_ip_block(env)
     if results["ip_block"]:
         print(f"  WARNING 127.0.0.1 was blocked ({results['ip_block']}); the block is lifted for what follows")
     results["big"] = []
     for token in (None, key):
         for parallel in (1, PARALLEL_BIG_BODIES):
-            result = _big_bodies(env, host, port, parallel, token)
+            result = big_bodies.measure(env, host, port, parallel, token)
             results["big"].append(result)
-            print(f"  {_big_line(result)}", flush=True)
+            print(f"  {big_bodies.line(result)}", flush=True)
     results["log"] = log.problems()
-    for line in capacity._log_lines(results["log"]):
+    for line in slow_load.log_lines(results["log"]):
         print(f"  {line}", flush=True)
     return results, _markdown(env, results)
 
@@ -153,7 +143,7 @@ def _time_health(url, count):
 
 
 def _health_text(r):
-    errors = f", errors {capacity._errors_text(r['errors'])}" if r["errors"] else ""
+    errors = f", errors {slow_load.errors_text(r['errors'])}" if r["errors"] else ""
     return f"p50 {r['p50']:.1f} ms  p99 {r['p99']:.1f} ms  max {r['max']:.1f} ms ({r['count']} requests{errors})"
 
 
@@ -216,135 +206,6 @@ def _slow_lines(s):
     return lines
 
 
-def _worker_rss(env):
-    """{pid: RSS bytes} of the gateway's workers."""
-    rss = {}
-    for worker in psutil.Process(env.gateway.process.pid).children():
-        try:
-            rss[worker.pid] = worker.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return rss
-
-
-def _send_big_body(host, port, token, out):
-    """One 100 MB POST, body streamed while the socket takes it; the answer read as it comes."""
-    head = ["POST /v1/chat/completions HTTP/1.1", f"Host: {host}:{port}", "Content-Type: application/json"]
-    if token:
-        head.append(f"Authorization: Bearer {token}")
-    head.append(f"Content-Length: {BIG_BODY_BYTES}")
-    pending = memoryview(("\r\n".join(head) + "\r\n\r\n").encode())
-    head_length, sent = len(pending), 0
-    sent_body, answer, status_ms, fin_ms, ending = 0, b"", None, None, "gave up"
-    sock = socket.create_connection((host, port), timeout=10)
-    sock.setblocking(False)
-    started = time.perf_counter()
-    give_up = time.monotonic() + BIG_BODY_GIVE_UP_SECONDS
-    try:
-        while time.monotonic() < give_up:
-            want_write = len(pending) > 0 or sent_body < BIG_BODY_BYTES
-            if not want_write:
-                ending = "all sent"
-                break
-            # After the gateway's FIN, go on sending, as a client that ignores the answer does.
-            readable, writable, _ = select.select([] if fin_ms is not None else [sock], [sock], [], 0.5)
-            if readable:
-                data = sock.recv(65536)
-                if not data:
-                    fin_ms = (time.perf_counter() - started) * 1000
-                    continue
-                answer += data
-                if status_ms is None and b"\r\n" in answer:
-                    status_ms = (time.perf_counter() - started) * 1000
-            if writable:
-                if not pending:
-                    size = min(len(CHUNK), BIG_BODY_BYTES - sent_body)
-                    pending = memoryview(CHUNK[:size])
-                    sent_body += size
-                count = sock.send(pending)
-                sent += count
-                pending = pending[count:]
-    except ConnectionResetError:
-        ending = "reset"
-    except BrokenPipeError:
-        ending = "broken pipe"
-    finally:
-        sock.close()
-    status_line = answer.split(b"\r\n", 1)[0].decode("latin-1")
-    out.append(
-        {
-            "status": status_line.split(" ")[1] if status_line.startswith("HTTP/") else None,
-            "status_ms": status_ms,
-            "fin_ms": fin_ms,
-            "ended_ms": (time.perf_counter() - started) * 1000,
-            "ending": ending,
-            "body_sent_mb": max(0, sent - head_length) / 2**20,
-            "code": b'"payload_too_large"' in answer,
-        }
-    )
-
-
-def _big_bodies(env, host, port, parallel, token):
-    """``parallel`` 100 MB POSTs at once; the time to each 413 and the workers' RSS before, peak, after."""
-    time.sleep(0.5)
-    before = _worker_rss(env)
-    peak, stop = dict(before), threading.Event()
-
-    def sample():
-        while not stop.wait(0.05):
-            for pid, rss in _worker_rss(env).items():
-                peak[pid] = max(peak.get(pid, 0), rss)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    requests_out = []
-    threads = [threading.Thread(target=_send_big_body, args=(host, port, token, requests_out)) for _ in range(parallel)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    time.sleep(1.0)  # the gateway's 1 s linger, then the worker settles
-    stop.set()
-    sampler.join()
-    after = _worker_rss(env)
-    statuses = {}
-    for r in requests_out:
-        statuses[r["status"] or r["ending"]] = statuses.get(r["status"] or r["ending"], 0) + 1
-    times = [r["status_ms"] for r in requests_out if r["status_ms"] is not None]
-    return {
-        "parallel": parallel,
-        "key": bool(token),
-        "statuses": statuses,
-        "status_ms": {"max": max(times), "p50": statistics.median(times)} if times else None,
-        "fin_ms": max((r["fin_ms"] for r in requests_out if r["fin_ms"] is not None), default=None),
-        "ended_ms": max(r["ended_ms"] for r in requests_out),
-        "endings": sorted({r["ending"] for r in requests_out}),
-        "body_sent_mb": max(r["body_sent_mb"] for r in requests_out),
-        "envelope": all(r["code"] for r in requests_out),
-        "rss_growth_mb": (sum(after.values()) - sum(before.values())) / 2**20,
-        "rss_peak_growth_mb": (sum(peak.values()) - sum(before.values())) / 2**20,
-        "rss_mb": round(sum(after.values()) / 2**20),
-        "workers_replaced": len(set(before) - set(after)),
-    }
-
-
-def _big_label(r):
-    return f"{r['parallel']} x 100 MB, {'valid key' if r['key'] else 'no key'}"
-
-
-def _big_line(r):
-    t = r["status_ms"]
-    timing = f"413 after {t['p50']:.1f} ms (max {t['max']:.1f})" if t else "NO STATUS LINE"
-    replaced = f"  WORKERS REPLACED {r['workers_replaced']}" if r["workers_replaced"] else ""
-    replaced += "" if r["envelope"] else "  NOT ALL IN THE payload_too_large ENVELOPE"
-    fin = f"FIN after {r['fin_ms']:.0f} ms, " if r["fin_ms"] is not None else "no FIN, "
-    return (
-        f"{_big_label(r):<24} statuses {r['statuses']}  {timing}, {fin}{'/'.join(r['endings'])} after"
-        f" {r['ended_ms']:.0f} ms (up to {r['body_sent_mb']:.1f} MB sent)  RSS growth"
-        f" {r['rss_growth_mb']:+.1f} MB (peak {r['rss_peak_growth_mb']:+.1f}) of {r['rss_mb']} MB{replaced}"
-    )
-
-
 def _verdict(met):
     return "met" if met else "MISSED"
 
@@ -362,15 +223,15 @@ def _markdown(env, results):
         "|---|---|---|",
         f"| `/health/live` p50 / p99 / max, {HEALTH_REQUESTS} sequential, new connection each, nothing else"
         f" | {quiet['p50']:.1f} / {quiet['p99']:.1f} / {quiet['max']:.1f} ms"
-        f"{'' if not quiet['errors'] else ', errors ' + capacity._errors_text(quiet['errors'])} | |",
+        f"{'' if not quiet['errors'] else ', errors ' + slow_load.errors_text(quiet['errors'])} | |",
         f"| the same with the 200 slow clients open | {health['p50']:.1f} / {health['p99']:.1f} / {health['max']:.1f}"
-        f" ms{'' if not health['errors'] else ', errors ' + capacity._errors_text(health['errors'])}"
+        f" ms{'' if not health['errors'] else ', errors ' + slow_load.errors_text(health['errors'])}"
         f" | p99 < {TARGET_HEALTH_P99_MS} ms: {_verdict(health['p99'] < TARGET_HEALTH_P99_MS and not health['errors'])}"
         " |",
         f"| {LOAD_CLIENTS} clients, 1 s upstream, {LOAD_SECONDS} s, with the slow clients: completions/s (ideal)"
         f" | {load['per_second']:.0f} ({load['ideal']:.0f}), worst second {load['worst_second']}, added p50 / p99"
-        f" {load['p50'] - capacity.UPSTREAM_LATENCY_MS:+.0f} / {load['p99'] - capacity.UPSTREAM_LATENCY_MS:+.0f} ms,"
-        f" errors {capacity._errors_text(load['errors'])}"
+        f" {load['p50'] - slow_load.UPSTREAM_LATENCY_MS:+.0f} / {load['p99'] - slow_load.UPSTREAM_LATENCY_MS:+.0f} ms,"
+        f" errors {slow_load.errors_text(load['errors'])}"
         f" | >= {TARGET_LOAD_PER_SECOND}/s, 0 errors:"
         f" {_verdict(load['per_second'] >= TARGET_LOAD_PER_SECOND and not load['errors'])} |",
         "",
@@ -383,8 +244,8 @@ def _markdown(env, results):
             else []
         ),
         "",
-        f"100 MB bodies: `Content-Length: {BIG_BODY_BYTES}`, streamed as fast as the gateway takes it; time from"
-        " sending the headers to the status line; RSS summed over the gateway's workers, before and 1 s after"
+        f"100 MB bodies: `Content-Length: {big_bodies.BIG_BODY_BYTES}`, streamed as fast as the gateway takes it;"
+        " time from sending the headers to the status line; RSS summed over the gateway's workers, before and 1 s after"
         " (peak sampled every 50 ms).",
         "",
         "| requests | answers | to the 413 p50 / max ms | gateway's FIN after ms | client's send failed after ms"
@@ -395,9 +256,9 @@ def _markdown(env, results):
         t = r["status_ms"]
         to_413 = f"{t['p50']:.1f} / {t['max']:.1f}" if t else "—"
         fin = "—" if r["fin_ms"] is None else f"{r['fin_ms']:.0f}"
-        met = t is not None and t["max"] < TARGET_413_MS and r["rss_growth_mb"] < TARGET_RSS_GROWTH_MB
+        met = big_bodies.met(r)
         lines.append(
-            f"| {_big_label(r)} | {', '.join(f'{s} {n}' for s, n in r['statuses'].items())}"
+            f"| {big_bodies.label(r)} | {', '.join(f'{s} {n}' for s, n in r['statuses'].items())}"
             f" | {to_413} | {fin}"
             f" | {r['ended_ms']:.0f} ({'/'.join(r['endings'])})"
             f" | {r['body_sent_mb']:.1f} | {r['rss_growth_mb']:+.1f} ({r['rss_peak_growth_mb']:+.1f})"
