@@ -14,7 +14,7 @@ from decimal import Decimal
 import redis
 
 from ops_gateway.core import db, redis_store
-from ops_gateway.observability import queries
+from ops_gateway.observability import usage_queries
 
 HISTORY_CACHE_KEY = "gw:monitor:usage-before:{day}"
 HISTORY_CARRY_DAYS = 7
@@ -28,7 +28,7 @@ SUMMED += tuple(f"{field}_{period}" for period in ("today", "month") for field i
 
 def current_day(cur):
     """Today and the first of this month, by the database's UTC clock (the one settlement uses)."""
-    today = queries.utc_today(cur)
+    today = usage_queries.utc_today(cur)
     return {"today": today, "month": today.replace(day=1)}
 
 
@@ -58,12 +58,12 @@ def _history_before_today(cur, days):
     if cached_day is None:
         # Once per deployment (or after a week unseen): may read millions of daily rows.
         db.set_local(cur, "statement_timeout", FULL_HISTORY_TIMEOUT)
-        rows = queries.usage_by_model(cur, days, "before_today")
+        rows = usage_queries.usage_by_model(cur, days, "before_today")
     else:
         if (cached_day.year, cached_day.month) != (today.year, today.month):  # a new month starts from zero
             for row in rows:
                 row.update(requests_month=0, tokens_month=0, cost_month=Decimal(0))
-        rows = merge_by_model(rows + queries.usage_by_model(cur, days, "since", since=cached_day))
+        rows = merge_by_model(rows + usage_queries.usage_by_model(cur, days, "since", since=cached_day))
     try:
         key = HISTORY_CACHE_KEY.format(day=today.isoformat())
         redis_store.get_redis().set(key, json.dumps(rows, default=_encode), ex=HISTORY_CACHE_SECONDS)
@@ -141,29 +141,29 @@ def _model_entry(entry):
 def user_usage(cur, user_id):
     """One user's usage_metrics (all time, this month, today, per model)."""
     days = current_day(cur)
-    return summarise(queries.usage_by_model(cur, days, "user", user_id=user_id))
+    return summarise(usage_queries.usage_by_model(cur, days, "user", user_id=user_id))
 
 
 def system_usage(cur):
     """(usage_metrics across all users, number of users active today)."""
     days = current_day(cur)
-    rows = _history_before_today(cur, days) + queries.usage_by_model(cur, days, "today")
-    return summarise(rows), queries.active_users_on(cur, days["today"])
+    rows = _history_before_today(cur, days) + usage_queries.usage_by_model(cur, days, "today")
+    return summarise(rows), usage_queries.active_users_on(cur, days["today"])
 
 
 def top_users_today(cur, limit=TOP_USERS_LIMIT):
     """The heaviest users today by requests, each with the mask of their most recently used key."""
-    return queries.top_users_on(cur, current_day(cur)["today"], limit)
+    return usage_queries.top_users_on(cur, current_day(cur)["today"], limit)
 
 
 def recent_activity(cur, limit=RECENT_ACTIVITY_LIMIT):
     """The newest completions of the last hour."""
-    return queries.recent_completions(cur, limit)
+    return usage_queries.recent_completions(cur, limit)
 
 
 def recent_performance(cur):
     """Throughput, error rates (percent) and latency percentiles of completions over the last 1/5/60 minutes."""
-    row = queries.recent_windows(cur)
+    row = usage_queries.recent_windows(cur)
     return {
         "requests_per_second_1m": round(row["requests_1m"] / 60, 3),
         "requests_5m": row["requests_5m"],

@@ -1,0 +1,99 @@
+"""The usage figures' SQL: usage_daily_totals per user, model and UTC day, and short windows of usage_records.
+
+Plain functions taking the cursor first and returning rows as dicts; read by ``usage_metrics``.
+"""
+
+# Per model: all-time, this month and today, over the days {where} selects (one of USAGE_SCOPES).
+_USAGE_BY_MODEL = """
+SELECT model, sum(requests)::bigint AS requests, sum(errors)::bigint AS errors,
+       sum(prompt_tokens)::bigint AS prompt_tokens, sum(completion_tokens)::bigint AS completion_tokens,
+       sum(cost) AS cost,
+       coalesce(sum(requests) FILTER (WHERE day = %(today)s), 0)::bigint AS requests_today,
+       coalesce(sum(prompt_tokens + completion_tokens) FILTER (WHERE day = %(today)s), 0)::bigint AS tokens_today,
+       coalesce(sum(cost) FILTER (WHERE day = %(today)s), 0) AS cost_today,
+       coalesce(sum(requests) FILTER (WHERE day >= %(month)s), 0)::bigint AS requests_month,
+       coalesce(sum(prompt_tokens + completion_tokens) FILTER (WHERE day >= %(month)s), 0)::bigint AS tokens_month,
+       coalesce(sum(cost) FILTER (WHERE day >= %(month)s), 0) AS cost_month,
+       max(last_request_at) AS last_request_at
+FROM usage_daily_totals WHERE {where} GROUP BY model
+"""
+
+_TOP_USERS_ON = """
+SELECT top.user_id, top.requests, top.tokens_used, top.cost, k.prefix, k.last4
+FROM (SELECT user_id, sum(requests)::bigint AS requests,
+             sum(prompt_tokens + completion_tokens)::bigint AS tokens_used,
+             sum(cost) AS cost
+      FROM usage_daily_totals WHERE day = %s GROUP BY user_id
+      ORDER BY requests DESC, cost DESC LIMIT %s) top
+LEFT JOIN LATERAL (SELECT prefix, last4 FROM api_keys WHERE user_id = top.user_id
+                   ORDER BY status = 'active' DESC, last_used_at DESC NULLS LAST LIMIT 1) k ON true
+ORDER BY top.requests DESC, top.cost DESC
+"""
+
+_RECENT_WINDOWS = """
+SELECT count(*) FILTER (WHERE created_at >= now() - interval '1 minute') AS requests_1m,
+       count(*) FILTER (WHERE created_at >= now() - interval '5 minutes') AS requests_5m,
+       count(*) FILTER (WHERE created_at >= now() - interval '5 minutes' AND status = 'error') AS errors_5m,
+       count(*) FILTER (WHERE created_at >= now() - interval '5 minutes' AND status = 'error'
+                        AND error_code IS DISTINCT FROM 'bad_request') AS failures_5m,
+       count(*) AS requests_1h, count(*) FILTER (WHERE status = 'error') AS errors_1h,
+       percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY latency_ms)
+           FILTER (WHERE created_at >= now() - interval '5 minutes') AS latency,
+       percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY upstream_latency_ms)
+           FILTER (WHERE created_at >= now() - interval '5 minutes') AS upstream_latency
+FROM usage_records WHERE created_at >= now() - interval '1 hour'
+"""
+
+
+def utc_today(cur):
+    """Today's date by the database's UTC clock (the one settlement uses)."""
+    cur.execute("SELECT (now() AT TIME ZONE 'UTC')::date AS today")
+    return cur.fetchone()["today"]
+
+
+# The days each per-model total covers (``days`` gives today and the first of the month).
+USAGE_SCOPES = {
+    "user": "user_id = %(user_id)s",
+    "today": "day = %(today)s",
+    "before_today": "day < %(today)s",
+    "since": "day >= %(since)s AND day < %(today)s",
+}
+
+
+def usage_by_model(cur, days, scope, **params):
+    """Per-model totals over the days of a USAGE_SCOPES ``scope`` (with its parameters: user_id, since)."""
+    cur.execute(_USAGE_BY_MODEL.format(where=USAGE_SCOPES[scope]), {**days, **params})
+    return cur.fetchall()
+
+
+def active_users_on(cur, day):
+    """How many users made a request on this UTC day."""
+    cur.execute("SELECT count(DISTINCT user_id) AS active FROM usage_daily_totals WHERE day = %s", (day,))
+    return cur.fetchone()["active"]
+
+
+def top_users_on(cur, day, limit):
+    """The heaviest users of a UTC day by requests, with the prefix and last4 of their most recently used key."""
+    cur.execute(_TOP_USERS_ON, (day, limit))
+    return cur.fetchall()
+
+
+def recent_completions(cur, limit):
+    """The newest completions of the last hour."""
+    cur.execute(
+        "SELECT request_id, user_id, model, status, total_tokens, cost, round(latency_ms::numeric, 1) AS latency_ms,"
+        " created_at FROM usage_records WHERE created_at >= now() - interval '1 hour'"
+        " ORDER BY created_at DESC LIMIT %s",
+        (limit,),
+    )
+    return cur.fetchall()
+
+
+def recent_windows(cur):
+    """Completion counts, errors and latency percentile arrays over the last 1/5/60 minutes.
+
+    ``failures_5m`` leaves out the errors the client's own body caused (upstream's 400/422,
+    recorded as ``bad_request``): only the gateway's and upstream's failures.
+    """
+    cur.execute(_RECENT_WINDOWS)
+    return cur.fetchone()
