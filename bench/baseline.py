@@ -6,6 +6,7 @@ worker class, Flask, psycopg2, redis-py, requests), so the gateway's figures can
 
 import os
 import sys
+from contextlib import contextmanager
 
 import psycopg2
 
@@ -16,9 +17,10 @@ from bench.overhead import BODY
 from tests.e2e.servers import Server, free_port, wait_for
 
 
-def run(env, duration, concurrency):
-    """Start the bare proxy beside the gateway, load it at each concurrency; return (rows, markdown)."""
-    _, key = env.create_user("bench-baseline@example.com")
+@contextmanager
+def bare_proxy(env):
+    """The bare proxy running beside the gateway, on the same stores and upstream: yields (server, key)."""
+    _, key = env.create_user(f"bench-baseline-{free_port()}@example.com")
     with psycopg2.connect(env.database_url) as conn, conn.cursor() as cur:  # the table it writes to
         cur.execute(
             "CREATE TABLE IF NOT EXISTS bare_proxy_requests"
@@ -32,17 +34,23 @@ def run(env, duration, concurrency):
     settings = {"DATABASE_URL": env.database_url, "REDIS_URL": env.redis_url, "KEY_HASH_SECRET": KEY_HASH_SECRET}
     settings["WEB_WORKER_CLASS"] = env.worker_class
     settings["OPENROUTER_BASE_URL"] = env.upstream.base_url
-    server = Server(args, port, {**os.environ, **settings}, env.instance / "bare-proxy.log")
+    server = Server(args, port, {**os.environ, **settings}, env.instance / f"bare-proxy-{port}.log")
     try:
         wait_for(f"{server.url}/", timeout=30, process=server.process)
+        yield server, key
+    finally:
+        server.stop()
+
+
+def run(env, duration, concurrency):
+    """Load the bare proxy at each concurrency, as the overhead suite loads the gateway; return (rows, markdown)."""
+    rows = []
+    with bare_proxy(env) as (server, key):
         meter = CpuMeter(env, gateway_pid=server.process.pid)
-        rows = []
         for connections in concurrency:
             result = run_wrk(f"{server.url}/v1/chat/completions", connections, duration, "POST", BODY, key, meter=meter)
             print(f"  bare proxy {result.line()}", flush=True)
             rows.append(result)
-    finally:
-        server.stop()
     return rows, _markdown(rows)
 
 

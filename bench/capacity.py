@@ -11,7 +11,7 @@ import json
 import subprocess
 import sys
 
-from bench import slow_load
+from bench import baseline, slow_load
 from bench.cpu import CpuMeter
 
 LEVELS = (128, 512, 2000)
@@ -43,6 +43,10 @@ def run(env, seconds=15, levels=LEVELS, stream_clients=STREAM_CLIENTS):
             result = slow_load.wrk_level(env, f"{env.gateway.url}/v1/chat/completions", clients, seconds, key, user_id)
             print(f"  gateway          {slow_load.level_line(result)}", flush=True)
             results["levels"].append(result)
+        with baseline.bare_proxy(env) as (proxy, proxy_key):  # the yardstick, at the first level
+            url, pid = f"{proxy.url}/v1/chat/completions", proxy.process.pid
+            results["bare"] = slow_load.wrk_level(env, url, levels[0], seconds, proxy_key, server_pid=pid)
+        print(f"  bare proxy       {slow_load.level_line(results['bare'])}", flush=True)
         slow_load.wait_settled(env.database_url, user_id)
         slow_load.faults(env, latency_ms=0, chunk_delay_ms=CHUNK_DELAY_MS)
         results["streams_direct"] = _streams(env, f"{env.upstream.base_url}/chat/completions", stream_clients, "k")
@@ -138,10 +142,11 @@ def _markdown(env, results, seconds):
         " | peak RSS MB: gateway workers · fake | CPU ms per completion: gateway / upstream |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for label, r in [("upstream alone", results["direct"])] + [("", r) for r in results["levels"]]:
-        cpu = f"{r['cpu_ms']['gateway']:.2f}" if not label else "—"
-        cpu += f" / {r['cpu_ms']['upstream']:.2f}"
-        rss = slow_load.rss_text(r, label)
+    rows = [("upstream alone", results["direct"])] + [("", r) for r in results["levels"]]
+    for label, r in rows + [("bare proxy", results["bare"])]:
+        upstream_only = label == "upstream alone"
+        cpu = ("—" if upstream_only else f"{r['cpu_ms']['gateway']:.2f}") + f" / {r['cpu_ms']['upstream']:.2f}"
+        rss = slow_load.rss_text(r, upstream_only)
         added = f"{r['p50'] - slow_load.UPSTREAM_LATENCY_MS:+.0f} / {r['p99'] - slow_load.UPSTREAM_LATENCY_MS:+.0f}"
         lines.append(
             f"| {r['clients']}{f' ({label})' if label else ''} | {r['per_second']:.0f} ({r['ideal']:.0f})"

@@ -94,10 +94,12 @@ def wait_settled(database_url, user_id, timeout=60):
 
 
 class Peaks:
-    """Samples resident memory while a load runs: peak per gateway worker, peak of the fake's processes."""
+    """Samples resident memory while a load runs: peak per gateway worker (or per worker of the proxy
+    at ``server_pid``), peak of the fake's processes."""
 
-    def __init__(self, env, interval=0.2):
+    def __init__(self, env, interval=0.2, server_pid=None):
         self.env = env
+        self.server_pid = server_pid or env.gateway.process.pid
         self.interval = interval
         self.workers = {}  # pid -> peak RSS bytes
         self.upstream = 0
@@ -105,21 +107,21 @@ class Peaks:
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def __enter__(self):
-        self._before = {p.pid for p in psutil.Process(self.env.gateway.process.pid).children()}
+        self._before = {p.pid for p in psutil.Process(self.server_pid).children()}
         self._thread.start()
         return self
 
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
-        after = {p.pid for p in psutil.Process(self.env.gateway.process.pid).children()}
+        after = {p.pid for p in psutil.Process(self.server_pid).children()}
         self.replaced = len(self._before - after)  # workers that died (crash, timeout) during the load
         return False
 
     def _sample(self):
         while not self._stop.is_set():
             try:
-                for worker in psutil.Process(self.env.gateway.process.pid).children():
+                for worker in psutil.Process(self.server_pid).children():
                     self.workers[worker.pid] = max(self.workers.get(worker.pid, 0), worker.memory_info().rss)
                 fake = psutil.Process(self.env.upstream.process.pid)
                 total = sum(p.memory_info().rss for p in [fake, *fake.children()])
@@ -167,16 +169,17 @@ def _wrk(url, connections, duration, token):
     return summary
 
 
-def wrk_level(env, url, clients, seconds, token, user_id=None):
-    """A warm-up, then ``seconds`` of closed-loop load at ``clients`` connections."""
+def wrk_level(env, url, clients, seconds, token, user_id=None, server_pid=None):
+    """A warm-up, then ``seconds`` of closed-loop load at ``clients`` connections (on the gateway, or
+    on the proxy whose gunicorn master is ``server_pid``)."""
     _wrk(url, clients, WARMUP_SECONDS, token)
     if user_id:  # the gateway finishes what the warm-up's clients left behind first
         wait_settled(env.database_url, user_id)
     else:
         time.sleep(UPSTREAM_LATENCY_MS / 1000 + 0.5)
-    cpu = CpuMeter(env)
+    cpu = CpuMeter(env, gateway_pid=server_pid)
     cpu.start()
-    with Peaks(env) as peaks:
+    with Peaks(env, server_pid=server_pid) as peaks:
         summary = _wrk(url, clients, seconds, token)
     ok = summary["statuses"].get("200", 0)
     elapsed = summary["duration_us"] / 1e6
