@@ -10,9 +10,10 @@ import hmac
 import logging
 import os
 import time
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from blueprints import envelope, request_hooks, request_limits
 from ops_gateway import __version__
@@ -44,7 +45,15 @@ def instance_path_from_env():
 
 
 def resolve_services(settings, instance_path):
-    """Fill in DATABASE_URL/REDIS_URL (and local secrets) from the embedded servers when unset."""
+    """Fill in DATABASE_URL/REDIS_URL (and local secrets) from the embedded servers when unset.
+
+    Every process start goes through here (gunicorn's master, the app factory in the web workers,
+    ``release`` and ``clock``), so this is where a production process without its managed services
+    stops, before anything starts a database on an ephemeral disk.
+    """
+    missing = [name for name in ("DATABASE_URL", "REDIS_URL") if not settings[name]]
+    if missing and not settings.EMBEDDED_SERVICES:
+        raise SystemExit(missing_services_message(missing))
     if not settings.DATABASE_URL:
         settings["DATABASE_URL"] = embedded.ensure_postgres(instance_path)
         local = embedded.ensure_local_secrets(instance_path)
@@ -54,6 +63,20 @@ def resolve_services(settings, instance_path):
         settings["REDIS_URL"] = embedded.ensure_redis(instance_path)
     settings["SECRET_KEY"] = settings.SECRET_KEY or derived_session_key(settings.KEY_HASH_SECRET)
     return settings
+
+
+def missing_services_message(missing):
+    """The one line a process prints when it refuses to start without its managed services.
+
+    Raised as ``SystemExit`` because gunicorn, the flask CLI and ``python -m scheduler`` all let it
+    through as that line on stderr and exit status 1, without a traceback.
+    """
+    unset = " and ".join(missing) + (" is" if len(missing) == 1 else " are")
+    return (
+        f"ops-gateway: refusing to start: {unset} not set. Set DATABASE_URL and REDIS_URL to your"
+        " managed Postgres and Redis (docs/deploy.md), or EMBEDDED_SERVICES=true for a local run on"
+        " embedded servers (make run does this)."
+    )
 
 
 def derived_session_key(key_hash_secret):
@@ -104,7 +127,8 @@ def create_app(overrides=None):
         OPENAPI_REDOC_URL="/static/redoc/redoc.standalone.js",
         JSON_SORT_KEYS=False,
         STARTED_AT=time.time(),
-        RATELIMIT_STORAGE_URI=limits_storage_uri(app.config["REDIS_URL"]),  # rate-limit windows (limits library)
+        # rate-limit windows (limits library)
+        RATELIMIT_STORAGE_URI=limits_storage_uri(app.config["REDIS_URL"], app.config["REDIS_SSL_CERT_REQS"]),
         VERSION=__version__,
     )
     from ops_gateway.core.logging_setup import configure_logging
@@ -120,7 +144,9 @@ def create_app(overrides=None):
         pool_timeout_s=app.config["DB_POOL_TIMEOUT_SECONDS"],
     )
     db.init_app(app, database)
-    app.extensions["ops_gateway.redis"] = redis_store.connect(app.config["REDIS_URL"], app.config["REDIS_POOL_MAX"])
+    app.extensions["ops_gateway.redis"] = redis_store.connect(
+        app.config["REDIS_URL"], app.config["REDIS_POOL_MAX"], app.config["REDIS_SSL_CERT_REQS"]
+    )
     if app.config["RUN_MIGRATIONS_ON_START"]:
         run_startup_migrations(database)
 
@@ -135,7 +161,22 @@ def create_app(overrides=None):
     register_blueprints(app)
     envelope.init_app(app)
     cli.init_app(app)
+    trust_forwarding_proxies(app)
     return app
+
+
+def trust_forwarding_proxies(app):
+    """Behind TRUSTED_PROXY_COUNT proxies, ``request.remote_addr`` is the client they saw.
+
+    Each of those proxies appends the address it was connected from to X-Forwarded-For, so the
+    N-th entry from the right is the last one a client could not write itself; ProxyFix takes it
+    (and leaves the socket address when the header has fewer entries). Wrapped outermost, so every
+    IP decision (blocks, allowlists, Flask-Limiter, audit and security events, logs) reads it.
+    Only X-Forwarded-For is taken: the dashboard reads X-Forwarded-Proto itself.
+    """
+    count = app.config["TRUSTED_PROXY_COUNT"]
+    if count:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=0, x_host=0, x_port=0, x_prefix=0)
 
 
 def run_startup_migrations(database):
@@ -146,9 +187,13 @@ def run_startup_migrations(database):
         logger.error("database unreachable at start-up; migrations deferred: %s", exc.__class__.__name__)
 
 
-def limits_storage_uri(redis_url):
-    """The ``limits`` library spells unix-socket Redis URLs ``redis+unix://``."""
-    return "redis+unix://" + redis_url[len("unix://") :] if redis_url.startswith("unix://") else redis_url
+def limits_storage_uri(redis_url, ssl_cert_reqs):
+    """The shared Redis as the ``limits`` library opens it: ``redis+unix://`` for a unix socket, and
+    the certificate check of a ``rediss://`` URL in its query (the library passes it to redis-py)."""
+    if redis_url.startswith("unix://"):
+        return "redis+unix://" + redis_url[len("unix://") :]
+    tls = urlencode(redis_store.tls_options(redis_url, ssl_cert_reqs))
+    return f"{redis_url}{'&' if urlsplit(redis_url).query else '?'}{tls}" if tls else redis_url
 
 
 def register_blueprints(app):

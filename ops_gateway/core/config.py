@@ -68,8 +68,11 @@ class Variable:
 
 
 VARIABLES = [
-    Variable("DATABASE_URL", None, help="PostgreSQL URL; unset = embedded Postgres in the instance folder"),
-    Variable("REDIS_URL", None, help="Redis URL; unset = embedded Redis in the instance folder"),
+    Variable("DATABASE_URL", None, help="PostgreSQL URL; required unless EMBEDDED_SERVICES"),
+    Variable("REDIS_URL", None, help="Redis URL; required unless EMBEDDED_SERVICES"),
+    Variable("EMBEDDED_SERVICES", False, _parse_bool, "embedded Postgres/Redis for unset URLs (make run)"),
+    Variable("REDIS_SSL_CERT_REQS", "required", _choice("none", "optional", "required"), "rediss:// certificate check"),
+    Variable("TRUSTED_PROXY_COUNT", 0, _parse_positive_int, "proxies appending X-Forwarded-For; 0 = socket address"),
     Variable("OPENROUTER_API_KEY", None, help="key the gateway uses upstream"),
     Variable("OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1", help="upstream API base"),
     Variable("OPENROUTER_TIMEOUT_SECONDS", 60.0, _parse_positive_float, "upstream read timeout"),

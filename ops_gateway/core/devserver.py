@@ -21,7 +21,7 @@ def main():
     """Start the services, print where things are, supervise until interrupted."""
     instance_path = instance_path_from_env()
     os.makedirs(instance_path, exist_ok=True)
-    settings = resolve_services(load_settings(os.environ), instance_path)
+    settings = resolve_services(load_settings(os.environ, {"EMBEDDED_SERVICES": True}), instance_path)
     env = dict(os.environ)
     for name in ("DATABASE_URL", "REDIS_URL", "KEY_HASH_SECRET", "ADMIN_API_KEY", "SECRET_KEY"):
         env[name] = settings[name]
