@@ -1,0 +1,49 @@
+"""The deployment settings: strict parsing, and REDIS_SSL_CERT_REQS reaching both Redis clients."""
+
+import pytest
+
+from ops_gateway.app import limits_storage_uri
+from ops_gateway.core import redis_store
+from ops_gateway.core.config import ConfigError, load_settings
+
+
+@pytest.mark.parametrize("raw", ["-1", "one", "1.5", "true"])
+def test_trusted_proxy_count_junk_stops_start_up(raw):
+    with pytest.raises(ConfigError, match="TRUSTED_PROXY_COUNT"):
+        load_settings({"TRUSTED_PROXY_COUNT": raw})
+
+
+def test_deployment_settings_default_to_the_socket_address_verified_tls_and_no_embedded_servers():
+    settings = load_settings({})
+    assert (settings.TRUSTED_PROXY_COUNT, settings.REDIS_SSL_CERT_REQS, settings.EMBEDDED_SERVICES) == (
+        0,
+        "required",
+        False,
+    )
+
+
+@pytest.mark.parametrize("name,raw", [("REDIS_SSL_CERT_REQS", "off"), ("EMBEDDED_SERVICES", "maybe")])
+def test_junk_deployment_settings_stop_start_up(name, raw):
+    with pytest.raises(ConfigError, match=name):
+        load_settings({name: raw})
+
+
+def test_a_rediss_client_gets_the_certificate_check():
+    client = redis_store.connect("rediss://:secret@redis.example.com:6380/0", 2, "none")
+    assert client.connection_pool.connection_kwargs["ssl_cert_reqs"] == "none"
+
+
+def test_a_certificate_check_spelled_in_the_url_wins():
+    client = redis_store.connect("rediss://redis.example.com:6380/0?ssl_cert_reqs=optional", 2, "none")
+    assert client.connection_pool.connection_kwargs["ssl_cert_reqs"] == "optional"
+    assert limits_storage_uri("rediss://redis.example.com:6380/0?ssl_cert_reqs=optional", "none").count("ssl_") == 1
+
+
+def test_plain_redis_urls_get_no_tls_options():
+    assert redis_store.tls_options("redis://localhost:6379/0", "none") == {}
+    assert limits_storage_uri("unix:///tmp/redis.sock", "none") == "redis+unix:///tmp/redis.sock"
+
+
+def test_the_rate_limit_storage_gets_the_certificate_check_in_its_url():
+    assert limits_storage_uri("rediss://h:6380/0", "none") == "rediss://h:6380/0?ssl_cert_reqs=none"
+    assert limits_storage_uri("rediss://h:6380/0?db=1", "optional") == "rediss://h:6380/0?db=1&ssl_cert_reqs=optional"
