@@ -6,10 +6,12 @@ SQL is always parameterised; rows come back as dicts. The pool itself is ``core/
 prepared hot-path statements ``core/prepared.py``; their names are re-exported here for callers.
 """
 
+import logging
 from contextlib import contextmanager
 
 from flask import current_app, g
 
+from ops_gateway.core import pooler
 from ops_gateway.core.pool import (
     UNAVAILABLE_ERRORS,
     Database,
@@ -19,6 +21,8 @@ from ops_gateway.core.pool import (
     WaitingPool,
 )
 from ops_gateway.core.prepared import Prepared
+
+logger = logging.getLogger("ops_gateway.db")
 
 __all__ = [
     "UNAVAILABLE_ERRORS",
@@ -111,8 +115,16 @@ def release_request_connection(exc=None):
 
 
 def init_app(app, database):
-    """Attach the Database to the app and return connections after every request."""
+    """Attach the Database to the app, check its sessions, and return connections after every request.
+
+    A session check that finds the database unreachable is logged and skipped (``/health/ready``
+    reports it); one that finds sessions unusable stops start-up (``pooler.PoolerError``).
+    """
     TimedCursor.slow_query_ms = app.config["SLOW_QUERY_MS"]
     Prepared.enabled = app.config["DB_PREPARED_STATEMENTS"]
     app.extensions["ops_gateway.db"] = database
     app.teardown_appcontext(release_request_connection)
+    try:
+        pooler.check_sessions(database, Prepared.enabled)
+    except UNAVAILABLE_ERRORS as exc:
+        logger.error("database unreachable at start-up; session checks skipped: %s", exc.__class__.__name__)

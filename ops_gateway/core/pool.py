@@ -157,10 +157,11 @@ class Database:
         return psycopg2.connect(self.url, **self._connect_kwargs(), **extra)
 
     def _connect_kwargs(self):
-        # keepalives make a vanished server fail fast instead of hanging a request.
+        # keepalives make a vanished server fail fast instead of hanging a request. No startup
+        # ``options``: PgBouncer refuses them; statement_timeout and timezone are role defaults
+        # instead (core/pooler.py).
         return {
             "connect_timeout": self.connect_timeout_s,
-            "options": f"-c statement_timeout={self.statement_timeout_ms} -c timezone=UTC",
             "cursor_factory": TimedCursor,
             "connection_factory": GatewayConnection,
             "keepalives": 1,
