@@ -1,13 +1,14 @@
 """Apply the numbered SQL files in ``sql/`` once each, in order, under an advisory lock.
 
-Each file runs in its own transaction together with its ``schema_migrations`` row, so a
-failed file leaves nothing behind. An applied file whose checksum changed stops start-up:
-history is never rewritten silently.
+Each file runs in its own transaction together with its ``schema_migrations`` row and the lock,
+so a failed file leaves nothing behind and no lock outlives its transaction. An applied file
+whose checksum changed stops start-up: history is never rewritten silently.
 """
 
 import hashlib
 import logging
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 logger = logging.getLogger("ops_gateway.db")
@@ -37,41 +38,54 @@ def _applied(cur):
 
 
 def migrate(database, sql_dir=SQL_DIR):
-    """Apply pending migrations; return the names applied by this call."""
+    """Apply pending migrations; return the names applied by this call.
+
+    The lock is transaction-scoped (``pg_advisory_xact_lock``), taken again for each file and
+    released by its commit: behind a transaction-mode pooler a session lock would stay on a
+    server connection the pooler lends to others. Under the lock each file checks again whether
+    another process applied it meanwhile, so concurrent starters wait, then skip what is done.
+    """
     conn = database.connect()
     applied_now = []
     try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            # Session lock: concurrent starters wait here, then find nothing left to do.
-            cur.execute("SET statement_timeout = 0")
-            cur.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_ID,))
+        with _locked(conn) as cur:
             cur.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 " name text PRIMARY KEY, checksum text NOT NULL,"
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
             applied = _applied(cur)
-        conn.autocommit = False
         for name, text, checksum in migration_files(sql_dir):
             if name in applied:
                 if applied[name] != checksum:
                     raise MigrationError(f"applied migration {name} was edited; add a new file instead")
                 continue
-            with conn.cursor() as cur:
+            with _locked(conn) as cur:
+                cur.execute("SELECT 1 FROM schema_migrations WHERE name = %s", (name,))
+                if cur.fetchone() is not None:
+                    continue
                 cur.execute(text)
                 cur.execute("INSERT INTO schema_migrations (name, checksum) VALUES (%s, %s)", (name, checksum))
-            conn.commit()
             applied_now.append(name)
             logger.info("applied migration", extra={"migration": name})
     finally:
+        conn.close()
+    return applied_now
+
+
+@contextmanager
+def _locked(conn):
+    """A cursor in one transaction holding the migration lock, without a statement timeout; committed at the end."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET LOCAL statement_timeout = 0")
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_ID,))
+            yield cur
+        conn.commit()
+    except BaseException:
         if not conn.closed:
             conn.rollback()
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_ID,))
-            conn.close()
-    return applied_now
+        raise
 
 
 def pending(cur, sql_dir=SQL_DIR):
