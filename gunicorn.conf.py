@@ -4,6 +4,8 @@ gevent workers (the default): each request is a greenlet, so one waiting on upst
 client or on an open stream costs kilobytes, not a thread, while the code stays synchronous.
 The standard library is patched here, in the master, before anything imports a network
 library (ssl above all), and psycopg2 gets a gevent wait callback (psycogreen) in each worker.
+Both worker classes answer the requests gunicorn refuses itself with the JSON error envelope
+(``ops_gateway.core.gunicorn_workers``).
 """
 
 import os
@@ -31,7 +33,11 @@ _fresh_multiprocess_dir()  # before importing the app, whose modules define the 
 
 bind = f"0.0.0.0:{_settings.PORT}"
 workers = _settings.WEB_CONCURRENCY
-worker_class = _settings.WEB_WORKER_CLASS
+# By dotted path, so the module (and gevent's workers) is imported after the patching above.
+worker_class = {
+    "gevent": "ops_gateway.core.gunicorn_workers.GeventWorker",
+    "gthread": "ops_gateway.core.gunicorn_workers.ThreadWorker",
+}[_settings.WEB_WORKER_CLASS]
 worker_connections = _settings.WEB_WORKER_CONNECTIONS  # gevent
 threads = _settings.WEB_THREADS  # gthread
 # Time allowed for a request line and its headers, and the idle time of a kept-alive connection.
