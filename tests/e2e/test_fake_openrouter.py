@@ -1,11 +1,16 @@
-"""The fake OpenRouter as benchmarks start it: several processes on one port with one set of switches."""
+"""The fake OpenRouter as a process: several on one port share the switches; usage accounting
+reports the exact cost the gateway computes; prompt and completion tokens are billed as upstream would."""
 
+import json
 import time
+from decimal import Decimal
 
 import psutil
 import requests
 
+from ops_gateway.billing import pricing
 from ops_gateway.upstream.fake_openrouter import RECHECK_SECONDS
+from ops_gateway.upstream.fake_openrouter.routes import DEFAULT_COMPLETION_TOKENS
 from tests.e2e.servers import start_fake_openrouter
 
 
@@ -35,3 +40,65 @@ def test_worker_processes_exit_when_the_parent_is_killed(tmp_path):
     server.stop()
     _, alive = psutil.wait_procs(children, timeout=5)
     assert not alive
+
+
+def ask(upstream, model="openai/gpt-4o-mini", **fields):
+    """POST one chat completion to the fake; return the response."""
+    body = {"model": model, "messages": [{"role": "user", "content": "How far is the moon?"}], **fields}
+    return requests.post(f"{upstream.base_url}/chat/completions", json=body, timeout=10)
+
+
+def catalogue(upstream):
+    """The fake's /models entries by id."""
+    return {model["id"]: model for model in requests.get(f"{upstream.base_url}/models", timeout=10).json()["data"]}
+
+
+def test_usage_accounting_reports_the_cost_the_gateway_computes_from_the_catalogue(upstream):
+    for model_id, model in catalogue(upstream).items():
+        answer = ask(upstream, model_id, max_tokens=7, usage={"include": True})
+        usage = json.loads(answer.text, parse_float=Decimal)["usage"]
+        prompt, completion = usage["prompt_tokens"], usage["completion_tokens"]
+        expected = prompt * Decimal(model["pricing"]["prompt"]) + completion * Decimal(model["pricing"]["completion"])
+        assert usage["cost"] == expected == pricing.price(model, prompt, completion), model_id
+        assert not isinstance(usage["cost"], str)  # a JSON number
+
+
+def test_streamed_usage_chunk_carries_the_cost_even_without_include_usage(upstream):
+    events = ask(upstream, max_tokens=3, stream=True, usage={"include": True}).text.split("\n\n")
+    assert events[-2:] == ["data: [DONE]", ""]
+    final = json.loads(events[-3].removeprefix("data: "), parse_float=Decimal)
+    assert final["choices"] == []
+    unstreamed = json.loads(ask(upstream, max_tokens=3, usage={"include": True}).text, parse_float=Decimal)
+    assert final["usage"] == unstreamed["usage"]
+    assert final["usage"]["cost"] > 0
+
+
+def test_no_cost_without_usage_accounting(upstream):
+    assert "cost" not in ask(upstream).json()["usage"]
+    events = ask(upstream, stream=True, stream_options={"include_usage": True}).text.split("\n\n")
+    assert "cost" not in json.loads(events[-3].removeprefix("data: "))["usage"]
+
+
+def test_prompt_tokens_count_tools_and_response_format_but_not_request_options(upstream):
+    def prompt_tokens(**fields):
+        return ask(upstream, **fields).json()["usage"]["prompt_tokens"]
+
+    bare = prompt_tokens()
+    tool = {"type": "function", "function": {"name": "distance", "parameters": {"type": "object", "properties": {}}}}
+    schema = {"type": "json_schema", "json_schema": {"name": "answer", "schema": {"type": "object"}}}
+    assert prompt_tokens(tools=[tool]) > bare
+    assert prompt_tokens(tools=[tool] * 3) > prompt_tokens(tools=[tool]) + 20
+    assert prompt_tokens(response_format=schema) > bare
+    options = {
+        "temperature": 0.2,
+        "max_tokens": 5,
+        "stream_options": {"include_usage": True},
+        "usage": {"include": True},
+    }
+    assert prompt_tokens(**options) == bare
+
+
+def test_completion_length_without_max_tokens_is_the_default_and_max_completion_tokens_caps_it(upstream):
+    assert ask(upstream).json()["usage"]["completion_tokens"] == DEFAULT_COMPLETION_TOKENS
+    assert ask(upstream, max_completion_tokens=5).json()["usage"]["completion_tokens"] == 5
+    assert ask(upstream, max_tokens=3, max_completion_tokens=5).json()["usage"]["completion_tokens"] == 3

@@ -1,14 +1,18 @@
 """The fake's routes: the model list, chat completions (JSON or SSE) and the control endpoints.
 
 Answers are deterministic (same request, same usage and text) and cheap to produce: a completion
-is max_tokens words long (one stream chunk each), DEFAULT_COMPLETION_TOKENS when the request
-gives none, never more than MAX_COMPLETION_TOKENS.
+is max_tokens (else max_completion_tokens) words long (one stream chunk each),
+DEFAULT_COMPLETION_TOKENS when the request gives neither, never more than MAX_COMPLETION_TOKENS.
+The prompt is one token per PROMPT_BYTES_PER_TOKEN bytes of everything in the body a real
+upstream bills as prompt. With ``"usage": {"include": true}`` the usage also carries ``cost``, in
+USD at the catalogue's prices, as OpenRouter's usage accounting does.
 """
 
 import itertools
 import json
 import os
 import time
+from decimal import Decimal
 
 import gevent
 
@@ -16,6 +20,17 @@ from ops_gateway.upstream.fake_openrouter.faults import FaultSwitches, is_count
 
 DEFAULT_COMPLETION_TOKENS = 16
 MAX_COMPLETION_TOKENS = 256
+PROMPT_BYTES_PER_TOKEN = 4
+# Request options that steer generation rather than give it text: not billed as prompt. A field
+# not named here (messages, tools, response_format, one the fake has never heard of) counts.
+_NOT_PROMPT_FIELDS = frozenset(
+    {
+        *("model", "models", "provider", "route", "transforms", "user"),
+        *("stream", "stream_options", "usage", "max_tokens", "max_completion_tokens", "stop", "n", "seed"),
+        *("temperature", "top_p", "top_k", "min_p", "top_a", "logit_bias", "logprobs", "top_logprobs"),
+        *("frequency_penalty", "presence_penalty", "repetition_penalty", "parallel_tool_calls", "reasoning"),
+    }
+)
 JSON_HEADERS = (("Content-Type", "application/json"),)
 SSE_HEADERS = (("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"))
 
@@ -35,7 +50,12 @@ MODELS = [
         ("test/free-model", "Test: Free Model", 8192, "0", "0"),
     ]
 ]
-_MODEL_IDS = frozenset(model["id"] for model in MODELS)
+# Per-token prices as Decimal from the catalogue's own strings, so that the reported cost is exactly
+# what a client computes from the catalogue.
+_PRICES = {
+    model["id"]: (Decimal(model["pricing"]["prompt"]), Decimal(model["pricing"]["completion"])) for model in MODELS
+}
+_MODEL_IDS = frozenset(_PRICES)
 _MODELS_BODY = json.dumps({"data": MODELS}).encode()
 _WORDS = [f"word{i}" for i in range(MAX_COMPLETION_TOKENS)]
 _REPLIES = [" ".join(_WORDS[:count]) for count in range(MAX_COMPLETION_TOKENS + 1)]
@@ -44,8 +64,9 @@ _REPLIES = [" ".join(_WORDS[:count]) for count in range(MAX_COMPLETION_TOKENS + 
 _COMPLETION_JSON = (
     '{"id": "%s", "created": %d, "model": "%s", "object": "chat.completion", '
     '"choices": [{"index": 0, "message": {"role": "assistant", "content": "%s"}, "finish_reason": "stop"}], '
-    '"usage": {"prompt_tokens": %d, "completion_tokens": %d, "total_tokens": %d}}'
+    '"usage": %s}'
 )
+_USAGE_JSON = '{"prompt_tokens": %d, "completion_tokens": %d, "total_tokens": %d%s}'
 
 
 class FakeOpenRouter:
@@ -91,23 +112,23 @@ class FakeOpenRouter:
         problem = _completion_problem(request)
         if problem:
             return error_reply(*problem)
-        prompt_tokens = _prompt_tokens(request["messages"])
-        completion_tokens = min(request.get("max_tokens") or DEFAULT_COMPLETION_TOKENS, MAX_COMPLETION_TOKENS)
-        total_tokens = prompt_tokens + completion_tokens
+        prompt_tokens = _prompt_tokens(request)
+        asked = request.get("max_tokens") or request.get("max_completion_tokens")
+        completion_tokens = min(asked or DEFAULT_COMPLETION_TOKENS, MAX_COMPLETION_TOKENS)
+        usage_accounting = _flag(request, "usage", "include")
+        cost = _cost(request["model"], prompt_tokens, completion_tokens) if usage_accounting else None
+        usage = _usage_json(prompt_tokens, completion_tokens, cost)
         generation_id = f"gen-fake-{os.getpid()}-{next(self._generation_ids)}"
         created = int(time.time())
         streamed = request.get("stream") is True
         self._served["streams" if streamed else "completions"] += 1
         if not streamed:
-            counts = (prompt_tokens, completion_tokens, total_tokens)
-            reply = _COMPLETION_JSON % (generation_id, created, request["model"], _REPLIES[completion_tokens], *counts)
+            reply = _COMPLETION_JSON % (generation_id, created, request["model"], _REPLIES[completion_tokens], usage)
             return 200, JSON_HEADERS, reply.encode()
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": total_tokens}
         envelope = {"id": generation_id, "created": created, "model": request["model"]}
-        stream_options = request.get("stream_options")
-        include_usage = isinstance(stream_options, dict) and stream_options.get("include_usage") is True
+        with_usage = usage_accounting or _flag(request, "stream_options", "include_usage")
         delay_ms = faults["chunk_delay_ms"]
-        events = _completion_events(envelope, _WORDS[:completion_tokens], usage if include_usage else None, delay_ms)
+        events = _completion_events(envelope, _WORDS[:completion_tokens], usage if with_usage else None, delay_ms)
         # Without delays the whole stream is one write; with them each event leaves when it is due.
         return 200, SSE_HEADERS, events if delay_ms else "".join(events).encode()
 
@@ -142,19 +163,37 @@ def _parsed_json(body):
         return None
 
 
-def _prompt_tokens(messages):
-    """Count each message as len(text) // 4 + 4, text being its string content or its text parts."""
-    total = 0
-    for message in messages:
-        content = message.get("content")
-        if isinstance(content, list):
-            content = "".join(
-                part["text"]
-                for part in content
-                if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
-            )
-        total += len(content if isinstance(content, str) else "") // 4 + 4
-    return total
+def _flag(request, field, switch):
+    """Whether request[field] is an object with switch set to true."""
+    options = request.get(field)
+    return isinstance(options, dict) and options.get(switch) is True
+
+
+def _prompt_tokens(request):
+    """One token per PROMPT_BYTES_PER_TOKEN bytes of the body's prompt fields, serialised compactly.
+
+    Re-serialising (rather than measuring the body as received) keeps the count independent of the
+    sender's whitespace, and of option fields such as ``usage`` that the gateway adds.
+    """
+    prompt = {field: value for field, value in request.items() if field not in _NOT_PROMPT_FIELDS}
+    serialised = json.dumps(prompt, ensure_ascii=False, separators=(",", ":"))
+    return len(serialised.encode()) // PROMPT_BYTES_PER_TOKEN
+
+
+def _cost(model_id, prompt_tokens, completion_tokens):
+    """The tokens' price in USD, exact: Decimal arithmetic on the catalogue's price strings."""
+    prompt_price, completion_price = _PRICES[model_id]
+    return prompt_tokens * prompt_price + completion_tokens * completion_price
+
+
+def _usage_json(prompt_tokens, completion_tokens, cost):
+    """The usage object as JSON text, ``cost`` (when given) written as the Decimal's fixed-point digits.
+
+    json.dumps would pass the cost through a float; written literally, a client parsing the
+    number as Decimal reads back exactly the value computed here.
+    """
+    cost_field = f', "cost": {cost:f}' if cost is not None else ""
+    return _USAGE_JSON % (prompt_tokens, completion_tokens, prompt_tokens + completion_tokens, cost_field)
 
 
 def _completion_problem(body):
@@ -164,9 +203,10 @@ def _completion_problem(body):
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
         return 400, "messages is required and must be a non-empty list of objects"
-    max_tokens = body.get("max_tokens")
-    if max_tokens is not None and not (is_count(max_tokens) and max_tokens > 0):
-        return 400, "max_tokens must be a positive integer"
+    for field in ("max_tokens", "max_completion_tokens"):
+        limit = body.get(field)
+        if limit is not None and not (is_count(limit) and limit > 0):
+            return 400, f"{field} must be a positive integer"
     if not isinstance(body.get("model"), str):
         return 400, "model is required"
     if body["model"] not in _MODEL_IDS:
@@ -175,11 +215,14 @@ def _completion_problem(body):
 
 
 def _completion_events(envelope, words, usage, chunk_delay_ms):
-    """Yield the SSE events of a streamed completion: one chunk per word, then stop, usage, [DONE]."""
+    """Yield the SSE events of a streamed completion: one chunk per word, then stop, usage, [DONE].
+
+    ``usage`` is the usage object's JSON text (see _usage_json), spliced in as it is.
+    """
     chunk = {**envelope, "object": "chat.completion.chunk"}
 
-    def event(choices, **extra):
-        return f"data: {json.dumps({**chunk, 'choices': choices, **extra})}\n\n"
+    def event(choices):
+        return f"data: {json.dumps({**chunk, 'choices': choices})}\n\n"
 
     for index, word in enumerate(words):
         if chunk_delay_ms:
@@ -189,5 +232,5 @@ def _completion_events(envelope, words, usage, chunk_delay_ms):
         yield event([{"index": 0, "delta": delta, "finish_reason": None}])
     yield event([{"index": 0, "delta": {}, "finish_reason": "stop"}])
     if usage is not None:
-        yield event([], usage=usage)
+        yield f'data: {json.dumps({**chunk, "choices": []})[:-1]}, "usage": {usage}}}\n\n'
     yield "data: [DONE]\n\n"
