@@ -21,12 +21,6 @@ RETURNING job
 _json = partial(Json, dumps=partial(json.dumps, default=str))  # details may hold datetimes and decimals
 
 
-def try_session_lock(cur, namespace, key):
-    """Take the session-level advisory lock (namespace, key) if it is free; whether it was taken."""
-    cur.execute("SELECT pg_try_advisory_lock(%s, %s) AS locked", (namespace, key))
-    return cur.fetchone()["locked"]
-
-
 def claim_tick(cur, job, tick, runner):
     """Record ``tick`` of the job as run by ``runner``; False when it (or a later one) already was."""
     cur.execute(_CLAIM_TICK, (job, tick, runner))
@@ -59,7 +53,7 @@ def record_finish(cur, run_id, status, duration_ms, details, error):
 
 
 def record_skipped(cur, job, runner, details):
-    """Insert a finished ``skipped`` row (another runner had the lock or the tick); return it."""
+    """Insert a finished ``skipped`` row (another runner had the lease or the tick); return it."""
     cur.execute(
         "INSERT INTO job_runs (job, status, finished_at, duration_ms, details, runner)"
         f" VALUES (%s, 'skipped', now(), 0, %s, %s) RETURNING {_RUN_COLUMNS}",
@@ -69,7 +63,7 @@ def record_skipped(cur, job, runner, details):
 
 
 def fail_orphans(cur, job):
-    """Mark ``running`` rows of a job failed: called under the job's lock, so their runner is gone."""
+    """Mark ``running`` rows of a job failed: called under the job's lease, so their runner is gone."""
     cur.execute(
         "UPDATE job_runs SET status = 'failed', finished_at = now(), error = 'runner exited before finishing'"
         " WHERE job = %s AND status = 'running'",

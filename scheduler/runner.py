@@ -1,32 +1,28 @@
-"""Run a job once: its single-runner lock, its per-tick lease and its job_runs row.
+"""Run a job once: its single-runner lease, its tick claim and its job_runs row.
 
-Every run, scheduled or by hand, first takes the job's Postgres advisory lock on a dedicated
-connection, so two processes (or instances) never run one job at the same time; a runner that
-cannot get it records ``skipped``. A scheduled run also claims its tick in ``job_leases`` under
-that lock, so when two clocks fire for the same tick one after the other, the second finds the
-tick taken and records ``skipped`` too: one tick, one run. The lock belongs to the session, so a
-runner that dies releases it with its connection.
+Every run, scheduled or by hand, first takes the job's lease (``scheduler/leases.py``) on a
+dedicated autocommit connection, so two processes (or instances) never run one job at the same
+time; a runner that cannot get it records ``skipped``. A scheduled run also claims its tick in
+``job_leases`` under that lease, so when two clocks fire for the same tick one after the other,
+the second finds the tick taken and records ``skipped`` too: one tick, one run. Every statement
+commits on its own, so all of this works through a transaction-mode pooler; a runner that dies
+leaves a lease that expires before the job's next tick.
 """
 
 import logging
 import os
 import socket
 import time
-import zlib
+
+from flask import current_app
 
 from ops_gateway.core import db
 from ops_gateway.core.errors import NotFound
-from ops_gateway.maintenance.jobs import JOBS, JobSkipped
+from ops_gateway.maintenance.jobs import JOBS, JobSkipped, interval_seconds
 from scheduler import history
+from scheduler.leases import Lease, lease_seconds
 
 logger = logging.getLogger("ops_gateway.scheduler")
-
-LOCK_NAMESPACE = 7_240_002  # first key of every job lock (migrations hold 7_240_001 as a single key)
-
-
-def lock_key(name):
-    """The second key of a job's advisory lock: a stable 31-bit hash of its name."""
-    return zlib.crc32(name.encode()) & 0x7FFFFFFF
 
 
 def runner_id():
@@ -40,7 +36,7 @@ def claim_tick(cur, name, tick):
 
 
 def run_job(name, trigger="manual", tick=None, actor=None):
-    """Run one job now under its lock; return its job_runs row (success, failed or skipped).
+    """Run one job now under its lease; return its job_runs row (success, failed or skipped).
 
     ``tick`` is the scheduled tick a clock fires for (None for runs by hand, which claim none).
     An unknown name is NotFound.
@@ -56,23 +52,28 @@ def run_job(name, trigger="manual", tick=None, actor=None):
     conn = db.get_database().connect()
     try:
         conn.autocommit = True  # history rows commit at once, whatever the job's own transactions do
+        lease = Lease(conn, name, runner_id(), lease_seconds(interval_seconds(job, current_app.config)))
         with conn.cursor() as cur:
-            if not history.try_session_lock(cur, LOCK_NAMESPACE, lock_key(name)):
+            if not lease.take():
                 return history.record_skipped(cur, name, runner_id(), {**meta, "reason": "running_elsewhere"})
-            history.fail_orphans(cur, name)
-            if tick is not None and not claim_tick(cur, name, tick):
-                return history.record_skipped(cur, name, runner_id(), {**meta, "reason": "tick_already_run"})
-            return _execute(cur, job, meta)
+            try:
+                history.fail_orphans(cur, name)
+                if tick is not None and not claim_tick(cur, name, tick):
+                    return history.record_skipped(cur, name, runner_id(), {**meta, "reason": "tick_already_run"})
+                return _execute(cur, job, meta, lease)
+            finally:
+                lease.release()
     finally:
-        conn.close()  # ends the session, which releases the advisory lock
+        conn.close()
 
 
-def _execute(cur, job, meta):
+def _execute(cur, job, meta, lease):
     run_id = history.record_start(cur, job.name, runner_id(), meta)
     started = time.perf_counter()
     status, details, error = "success", dict(meta), None
     try:
-        details.update(job.body() or {})
+        with lease:
+            details.update(job.body() or {})
     except JobSkipped as exc:
         status, details["reason"] = "skipped", str(exc)
     except Exception as exc:

@@ -3,8 +3,6 @@
 import json
 from datetime import UTC, datetime
 
-import psycopg2
-
 from ops_gateway.maintenance.jobs import JOBS
 from scheduler import runner
 from tests.helpers import ADMIN, assert_error
@@ -58,17 +56,18 @@ def test_jobs_need_an_admin_key(client):
     assert_error(client.post("/admin/jobs/usage_rollup/run"), 401, "unauthorized")
 
 
-def test_job_running_elsewhere_is_skipped_with_409(client, sql, database_url):
-    holder = psycopg2.connect(database_url)
-    try:
-        with holder.cursor() as cur:
-            cur.execute("SELECT pg_advisory_lock(%s, %s)", (runner.LOCK_NAMESPACE, runner.lock_key("usage_rollup")))
-        error = assert_error(run(client, "usage_rollup"), 409, "job_running")
-    finally:
-        holder.close()
+def test_job_running_elsewhere_is_skipped_with_409(client, sql):
+    sql("INSERT INTO job_locks VALUES ('usage_rollup', 'elsewhere:1', now(), now() + interval '1 minute')")
+    error = assert_error(run(client, "usage_rollup"), 409, "job_running")
     skipped = sql("SELECT status, details FROM job_runs WHERE id = %s", (error["details"]["run"],))[0]
     assert skipped["status"] == "skipped" and skipped["details"]["reason"] == "running_elsewhere"
-    assert run(client, "usage_rollup").status_code == 200  # the lock went with the holder's session
+    assert sql("SELECT holder FROM job_locks") == [{"holder": "elsewhere:1"}]  # another runner's lease is left alone
+
+
+def test_an_expired_lease_no_longer_blocks_and_a_finished_run_releases_its_own(client, sql):
+    sql("INSERT INTO job_locks VALUES ('usage_rollup', 'gone:1', now(), now() - interval '1 second')")
+    assert run(client, "usage_rollup").status_code == 200
+    assert sql("SELECT job FROM job_locks") == []
 
 
 def test_a_tick_runs_once_however_many_clocks_fire_for_it(app, sql):

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from ops_gateway.core.config import load_settings
 from ops_gateway.maintenance.jobs import JOBS, interval_seconds, jitter_seconds
 from scheduler.clock import AlignedIntervalTrigger
-from scheduler.runner import lock_key
+from scheduler.leases import MAX_LEASE_SECONDS, lease_seconds
 
 
 def test_first_fire_is_the_next_multiple_of_the_interval():
@@ -32,5 +32,6 @@ def test_intervals_come_from_settings_times_the_scale():
     assert jitter_seconds(30) == 3 and jitter_seconds(86400) == 60
 
 
-def test_every_job_has_its_own_lock_key():
-    assert len({lock_key(name) for name in JOBS}) == len(JOBS)
+def test_a_dead_runners_lease_expires_before_the_next_tick():
+    assert lease_seconds(5) == 2.5 and lease_seconds(1) == 0.5
+    assert lease_seconds(86400) == MAX_LEASE_SECONDS and lease_seconds(0) == MAX_LEASE_SECONDS
