@@ -128,6 +128,22 @@ class DatabaseStatusSchema(ma.Schema):
     )
 
 
+class ReconciliationSchema(ma.Schema):
+    """Requests upstream reported its own cost for, and both costs of them."""
+
+    upstream_reported_requests = ma.fields.Integer()
+    cost = Money(metadata={"description": "what we charged for these requests"})
+    upstream_cost = Money(metadata={"description": "what OpenRouter reported they cost (usage.cost)"})
+    drift = Money(metadata={"description": "cost - upstream_cost: positive when we charged more"})
+
+
+class BillingReconciliationSchema(ma.Schema):
+    """Our charges against upstream's own accounting (UTC day and month)."""
+
+    today = ma.fields.Nested(ReconciliationSchema)
+    month = ma.fields.Nested(ReconciliationSchema)
+
+
 class ResourcesSchema(ma.Schema):
     """Host CPU and memory, the answering process's memory, the load average."""
 
@@ -175,6 +191,7 @@ class AdminMonitorDataSchema(ma.Schema):
     top_users_by_usage = ma.fields.List(ma.fields.Nested(TopUserSchema), metadata={"description": "today"})
     recent_activity = ma.fields.List(ma.fields.Nested(ActivitySchema))
     performance = ma.fields.Nested(PerformanceSchema)
+    billing = ma.fields.Nested(BillingReconciliationSchema)
     cache = ma.fields.Nested(CacheInfoSchema, metadata={"description": "as in /admin/cache-status"})
     database = ma.fields.Nested(DatabaseStatusSchema)
     resources = ma.fields.Nested(ResourcesSchema)

@@ -14,6 +14,7 @@ import logging
 from flask import current_app, g
 
 from ops_gateway.accounts import audit, keys, security
+from ops_gateway.billing import credits
 from ops_gateway.core import db
 from ops_gateway.core.errors import Forbidden, Unauthenticated
 from ops_gateway.limits.plans import LIMIT_COLUMNS
@@ -46,10 +47,14 @@ _TOUCH = """touched AS (
       AND (k.last_used_at IS NULL OR k.last_used_at <= now() - interval '60 seconds')
 )"""
 
-_KEY_QUERY = db.Prepared("auth_key", f"WITH k AS ({_KEY_ROW}), {_TOUCH} SELECT k.*, false AS held FROM k")
+_KEY_QUERY = db.Prepared(
+    "auth_key", f"WITH k AS ({_KEY_ROW}), {_TOUCH} SELECT k.*, false AS held, NULL::bigint AS hold_id FROM k"
+)
 
 # The same lookup that also holds a completion's worst-case cost when the key is usable from
 # this IP and the spendable balance covers it (``held``): one round trip where there were two.
+# A non-zero hold is also its own ``credit_holds`` row (``hold_id``), expiring past the longest
+# the request can live, so only its own settlement or refusal releases it while it runs.
 # Anything that refuses the request afterwards gives the hold back (``Completion.open``).
 # It commits without waiting for the WAL flush (synchronous_commit off for this transaction
 # only): a hold lost in a database crash frees credits the scheduler would free anyway, while
@@ -60,8 +65,13 @@ _KEY_AND_HOLD_QUERY = db.Prepared(
     UPDATE users u SET reserved_credits = u.reserved_credits + %(hold)s, reserved_at = now() FROM k
     WHERE u.id = k.user_id AND k.rejection IS NULL AND k.ip_allowed AND u.credits - u.reserved_credits >= %(hold)s
     RETURNING u.id
+), hold_row AS (
+    INSERT INTO credit_holds (user_id, request_id, amount, expires_at)
+    SELECT id, %(request_id)s, %(hold)s, now() + make_interval(secs => %(hold_seconds)s) FROM hold WHERE %(hold)s > 0
+    RETURNING id
 )
-SELECT k.*, EXISTS (SELECT FROM hold) AS held FROM k, (SELECT set_config('synchronous_commit', 'off', true)) AS c""",
+SELECT k.*, EXISTS (SELECT FROM hold) AS held, (SELECT id FROM hold_row) AS hold_id
+FROM k, (SELECT set_config('synchronous_commit', 'off', true)) AS c""",
 )
 
 
@@ -131,30 +141,34 @@ def authenticate(authorization, ip, path):
     return principal
 
 
-def authenticate_and_hold(authorization, ip, path, hold):
-    """/v1: authenticate and, in the same statement, hold ``hold`` credits (None: hold nothing).
+def authenticate_and_hold(authorization, ip, path, hold, request_id=None):
+    """/v1: authenticate and, in the same statement, hold ``hold`` credits for ``request_id``
+    (None: hold nothing).
 
-    The principal's ``held`` says whether the hold was taken. The IP-block and new-IP checks of
-    a usable key come with the rate-limit gate's one Redis call (``rate_limits.gate``).
+    The principal's ``held`` says whether the hold was taken, ``hold_id`` names its row. The
+    IP-block and new-IP checks of a usable key come with the rate-limit gate's one Redis call
+    (``rate_limits.gate``).
     """
-    return _authenticate_bearer(authorization, ip, path, hold)
+    return _authenticate_bearer(authorization, ip, path, hold, request_id)
 
 
-def _authenticate_bearer(authorization, ip, path, hold=None):
+def _authenticate_bearer(authorization, ip, path, hold=None, request_id=None):
     token, problem = bearer_token(authorization)
     if problem:
         message = "an API key is required: Authorization: Bearer <key>"
         _fail(Unauthenticated, "unauthorized", message, problem, ip, path)
-    return authenticate_token(token, ip, path, hold)
+    return authenticate_token(token, ip, path, hold, request_id)
 
 
-def authenticate_token(token, ip, path, hold=None):
+def authenticate_token(token, ip, path, hold=None, request_id=None):
     """Check a presented key (bearer header or the dashboard's sign-in form) from ``ip``, and set
     ``g.user``; failures are audited (with ``path``) and counted."""
     if not keys.KEY_PATTERN.match(token):
         _fail(Unauthenticated, "invalid_api_key", "the API key is not valid", "malformed_key", ip, path, token)
     digest = keys.hash_key(current_app.config["KEY_HASH_SECRET"], token)
-    params = {"digest": digest, "ip": database_ip(ip), "hold": hold}
+    params = {"digest": digest, "ip": database_ip(ip)}
+    if hold is not None:
+        params.update(hold=hold, request_id=request_id, hold_seconds=credits.hold_lifetime_seconds(current_app.config))
     with db.statement() as cur:  # one statement: the lookup (and the hold) commit by themselves
         (_KEY_QUERY if hold is None else _KEY_AND_HOLD_QUERY).execute(cur, params)
         row = cur.fetchone()

@@ -189,3 +189,13 @@ def count_audit_rows(cur, filters, counted_days, row_ranges):
     total = " + ".join(subquery for subquery, _ in parts)
     cur.execute(f"SELECT ({total})::bigint AS total", [value for _, params in parts for value in params])
     return cur.fetchone()["total"]
+
+
+def unusable_keys(cur, key_ids):
+    """Those of ``key_ids`` that may no longer be used (revoked, expired, past grace, user suspended)."""
+    cur.execute(
+        "SELECT k.id FROM api_keys k JOIN users u ON u.id = k.user_id"
+        " WHERE k.id = ANY(%s) AND api_key_rejection(k.status, k.grace_until, k.expires_at, u.status) IS NOT NULL",
+        (list(key_ids),),
+    )
+    return {row["id"] for row in cur.fetchall()}

@@ -39,11 +39,25 @@ def adjust(cur, user_id, amount, kind, reason, actor, request_id=None):
     return balance
 
 
-def release(cur, user_id, amount):
-    """Give back a hold without charging (the request was refused before upstream)."""
-    queries.release_hold(cur, user_id, amount)
+def hold_lifetime_seconds(config):
+    """The longest a request holding credits can live: a stream cut at MAX_STREAM_SECONDS, after
+    at most one more upstream read, one blocked write to a slow client and the upstream queue,
+    plus a minute for its settlement. A hold older than this belongs to a request that is gone."""
+    return (
+        config["MAX_STREAM_SECONDS"]
+        + config["OPENROUTER_TIMEOUT_SECONDS"]
+        + config["CLIENT_BODY_TIMEOUT_SECONDS"]
+        + config["UPSTREAM_QUEUE_SECONDS"]
+        + 60
+    )
 
 
-def release_stale_holds(cur, older_than_seconds):
-    """Release holds untouched for longer than any request can run; return how many users were freed."""
-    return queries.release_stale_holds(cur, older_than_seconds)
+def release(cur, hold_id):
+    """Give back one request's hold without charging (the request was refused before upstream)."""
+    queries.release_hold(cur, hold_id)
+
+
+def release_expired_holds(cur, config):
+    """Release the holds of requests that can no longer be running (a killed worker, an outage
+    between hold and settlement); return {holds, users} released."""
+    return queries.release_expired_holds(cur, hold_lifetime_seconds(config))

@@ -3,9 +3,10 @@ before the upstream call. Pure arithmetic on Decimal; nothing here reads or writ
 
 import json
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 COST_QUANTUM = Decimal("0.0000000001")  # numeric(20, 10)
+MAX_COST = Decimal("9999999999")
 CHARS_PER_TOKEN_ESTIMATE = 3  # conservative: real tokenisers average about 4 characters a token
 MESSAGE_OVERHEAD_TOKENS = 4
 REPLY_PRIMING_TOKENS = 3
@@ -113,3 +114,22 @@ def billable_tokens(reported_usage, prompt_estimate, completion_fallback):
         int(prompt) if prompt is not None else prompt_estimate,
         int(completion) if completion is not None else completion_fallback,
     )
+
+
+def reported_cost(reported_usage):
+    """Upstream's own figure for what a request cost (OpenRouter's ``usage.cost``, in USD), exact
+    to our quantum, or None when it reported none or nothing sensible.
+
+    JSON parses it as a float; its shortest text is the decimal upstream wrote (for fewer than 16
+    significant digits), so the comparison with our Decimal cost is exact.
+    """
+    cost = (reported_usage or {}).get("cost")
+    if isinstance(cost, bool) or not isinstance(cost, (int, float, str)):
+        return None
+    try:
+        value = Decimal(str(cost))
+    except InvalidOperation:
+        return None
+    if not value.is_finite() or not 0 <= value < MAX_COST:
+        return None
+    return value.quantize(COST_QUANTUM, rounding=ROUND_HALF_UP)

@@ -39,31 +39,53 @@ def insert_ledger_row(cur, user_id, amount, balance_after, kind, reason, actor, 
     )
 
 
-def release_hold(cur, user_id, amount):
-    """Give back a hold without charging anything."""
+def release_hold(cur, hold_id):
+    """Give back one request's hold without charging anything (it was refused before upstream)."""
     cur.execute(
-        "UPDATE users SET reserved_credits = GREATEST(reserved_credits - %s, 0) WHERE id = %s",
-        (amount, user_id),
+        "WITH held AS (DELETE FROM credit_holds WHERE id = %s RETURNING user_id, amount)"
+        " UPDATE users u SET reserved_credits = GREATEST(u.reserved_credits - held.amount, 0)"
+        " FROM held WHERE u.id = held.user_id",
+        (hold_id,),
     )
 
 
-def release_stale_holds(cur, older_than_seconds):
-    """Zero every hold untouched for ``older_than_seconds``; return how many users were freed."""
+def release_expired_holds(cur, lifetime_seconds):
+    """Release the holds of requests that are provably gone; return {holds, users}.
+
+    A hold row expires past the longest a request can live, so a live stream's hold is never
+    freed. A user whose newest hold is older than that and who has no hold rows (holds taken
+    before holds had rows) is reset to nothing held.
+    """
     cur.execute(
-        "UPDATE users SET reserved_credits = 0 WHERE reserved_credits > 0"
-        " AND reserved_at < now() - make_interval(secs => %s) RETURNING id",
-        (older_than_seconds,),
+        """WITH gone AS (
+    DELETE FROM credit_holds WHERE expires_at < now() RETURNING user_id, amount
+), freed AS (
+    SELECT user_id, sum(amount) AS amount FROM gone GROUP BY user_id
+), released AS (
+    UPDATE users u SET reserved_credits = GREATEST(u.reserved_credits - f.amount, 0)
+    FROM freed f WHERE u.id = f.user_id RETURNING u.id
+), unrowed AS (
+    UPDATE users u SET reserved_credits = 0
+    WHERE u.reserved_credits > 0 AND u.reserved_at < now() - make_interval(secs => %s)
+      AND NOT EXISTS (SELECT FROM credit_holds h WHERE h.user_id = u.id) RETURNING u.id
+)
+SELECT (SELECT count(*) FROM gone) AS holds,
+       (SELECT count(*) FROM (SELECT id FROM released UNION SELECT id FROM unrowed) AS u) AS users""",
+        (lifetime_seconds,),
     )
-    return len(cur.fetchall())
+    return cur.fetchone()
 
 
-# Release the hold and charge the real cost, whatever was held: when real usage exceeded the
+# Release the request's own hold (by its id: a hold the scheduler already released is not given
+# back twice) and charge the real cost, whatever was held: when real usage exceeded the
 # held worst case the balance may go below zero, a debt that refuses further requests until it
 # is paid (the key-and-hold statement requires credits - holds >= the hold, and the hold is never
 # negative). Then write the ledger row when anything was charged. ``charge`` yields (charged, balance).
 _CHARGE = """
-charge AS (
-    UPDATE users u SET reserved_credits = GREATEST(u.reserved_credits - %(reserved)s, 0),
+held AS (
+    DELETE FROM credit_holds WHERE id = %(hold_id)s RETURNING amount
+), charge AS (
+    UPDATE users u SET reserved_credits = GREATEST(u.reserved_credits - coalesce((SELECT amount FROM held), 0), 0),
            credits = u.credits - %(cost)s, updated_at = now()
     WHERE u.id = %(user_id)s
     RETURNING %(cost)s::numeric AS charged, u.credits AS balance
@@ -81,21 +103,25 @@ _NO_CHARGE = "charge AS (SELECT 0::numeric AS charged, NULL::numeric AS balance)
 _RECORD = """, record AS (
     INSERT INTO usage_records (request_id, user_id, api_key_id, model, prompt_tokens, completion_tokens,
         total_tokens, cost, status, upstream_status, error_code, latency_ms, upstream_latency_ms, overhead_ms,
-        streamed, exceeded_hold)
+        streamed, exceeded_hold, upstream_cost)
     SELECT %(request_id)s, %(user_id)s, %(api_key_id)s, %(model)s, %(prompt)s, %(completion)s, %(total)s, charged,
            %(status)s, %(upstream_status)s, %(error_code)s, %(latency_ms)s, %(upstream_ms)s, %(overhead_ms)s,
-           %(streamed)s, charged > %(reserved)s
+           %(streamed)s, charged > %(reserved)s, %(upstream_cost)s
     FROM charge
 ), daily AS (
     INSERT INTO usage_daily_totals AS t (day, user_id, model, requests, errors, prompt_tokens, completion_tokens,
-        cost, last_request_at)
+        cost, last_request_at, upstream_reported, upstream_cost, cost_upstream_reported)
     SELECT (now() AT TIME ZONE 'UTC')::date, %(user_id)s, %(model)s, 1, %(errors)s, %(prompt)s, %(completion)s,
-           charged, now()
+           charged, now(), (%(upstream_cost)s::numeric IS NOT NULL)::int, coalesce(%(upstream_cost)s, 0),
+           CASE WHEN %(upstream_cost)s::numeric IS NULL THEN 0 ELSE charged END
     FROM charge
     ON CONFLICT (user_id, day, model) DO UPDATE SET requests = t.requests + 1,
         errors = t.errors + EXCLUDED.errors, prompt_tokens = t.prompt_tokens + EXCLUDED.prompt_tokens,
         completion_tokens = t.completion_tokens + EXCLUDED.completion_tokens, cost = t.cost + EXCLUDED.cost,
-        last_request_at = EXCLUDED.last_request_at
+        last_request_at = EXCLUDED.last_request_at,
+        upstream_reported = t.upstream_reported + EXCLUDED.upstream_reported,
+        upstream_cost = t.upstream_cost + EXCLUDED.upstream_cost,
+        cost_upstream_reported = t.cost_upstream_reported + EXCLUDED.cost_upstream_reported
 )
 SELECT charged, balance FROM charge"""
 
@@ -107,7 +133,7 @@ def settle_request(cur, params, charges):
     """Settle a finished request in one statement; return {charged, balance}.
 
     ``charges``: whether anything was held or costs anything; a free request only records its
-    usage. ``params``: user_id, reserved, cost, actor, request_id, reason, api_key_id, model,
+    usage. ``params``: user_id, hold_id, reserved, cost, upstream_cost, actor, request_id, reason, api_key_id, model,
     prompt, completion, total, status, errors, upstream_status, error_code, latency_ms,
     upstream_ms, overhead_ms, streamed.
     """

@@ -19,6 +19,7 @@ class FinishedRequest:
     request_id: str
     model: str
     held: Decimal  # the hold taken for it, released by the settlement
+    hold_id: int | None  # the hold's credit_holds row (None: nothing was held)
     streamed: bool
     status: str  # success | incomplete | error
     prompt_tokens: int
@@ -28,6 +29,7 @@ class FinishedRequest:
     upstream_status: int | None = None
     error_code: str | None = None
     upstream_latency_ms: float | None = None
+    upstream_cost: Decimal | None = None  # what upstream reported it cost, kept beside ours
 
 
 def settle_request(cur, request):
@@ -36,8 +38,10 @@ def settle_request(cur, request):
     upstream_ms = request.upstream_latency_ms
     params = {
         "user_id": request.user_id,
+        "hold_id": request.hold_id,
         "reserved": request.held,
         "cost": request.cost,
+        "upstream_cost": request.upstream_cost,
         "actor": request.actor,
         "request_id": request.request_id,
         "reason": f"usage: {request.model}",

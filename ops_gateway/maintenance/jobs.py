@@ -22,8 +22,6 @@ from ops_gateway.upstream import catalog as model_catalog
 MIN_INTERVAL_SECONDS = 1.0
 JITTER_FRACTION = 0.1  # well under one interval, so a run always lands in the tick it was fired for
 MAX_JITTER_SECONDS = 60.0
-# A credit hold untouched this long outlives any request (gunicorn kills a worker after 120 s).
-STALE_HOLD_SECONDS = 1800
 
 
 class JobSkipped(Exception):
@@ -94,7 +92,8 @@ def maintain_database():
 def release_stale_holds():
     """Release credit holds left by requests that never settled (a killed worker, an outage)."""
     with db.transaction() as cur:
-        return {"users_released": credits.release_stale_holds(cur, STALE_HOLD_SECONDS)}
+        released = credits.release_expired_holds(cur, current_app.config)
+    return {"holds_released": released["holds"], "users_released": released["users"]}
 
 
 def evaluate_alerts():

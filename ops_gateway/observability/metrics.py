@@ -54,6 +54,14 @@ UPSTREAM_LATENCY = Histogram(
 TOKENS = Counter("gateway_tokens_total", "Tokens charged", ["model", "kind"])
 COST = Counter("gateway_cost_usd_total", "Priced cost of completions in USD", ["model"])
 CREDITS_CHARGED = Counter("gateway_credits_charged_usd_total", "Credits debited from users in USD", ["model"])
+UPSTREAM_REPORTED_COST = Counter(
+    "gateway_upstream_reported_cost_usd_total", "Cost upstream reported for completions, in USD", ["model"]
+)
+UPSTREAM_COST_DRIFT = Counter(
+    "gateway_upstream_cost_drift_usd_total",
+    "How far our charge was from upstream's reported cost, in USD, by which side was higher",
+    ["higher"],
+)
 RATE_LIMIT_REJECTIONS = Counter("gateway_rate_limit_rejections_total", "Requests refused with 429", ["window"])
 AUTH_FAILURES = Counter("gateway_auth_failures_total", "Failed authentications", ["reason"])
 CACHE_LOOKUPS = Counter("gateway_model_cache_lookups_total", "Model cache lookups", ["result"])
@@ -84,8 +92,10 @@ def observe_upstream_call(endpoint, status, latency_ms, ok):
     UPSTREAM_CALL_LATENCY.labels(endpoint).observe(latency_ms / 1000)
 
 
-def observe_completion(model, upstream_status, upstream_latency_ms, prompt_tokens, completion_tokens, cost, charged):
-    """A completion was settled: upstream outcome, tokens, cost and credits."""
+def observe_completion(
+    model, upstream_status, upstream_latency_ms, prompt_tokens, completion_tokens, cost, charged, upstream_cost=None
+):
+    """A completion was settled: upstream outcome, tokens, cost, credits and upstream's own cost."""
     status = str(upstream_status) if upstream_status else "no_response"
     UPSTREAM_REQUESTS.labels(model, status).inc()
     if upstream_latency_ms is not None:
@@ -94,6 +104,11 @@ def observe_completion(model, upstream_status, upstream_latency_ms, prompt_token
     TOKENS.labels(model, "completion").inc(completion_tokens)
     COST.labels(model).inc(float(cost))
     CREDITS_CHARGED.labels(model).inc(float(charged))
+    if upstream_cost is not None:
+        UPSTREAM_REPORTED_COST.labels(model).inc(float(upstream_cost))
+        if charged != upstream_cost:
+            higher = "gateway" if charged > upstream_cost else "upstream"
+            UPSTREAM_COST_DRIFT.labels(higher).inc(float(abs(charged - upstream_cost)))
 
 
 def render():

@@ -46,13 +46,14 @@ def user_monitor(principal):
 
 
 def admin_monitor():
-    """System usage, performance, cache, database, resources, scheduler and alerts."""
+    """System usage, performance, billing reconciliation, cache, database, resources, scheduler and alerts."""
     with db.transaction() as cur:
         usage, active_today = usage_metrics.system_usage(cur)
         total_users = queries.table_count(cur, "users")
         top_users = [_masked(row) for row in usage_metrics.top_users_today(cur)]
         recent = usage_metrics.recent_activity(cur)
         performance = usage_metrics.recent_performance(cur)
+        billing = usage_metrics.upstream_reconciliation(cur)
         database = system_monitor.database_status(cur)
         scheduler = system_monitor.scheduler_status(cur)
         alerts = system_monitor.active_alerts(cur)
@@ -69,6 +70,7 @@ def admin_monitor():
             "top_users_by_usage": top_users,
             "recent_activity": recent,
             "performance": performance,
+            "billing": billing,
             "cache": model_catalog.cache_status(),
             "database": database,
             "resources": system_monitor.process_resources(),

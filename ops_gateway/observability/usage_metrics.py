@@ -184,3 +184,18 @@ def _percent(part, whole):
 def _percentiles(values):
     values = values or [None, None, None]
     return {name: None if v is None else round(v, 1) for name, v in zip(("p50", "p95", "p99"), values, strict=True)}
+
+
+def upstream_reconciliation(cur):
+    """Our cost against upstream's reported cost of the same requests, today and this month;
+    ``drift`` is ours minus upstream's (positive: we charged more)."""
+    row = usage_queries.reconciliation(cur, current_day(cur))
+    return {
+        period: {
+            "upstream_reported_requests": row[f"requests_{period}"],
+            "cost": row[f"cost_{period}"],
+            "upstream_cost": row[f"upstream_cost_{period}"],
+            "drift": row[f"cost_{period}"] - row[f"upstream_cost_{period}"],
+        }
+        for period in ("today", "month")
+    }

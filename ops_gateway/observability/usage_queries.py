@@ -97,3 +97,21 @@ def recent_windows(cur):
     """
     cur.execute(_RECENT_WINDOWS)
     return cur.fetchone()
+
+
+# Upstream's reported cost against ours for the same requests, today and this month.
+_RECONCILIATION = """
+SELECT coalesce(sum(upstream_reported) FILTER (WHERE day = %(today)s), 0)::bigint AS requests_today,
+       coalesce(sum(cost_upstream_reported) FILTER (WHERE day = %(today)s), 0) AS cost_today,
+       coalesce(sum(upstream_cost) FILTER (WHERE day = %(today)s), 0) AS upstream_cost_today,
+       coalesce(sum(upstream_reported), 0)::bigint AS requests_month,
+       coalesce(sum(cost_upstream_reported), 0) AS cost_month,
+       coalesce(sum(upstream_cost), 0) AS upstream_cost_month
+FROM usage_daily_totals WHERE day >= %(month)s
+"""
+
+
+def reconciliation(cur, days):
+    """Requests upstream reported a cost for, our cost and upstream's for them: today and this month."""
+    cur.execute(_RECONCILIATION, days)
+    return cur.fetchone()

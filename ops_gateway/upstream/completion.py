@@ -17,6 +17,7 @@ import time
 from flask import current_app
 
 from ops_gateway.accounts import auth
+from ops_gateway.accounts.key_watch import OPEN_STREAMS
 from ops_gateway.billing import credits, pricing, settlement
 from ops_gateway.billing.money import format_money
 from ops_gateway.core import db
@@ -58,6 +59,7 @@ class Completion:
         self.model = None
         self.worst_case = None  # pricing.WorstCase: what is held
         self.held = False
+        self.hold_id = None  # the hold's credit_holds row
         self.upstream_slot = None
         self.charged = self.balance = None
         self.latency_ms = self.upstream_latency_ms = None
@@ -101,9 +103,9 @@ class Completion:
             self.worst_case = pricing.worst_case(self.model, self.body, current_app.config["DEFAULT_MAX_TOKENS"])
         facts = self.facts
         self.admission.principal = auth.authenticate_and_hold(
-            facts.authorization, facts.client_ip, facts.path, self.hold
+            facts.authorization, facts.client_ip, facts.path, self.hold, facts.request_id
         )
-        self.held = self.principal["held"]
+        self.held, self.hold_id = self.principal["held"], self.principal["hold_id"]
         try:
             refusal = auth.scope_error(self.principal, "chat:write") or refusal
             if refusal:
@@ -140,14 +142,14 @@ class Completion:
         )
 
     def _give_back_hold(self):
-        if self.held:
+        if self.hold_id:
             with db.statement() as cur:
-                credits.release(cur, self.principal["user_id"], self.hold)
-            self.held = False
+                credits.release(cur, self.hold_id)
+        self.held, self.hold_id = False, None
 
     def complete(self):
         """Call upstream without streaming, settle, and return upstream's JSON."""
-        payload = {**self.body, "stream": False}
+        payload = {**self.body, "stream": False, "usage": self._usage_option()}
         started = time.perf_counter()
         try:
             result = _client().chat_completion(payload)
@@ -159,14 +161,21 @@ class Completion:
         prompt, completion = pricing.billable_tokens(
             result.get("usage"), self.worst_case.prompt_estimate, self.body.get("max_tokens") or 0
         )
-        self._settle("success", prompt, completion, 200, upstream_latency_ms=upstream_ms)
+        upstream_cost = pricing.reported_cost(result.get("usage"))
+        self._settle("success", prompt, completion, 200, upstream_latency_ms=upstream_ms, upstream_cost=upstream_cost)
         return result
+
+    def _usage_option(self):
+        """The body's ``usage`` asking OpenRouter for its own accounting (``usage.cost``), which is
+        stored beside ours for reconciliation."""
+        asked = self.body.get("usage")
+        return {**(asked if isinstance(asked, dict) else {}), "include": True}
 
     def stream(self):
         """Start a streaming call (its errors surface here, before any byte is sent); return the
         iterator of server-sent events, which settles when it ends."""
         stream_options = {**(self.body.get("stream_options") or {}), "include_usage": True}
-        payload = {**self.body, "stream": True, "stream_options": stream_options}
+        payload = {**self.body, "stream": True, "stream_options": stream_options, "usage": self._usage_option()}
         started = time.perf_counter()
         try:
             upstream = _client().stream_chat_completion(payload)
@@ -180,11 +189,13 @@ class Completion:
     def _relay(self, upstream, started):
         """Yield SSE events as they arrive; settle exactly once, even if the client goes away.
 
-        A stream still open after ``MAX_STREAM_SECONDS`` is cut with an error event and settled
-        as incomplete.
+        A stream still open after ``MAX_STREAM_SECONDS``, or whose key was revoked (or user
+        suspended) meanwhile, is cut with an error event and settled as incomplete.
         """
         reported, content_chunks, settled = None, 0, False
         cut_at = started + current_app.config["MAX_STREAM_SECONDS"]
+        key_id = self.principal["api_key_id"]
+        OPEN_STREAMS.watch(key_id)
         try:
             for data in upstream:
                 if data == "[DONE]":
@@ -197,26 +208,38 @@ class Completion:
                 elif '"content"' in data:
                     content_chunks += 1
                 yield f"data: {data}\n\n"
-                if time.perf_counter() >= cut_at:
-                    logger.warning("stream cut at MAX_STREAM_SECONDS", extra={"request_id": self.facts.request_id})
-                    message = "the stream exceeded the gateway's maximum duration"
-                    yield "data: " + json.dumps({"error": {"code": "stream_too_long", "message": message}}) + "\n\n"
+                cut = self._cut_reason(cut_at, key_id)
+                if cut:
+                    logger.warning("stream cut", extra={"request_id": self.facts.request_id, "reason": cut[0]})
+                    yield "data: " + json.dumps({"error": {"code": cut[0], "message": cut[1]}}) + "\n\n"
                     break
         except UpstreamError as error:
             logger.warning("upstream stream broke", extra={"error_kind": error.kind})
             yield "data: " + json.dumps({"error": {"code": "upstream_stream_error", "message": error.message}}) + "\n\n"
         finally:
+            OPEN_STREAMS.forget(key_id)
             upstream.close()
             self.upstream_slot.release()
             if not settled:
-                # The client went away or upstream broke mid-stream: charge what upstream reported,
-                # else the prompt estimate plus one token per content chunk received.
+                # The client went away, upstream broke or the stream was cut: charge what upstream
+                # reported, else the prompt estimate plus one token per content chunk received.
                 self._settle_stream("incomplete", reported, content_chunks, started)
+
+    @staticmethod
+    def _cut_reason(cut_at, key_id):
+        """(code, message) when a running stream must stop now, else None."""
+        if time.perf_counter() >= cut_at:
+            return "stream_too_long", "the stream exceeded the gateway's maximum duration"
+        if not OPEN_STREAMS.usable(key_id):
+            return "api_key_revoked", "the API key was revoked or its user suspended during the stream"
+        return None
 
     def _settle_stream(self, status, reported, content_chunks, started):
         """Settle a stream that ended (success) or stopped early (incomplete)."""
         prompt, completion = pricing.billable_tokens(reported, self.worst_case.prompt_estimate, content_chunks)
-        self._settle(status, prompt, completion, 200, upstream_latency_ms=(time.perf_counter() - started) * 1000)
+        upstream_ms = (time.perf_counter() - started) * 1000
+        upstream_cost = pricing.reported_cost(reported)
+        self._settle(status, prompt, completion, 200, upstream_latency_ms=upstream_ms, upstream_cost=upstream_cost)
 
     def _upstream_failure(self, error, upstream_latency_ms):
         """Settle a failed call (it costs nothing) and return the domain error to raise."""
@@ -234,6 +257,7 @@ class Completion:
         upstream_status=None,
         error_code=None,
         upstream_latency_ms=None,
+        upstream_cost=None,
     ):
         """Release the hold, charge the real cost (ledger, usage row, daily totals: one statement) and
         count the real tokens against the rate-limit windows, giving the concurrency slot back."""
@@ -247,6 +271,7 @@ class Completion:
             request_id=self.facts.request_id,
             model=self.model["id"],
             held=self.hold,
+            hold_id=self.hold_id,
             streamed=self.streamed,
             status=status,
             prompt_tokens=prompt_tokens,
@@ -256,10 +281,11 @@ class Completion:
             upstream_status=upstream_status,
             error_code=error_code,
             upstream_latency_ms=upstream_latency_ms,
+            upstream_cost=upstream_cost,
         )
         with db.statement() as cur:  # settle_request is a single statement
             charged, balance = settlement.settle_request(cur, finished)
-        self.held = False
+        self.held, self.hold_id = False, None
         if charged > self.hold:  # recorded as usage_records.exceeded_hold by the settlement
             logger.warning(
                 "charge exceeded the hold",
@@ -272,7 +298,14 @@ class Completion:
                 },
             )
         metrics.observe_completion(
-            self.model["id"], upstream_status, upstream_latency_ms, prompt_tokens, completion_tokens, cost, charged
+            self.model["id"],
+            upstream_status,
+            upstream_latency_ms,
+            prompt_tokens,
+            completion_tokens,
+            cost,
+            charged,
+            upstream_cost,
         )
         rate_limits.charge_tokens(self.admission, prompt_tokens + completion_tokens)
         self.charged, self.balance = charged, balance

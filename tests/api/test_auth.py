@@ -113,7 +113,7 @@ def test_authentication_is_one_indexed_query(app, client, sql, monkeypatch):
     assert statements == ["EXECUTE auth_key (%s, %s)"]  # prepared by the first request on this connection
     sql("SET enable_seqscan = off")
     for query in (auth._KEY_QUERY, auth._KEY_AND_HOLD_QUERY):
-        params = {"digest": "0" * 64, "ip": "127.0.0.1", "hold": 1}
+        params = {"digest": "0" * 64, "ip": "127.0.0.1", "hold": 1, "request_id": "r", "hold_seconds": 60}
         plan = "\n".join(r["QUERY PLAN"] for r in sql("EXPLAIN " + query.query, params))
         assert "Index Scan using api_keys_key_hash_key on api_keys" in plan
 

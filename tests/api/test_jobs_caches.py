@@ -63,7 +63,13 @@ def test_stale_credit_holds_are_released(client, sql):
         " ('stale@example.com', 'trial', 5, 1, now() - interval '2 hours'),"
         " ('busy@example.com', 'trial', 5, 1, now())"
     )
+    sql(
+        "INSERT INTO credit_holds (user_id, request_id, amount, expires_at)"
+        " SELECT id, 'r-' || email, 1, CASE WHEN email LIKE 'stale%' THEN now() - interval '1 second'"
+        " ELSE now() + interval '1 hour' END FROM users"
+    )
     result = run(client, "release_stale_holds")
-    assert result["status"] == "success" and result["details"]["users_released"] == 1
+    assert result["status"] == "success"
+    assert result["details"]["holds_released"] == 1 and result["details"]["users_released"] == 1
     held = sql("SELECT email, reserved_credits FROM users ORDER BY email")
     assert [(r["email"], r["reserved_credits"]) for r in held] == [("busy@example.com", 1), ("stale@example.com", 0)]

@@ -195,12 +195,14 @@ def test_worker_killed_mid_request_leaves_no_half_written_rows(gateway, upstream
     requests.post(f"{upstream.url}/_control/reset", timeout=5)
     assert complete(server.url, headers)[0] == 200  # gunicorn replaced the worker; service goes on
     assert_books_balance(sql, user_id, Decimal("10.00"))
-    # The killed worker's holds are released by the scheduler's stale-hold step.
+    # The killed worker's holds are released by the scheduler's stale-hold step once they expire.
     from ops_gateway.billing import credits
     from ops_gateway.core import db
 
     assert sql("SELECT reserved_credits FROM users WHERE id = %s", (user_id,))[0]["reserved_credits"] > 0
-    sql("UPDATE users SET reserved_at = now() - interval '1 hour' WHERE id = %s", (user_id,))
     with app.app_context(), db.transaction() as cur:
-        assert credits.release_stale_holds(cur, 1800) == 1
+        assert credits.release_expired_holds(cur, app.config) == {"holds": 0, "users": 0}
+    sql("UPDATE credit_holds SET expires_at = now() - interval '1 second' WHERE user_id = %s", (user_id,))
+    with app.app_context(), db.transaction() as cur:
+        assert credits.release_expired_holds(cur, app.config)["users"] == 1
     assert sql("SELECT reserved_credits FROM users WHERE id = %s", (user_id,))[0]["reserved_credits"] == 0
