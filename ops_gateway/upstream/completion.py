@@ -21,14 +21,7 @@ from ops_gateway.accounts.key_watch import OPEN_STREAMS
 from ops_gateway.billing import credits, pricing, settlement
 from ops_gateway.billing.money import format_money
 from ops_gateway.core import db
-from ops_gateway.core.errors import (
-    BadRequest,
-    NotFound,
-    PaymentRequired,
-    RateLimited,
-    UpstreamFailed,
-    UpstreamTimedOut,
-)
+from ops_gateway.core.errors import NotFound, PaymentRequired
 from ops_gateway.limits import rate_limits
 from ops_gateway.observability import metrics
 from ops_gateway.upstream import catalog as model_catalog
@@ -36,14 +29,6 @@ from ops_gateway.upstream import slots as upstream_slots
 from ops_gateway.upstream.failures import UpstreamError
 
 logger = logging.getLogger("ops_gateway.openrouter")
-
-UPSTREAM_ERRORS = {
-    "bad_request": (BadRequest, "upstream_bad_request"),
-    "not_found": (NotFound, "upstream_not_found"),
-    "rate_limited": (RateLimited, "upstream_rate_limited"),
-    "unavailable": (UpstreamFailed, "upstream_unavailable"),
-    "timeout": (UpstreamTimedOut, "upstream_timeout"),
-}
 
 
 class Completion:
@@ -246,8 +231,7 @@ class Completion:
         self._settle(
             "error", upstream_status=error.status, error_code=error.kind, upstream_latency_ms=upstream_latency_ms
         )
-        kind, code = UPSTREAM_ERRORS.get(error.kind, (UpstreamFailed, "upstream_error"))
-        return kind(error.message, {"upstream_status": error.status}, code=code, retry_after=error.retry_after or None)
+        return error.as_domain_error()
 
     def _settle(
         self,

@@ -11,6 +11,16 @@ from datetime import UTC, datetime
 import requests
 from urllib3.exceptions import NewConnectionError, ReadTimeoutError
 
+from ops_gateway.core.errors import BadRequest, NotFound, RateLimited, UpstreamFailed, UpstreamTimedOut
+
+# The gateway's answer to each kind of upstream failure: (error kind, envelope code).
+ANSWERS = {
+    "bad_request": (BadRequest, "upstream_bad_request"),
+    "not_found": (NotFound, "upstream_not_found"),
+    "rate_limited": (RateLimited, "upstream_rate_limited"),
+    "unavailable": (UpstreamFailed, "upstream_unavailable"),
+    "timeout": (UpstreamTimedOut, "upstream_timeout"),
+}
 CREDENTIALS_REJECTED = "upstream rejected the gateway's credentials"
 # Upstream error messages are passed through to clients; cap them so a huge body cannot.
 MAX_MESSAGE_CHARS = 1000
@@ -28,6 +38,11 @@ class UpstreamError(Exception):
         self.message = message
         self.status = status
         self.retry_after = retry_after
+
+    def as_domain_error(self):
+        """The gateway's own error for this failure (its status chosen by ``kind``)."""
+        kind, code = ANSWERS.get(self.kind, (UpstreamFailed, "upstream_error"))
+        return kind(self.message, {"upstream_status": self.status}, code=code, retry_after=self.retry_after or None)
 
 
 def never_reached_upstream(exc):
