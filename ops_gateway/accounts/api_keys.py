@@ -32,17 +32,18 @@ def _insert(cur, user_id, name, environment, expires_at, ip_allowlist, scopes):
     return row, full_key
 
 
-def check_grant(granter_scopes, scopes):
+def check_grant(granter_scopes, scopes, message="a key cannot grant scopes it does not have"):
     """403 unless a key with ``granter_scopes`` may hand out ``scopes`` (to itself or another key).
 
     No scopes means every scope, so a key with none may grant anything, and a scoped key may
-    grant only a non-empty subset of its own: never more, and never "all" (``[]``).
+    grant only a non-empty subset of its own: never more, and never "all" (``[]``). The same
+    rule keeps a scoped key from changing a key more powerful than itself (``update_key``).
     """
     if not granter_scopes:
         return
     lacking = sorted(set(SCOPES) - set(granter_scopes)) if not scopes else sorted(set(scopes) - set(granter_scopes))
     if lacking:
-        message = "a key cannot grant scopes it does not have" + ("" if scopes else " (no scopes means every scope)")
+        message += "" if scopes else " (no scopes means every scope)"
         raise Forbidden(message, {"lacking": lacking, "granter_scopes": list(granter_scopes)}, code="scope_escalation")
 
 
@@ -101,11 +102,13 @@ def get_key(cur, user_id, key_id, for_update=False):
 def update_key(cur, user_id, key_id, changes, actor, granter_scopes=()):
     """Rename, change the allowlist, expiry or scopes of an active key.
 
-    New scopes must be within the acting key's ``granter_scopes``; an expired key's expiry is final.
+    The key and its new scopes must be within the acting key's ``granter_scopes`` (a scoped key
+    cannot loosen the allowlist or expiry of a more powerful one); an expired key's expiry is final.
     """
     row = get_key(cur, user_id, key_id, for_update=True)
     if row["status"] != "active":
         raise Conflict("only active keys can be changed", code="api_key_inactive")
+    check_grant(granter_scopes, row["scopes"], "a key cannot change a key with scopes it does not have")
     if "scopes" in changes:
         check_grant(granter_scopes, changes["scopes"])
     if "expires_in_days" in changes and _expired(row):

@@ -198,6 +198,10 @@ def authenticate_admin(authorization, ip, path):
     if principal["role"] != "admin":
         _audit_failure("auth_failure", principal["actor"], "not_admin", path, token, principal)
         raise Forbidden("this key does not belong to an admin", code="forbidden")
+    in_grace = grace_error(principal)
+    if in_grace:
+        _audit_failure("auth_failure", principal["actor"], "key_in_grace_period", path, token, principal)
+        raise in_grace
     principal["actor"] = f"admin:{principal['user_id']}"
     return principal
 
@@ -208,15 +212,23 @@ KEY_MANAGEMENT = "keys:manage"
 def scope_error(principal, scope):
     """The 403 for a key whose scopes do not include ``scope`` (no scopes: every scope), or None.
 
-    A rotated key still in its grace period is only a credential for what it did (``/v1``,
-    balance, monitor): it never holds ``keys:manage``, whatever its scopes, so it cannot create,
-    change, rotate, revoke or list keys (or read their audit log) while its replacement is live.
+    A rotated key still in its grace period never holds ``keys:manage`` (``grace_error``).
     """
     if principal.get("scopes") and scope not in principal["scopes"]:
         return Forbidden(f"this key lacks the {scope!r} scope", {"required": scope}, code="insufficient_scope")
-    if scope == KEY_MANAGEMENT and principal.get("key_status") == "rotated":
-        message = "a rotated key in its grace period cannot manage keys; use its replacement"
-        grace_until = principal.get("grace_until")
-        details = {"grace_until": grace_until.isoformat() if grace_until else None}
-        return Forbidden(message, details, code="key_in_grace_period")
-    return None
+    return grace_error(principal) if scope == KEY_MANAGEMENT else None
+
+
+def grace_error(principal):
+    """The 403 for a rotated key in its grace period, or None.
+
+    During grace a key is only a credential for what it did (``/v1``, balance, monitor): it
+    cannot create, change, rotate, revoke or list keys (or read their audit log), nor use
+    ``/admin``, while its replacement is live.
+    """
+    if principal.get("key_status") != "rotated":
+        return None
+    message = "a rotated key in its grace period can only make requests; use its replacement"
+    grace_until = principal.get("grace_until")
+    details = {"grace_until": grace_until.isoformat() if grace_until else None}
+    return Forbidden(message, details, code="key_in_grace_period")

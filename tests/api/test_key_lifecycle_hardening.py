@@ -102,3 +102,29 @@ def test_expired_key_stays_expired(client, sql):
     live, _ = create_key(client, key, name="live", expires_in_days=1)
     response = client.patch(f"/user/api-keys/{live['id']}", json={"expires_in_days": None}, headers=bearer(key))
     assert response.status_code == 200 and response.get_json()["expires_at"] is None
+
+
+def test_admin_key_in_grace_period_cannot_use_admin(client, sql):
+    _, admin_key = create_user(client, role="admin")
+    old, old_key = create_key(client, admin_key, name="ops")
+    rotate_with_grace(client, old_key, old["id"])
+    error = assert_error(client.get("/admin/users", headers=bearer(old_key)), 403, "key_in_grace_period")
+    assert error["details"]["grace_until"]
+    [audit] = sql(
+        "SELECT details FROM api_key_audit_logs WHERE action = 'auth_failure' AND api_key_id = %s", (old["id"],)
+    )
+    assert audit["details"]["reason"] == "key_in_grace_period"
+    assert client.get("/admin/users", headers=bearer(admin_key)).status_code == 200
+
+
+def test_scoped_key_cannot_loosen_a_more_powerful_key(client, sql):
+    _, key = create_user(client)
+    _, manager_key = create_key(client, key, name="manager", scopes=["keys:manage", "usage:read"])
+    powerful = key_id(sql, "default")
+    auth = bearer(manager_key)
+    for change in ({"ip_allowlist": []}, {"expires_in_days": None}, {"name": "renamed"}):
+        error = assert_error(
+            client.patch(f"/user/api-keys/{powerful}", json=change, headers=auth), 403, "scope_escalation"
+        )
+        assert error["details"]["lacking"] == ["chat:write", "models:read"]
+    assert sql("SELECT name FROM api_keys WHERE id = %s", (powerful,)) == [{"name": "default"}]
