@@ -2,8 +2,9 @@
 
 The proxy appends each client's socket address to X-Forwarded-For as Heroku's router does;
 clients are told apart by the loopback address their socket is bound to. With
-TRUSTED_PROXY_COUNT=1 every IP decision sees that client; a client's own X-Forwarded-For never
-picks its address; with the default 0 every client is the proxy (the socket address).
+TRUSTED_PROXY_COUNT=1 every IP decision sees that client (and with two proxies, 2); a client's own
+X-Forwarded-For never picks its address; with the default 0 every client is the proxy (the socket
+address).
 """
 
 import pytest
@@ -19,12 +20,14 @@ CLIENT_A, CLIENT_B, CLIENT_C, OPERATOR = "127.0.0.2", "127.0.0.3", "127.0.0.5", 
 
 @pytest.fixture
 def behind_proxy(gateway):
-    """Start gunicorn with the given environment and a forwarding proxy in front of it."""
+    """Start gunicorn with the given environment and ``hops`` forwarding proxies in front of it."""
     proxies = []
 
-    def start(**extra_env):
-        server = gateway(workers=2, **extra_env)
-        proxies.append(ForwardingProxy(server.port))
+    def start(hops=1, **extra_env):
+        port = gateway(workers=2, **extra_env).port
+        for _ in range(hops):  # the last one started is the one clients reach
+            proxies.append(ForwardingProxy(port))
+            port = proxies[-1].port
         return proxies[-1]
 
     yield start
@@ -122,3 +125,12 @@ def test_without_trusted_proxies_every_client_is_the_proxy(behind_proxy, sql):
     assert fail_auth_until_blocked(proxy, CLIENT_A) == AUTH_FAILURES_BEFORE_BLOCK
     assert proxy.request(CLIENT_B, "GET", "/user/balance", bearer(key))[0] == 429
     assert sql("SELECT host(ip) AS ip FROM security_events WHERE type = 'ip_blocked'") == [{"ip": "127.0.0.1"}]
+
+
+def test_two_hops_with_a_count_of_two_see_the_client_the_outer_proxy_saw(behind_proxy, sql):
+    proxy = behind_proxy(hops=2, TRUSTED_PROXY_COUNT="2")
+    key = new_user_key(proxy)
+
+    assert fail_auth_until_blocked(proxy, CLIENT_A, {"X-Forwarded-For": "1.2.3.4"}) == AUTH_FAILURES_BEFORE_BLOCK
+    assert proxy.request(CLIENT_B, "GET", "/user/balance", bearer(key))[0] == 200
+    assert sql("SELECT host(ip) AS ip FROM security_events WHERE type = 'ip_blocked'") == [{"ip": CLIENT_A}]
