@@ -17,22 +17,17 @@ authentication, JSON parsing or any database or Redis call. Slow headers are bou
 import json
 import math
 import re
-import socket
-import time
 
 import gevent
 from flask import current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ops_gateway.core.errors import BadRequest, RequestTimeout, TooLarge
+from ops_gateway.core.lingering import half_close_and_drain
 
 # Set in the WSGI environ when the connection must not be reused; gunicorn.conf.py's
 # post_request hook closes it (gunicorn ignores a Connection header set by the app).
 CLOSE_CONNECTION = "ops_gateway.close_connection"
-# After refusing a body, read (and drop) what the client is still sending for this long, at most
-# this much: closing with unread bytes would reset the connection and lose the 4xx answer.
-LINGER_SECONDS = 1.0
-LINGER_MAX_BYTES = 1024 * 1024
 # Far below what exhausts Python's stack, far above any real request (a tool's JSON schema included).
 MAX_JSON_DEPTH = 128
 # From where the last one ended, the next bracket outside a string (or a whole string): read in
@@ -166,17 +161,7 @@ def linger_and_close(req, environ):
     client = environ.get("gunicorn.socket")
     if client is None:
         return
-    deadline, drained = time.monotonic() + LINGER_SECONDS, 0
-    try:
-        client.shutdown(socket.SHUT_WR)
-        while drained < LINGER_MAX_BYTES and (remaining := deadline - time.monotonic()) > 0:
-            client.settimeout(remaining)
-            chunk = client.recv(65536)
-            if not chunk:
-                break
-            drained += len(chunk)
-    except OSError:
-        pass  # the client is gone or slow: nothing more to do before the close
+    half_close_and_drain(client)
 
 
 def init_app(app):

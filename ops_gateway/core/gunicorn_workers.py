@@ -15,13 +15,13 @@ module is imported after gevent's monkey-patching.
 """
 
 import json
-import socket
-import time
 from http import HTTPStatus
 
 from gunicorn import util
 from gunicorn.workers.ggevent import GeventWorker as _GunicornGeventWorker
 from gunicorn.workers.gthread import ThreadWorker as _GunicornThreadWorker
+
+from ops_gateway.core.lingering import half_close_and_drain
 
 # code and message by the status gunicorn chose; a status not listed takes 400's or 500's
 ERRORS = {
@@ -33,8 +33,6 @@ ERRORS = {
     500: ("internal_error", "The server failed to handle the request."),
     501: ("not_implemented", "The request's Transfer-Encoding is not supported."),
 }
-LINGER_SECONDS = 1.0
-LINGER_MAX_BYTES = 1024 * 1024
 
 
 class _ErrorCapture:
@@ -69,25 +67,6 @@ def error_response(status, exc):
         f"Content-Length: {len(body)}\r\n\r\n"
     )
     return head.encode("latin-1") + body
-
-
-def half_close_and_drain(client):
-    """After the answer: stop sending, then read (briefly, boundedly) what the client still sends.
-
-    Closing a socket with unread input makes the kernel send a reset, which can destroy the
-    answer before the client reads it; the client closes its side once it has the answer.
-    """
-    deadline, drained = time.monotonic() + LINGER_SECONDS, 0
-    try:
-        client.shutdown(socket.SHUT_WR)
-        while drained < LINGER_MAX_BYTES and (remaining := deadline - time.monotonic()) > 0:
-            client.settimeout(remaining)
-            chunk = client.recv(65536)
-            if not chunk:
-                break
-            drained += len(chunk)
-    except OSError:
-        pass  # the client is gone or slow: nothing more to do before the close
 
 
 class JsonErrorsMixin:
