@@ -21,6 +21,7 @@ from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 logger = logging.getLogger("ops_gateway.db")
 _poll, _POLLIN = get_original("select", ["poll", "POLLIN"])
 
+UTC_NAMES = frozenset({"UTC", "Etc/UTC"})
 # Errors meaning "the database is not reachable right now" (mapped to 503, never 500).
 UNAVAILABLE_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError, psycopg2.pool.PoolError)
 
@@ -153,13 +154,23 @@ class Database:
         self.on_exhausted = None  # called each time a borrower gave up waiting
 
     def connect(self, **extra):
-        """Open a fresh connection outside the pool (migrations, CLI, scheduler locks)."""
-        return psycopg2.connect(self.url, **self._connect_kwargs(), **extra)
+        """Open a fresh connection (the pool's, or one for migrations, CLI, scheduler leases), in UTC.
+
+        The timezone is SET once per connection, only when the server announced another one: a
+        reported parameter, which PgBouncer tracks per client and restores on every server
+        connection it lends, so the SET holds through a transaction-mode pooler too.
+        """
+        conn = psycopg2.connect(self.url, **self._connect_kwargs(), **extra)
+        if conn.get_parameter_status("TimeZone") not in UTC_NAMES:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute("SET timezone TO 'UTC'")
+            conn.autocommit = False
+        return conn
 
     def _connect_kwargs(self):
         # keepalives make a vanished server fail fast instead of hanging a request. No startup
-        # ``options``: PgBouncer refuses them; statement_timeout and timezone are role defaults
-        # instead (core/pooler.py).
+        # ``options``: PgBouncer refuses them (statement_timeout is a role default: core/pooler.py).
         return {
             "connect_timeout": self.connect_timeout_s,
             "cursor_factory": TimedCursor,

@@ -4,10 +4,12 @@ PgBouncer in transaction mode refuses startup ``options`` and lends each transac
 server connection is free, so nothing a client sets on its session reaches its next transaction.
 Hence, checked once per process at start-up:
 
-- ``statement_timeout`` and ``timezone`` are defaults of the gateway's role in its database
-  (``ALTER ROLE CURRENT_USER IN DATABASE ... SET``), set here when a session shows other values.
-  Every server connection opened afterwards starts with them, directly or through any pooler, and
-  the hot path spends no round trip on them.
+- ``statement_timeout`` is a default of the gateway's role in its database (``ALTER ROLE
+  CURRENT_USER IN DATABASE ... SET``), set here when a session shows another value. Every server
+  connection opened afterwards starts with it, directly or through any pooler, and the hot path
+  spends no round trip on it. (The timezone is SET per connection instead, see
+  ``pool.Database.connect``: PgBouncer tracks it per client and imposes its own cached value on
+  server connections, whatever the role's default.) Both are checked here.
 - Prepared statements (``DB_PREPARED_STATEMENTS``) need a client connection to keep its server
   session. A statement prepared on one connection that another connection can see (or that its
   own connection loses) proves sessions are shared: start-up stops, naming the setting.
@@ -19,11 +21,12 @@ import secrets
 import psycopg2
 from psycopg2 import sql
 
+from ops_gateway.core.pool import UTC_NAMES
 from ops_gateway.core.prepared import SHARED_SESSIONS_MESSAGE
 
 logger = logging.getLogger("ops_gateway.db")
 
-UTC_NAMES = frozenset({"UTC", "Etc/UTC"})
+STALE_SESSIONS_ENDED = 20  # more idle server connections than a pooler usually keeps per database
 _READ_SETTINGS = (
     "SELECT setting::int AS statement_timeout_ms, current_setting('TimeZone') AS timezone,"
     " current_database() AS database FROM pg_settings WHERE name = 'statement_timeout'"
@@ -34,11 +37,22 @@ class PoolerError(RuntimeError):
     """Database sessions cannot give the gateway what it needs; the message names what to change."""
 
 
-def session_settings(database):
-    """statement_timeout (ms), timezone and database name as one pooled session sees them."""
+def session_settings(database, end_if_off=False):
+    """statement_timeout (ms), timezone and database name as one pooled session sees them.
+
+    With ``end_if_off``, a session showing other values than wanted ends itself
+    (``pg_terminate_backend`` of its own backend, in its own transaction: no one else's work is
+    on it), so the pooler opens a fresh one, which starts with the role defaults.
+    """
     with database.connection() as conn, conn.cursor() as cur:
         cur.execute(_READ_SETTINGS)
         found = dict(cur.fetchone())
+        if end_if_off and settings_off(found, database.statement_timeout_ms):
+            try:
+                cur.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+            except psycopg2.OperationalError:
+                pass  # the expected end; the pool discards the closed connection
+            return found
         conn.commit()
     return found
 
@@ -54,45 +68,51 @@ def settings_off(found, statement_timeout_ms):
 
 
 def role_defaults_sql(database_name, statement_timeout_ms):
-    """The statements that make statement_timeout and timezone defaults of the current role in the database."""
-    alter = sql.SQL("ALTER ROLE CURRENT_USER IN DATABASE {} SET {} = {}")
-    name = sql.Identifier(database_name)
-    return [
-        alter.format(name, sql.SQL("statement_timeout"), sql.Literal(statement_timeout_ms)),
-        alter.format(name, sql.SQL("timezone"), sql.Literal("UTC")),
-    ]
+    """The statements that make statement_timeout a default of the current role in the database."""
+    alter = sql.SQL("ALTER ROLE CURRENT_USER IN DATABASE {} SET statement_timeout = {}")
+    return [alter.format(sql.Identifier(database_name), sql.Literal(statement_timeout_ms))]
 
 
-def ensure_session_settings(database):
-    """Make statement_timeout and timezone role defaults when a session shows other values.
-
-    Ordinary roles may set their own defaults; when even that is refused, start-up stops with
-    the statements for the database owner to run. Server connections a pooler opened before the
-    defaults were set keep the old values until it replaces them: a warning says so.
-    """
-    wanted_ms = database.statement_timeout_ms
-    found = session_settings(database)
-    if not settings_off(found, wanted_ms):
-        return
-    statements = role_defaults_sql(found["database"], wanted_ms)
+def set_role_defaults(database, database_name):
+    """Make the settings role defaults; None when done, else the statements the owner must run."""
     with database.connection() as conn:
+        statements = role_defaults_sql(database_name, database.statement_timeout_ms)
         try:
             with conn.cursor() as cur:
                 for statement in statements:
                     cur.execute(statement)
             conn.commit()
-        except psycopg2.errors.InsufficientPrivilege as exc:
-            listed = "; ".join(statement.as_string(conn) for statement in statements)
-            raise PoolerError(f"cannot set this role's session defaults; as the database owner run: {listed}") from exc
-    logger.info("set role defaults", extra={"statement_timeout_ms": wanted_ms, "timezone": "UTC"})
-    database.reset()  # pooled sessions opened before the defaults keep the old values
-    still_off = settings_off(session_settings(database), wanted_ms)
-    if still_off:
-        logger.warning(
-            "role defaults set, but a pooled server connection opened earlier still has %s; it keeps them"
-            " until the pooler replaces it (PgBouncer: RECONNECT on the admin console, or server_lifetime)",
-            still_off,
-        )
+        except psycopg2.errors.InsufficientPrivilege:
+            return "; ".join(statement.as_string(conn) for statement in statements)
+    logger.info("set role default", extra={"statement_timeout_ms": database.statement_timeout_ms})
+    return None
+
+
+def ensure_session_settings(database):
+    """Make statement_timeout a role default when a session shows another value; check the timezone too.
+
+    Ordinary roles may set their own defaults. Sessions opened before them (a pooler's idle
+    server connections above all) are ended as they are met, up to ``STALE_SESSIONS_ENDED``.
+    Start-up stops when the settings are still off and could not be set (the message lists the
+    statements for the database owner); when they were set, a warning names what still lags.
+    """
+    wanted_ms = database.statement_timeout_ms
+    found = session_settings(database)
+    if not settings_off(found, wanted_ms):
+        return
+    refused = set_role_defaults(database, found["database"])
+    database.reset()
+    for _ in range(STALE_SESSIONS_ENDED):
+        found = session_settings(database, end_if_off=True)
+        if not settings_off(found, wanted_ms):
+            return
+    if refused:
+        raise PoolerError(f"sessions run without statement_timeout/timezone; as the database owner run: {refused}")
+    logger.warning(
+        "role defaults set, but sessions opened before still show %s; they keep them until the pooler"
+        " replaces them (PgBouncer: RECONNECT on the admin console, or server_lifetime)",
+        settings_off(found, wanted_ms),
+    )
 
 
 def sessions_are_shared(database):
