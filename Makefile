@@ -22,7 +22,15 @@ $(CHROMEDRIVER):
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver
 
-test: $(VENV)/.installed $(CHROMEDRIVER)
+# The pooler tests (tests/e2e/test_pgbouncer.py) run Debian's PgBouncer in transaction mode;
+# apt-get runs only when it is missing.
+PGBOUNCER := /usr/sbin/pgbouncer
+
+$(PGBOUNCER):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pgbouncer
+
+test: $(VENV)/.installed $(CHROMEDRIVER) $(PGBOUNCER)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
