@@ -74,7 +74,7 @@ def role_defaults_sql(database_name, statement_timeout_ms):
 
 
 def set_role_defaults(database, database_name):
-    """Make the settings role defaults; None when done, else the statements the owner must run."""
+    """Make statement_timeout a role default; None when done, else the statement the owner must run."""
     with database.connection() as conn:
         statements = role_defaults_sql(database_name, database.statement_timeout_ms)
         try:
@@ -109,7 +109,7 @@ def ensure_session_settings(database):
     if refused:
         raise PoolerError(f"sessions run without statement_timeout/timezone; as the database owner run: {refused}")
     logger.warning(
-        "role defaults set, but sessions opened before still show %s; they keep them until the pooler"
+        "role default set, but sessions opened before still show %s; they keep them until the pooler"
         " replaces them (PgBouncer: RECONNECT on the admin console, or server_lifetime)",
         settings_off(found, wanted_ms),
     )
