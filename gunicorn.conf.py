@@ -48,7 +48,8 @@ accesslog = None  # ops_gateway.app writes the access log with request ids
 
 
 def on_starting(server):
-    """Start embedded services once in the master so workers share them (no-op with URLs set)."""
+    """Resolve the services once in the master: the URLs set, embedded servers only with
+    EMBEDDED_SERVICES=true (make run, tests), otherwise refuse to start naming what is missing."""
     from ops_gateway.app import instance_path_from_env, resolve_services
 
     settings = resolve_services(load_settings(os.environ), instance_path_from_env())
