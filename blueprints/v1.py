@@ -28,6 +28,7 @@ def _facts():
         path=request.path,
         request_id=g.request_id,
         started=g.started,
+        tags_header=request.headers.get("X-Gateway-Tags", ""),
     )
 
 

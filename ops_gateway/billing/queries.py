@@ -103,10 +103,10 @@ _NO_CHARGE = "charge AS (SELECT 0::numeric AS charged, NULL::numeric AS balance)
 _RECORD = """, record AS (
     INSERT INTO usage_records (request_id, user_id, api_key_id, model, prompt_tokens, completion_tokens,
         total_tokens, cost, status, upstream_status, error_code, latency_ms, upstream_latency_ms, overhead_ms,
-        streamed, exceeded_hold, upstream_cost)
+        streamed, exceeded_hold, upstream_cost, tags)
     SELECT %(request_id)s, %(user_id)s, %(api_key_id)s, %(model)s, %(prompt)s, %(completion)s, %(total)s, charged,
            %(status)s, %(upstream_status)s, %(error_code)s, %(latency_ms)s, %(upstream_ms)s, %(overhead_ms)s,
-           %(streamed)s, charged > %(reserved)s, %(upstream_cost)s
+           %(streamed)s, charged > %(reserved)s, %(upstream_cost)s, %(tags)s::text[]
     FROM charge
 ), daily AS (
     INSERT INTO usage_daily_totals AS t (day, user_id, model, requests, errors, prompt_tokens, completion_tokens,
@@ -133,9 +133,9 @@ def settle_request(cur, params, charges):
     """Settle a finished request in one statement; return {charged, balance}.
 
     ``charges``: whether anything was held or costs anything; a free request only records its
-    usage. ``params``: user_id, hold_id, reserved, cost, upstream_cost, actor, request_id, reason, api_key_id, model,
-    prompt, completion, total, status, errors, upstream_status, error_code, latency_ms,
-    upstream_ms, overhead_ms, streamed.
+    usage. ``params``: user_id, hold_id, reserved, cost, upstream_cost, tags, actor, request_id,
+    reason, api_key_id, model, prompt, completion, total, status, errors, upstream_status,
+    error_code, latency_ms, upstream_ms, overhead_ms, streamed.
     """
     (_SETTLE_REQUEST if charges else _RECORD_FREE_REQUEST).execute(cur, params)
     return cur.fetchone()

@@ -3,7 +3,7 @@ usage record and the day's totals written, all in one statement (``queries.settl
 so balances, ledger and usage always agree to the cent.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from ops_gateway.billing import queries
@@ -30,6 +30,7 @@ class FinishedRequest:
     error_code: str | None = None
     upstream_latency_ms: float | None = None
     upstream_cost: Decimal | None = None  # what upstream reported it cost, kept beside ours
+    tags: list[str] = field(default_factory=list)  # the caller's request tags
 
 
 def settle_request(cur, request):
@@ -42,6 +43,7 @@ def settle_request(cur, request):
         "reserved": request.held,
         "cost": request.cost,
         "upstream_cost": request.upstream_cost,
+        "tags": request.tags,
         "actor": request.actor,
         "request_id": request.request_id,
         "reason": f"usage: {request.model}",

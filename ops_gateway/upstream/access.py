@@ -19,6 +19,7 @@ class RequestFacts:
     path: str
     request_id: str
     started: float  # time.perf_counter() when the request arrived
+    tags_header: str = ""  # X-Gateway-Tags, "" when absent
 
 
 def admit(facts, admission, scope):

@@ -21,12 +21,13 @@ from ops_gateway.accounts.key_watch import OPEN_STREAMS
 from ops_gateway.billing import credits, pricing, settlement
 from ops_gateway.billing.money import format_money
 from ops_gateway.core import db
-from ops_gateway.core.errors import NotFound, PaymentRequired
+from ops_gateway.core.errors import BadRequest, NotFound, PaymentRequired
 from ops_gateway.limits import rate_limits
 from ops_gateway.observability import metrics
 from ops_gateway.upstream import catalog as model_catalog
 from ops_gateway.upstream import slots as upstream_slots
 from ops_gateway.upstream.failures import UpstreamError
+from ops_gateway.upstream.tags import request_tags
 
 logger = logging.getLogger("ops_gateway.openrouter")
 
@@ -42,6 +43,7 @@ class Completion:
         self.invalid = invalid
         self.admission = rate_limits.Admission(facts.client_ip)  # the key, concurrency slot, windows
         self.model = None
+        self.tags = []
         self.worst_case = None  # pricing.WorstCase: what is held
         self.held = False
         self.hold_id = None  # the hold's credit_holds row
@@ -81,8 +83,9 @@ class Completion:
         refusal = self.invalid
         if refusal is None:
             try:
+                self.tags = request_tags(self.facts.tags_header, self.body)
                 self.model = model_catalog.find_model(self.body["model"])
-            except UpstreamError as error:  # a catalogue never fetched: its 502 comes after the key
+            except (BadRequest, UpstreamError) as error:  # bad tags; a catalogue never fetched (502)
                 refusal = error
         if self.model:
             self.worst_case = pricing.worst_case(self.model, self.body, current_app.config["DEFAULT_MAX_TOKENS"])
@@ -266,6 +269,7 @@ class Completion:
             error_code=error_code,
             upstream_latency_ms=upstream_latency_ms,
             upstream_cost=upstream_cost,
+            tags=self.tags,
         )
         with db.statement() as cur:  # settle_request is a single statement
             charged, balance = settlement.settle_request(cur, finished)
