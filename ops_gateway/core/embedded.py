@@ -5,12 +5,14 @@ guarded by a file lock, so the gunicorn master, every worker and the scheduler p
 the same server: the first caller starts it, the rest connect to it.
 """
 
+import atexit
 import fcntl
 import logging
 import os
 import secrets
 import subprocess
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,10 +37,20 @@ def _pgdata(instance_path):
     return Path(instance_path) / "pgdata"
 
 
+def _pgserver():
+    """Import pgserver without platformdirs' XDG_RUNTIME_DIR warning (it falls back to /tmp, which
+    is fine: the server's socket lives in the data directory)."""
+    from platformdirs import RuntimeDirWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeDirWarning)
+        import pgserver
+    return pgserver
+
+
 def ensure_postgres(instance_path):
     """Start (or reuse) the embedded Postgres and return a URL of the gateway's database."""
-    import pgserver
-
+    pgserver = _pgserver()
     pgdata = _pgdata(instance_path)
     with _file_lock(Path(instance_path) / "embedded-postgres.lock"):
         _forget_stopped_handle(pgdata)
@@ -55,24 +67,24 @@ def ensure_postgres(instance_path):
 
 
 def _pg_ctl(server, args):
-    import pgserver
-
-    pgserver.pg_ctl(args, pgdata=server.pgdata, user=server.system_user, timeout=30)
+    _pgserver().pg_ctl(args, pgdata=server.pgdata, user=server.system_user, timeout=30)
 
 
 def _forget_stopped_handle(pgdata):
-    """pgserver caches one handle per data dir per process; drop it once that server has stopped."""
-    from pgserver import PostgresServer
+    """pgserver caches one handle per data dir per process; drop it once that server has stopped.
 
+    The handle's exit hook is dropped with it: it would delete the cache entry again (a KeyError
+    traceback on every stop).
+    """
+    instances = _pgserver().PostgresServer._instances
     key = pgdata.expanduser().resolve()
-    if key in PostgresServer._instances and not (key / "postmaster.pid").exists():
-        del PostgresServer._instances[key]
+    if key in instances and not (key / "postmaster.pid").exists():
+        atexit.unregister(instances.pop(key)._cleanup)
 
 
 def stop_postgres(instance_path):
     """Stop the embedded Postgres if it runs (used by the run script, tests and fault tests)."""
-    import pgserver
-
+    pgserver = _pgserver()
     pgdata = _pgdata(instance_path).expanduser().resolve()
     if not (pgdata / "postmaster.pid").exists():
         return False
@@ -122,8 +134,10 @@ def ensure_redis(instance_path):
                 str(directory / "redis.pid"),
                 "--logfile",
                 str(directory / "redis.log"),
+                # One argument per word: "60 1" as one argument is ignored, and nothing is saved.
                 "--save",
-                "60 1",
+                "60",
+                "1",
                 "--appendonly",
                 "no",
                 "--maxclients",
@@ -141,14 +155,14 @@ def ensure_redis(instance_path):
 
 
 def stop_redis(instance_path):
-    """Stop the embedded Redis if it runs."""
+    """Stop the embedded Redis if it runs, saving its data (windows, quotas, IP blocks) first."""
     import redis
 
     socket_path = _redis_dir(instance_path) / "redis.sock"
     if not socket_path.exists():
         return False
     try:
-        redis.Redis.from_url(f"unix://{socket_path}", socket_timeout=2).shutdown(nosave=False)
+        redis.Redis.from_url(f"unix://{socket_path}", socket_timeout=2).shutdown(save=True)
     except redis.ConnectionError:
         pass  # shutdown closes the connection under us; that is success
     except redis.RedisError:
