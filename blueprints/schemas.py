@@ -7,6 +7,7 @@ class HealthSchema(ma.Schema):
     """Dependency health snapshot."""
 
     status = ma.fields.String(metadata={"enum": ["healthy", "degraded", "unhealthy"]})
+    reasons = ma.fields.List(ma.fields.String(), metadata={"description": "why not healthy; empty when healthy"})
     database = ma.fields.String(metadata={"enum": ["connected", "disconnected"]})
     redis = ma.fields.String(metadata={"enum": ["connected", "disconnected"]})
     openrouter = ma.fields.String(metadata={"enum": ["connected", "error", "unconfigured"]})

@@ -39,19 +39,38 @@ def openrouter_state(row):
     return "connected"
 
 
+def degraded_reasons(database_ok, redis_ok, openrouter, row):
+    """Why /health is not ``healthy``, one short sentence per failing dependency (empty when healthy).
+
+    An unconfigured upstream counts: every /v1 call would fail, so "healthy" would mislead.
+    """
+    if not database_ok:
+        return ["database unreachable"]
+    reasons = []
+    if row is None:
+        reasons.append("database schema not migrated")
+    if not redis_ok:
+        reasons.append("redis unreachable: rate limits and caches are degraded")
+    if openrouter == "unconfigured":
+        reasons.append("OPENROUTER_API_KEY is not set: /v1 requests cannot reach OpenRouter")
+    elif openrouter == "error":
+        reasons.append("the last OpenRouter model-list fetch failed")
+    return reasons
+
+
 def health_report():
     """The /health document and its HTTP status."""
     database_ok, row = _database_probe()
     redis_ok = redis_store.is_up(redis_store.get_redis())
     openrouter = openrouter_state(row) if database_ok else "error"
+    reasons = degraded_reasons(database_ok, redis_ok, openrouter, row)
     if not database_ok:
         status = "unhealthy"
-    elif not redis_ok or openrouter == "error" or row is None:
-        status = "degraded"
     else:
-        status = "healthy"
+        status = "degraded" if reasons else "healthy"
     report = {
         "status": status,
+        "reasons": reasons,
         "database": "connected" if database_ok else "disconnected",
         "redis": "connected" if redis_ok else "disconnected",
         "openrouter": openrouter,

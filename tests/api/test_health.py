@@ -20,6 +20,7 @@ def test_health_is_healthy_once_models_were_fetched(client, sql):
     body = client.get("/health").get_json()
     assert body["status"] == "healthy"
     assert body["openrouter"] == "connected"
+    assert body["reasons"] == []
 
 
 def test_failed_model_fetch_marks_openrouter_error_and_degraded(client, sql):
@@ -33,9 +34,14 @@ def test_failed_model_fetch_marks_openrouter_error_and_degraded(client, sql):
     assert response.get_json()["status"] == "degraded"
 
 
-def test_openrouter_unconfigured_without_key_or_custom_url(make_app):
+def test_openrouter_unconfigured_without_key_is_degraded_with_the_reason(make_app):
     app = make_app(OPENROUTER_API_KEY=None, OPENROUTER_BASE_URL="https://openrouter.ai/api/v1")
-    assert app.test_client().get("/health").get_json()["openrouter"] == "unconfigured"
+    response = app.test_client().get("/health")
+    body = response.get_json()
+    assert response.status_code == 200
+    assert body["openrouter"] == "unconfigured"
+    assert body["status"] == "degraded"
+    assert any("OPENROUTER_API_KEY" in reason for reason in body["reasons"])
 
 
 def test_redis_down_is_degraded_not_unhealthy(make_app):
