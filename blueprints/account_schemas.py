@@ -5,6 +5,7 @@ import ipaddress
 import marshmallow as ma
 
 from blueprints.fields import Money, Timestamp
+from ops_gateway.accounts import model_access
 from ops_gateway.accounts.api_keys import SCOPES
 
 
@@ -19,6 +20,9 @@ class UserSchema(ma.Schema):
     plan = ma.fields.String()
     credits = Money()
     reserved_credits = Money(metadata={"description": "held for requests in flight"})
+    allowed_models = ma.fields.List(
+        ma.fields.String(), metadata={"description": "a ceiling over all the user's keys; empty: every model"}
+    )
     created_at = Timestamp()
     updated_at = Timestamp()
 
@@ -33,6 +37,20 @@ class CreateUserSchema(ma.Schema):
     role = ma.fields.String(load_default="user", validate=ma.validate.OneOf(["user", "admin"]))
 
 
+def _model_patterns():
+    """A list of model ids or glob patterns ("openai/*"); empty means every model."""
+    return ma.fields.List(
+        ma.fields.String(
+            validate=[
+                ma.validate.Length(min=1, max=model_access.MAX_PATTERN_CHARS),
+                ma.validate.Regexp(r"^[A-Za-z0-9_.:/*?@+\[\]-]+$", error="not a model id or glob pattern"),
+            ]
+        ),
+        validate=ma.validate.Length(max=model_access.MAX_PATTERNS),
+        metadata={"description": "model ids or glob patterns (openai/*); empty: every model"},
+    )
+
+
 class UpdateUserSchema(ma.Schema):
     """Body of PATCH /admin/users/<id>."""
 
@@ -40,6 +58,7 @@ class UpdateUserSchema(ma.Schema):
     role = ma.fields.String(validate=ma.validate.OneOf(["user", "admin"]))
     plan = ma.fields.String(validate=ma.validate.Length(min=1, max=50))
     username = ma.fields.String(validate=ma.validate.Length(min=1, max=100))
+    allowed_models = _model_patterns()
 
 
 class UserListArgsSchema(ma.Schema):
@@ -77,6 +96,7 @@ class ApiKeySchema(ma.Schema):
     status = ma.fields.String(metadata={"enum": ["active", "rotated", "revoked"]})
     scopes = ma.fields.List(ma.fields.String())
     ip_allowlist = ma.fields.List(ma.fields.String())
+    allowed_models = ma.fields.List(ma.fields.String(), metadata={"description": "empty: every model"})
     created_at = Timestamp()
     last_used_at = Timestamp(allow_none=True)
     expires_at = Timestamp(allow_none=True)
@@ -103,6 +123,7 @@ class CreateKeySchema(ma.Schema):
         ma.fields.String(validate=ma.validate.OneOf(SCOPES)),
         metadata={"description": "empty: every scope; omitted: the creating key's own scopes"},
     )
+    allowed_models = _model_patterns()
 
 
 class UpdateKeySchema(ma.Schema):
@@ -112,6 +133,7 @@ class UpdateKeySchema(ma.Schema):
     expires_in_days = ma.fields.Integer(allow_none=True, validate=ma.validate.Range(min=1, max=3650))
     ip_allowlist = ma.fields.List(ma.fields.String(validate=_validate_network))
     scopes = ma.fields.List(ma.fields.String(validate=ma.validate.OneOf(SCOPES)))
+    allowed_models = _model_patterns()
 
 
 class RevealedKeySchema(ma.Schema):

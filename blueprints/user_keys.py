@@ -89,6 +89,8 @@ class ApiKeys(MethodView):
                 ip_allowlist=body["ip_allowlist"],
                 scopes=body.get("scopes"),
                 granter_scopes=g.user["scopes"],
+                allowed_models=body.get("allowed_models"),
+                granter_models=g.user["key_models"],
             )
         return {"api_key": full_key, "key": row}
 
@@ -101,10 +103,12 @@ class ApiKeyById(MethodView):
     @blp.response(200, ApiKeySchema)
     @documents_errors(blp, *USER_ERRORS, 404, 409, 422)
     def patch(self, body, key_id):
-        """Rename a key or change its IP allowlist, expiry or scopes."""
+        """Rename a key or change its IP allowlist, expiry, scopes or allowed models."""
         require_scope("keys:manage")
         with db.transaction() as cur:
-            return api_keys.update_key(cur, g.user["user_id"], key_id, body, g.user["actor"], g.user["scopes"])
+            return api_keys.update_key(
+                cur, g.user["user_id"], key_id, body, g.user["actor"], g.user["scopes"], g.user["key_models"]
+            )
 
     @blp.arguments(RevokeArgsSchema, location="query")
     @blp.response(200, ApiKeySchema)
@@ -124,7 +128,8 @@ def rotate(body, key_id):
     """Issue a replacement key; the old one stops now or when grace_seconds have passed."""
     require_scope("keys:manage")
     with db.transaction() as cur:
+        user = g.user
         row, full_key = api_keys.rotate_key(
-            cur, g.user["user_id"], key_id, g.user["actor"], body["grace_seconds"], g.user["scopes"]
+            cur, user["user_id"], key_id, user["actor"], body["grace_seconds"], user["scopes"], user["key_models"]
         )
     return {"api_key": full_key, "key": row}

@@ -7,6 +7,7 @@ from werkzeug.exceptions import HTTPException
 from blueprints.docs import USER_ERRORS, documents_errors
 from blueprints.fields import format_money
 from blueprints.proxy_schemas import ChatCompletionRequestSchema, ChatCompletionSchema, ModelListSchema
+from ops_gateway.accounts import model_access
 from ops_gateway.limits import rate_limits
 from ops_gateway.limits.windows import REQUESTS
 from ops_gateway.upstream import access
@@ -67,8 +68,10 @@ def add_rate_limit_headers(response):
 @blp.response(200, ModelListSchema)
 @documents_errors(blp, *USER_ERRORS, 502)
 def list_models():
-    """Models offered, in OpenAI list format, from the shared cache (stale if upstream is down)."""
+    """Models offered to this key (its allowed_models), in OpenAI list format, from the shared cache
+    (stale if upstream is down)."""
     models = model_catalog.get_models()
+    principal = g.admission.principal
     return {
         "object": "list",
         "data": [
@@ -82,6 +85,7 @@ def list_models():
                 "pricing": m["pricing"],
             }
             for m in models.values()
+            if model_access.allowed(principal, m["id"])
         ],
     }
 

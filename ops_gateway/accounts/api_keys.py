@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 
-from ops_gateway.accounts import audit, keys, queries
+from ops_gateway.accounts import audit, keys, model_access, queries
 from ops_gateway.core.errors import Conflict, Forbidden, NotFound
 
 SCOPES = ("models:read", "chat:write", "usage:read", "keys:manage")
@@ -20,12 +20,12 @@ def _networks(ip_allowlist):
     return [str(ipaddress.ip_network(entry, strict=False)) for entry in ip_allowlist]
 
 
-def _insert(cur, user_id, name, environment, expires_at, ip_allowlist, scopes):
+def _insert(cur, user_id, name, environment, expires_at, ip_allowlist, scopes, models=()):
     full_key = keys.generate_key(environment)
     prefix, last4 = keys.display_parts(full_key)
     networks = _networks(ip_allowlist)
     row = queries.insert_key(
-        cur, user_id, name, environment, _hash(full_key), prefix, last4, scopes, networks, expires_at
+        cur, user_id, name, environment, _hash(full_key), prefix, last4, scopes, networks, expires_at, models
     )
     if row is None:
         raise Conflict(f"you already have an active key named {name!r}", code="key_name_taken")
@@ -56,17 +56,31 @@ def _expiry(expires_in_days):
 
 
 def create_key(
-    cur, user_id, name, actor, environment="live", expires_in_days=None, ip_allowlist=(), scopes=None, granter_scopes=()
+    cur,
+    user_id,
+    name,
+    actor,
+    environment="live",
+    expires_in_days=None,
+    ip_allowlist=(),
+    scopes=None,
+    granter_scopes=(),
+    allowed_models=None,
+    granter_models=(),
 ):
     """Create a key; return (row, full key) — the only time the full key exists outside the client.
 
-    ``granter_scopes`` are the acting key's: the new key's scopes must be within them
-    (``check_grant``); ``scopes=None`` (not given) means the acting key's own.
+    ``granter_scopes`` and ``granter_models`` are the acting key's: the new key's scopes and
+    models must be within them (``check_grant``, ``model_access.check_grant``); not given
+    (None) means the acting key's own.
     """
     scopes = list(granter_scopes or ()) if scopes is None else scopes
+    allowed_models = list(granter_models or ()) if allowed_models is None else allowed_models
     check_grant(granter_scopes, scopes)
+    model_access.check_grant(granter_models, allowed_models)
     check_key_cap(cur, user_id)
-    row, full_key = _insert(cur, user_id, name, environment, _expiry(expires_in_days), ip_allowlist, scopes)
+    expires_at = _expiry(expires_in_days)
+    row, full_key = _insert(cur, user_id, name, environment, expires_at, ip_allowlist, scopes, allowed_models)
     audit.record(
         cur, "create", actor, user_id, row["id"], {"name": name, "key": keys.mask(row["prefix"], row["last4"])}
     )
@@ -99,7 +113,7 @@ def get_key(cur, user_id, key_id, for_update=False):
     return row
 
 
-def update_key(cur, user_id, key_id, changes, actor, granter_scopes=()):
+def update_key(cur, user_id, key_id, changes, actor, granter_scopes=(), granter_models=()):
     """Rename, change the allowlist, expiry or scopes of an active key.
 
     The key and its new scopes must be within the acting key's ``granter_scopes`` (a scoped key
@@ -109,11 +123,14 @@ def update_key(cur, user_id, key_id, changes, actor, granter_scopes=()):
     if row["status"] != "active":
         raise Conflict("only active keys can be changed", code="api_key_inactive")
     check_grant(granter_scopes, row["scopes"], "a key cannot change a key with scopes it does not have")
+    model_access.check_grant(granter_models, row["allowed_models"])
     if "scopes" in changes:
         check_grant(granter_scopes, changes["scopes"])
+    if "allowed_models" in changes:
+        model_access.check_grant(granter_models, changes["allowed_models"])
     if "expires_in_days" in changes and _expired(row):
         raise Conflict("an expired key stays expired; create a new key", code="api_key_inactive")
-    columns = {column: changes[column] for column in ("name", "scopes") if column in changes}
+    columns = {column: changes[column] for column in ("name", "scopes", "allowed_models") if column in changes}
     if "ip_allowlist" in changes:
         columns["ip_allowlist"] = _networks(changes["ip_allowlist"])
     if "expires_in_days" in changes:
@@ -130,7 +147,7 @@ def audit_safe(changes):
     return {k: (v if isinstance(v, (str, int, list, type(None))) else str(v)) for k, v in changes.items()}
 
 
-def rotate_key(cur, user_id, key_id, actor, grace_seconds=0, granter_scopes=()):
+def rotate_key(cur, user_id, key_id, actor, grace_seconds=0, granter_scopes=(), granter_models=()):
     """Replace a key: the old one stops now (or when the grace ends); return (new row, full key).
 
     The replacement keeps the old key's scopes and is revealed to the caller, so the acting key
@@ -140,12 +157,20 @@ def rotate_key(cur, user_id, key_id, actor, grace_seconds=0, granter_scopes=()):
     if old["status"] != "active":
         raise Conflict("only active keys can be rotated", code="api_key_inactive")
     check_grant(granter_scopes, old["scopes"])
+    model_access.check_grant(granter_models, old["allowed_models"])
     if _expired(old):
         # The replacement would inherit the expiry and be born unusable.
         raise Conflict("an expired key cannot be rotated; create a new key", code="api_key_inactive")
     grace_until = queries.mark_rotated(cur, key_id, grace_seconds)
     new, full_key = _insert(
-        cur, user_id, old["name"], old["environment"], old["expires_at"], old["ip_allowlist"], old["scopes"]
+        cur,
+        user_id,
+        old["name"],
+        old["environment"],
+        old["expires_at"],
+        old["ip_allowlist"],
+        old["scopes"],
+        old["allowed_models"],
     )
     audit.record(
         cur,

@@ -10,10 +10,13 @@ from psycopg2.extras import Json
 
 from ops_gateway.core.sql_where import Where
 
-USER_COLUMNS = "id, email, username, role, status, plan, credits, reserved_credits, created_at, updated_at"
-USER_CHANGEABLE = ("status", "role", "plan", "username")
+USER_COLUMNS = (
+    "id, email, username, role, status, plan, credits, reserved_credits, allowed_models, created_at, updated_at"
+)
+USER_CHANGEABLE = ("status", "role", "plan", "username", "allowed_models")
 KEY_COLUMNS = (
-    "id, user_id, name, environment, prefix, last4, scopes, ip_allowlist::text[] AS ip_allowlist, status,"
+    "id, user_id, name, environment, prefix, last4, scopes, ip_allowlist::text[] AS ip_allowlist, allowed_models,"
+    " status,"
     " expires_at, grace_until, created_at, last_used_at, revoked_at"
 )
 AUDIT_COLUMNS = "id, user_id, api_key_id, action, actor, host(ip) AS ip, user_agent, request_id, details, created_at"
@@ -21,8 +24,8 @@ AUDIT_COLUMNS = "id, user_id, api_key_id, action, actor, host(ip) AS ip, user_ag
 _INSERT_USER = f"INSERT INTO users (email, username, plan, role) VALUES (%s, %s, %s, %s) RETURNING {USER_COLUMNS}"
 
 _INSERT_KEY = (
-    "INSERT INTO api_keys (user_id, name, environment, key_hash, prefix, last4, scopes, ip_allowlist, expires_at)"
-    f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s::cidr[], %s) RETURNING {KEY_COLUMNS}"
+    "INSERT INTO api_keys (user_id, name, environment, key_hash, prefix, last4, scopes, ip_allowlist, expires_at,"
+    f" allowed_models) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::cidr[], %s, %s::text[]) RETURNING {KEY_COLUMNS}"
 )
 
 _MARK_ROTATED = (
@@ -99,9 +102,9 @@ def lock_user_keys(cur, user_id):
 # API keys
 
 
-def insert_key(cur, user_id, name, environment, key_hash, prefix, last4, scopes, networks, expires_at):
+def insert_key(cur, user_id, name, environment, key_hash, prefix, last4, scopes, networks, expires_at, models):
     """The new key row, or None when the user already has an active key of that name."""
-    params = (user_id, name, environment, key_hash, prefix, last4, list(scopes), networks, expires_at)
+    params = (user_id, name, environment, key_hash, prefix, last4, list(scopes), networks, expires_at, list(models))
     if not _unless_unique_violation(cur, "insert_key", _INSERT_KEY, params):
         return None
     return cur.fetchone()
@@ -131,8 +134,8 @@ def key_by_hash(cur, key_hash):
 
 
 def update_key(cur, key_id, changes):
-    """Set name, scopes, ip_allowlist (networks) and/or expires_at; False when the new name is taken."""
-    casts = {"ip_allowlist": "::cidr[]"}
+    """Set name, scopes, ip_allowlist (networks), allowed_models and/or expires_at; False when the new name is taken."""
+    casts = {"ip_allowlist": "::cidr[]", "allowed_models": "::text[]"}
     assignments = ", ".join(f"{column} = %s{casts.get(column, '')}" for column in changes)
     statement = f"UPDATE api_keys SET {assignments} WHERE id = %s"
     return _unless_unique_violation(cur, "update_key", statement, list(changes.values()) + [key_id])

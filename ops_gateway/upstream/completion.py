@@ -16,7 +16,7 @@ import time
 
 from flask import current_app
 
-from ops_gateway.accounts import auth
+from ops_gateway.accounts import auth, model_access
 from ops_gateway.accounts.key_watch import OPEN_STREAMS
 from ops_gateway.billing import credits, pricing, settlement
 from ops_gateway.billing.money import format_money
@@ -96,6 +96,8 @@ class Completion:
         self.held, self.hold_id = self.principal["held"], self.principal["hold_id"]
         try:
             refusal = auth.scope_error(self.principal, "chat:write") or refusal
+            if refusal is None:
+                refusal = model_access.refusal(self.principal, self.body["model"])
             if refusal:
                 rate_limits.refuse_uncounted(self.admission, refusal)
             rate_limits.gate(self.admission, rate_limits.Mode.COMPLETION)

@@ -1,0 +1,45 @@
+"""Which models a key may use: its own ``allowed_models`` and its user's, each a list of exact
+ids or glob patterns (``openai/*``); an empty list allows every model. The user's list is an
+admin-set ceiling over all their keys, so a model must pass both.
+"""
+
+from fnmatch import fnmatchcase
+
+from ops_gateway.core.errors import Forbidden
+
+MAX_PATTERNS = 100
+MAX_PATTERN_CHARS = 200
+
+
+def _allows(patterns, model_id):
+    return not patterns or any(fnmatchcase(model_id, pattern) for pattern in patterns)
+
+
+def allowed(principal, model_id):
+    """Whether the caller's key (and its user) may use ``model_id``."""
+    return _allows(principal.get("key_models"), model_id) and _allows(principal.get("user_models"), model_id)
+
+
+def refusal(principal, model_id):
+    """The 403 ``model_not_allowed`` for a model the key may not use, or None."""
+    if allowed(principal, model_id):
+        return None
+    details = {"model": model_id, "allowed_models": principal.get("key_models") or principal.get("user_models")}
+    return Forbidden(f"this key may not use model {model_id!r}", details, code="model_not_allowed")
+
+
+def check_grant(granter_models, models):
+    """403 unless a key restricted to ``granter_models`` may give a key ``models``.
+
+    A restricted key hands out (or changes a key to) only a non-empty subset of its own
+    patterns, never "every model" (``[]``): a key cannot widen its own reach through another.
+    """
+    if not granter_models:
+        return
+    lacking = sorted(set(models) - set(granter_models)) if models else ["*"]
+    if lacking:
+        raise Forbidden(
+            "a key cannot grant models it may not use",
+            {"lacking": lacking, "granter_models": list(granter_models)},
+            code="model_escalation",
+        )
