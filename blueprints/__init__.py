@@ -5,6 +5,7 @@ def all_blueprints():
     """Every blueprint the app registers, in registration order."""
     from blueprints import (
         admin_jobs,
+        admin_keys,
         admin_limits,
         admin_models,
         admin_security,
@@ -20,6 +21,7 @@ def all_blueprints():
     return [
         health.blp,
         admin_users.blp,
+        admin_keys.blp,
         user_keys.blp,
         audit_logs.user_blp,
         audit_logs.admin_blp,
