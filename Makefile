@@ -1,9 +1,10 @@
-# Two entry points: `make run` (gateway + scheduler on embedded Postgres/Redis) and `make test`.
+# Two entry points: `make run` (gateway + scheduler on embedded Postgres/Redis) and `make test`;
+# `make run-demo` is `make run` against the bundled fake OpenRouter (no upstream key needed).
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint bench screenshots
+.PHONY: run run-demo test lint bench screenshots
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,6 +14,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 run: $(VENV)/.installed
 	$(PY) -m ops_gateway.core.devserver
+
+run-demo: $(VENV)/.installed
+	$(PY) -m ops_gateway.core.devserver --demo
 
 # Browser tests drive Debian's headless Chromium; apt-get runs only when the driver is missing
 # (chromium-driver depends on chromium, so one file stands for both).
