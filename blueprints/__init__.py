@@ -4,6 +4,7 @@
 def all_blueprints():
     """Every blueprint the app registers, in registration order."""
     from blueprints import (
+        admin_ip_blocks,
         admin_jobs,
         admin_keys,
         admin_limits,
@@ -14,6 +15,7 @@ def all_blueprints():
         health,
         metrics,
         monitor,
+        usage_reports,
         user_keys,
         v1,
     )
@@ -31,6 +33,9 @@ def all_blueprints():
         monitor.user_blp,
         monitor.admin_blp,
         admin_security.blp,
+        admin_ip_blocks.blp,
+        usage_reports.admin_blp,
+        usage_reports.user_blp,
         metrics.blp,
         v1.blp,
     ]

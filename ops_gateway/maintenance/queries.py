@@ -46,6 +46,44 @@ def rewrite_rollups(cur, granularity, start, end):
     return cur.rowcount
 
 
+# Spend-report rollups (sql/0017): whole UTC days per (user, key, model), and per tag
+
+_REPORT_METRICS = """count(*), count(*) FILTER (WHERE status <> 'success'), sum(prompt_tokens),
+       sum(completion_tokens), sum(cost), sum(latency_ms)"""
+_REPORT_DAY = "(created_at AT TIME ZONE 'UTC')::date"
+_REPORT_RANGE = "created_at >= %(start)s AND created_at < %(end)s"
+
+_INSERT_KEY_DAILY = f"""
+INSERT INTO usage_key_daily (day, user_id, api_key_id, model, requests, errors, prompt_tokens,
+                             completion_tokens, cost, latency_ms_sum)
+SELECT {_REPORT_DAY}, user_id, api_key_id, model, {_REPORT_METRICS}
+FROM usage_records WHERE {_REPORT_RANGE}
+GROUP BY 1, 2, 3, 4
+"""
+
+# An untagged request counts under the NULL tag, so a tag report still adds up to every request.
+_INSERT_TAG_DAILY = f"""
+INSERT INTO usage_tag_daily (day, user_id, api_key_id, model, tag, requests, errors, prompt_tokens,
+                             completion_tokens, cost, latency_ms_sum)
+SELECT {_REPORT_DAY}, user_id, api_key_id, model, tag, {_REPORT_METRICS}
+FROM usage_records
+CROSS JOIN LATERAL unnest(CASE WHEN tags = '{{}}' THEN ARRAY[NULL::text] ELSE tags END) AS tag
+WHERE {_REPORT_RANGE}
+GROUP BY 1, 2, 3, 4, 5
+"""
+
+
+def rewrite_report_days(cur, start, end):
+    """Replace the report rollups of the UTC days in [start, end) (midnights); the rows written."""
+    params = {"start": start, "end": end, "first": start.date(), "stop": end.date()}
+    written = 0
+    for table, insert in (("usage_key_daily", _INSERT_KEY_DAILY), ("usage_tag_daily", _INSERT_TAG_DAILY)):
+        cur.execute(f"DELETE FROM {table} WHERE day >= %(first)s AND day < %(stop)s", params)
+        cur.execute(insert, params)
+        written += cur.rowcount
+    return written
+
+
 # Retention
 
 _DELETE_BATCH = "DELETE FROM {} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {} WHERE {} < %s LIMIT %s))"

@@ -25,6 +25,8 @@ BATCHED_TABLES = (
     ("usage_records_default", "created_at", "USAGE_RETENTION_DAYS"),
     ("usage_rollups", "bucket_start", "USAGE_RETENTION_DAYS"),
     ("usage_daily_totals", "day", "USAGE_RETENTION_DAYS"),
+    ("usage_key_daily", "day", "USAGE_RETENTION_DAYS"),
+    ("usage_tag_daily", "day", "USAGE_RETENTION_DAYS"),
     ("api_key_audit_logs", "created_at", "AUDIT_RETENTION_DAYS"),
     ("security_events", "created_at", "AUDIT_RETENTION_DAYS"),
     ("job_runs", "started_at", "JOB_RUN_RETENTION_DAYS"),

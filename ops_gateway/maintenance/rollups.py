@@ -1,4 +1,5 @@
-"""Usage rollups: hourly and daily aggregates per user and model, recomputed from usage_records.
+"""Usage rollups: hourly and daily aggregates per user and model, recomputed from usage_records,
+and the spend reports' daily rollups per (user, key, model) and per tag over the same days.
 
 A window is recomputed by deleting its buckets and inserting them again in one transaction, so
 rerunning a window always gives the same rows and readers never see it half-written. Each run
@@ -42,8 +43,13 @@ def roll_up(cur, now=None):
     """Recompute the recent window of every granularity; return what was written."""
     now = now or datetime.now(UTC)
     report = {}
-    for granularity in GRANULARITIES:
-        start, end = window(cur, granularity, now)
+    windows = {granularity: window(cur, granularity, now) for granularity in GRANULARITIES}
+    for granularity, (start, end) in windows.items():
         rows = recompute(cur, granularity, start, end)
         report[granularity] = {"start": start.isoformat(), "end": end.isoformat(), "rows": rows}
+    # The report rollups follow the daily window: today (partial, so reports lag by at most one
+    # run), the lookback for late rows, and any gap the daily rollup is catching up on.
+    start, end = windows["day"]
+    report["report_days"] = {"start": start.isoformat(), "end": end.isoformat()}
+    report["report_days"]["rows"] = queries.rewrite_report_days(cur, start, end)
     return report

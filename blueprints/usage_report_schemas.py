@@ -1,0 +1,88 @@
+"""Schemas of the spend reports: GET /admin/reports/usage and GET /user/usage."""
+
+import marshmallow as ma
+
+from blueprints.fields import Money, Timestamp
+
+
+class UsageReportArgsSchema(ma.Schema):
+    """Query of GET /admin/reports/usage: dimensions, whole UTC days (both included), format."""
+
+    group_by = ma.fields.String(
+        load_default="day",
+        validate=ma.validate.Length(max=100),
+        metadata={"description": "comma-separated, in order, any of user,key,model,day,tag", "example": "user,day"},
+    )
+    start_date = ma.fields.String(metadata={"format": "date", "description": "default: 29 days before end_date"})
+    end_date = ma.fields.String(metadata={"format": "date", "description": "default: today (UTC)"})
+    format = ma.fields.String(load_default="json", validate=ma.validate.OneOf(["json", "csv"]))
+
+
+class UserUsageArgsSchema(ma.Schema):
+    """Query of GET /user/usage: the report's (without the user dimension), plus the requests' page."""
+
+    group_by = ma.fields.String(
+        load_default="day",
+        validate=ma.validate.Length(max=100),
+        metadata={"description": "comma-separated, in order, any of key,model,day,tag", "example": "key,day"},
+    )
+    start_date = ma.fields.String(metadata={"format": "date", "description": "default: 29 days before end_date"})
+    end_date = ma.fields.String(metadata={"format": "date", "description": "default: today (UTC)"})
+    limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=500))
+    cursor = ma.fields.String(metadata={"description": "next_cursor from the previous page of requests"})
+
+
+class UsageGroupSchema(ma.Schema):
+    """One group: the grouped dimensions' values (only those asked for) and the group's sums."""
+
+    user_id = ma.fields.Integer()
+    email = ma.fields.String(allow_none=True)
+    api_key_id = ma.fields.Integer(allow_none=True)
+    key_name = ma.fields.String(allow_none=True)
+    masked_key = ma.fields.String(allow_none=True)
+    model = ma.fields.String()
+    day = ma.fields.Date()
+    tag = ma.fields.String(allow_none=True, metadata={"description": "null: requests without tags"})
+    requests = ma.fields.Integer()
+    errors = ma.fields.Integer(metadata={"description": "requests whose status is not success"})
+    prompt_tokens = ma.fields.Integer()
+    completion_tokens = ma.fields.Integer()
+    cost = Money()
+    avg_latency_ms = ma.fields.Float(allow_none=True)
+
+
+class UsageReportSchema(ma.Schema):
+    """Usage grouped by the asked dimensions over [start_date, end_date] (whole UTC days)."""
+
+    start_date = ma.fields.Date()
+    end_date = ma.fields.Date()
+    group_by = ma.fields.List(ma.fields.String())
+    rolled_up_at = Timestamp(
+        allow_none=True, metadata={"description": "when today's figures were computed (the last usage_rollup run)"}
+    )
+    groups = ma.fields.List(ma.fields.Nested(UsageGroupSchema))
+
+
+class UsageRequestSchema(ma.Schema):
+    """One of the caller's requests."""
+
+    id = ma.fields.Integer()
+    request_id = ma.fields.String()
+    created_at = Timestamp()
+    api_key_id = ma.fields.Integer(allow_none=True)
+    model = ma.fields.String()
+    status = ma.fields.String()
+    error_code = ma.fields.String(allow_none=True)
+    prompt_tokens = ma.fields.Integer()
+    completion_tokens = ma.fields.Integer()
+    total_tokens = ma.fields.Integer()
+    cost = Money()
+    latency_ms = ma.fields.Float()
+    tags = ma.fields.List(ma.fields.String())
+
+
+class UserUsageSchema(UsageReportSchema):
+    """Your usage grouped as asked, and your requests in the range, newest first, a page at a time."""
+
+    requests = ma.fields.List(ma.fields.Nested(UsageRequestSchema))
+    next_cursor = ma.fields.String(allow_none=True)

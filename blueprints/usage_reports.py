@@ -1,0 +1,65 @@
+"""Spend reports: everyone's (/admin/reports/usage, JSON or CSV) and the caller's own (/user/usage)."""
+
+from flask import Response, g
+from flask_smorest import Blueprint
+
+from blueprints.docs import ADMIN_ERRORS, USER_ERRORS, documents_errors
+from blueprints.guards import admin_only, require_scope, require_user
+from blueprints.query_args import page_cursor
+from blueprints.usage_report_schemas import (
+    UsageReportArgsSchema,
+    UsageReportSchema,
+    UserUsageArgsSchema,
+    UserUsageSchema,
+)
+from ops_gateway.core import db, paging
+from ops_gateway.observability import spend_reports
+
+admin_blp = Blueprint("admin_reports", __name__, url_prefix="/admin/reports", description="Spend reports (admin)")
+admin_only(admin_blp)
+user_blp = Blueprint("user_usage", __name__, url_prefix="/user", description="Your usage and spend")
+user_blp.before_request(require_user)
+
+
+@admin_blp.route("/usage")
+@admin_blp.arguments(UsageReportArgsSchema, location="query")
+@admin_blp.response(200, UsageReportSchema)
+@admin_blp.doc(
+    responses={
+        "200": {
+            "description": "The groups as JSON, or as CSV (format=csv: the dimensions' columns, then the sums)",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/UsageReport"}},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        }
+    }
+)
+@documents_errors(admin_blp, *ADMIN_ERRORS, 400, 422)
+def usage_report(args):
+    """Usage and spend grouped by user, key, model, day and/or tag over whole UTC days, as JSON or CSV."""
+    group_by = spend_reports.parse_group_by(args["group_by"])
+    first, last = spend_reports.report_days(args.get("start_date"), args.get("end_date"))
+    with db.transaction() as cur:
+        report = spend_reports.usage_report(cur, group_by, first, last)
+    if args["format"] == "json":
+        return report
+    response = Response(spend_reports.report_csv(report), content_type="text/csv; charset=utf-8")
+    response.headers["Content-Disposition"] = f'attachment; filename="usage-{first}-{last}.csv"'
+    return response
+
+
+@user_blp.route("/usage")
+@user_blp.arguments(UserUsageArgsSchema, location="query")
+@user_blp.response(200, UserUsageSchema)
+@documents_errors(user_blp, *USER_ERRORS, 400, 422)
+def user_usage(args):
+    """Your usage grouped by key, model, day and/or tag, and your requests (cost, tokens, latency, status), paged."""
+    require_scope("usage:read")
+    group_by = spend_reports.parse_group_by(args["group_by"], ("key", "model", "day", "tag"))
+    first, last = spend_reports.report_days(args.get("start_date"), args.get("end_date"))
+    user_id, limit = g.user["user_id"], args["limit"]
+    with db.transaction() as cur:
+        report = spend_reports.usage_report(cur, group_by, first, last, user_id)
+        requests = spend_reports.last_requests(cur, user_id, first, last, limit, page_cursor(args))
+    return {**report, "requests": requests, "next_cursor": paging.next_cursor(requests, limit)}

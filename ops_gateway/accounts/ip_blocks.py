@@ -1,0 +1,74 @@
+"""Admin control of IP blocks: the exact list, a manual block with a TTL, unblocking.
+
+A block is enforced by a Redis key with a TTL (``security.BLOCK_KEY``, checked on every request
+by ``security.check_ip_block``) and described by a row in ``ip_blocks`` (who, why, until when)
+written in the same step, so the list comes from Postgres in one query on any Redis topology.
+Every manual block and unblock is a security event naming the admin.
+"""
+
+import ipaddress
+
+import redis
+
+from ops_gateway.accounts import ip_block_rows, security
+from ops_gateway.core import redis_store
+from ops_gateway.core.errors import BadRequest, Conflict, NotFound, Unavailable
+
+MIN_BLOCK_SECONDS = 60  # the bounds of a manual block (POST /admin/blocked-ips ttl_seconds)
+MAX_BLOCK_SECONDS = 30 * 86400
+
+
+def canonical_ip(text):
+    """``text`` as one IPv4 or IPv6 address, written as clients' addresses are (400 ``invalid_ip`` otherwise).
+
+    The canonical (compressed, lower-case) form is what Redis keys and rows are keyed by, so
+    ``2001:DB8::0:1`` and ``2001:db8::1`` name the same block.
+    """
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        address = None
+    if address is None or getattr(address, "scope_id", None):
+        raise BadRequest("not an IPv4 or IPv6 address", {"ip": text[:100]}, code="invalid_ip")
+    return address.compressed
+
+
+def _redis_call(operation):
+    """Run a Redis command; 503 when Redis is unreachable (a block must not be half set or half lifted)."""
+    try:
+        return operation(redis_store.get_redis())
+    except redis.RedisError as exc:
+        raise Unavailable("Redis is unreachable; try again", code="redis_unavailable") from exc
+
+
+def list_blocks(cur):
+    """Every IP block in force, newest first."""
+    return ip_block_rows.blocks_in_force(cur)
+
+
+def block_ip(cur, ip, seconds, reason, actor, caller_ip=None):
+    """Block ``ip`` for ``seconds`` (replacing any block it has); return the block.
+
+    Refuses the caller's own address (409 ``own_ip``): it would lock the admin out of the API
+    that lifts the block.
+    """
+    address = canonical_ip(ip)
+    if caller_ip and address == ipaddress.ip_address(caller_ip).compressed:
+        raise Conflict("you cannot block the address you are calling from", {"ip": address}, code="own_ip")
+    row = ip_block_rows.upsert_block(cur, address, reason, actor, seconds)
+    _redis_call(lambda cache: cache.set(security.BLOCK_KEY.format(ip=address), 1, ex=seconds))
+    security.record_event(
+        cur, "ip_blocked", ip=address, details={"reason": reason, "block_seconds": seconds, "actor": actor}
+    )
+    return row
+
+
+def unblock_ip(cur, ip, actor):
+    """Lift the block of ``ip`` at once (row and Redis key); 404 ``ip_not_blocked`` when there is none."""
+    address = canonical_ip(ip)
+    row = ip_block_rows.delete_block(cur, address)
+    removed = _redis_call(lambda cache: cache.delete(security.BLOCK_KEY.format(ip=address)))
+    if row is None and not removed:
+        raise NotFound(f"{address} is not blocked", {"ip": address}, code="ip_not_blocked")
+    details = {"actor": actor, "reason": row["reason"] if row else None}
+    security.record_event(cur, "ip_unblocked", ip=address, details=details)
