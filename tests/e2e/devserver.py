@@ -1,10 +1,13 @@
 """``make run`` / ``make run-demo`` as a subprocess on a temp instance folder and a free port."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -12,6 +15,17 @@ import requests
 from tests.e2e.servers import ROOT, free_port
 
 START_TIMEOUT_SECONDS = 90
+
+
+@contextmanager
+def scratch_instance():
+    """A private instance folder, removed afterwards: not pytest's rotating basetemp, which a
+    concurrent pytest run may prune under the embedded servers (as tests/conftest.py says)."""
+    parent = Path(tempfile.mkdtemp(prefix="ops-gateway-devserver-"))
+    try:
+        yield parent / "instance"
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 class DevServer:

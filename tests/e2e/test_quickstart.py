@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from tests.e2e.devserver import DevServer
+from tests.e2e.devserver import DevServer, scratch_instance
 from tests.e2e.servers import ROOT
 
 MARKED_BLOCK = re.compile(r"<!-- quickstart: run -->\n```(\w+)\n(.*?)```", re.S)
@@ -35,12 +35,15 @@ def as_one_script(blocks):
 
 
 @pytest.fixture
-def demo(tmp_path):
-    """``make run-demo`` on a temp instance folder, interrupted afterwards."""
-    server = DevServer(tmp_path / "instance", "--demo")
-    server.wait_healthy()
-    yield server
-    server.interrupt()
+def demo():
+    """``make run-demo`` on a scratch instance folder, interrupted afterwards."""
+    with scratch_instance() as instance:
+        server = DevServer(instance, "--demo")
+        try:
+            server.wait_healthy()
+            yield server
+        finally:
+            server.interrupt()
 
 
 def test_readme_quickstart_blocks_cover_user_credits_curl_and_sdk():

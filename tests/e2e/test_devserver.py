@@ -1,0 +1,92 @@
+"""``make run`` / ``make run-demo`` as a new user meets them: start, warnings, a second run, Ctrl-C."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from tests.e2e.devserver import DevServer, scratch_instance
+from tests.e2e.servers import ROOT
+
+NOISE = ("Traceback", "KeyError", "XDG_RUNTIME_DIR", "SystemExit")
+
+
+@pytest.fixture
+def instance():
+    """A private instance folder for one test's runs."""
+    with scratch_instance() as path:
+        yield path
+
+
+def cached_model_count(server, admin_headers):
+    """Models in the shared catalogue, once the start-up refresh has landed (within 15 s)."""
+    deadline = time.monotonic() + 15
+    while True:
+        info = requests.get(f"{server.url}/admin/cache-status", headers=admin_headers, timeout=5).json()["cache_info"]
+        if info["has_data"] or time.monotonic() > deadline:
+            return info["total_cached_models"] if info["has_data"] else 0
+        time.sleep(0.3)
+
+
+def test_demo_run_serves_the_fake_catalogue_and_ctrl_c_stops_everything_quietly(instance):
+    server = DevServer(instance, "--demo")
+    health = server.wait_healthy()
+    assert health["openrouter"] == "connected" and health["reasons"] == []
+    fake_url = server.line_after("demo upstream: the bundled fake OpenRouter at")
+    admin = {"Authorization": f"Bearer {server.line_after('demo admin key:')}"}
+    assert cached_model_count(server, admin) > 0  # refreshed at start-up, not at the clock's first tick
+    assert "model catalogue refreshed:" in server.output()
+
+    assert server.interrupt() == 0
+    output = server.output()
+    assert not [word for word in NOISE if word in output], output
+    assert not (instance / "pgdata" / "postmaster.pid").exists()
+    assert not (instance / "redis" / "redis.sock").exists()
+    try:
+        requests.get(fake_url + "/models", timeout=2)
+        raise AssertionError("the fake OpenRouter outlived make run-demo")
+    except requests.ConnectionError:
+        pass
+
+
+def test_without_upstream_key_one_warning_and_health_says_unconfigured(instance):
+    server = DevServer(instance, env={"OPENROUTER_API_KEY": None, "OPENROUTER_BASE_URL": None})
+    try:
+        health = server.wait_healthy(statuses=("degraded",))
+        assert health["openrouter"] == "unconfigured"
+        assert any("OPENROUTER_API_KEY" in reason for reason in health["reasons"])
+        warnings = [line for line in server.output().splitlines() if "OPENROUTER_API_KEY is not set" in line]
+        assert len(warnings) == 1 and "make run-demo" in warnings[0]
+    finally:
+        assert server.interrupt() == 0
+
+
+def test_a_second_run_leaves_the_first_ones_servers_running(instance):
+    first = DevServer(instance, "--demo")
+    try:
+        first.wait_healthy()
+        same_port = DevServer(instance, "--demo", port=first.port)
+        assert same_port.process.wait(timeout=60) == 1
+        assert f"port {first.port} is already in use" in same_port.output()
+
+        second = DevServer(instance, "--demo")
+        second.wait_healthy()
+        assert second.interrupt() == 0
+        health = requests.get(f"{first.url}/health", timeout=5).json()
+        assert (health["database"], health["redis"], health["status"]) == ("connected", "connected", "healthy")
+    finally:
+        assert first.interrupt() == 0
+    assert not (instance / "pgdata" / "postmaster.pid").exists()
+
+
+def test_a_setting_that_does_not_parse_is_one_line_and_a_failed_start(tmp_path):
+    env = dict(os.environ, INSTANCE_PATH=str(tmp_path), PORT="abc")
+    result = subprocess.run(
+        [sys.executable, "-m", "ops_gateway.core.devserver"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "PORT='abc' is invalid" in result.stderr
