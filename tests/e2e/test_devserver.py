@@ -33,23 +33,21 @@ def cached_model_count(server, admin_headers):
 
 def test_demo_run_serves_the_fake_catalogue_and_ctrl_c_stops_everything_quietly(instance):
     server = DevServer(instance, "--demo")
-    health = server.wait_healthy()
-    assert health["openrouter"] == "connected" and health["reasons"] == []
-    fake_url = server.line_after("demo upstream: the bundled fake OpenRouter at")
-    admin = {"Authorization": f"Bearer {server.line_after('demo admin key:')}"}
-    assert cached_model_count(server, admin) > 0  # refreshed at start-up, not at the clock's first tick
-    assert "model catalogue refreshed:" in server.output()
-
-    assert server.interrupt() == 0
+    try:
+        health = server.wait_healthy()
+        assert health["openrouter"] == "connected" and health["reasons"] == []
+        fake_url = server.line_after("demo upstream: the bundled fake OpenRouter at")
+        admin = {"Authorization": f"Bearer {server.line_after('demo admin key:')}"}
+        assert cached_model_count(server, admin) > 0  # refreshed at start-up, not at the clock's first tick
+        assert "model catalogue refreshed:" in server.output()
+    finally:
+        assert server.interrupt() == 0
     output = server.output()
     assert not [word for word in NOISE if word in output], output
     assert not (instance / "pgdata" / "postmaster.pid").exists()
     assert not (instance / "redis" / "redis.sock").exists()
-    try:
-        requests.get(fake_url + "/models", timeout=2)
-        raise AssertionError("the fake OpenRouter outlived make run-demo")
-    except requests.ConnectionError:
-        pass
+    with pytest.raises(requests.ConnectionError):
+        requests.get(fake_url + "/models", timeout=2)  # the fake stopped with make run-demo
 
 
 def test_without_upstream_key_one_warning_and_health_says_unconfigured(instance):
