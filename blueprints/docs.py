@@ -1,6 +1,16 @@
-"""Documenting error responses: every view lists the envelope statuses it can return."""
+"""Documenting views: the error envelope statuses each can return, and the ones that need no API key.
+
+Every operation needs an API key unless its view says otherwise (``ops_gateway.core.docs_assets``).
+"""
 
 from functools import reduce
+
+from ops_gateway.core.docs_assets import METRICS_TOKEN_SCHEME
+
+# ``@blp.doc(**PUBLIC)``: answers without credentials (health checks for load balancers).
+PUBLIC = {"security": []}
+# ``@blp.doc(**METRICS_TOKEN)``: the METRICS_TOKEN bearer when one is set, else nothing.
+METRICS_TOKEN = {"security": [{METRICS_TOKEN_SCHEME: []}, {}]}
 
 ERROR_DESCRIPTIONS = {
     400: "Bad request",

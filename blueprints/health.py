@@ -2,6 +2,7 @@
 
 from flask_smorest import Blueprint
 
+from blueprints.docs import PUBLIC
 from blueprints.schemas import HealthSchema, LiveSchema, ReadySchema
 from ops_gateway.observability.health import health_report, readiness
 
@@ -9,6 +10,7 @@ blp = Blueprint("health", __name__, url_prefix="/health", description="Liveness,
 
 
 @blp.route("")
+@blp.doc(**PUBLIC)
 @blp.response(200, HealthSchema)
 @blp.alt_response(503, schema=HealthSchema, description="Database unreachable (status unhealthy)")
 def health():
@@ -17,6 +19,7 @@ def health():
 
 
 @blp.route("/live")
+@blp.doc(**PUBLIC)
 @blp.response(200, LiveSchema)
 def live():
     """Liveness: 200 while the process serves requests (checks no dependency)."""
@@ -24,6 +27,7 @@ def live():
 
 
 @blp.route("/ready")
+@blp.doc(**PUBLIC)
 @blp.response(200, ReadySchema)
 @blp.alt_response(503, schema=ReadySchema, description="Database unreachable or migrations pending")
 def ready():

@@ -6,7 +6,7 @@ from flask import Response, current_app, request
 from flask_smorest import Blueprint
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from blueprints.docs import documents_errors
+from blueprints.docs import METRICS_TOKEN, documents_errors
 from blueprints.envelope import ApiError
 from ops_gateway.observability import metrics
 
@@ -14,6 +14,7 @@ blp = Blueprint("metrics", __name__, url_prefix="/metrics", description="Prometh
 
 
 @blp.route("")
+@blp.doc(**METRICS_TOKEN)
 @blp.doc(
     responses={
         "200": {

@@ -27,3 +27,33 @@ def test_every_operation_documents_its_errors(client):
             assert "default" in operation["responses"] or any(
                 code.startswith(("4", "5")) for code in operation["responses"]
             ), f"{method.upper()} {path} documents no error response"
+
+
+def operations(spec):
+    """(path, method, operation) for every operation in the spec."""
+    for path, entries in spec["paths"].items():
+        for method, operation in entries.items():
+            if method != "parameters":
+                yield path, method, operation
+
+
+def required_security(spec, operation):
+    """The security requirement that applies to one operation (its own, else the spec's)."""
+    return operation.get("security", spec.get("security", []))
+
+
+def test_keyed_routes_declare_the_bearer_api_key_so_swagger_ui_can_authorize(client):
+    spec = client.get("/openapi.json").get_json()
+    scheme = spec["components"]["securitySchemes"]["ApiKey"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    keyed = [(path, method, op) for path, method, op in operations(spec) if path.startswith(("/v1", "/user", "/admin"))]
+    assert keyed and all(required_security(spec, op) == [{"ApiKey": []}] for _, _, op in keyed)
+
+
+def test_health_routes_need_no_key_and_metrics_takes_its_own_token(client):
+    spec = client.get("/openapi.json").get_json()
+    for path, _, operation in operations(spec):
+        if path.startswith("/health"):
+            assert required_security(spec, operation) == [], path
+    metrics = spec["paths"]["/metrics"]["get"]
+    assert {"MetricsToken": []} in required_security(spec, metrics)
