@@ -34,7 +34,15 @@ $(PGBOUNCER):
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pgbouncer
 
-test: $(VENV)/.installed $(CHROMEDRIVER) $(PGBOUNCER)
+# The Redis Cluster and Redis restart tests (tests/e2e/test_redis_*.py) run Debian's redis-server;
+# redis-tools brings redis-cli, which creates the cluster. apt-get runs only when it is missing.
+REDIS_SERVER := /usr/bin/redis-server
+
+$(REDIS_SERVER):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server redis-tools
+
+test: $(VENV)/.installed $(CHROMEDRIVER) $(PGBOUNCER) $(REDIS_SERVER)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 

@@ -9,7 +9,7 @@ class HealthSchema(ma.Schema):
     status = ma.fields.String(metadata={"enum": ["healthy", "degraded", "unhealthy"]})
     reasons = ma.fields.List(ma.fields.String(), metadata={"description": "why not healthy; empty when healthy"})
     database = ma.fields.String(metadata={"enum": ["connected", "disconnected"]})
-    redis = ma.fields.String(metadata={"enum": ["connected", "disconnected"]})
+    redis = ma.fields.String(metadata={"enum": ["connected", "disconnected", "failing"]})
     openrouter = ma.fields.String(metadata={"enum": ["connected", "error", "unconfigured"]})
     user_count = ma.fields.Integer()
     timestamp = ma.fields.String(metadata={"description": "ISO 8601 UTC"})

@@ -10,7 +10,7 @@ import hmac
 import logging
 import os
 import time
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -128,7 +128,9 @@ def create_app(overrides=None):
         JSON_SORT_KEYS=False,
         STARTED_AT=time.time(),
         # rate-limit windows (limits library)
-        RATELIMIT_STORAGE_URI=limits_storage_uri(app.config["REDIS_URL"], app.config["REDIS_SSL_CERT_REQS"]),
+        RATELIMIT_STORAGE_URI=redis_store.limits_storage_uri(
+            app.config["REDIS_URL"], app.config["REDIS_SSL_CERT_REQS"], app.config["REDIS_CLUSTER"]
+        ),
         VERSION=__version__,
     )
     from ops_gateway.core.logging_setup import configure_logging
@@ -144,8 +146,9 @@ def create_app(overrides=None):
         pool_timeout_s=app.config["DB_POOL_TIMEOUT_SECONDS"],
     )
     db.init_app(app, database)
+    config = app.config
     app.extensions["ops_gateway.redis"] = redis_store.connect(
-        app.config["REDIS_URL"], app.config["REDIS_POOL_MAX"], app.config["REDIS_SSL_CERT_REQS"]
+        config["REDIS_URL"], config["REDIS_POOL_MAX"], config["REDIS_SSL_CERT_REQS"], config["REDIS_CLUSTER"]
     )
     if app.config["RUN_MIGRATIONS_ON_START"]:
         run_startup_migrations(database)
@@ -185,15 +188,6 @@ def run_startup_migrations(database):
         migrations.migrate(database)
     except db.UNAVAILABLE_ERRORS as exc:
         logger.error("database unreachable at start-up; migrations deferred: %s", exc.__class__.__name__)
-
-
-def limits_storage_uri(redis_url, ssl_cert_reqs):
-    """The shared Redis as the ``limits`` library opens it: ``redis+unix://`` for a unix socket, and
-    the certificate check of a ``rediss://`` URL in its query (the library passes it to redis-py)."""
-    if redis_url.startswith("unix://"):
-        return "redis+unix://" + redis_url[len("unix://") :]
-    tls = urlencode(redis_store.tls_options(redis_url, ssl_cert_reqs))
-    return f"{redis_url}{'&' if urlsplit(redis_url).query else '?'}{tls}" if tls else redis_url
 
 
 def register_blueprints(app):

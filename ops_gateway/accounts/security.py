@@ -19,8 +19,8 @@ from ops_gateway.observability import metrics
 
 logger = logging.getLogger("ops_gateway.security")
 
-BLOCK_KEY = "gw:ipblock:{ip}"
-KEY_IPS_KEY = "gw:keyips:{key_id}"
+BLOCK_KEY = "gw:ipblock:{ip}"  # one key per IP, read on its own: on a cluster it is in no user's slot
+KEY_IPS_KEY = "gw:{user_tag}:keyips:{key_id}"  # under the key owner's tag: the gate script adds to it
 KEY_IPS_TTL_SECONDS = 86400
 
 
@@ -91,12 +91,16 @@ def note_auth_failure(ip):
             )
 
 
+def key_ips_key(user_id, key_id):
+    """The Redis set of the IPs a key was used from in the last day."""
+    return KEY_IPS_KEY.format(user_tag=redis_store.user_tag(user_id), key_id=key_id)
+
+
 def note_key_ip(principal, ip):
     """Record a security event the first time a key is used from an IP it has not used before."""
-    key_id = principal["api_key_id"]
     try:
         cache = redis_store.get_redis()
-        cache_key = KEY_IPS_KEY.format(key_id=key_id)
+        cache_key = key_ips_key(principal["user_id"], principal["api_key_id"])
         if not cache.sadd(cache_key, ip):
             return
         cache.expire(cache_key, KEY_IPS_TTL_SECONDS)

@@ -71,6 +71,7 @@ VARIABLES = [
     Variable("DATABASE_URL", None, help="PostgreSQL URL; required unless EMBEDDED_SERVICES"),
     Variable("REDIS_URL", None, help="Redis URL; required unless EMBEDDED_SERVICES"),
     Variable("EMBEDDED_SERVICES", False, _parse_bool, "embedded Postgres/Redis for unset URLs (make run)"),
+    Variable("REDIS_CLUSTER", False, _parse_bool, "Redis Cluster client (also chosen by a redis+cluster:// URL)"),
     Variable("REDIS_SSL_CERT_REQS", "required", _choice("none", "optional", "required"), "rediss:// certificate check"),
     Variable("TRUSTED_PROXY_COUNT", 0, _parse_positive_int, "proxies appending X-Forwarded-For; 0 = socket address"),
     Variable("OPENROUTER_API_KEY", None, help="key the gateway uses upstream"),

@@ -1,5 +1,6 @@
-"""The limits domain's SQL: plans and per-user overrides. Plain functions taking the cursor first
-and returning dicts; their column lists come from the window registry (``plans``)."""
+"""The limits domain's SQL: plans, per-user overrides, and the usage the quotas are rebuilt from.
+Plain functions taking the cursor first and returning dicts; their column lists come from the
+window registry (``plans``, ``windows``)."""
 
 from ops_gateway.limits import plans
 
@@ -35,3 +36,14 @@ def upsert_overrides(cur, user_id, windows, actor):
 def delete_overrides(cur, user_id):
     """Drop every override of the user."""
     cur.execute("DELETE FROM rate_limit_overrides WHERE user_id = %s", (user_id,))
+
+
+def usage_since(cur, user_id, sums):
+    """{name: total} over the user's usage_daily_totals rows: each (name, column expression, first
+    day) of ``sums`` adds up its column from its first day on (names and columns are ours, not input)."""
+    selects = ", ".join(f"coalesce(sum({column}) FILTER (WHERE day >= %s), 0) AS {name}" for name, column, _ in sums)
+    days = [day for _, _, day in sums]
+    cur.execute(
+        f"SELECT {selects} FROM usage_daily_totals WHERE user_id = %s AND day >= %s", [*days, user_id, min(days)]
+    )
+    return cur.fetchone()

@@ -5,14 +5,23 @@ instances; the windows and quotas themselves are declared in ``windows``, their 
 from the user's plan and overrides (read with the key on every request, so admin changes apply
 at once). A request is admitted by one Lua call (``gate.lua``: IP block, new IP, concurrency
 slot, quotas, token windows, request windows) and a completion settled by one more
-(``charge.lua``: its real tokens, the quotas, the slot, and the windows read back).
+(``charge.lua``: its real tokens, the quotas, the slot, and the windows read back). On a Redis
+Cluster the IP block, which is not the user's, is one more read before the gate.
+
+Redis may lose everything (a restart without persistence, FLUSHALL, a failover to an empty
+replica): a concurrency slot is an entry with its own deadline, so none is stuck or negative, and
+the quotas are seeded again from Postgres (``quota_usage``); the per-minute to per-day windows
+restart.
 
 Redis unreachable: fail open (logged, /health degraded) unless RATE_LIMIT_FAIL_CLOSED=true,
 which rejects with 503.
 """
 
+import json
 import logging
+import math
 import time
+import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -21,24 +30,27 @@ import redis
 from flask import current_app
 
 from ops_gateway.accounts import security
+from ops_gateway.billing.credits import hold_lifetime_seconds
 from ops_gateway.core import db, redis_store
 from ops_gateway.core.errors import RateLimited, Unavailable
 from ops_gateway.core.extensions import limiter
+from ops_gateway.limits import quota_usage, windows
 from ops_gateway.limits import status as window_status
-from ops_gateway.limits import windows
-from ops_gateway.limits.windows import QUOTAS, REQUEST_WINDOWS, TOKEN_WINDOWS, WINDOWS
+from ops_gateway.limits.windows import QUOTA_PERIODS, QUOTAS, REQUEST_WINDOWS, TOKEN_WINDOWS, WINDOWS
 from ops_gateway.observability import metrics
 
 logger = logging.getLogger("ops_gateway.app")
 
-CONCURRENCY_KEY = "gw:concurrent:{user_id}"
-CONCURRENCY_TTL_SECONDS = 600  # a crashed worker's slot frees itself after this
+INFLIGHT_KEY = "gw:{user_tag}:inflight"  # the user's concurrency slots: request id -> deadline
+PROBE_USER = "health"  # /health runs the gate on this user's keys
 
 
 class Mode(StrEnum):
     """What the gate checks: only the IP block and the key's new IP (a request refused before it
-    counts), also the request windows (/v1/models), or everything (a completion)."""
+    counts), also the request windows (/v1/models), or everything (a completion). A probe
+    (/health) only runs the script on a made-up user's keys."""
 
+    PROBE = "probe"
     IP_ONLY = "ip_only"
     REQUESTS = "requests"
     COMPLETION = "completion"
@@ -53,13 +65,15 @@ class Verdict(StrEnum):
     QUOTA_USED = "quota_used"
     TOKEN_WINDOW_FULL = "token_window_full"
     REQUEST_WINDOW_FULL = "request_window_full"
+    NEEDS_SEED = "needs_seed"
 
 
 class Admission:
     """The rate-limit side of one /v1 request, from the gate to the settlement.
 
-    ``principal`` is set once the key is known. The gate records whether the request holds a
-    concurrency slot (given back by ``charge_tokens`` or ``release_slot``) and whether it was let
+    ``principal`` is set once the key is known. The gate records the concurrency slot the request
+    holds (its id in the user's in-flight set, given back by ``charge_tokens`` or ``release_slot``;
+    None: none) and whether it was let
     through unchecked because Redis was unreachable (then nothing is charged and no window
     headers are sent); ``charge_tokens`` keeps the windows it read back for the response headers.
     """
@@ -67,7 +81,7 @@ class Admission:
     def __init__(self, client_ip, principal=None):
         self.client_ip = client_ip
         self.principal = principal
-        self.holds_slot = False
+        self.slot = None
         self.skipped = False
         self.window_status = None
 
@@ -83,36 +97,60 @@ def init_app(app):
         app.extensions[f"ops_gateway.{name}"] = client.register_script(source)
 
 
-def _run_script(name, keys, args):
-    """One registered Lua script: EVALSHA, loading it again when Redis lost it (a restart)."""
-    return current_app.extensions[f"ops_gateway.{name}"](keys, args, client=redis_store.get_redis())
+def _run_script(name, keys, plan):
+    """One registered Lua script with its JSON argument: EVALSHA, loading it again when Redis lost
+    it (a restart)."""
+    script = current_app.extensions[f"ops_gateway.{name}"]
+    return script(keys, [json.dumps(plan)], client=redis_store.get_redis())
+
+
+def _run_gate(principal, ip, mode, limits, window_keys, slot=None):
+    """The gate script's reply for one request: on a cluster the IP block is read first (another
+    slot); a period's missing quota hash is seeded from Postgres and the gate run once more."""
+    user_id, now = principal["user_id"], datetime.now(UTC)
+    keys = [
+        INFLIGHT_KEY.format(user_tag=redis_store.user_tag(user_id)),
+        security.key_ips_key(user_id, principal["api_key_id"]),
+        *(period.key(user_id, now) for period in QUOTA_PERIODS),
+        *(window_keys[w.name] for w in TOKEN_WINDOWS),
+        *(window_keys[w.name] for w in REQUEST_WINDOWS),
+    ]
+    if redis_store.is_cluster(redis_store.get_redis()):
+        blocked = redis_store.get_redis().ttl(security.BLOCK_KEY.format(ip=ip))
+        if blocked > 0:
+            return [Verdict.IP_BLOCKED, 0, blocked, 0]
+    else:
+        keys.append(security.BLOCK_KEY.format(ip=ip))
+    plan = {
+        "mode": mode,
+        "ip": ip,
+        "ips_ttl": security.KEY_IPS_TTL_SECONDS,
+        "slot": slot or "",
+        "slot_lifetime": math.ceil(hold_lifetime_seconds(current_app.config)),
+        "max_concurrent": principal["max_concurrent_requests"],
+        "period_ttls": [period.ttl_seconds for period in QUOTA_PERIODS],
+        "quotas": [[windows.period_number(q), q.kind.quota_tag, principal[q.name]] for q in QUOTAS],
+        "token_limits": [limits[w.name] for w in TOKEN_WINDOWS],
+        "request_windows": [[w.seconds, limits[w.name]] for w in REQUEST_WINDOWS],
+    }
+    reply = _run_script("gate", keys, plan)
+    if reply[0] == Verdict.NEEDS_SEED:
+        plan["seed"] = quota_usage.period_seeds(user_id, now)
+        reply = _run_script("gate", keys, plan)
+    return reply
 
 
 def gate(admission, mode):
-    """Admit an authenticated /v1 request (one Redis call); raise the 429 envelopes.
+    """Admit an authenticated /v1 request (one Redis call, two on a cluster); raise the 429 envelopes.
 
     A 0 limit blocks its window. A completion let through holds a concurrency slot until
     ``charge_tokens`` (or ``release_slot``) gives it back.
     """
     principal, ip = admission.principal, admission.client_ip
     limits, window_keys = window_status.user_windows(principal)
-    quota_keys = windows.quota_keys(principal["user_id"])
-    keys = [
-        security.BLOCK_KEY.format(ip=ip),
-        security.KEY_IPS_KEY.format(key_id=principal["api_key_id"]),
-        CONCURRENCY_KEY.format(user_id=principal["user_id"]),
-        *(quota_keys[q.name] for q in QUOTAS),
-        *(window_keys[w.name] for w in TOKEN_WINDOWS),
-        *(window_keys[w.name] for w in REQUEST_WINDOWS),
-    ]
-    args = [ip, security.KEY_IPS_TTL_SECONDS, mode, principal["max_concurrent_requests"], CONCURRENCY_TTL_SECONDS]
-    args += [len(QUOTAS), len(TOKEN_WINDOWS), len(REQUEST_WINDOWS)]
-    args += [principal[q.name] for q in QUOTAS]
-    args += [limits[w.name] for w in TOKEN_WINDOWS]
-    for window in REQUEST_WINDOWS:
-        args += [window.seconds, limits[window.name]]
+    slot = uuid.uuid4().hex if mode == Mode.COMPLETION else None  # unique, whatever X-Request-ID says
     try:
-        verdict, index, ttl, new_ip = _run_script("gate", keys, args)
+        verdict, index, ttl, new_ip = _run_gate(principal, ip, mode, limits, window_keys, slot)
     except redis.RedisError as exc:
         _redis_unavailable(admission, exc)
         return
@@ -121,7 +159,7 @@ def gate(admission, mode):
     if new_ip:
         security.record_key_ip(principal, ip)
     if verdict == Verdict.PASSED:
-        admission.holds_slot = mode == Mode.COMPLETION
+        admission.slot = slot
     elif verdict == Verdict.TOO_MANY_CONCURRENT:
         _reject(principal, "max_concurrent_requests", principal["max_concurrent_requests"], 1)
     elif verdict == Verdict.QUOTA_USED:
@@ -132,6 +170,16 @@ def gate(admission, mode):
         _reject(principal, window.name, limits[window.name], max(ttl, 1))
     elif verdict == Verdict.REQUEST_WINDOW_FULL:
         _request_window_breach(admission, REQUEST_WINDOWS[index - 1], limits, ttl)
+
+
+def probe():
+    """Run the gate script as a request would (same keys, same slot discipline) without counting
+    anything; raise the RedisError a request would meet (unreachable, CROSSSLOT, a broken script)."""
+    principal = {"user_id": PROBE_USER, "api_key_id": PROBE_USER, "max_concurrent_requests": 0}
+    principal.update({q.name: 0 for q in QUOTAS})
+    limits = dict.fromkeys(windows.LIMIT_FIELDS, 0)
+    window_keys = windows.window_keys(security.window_limiter().storage.key_prefix, PROBE_USER, tuple(limits.values()))
+    _run_gate(principal, "0.0.0.0", Mode.PROBE, limits, window_keys)
 
 
 def refuse_uncounted(admission, error):
@@ -154,35 +202,41 @@ def charge_tokens(admission, tokens):
     if admission.skipped:
         return
     principal = admission.principal
+    user_id, now = principal["user_id"], datetime.now(UTC)
     limits, window_keys = window_status.user_windows(principal)
-    quota_keys = windows.quota_keys(principal["user_id"])
-    slot, admission.holds_slot = admission.holds_slot, False
+    slot, admission.slot = admission.slot, None
     keys = [
         *(window_keys[w.name] for w in TOKEN_WINDOWS),
-        *(quota_keys[q.name] for q in QUOTAS),
-        CONCURRENCY_KEY.format(user_id=principal["user_id"]),
+        *(period.key(user_id, now) for period in QUOTA_PERIODS),
+        INFLIGHT_KEY.format(user_tag=redis_store.user_tag(user_id)),
         *(window_keys[w.name] for w in WINDOWS),
     ]
-    args = [tokens, len(TOKEN_WINDOWS), len(QUOTAS), int(slot), *(w.seconds for w in TOKEN_WINDOWS)]
-    for quota in QUOTAS:
-        args += [quota.kind.quota_increment(tokens), quota.ttl_seconds]
+    plan = {
+        "tokens": tokens,
+        "token_expiries": [w.seconds for w in TOKEN_WINDOWS],
+        "periods": len(QUOTA_PERIODS),
+        "quotas": [[windows.period_number(q), q.kind.quota_tag, q.kind.quota_increment(tokens)] for q in QUOTAS],
+    }
+    if slot is not None:  # JSON null would be true in Lua
+        plan["slot"] = slot
     try:
-        replies = _run_script("charge", keys, args)
+        replies = _run_script("charge", keys, plan)
         admission.window_status = window_status.status_from(limits, replies)
     except redis.RedisError as exc:
-        admission.holds_slot = slot  # release_slot tries again; else the slot key expires by itself
+        admission.slot = slot  # release_slot tries again; else the slot's deadline frees it
         logger.warning("could not charge tokens to rate-limit windows: %s", exc.__class__.__name__)
 
 
 def release_slot(admission):
     """Free a concurrency slot ``charge_tokens`` did not (a request that failed before upstream)."""
-    if not admission.holds_slot:
+    slot, admission.slot = admission.slot, None
+    if slot is None:
         return
-    admission.holds_slot = False
+    user_tag = redis_store.user_tag(admission.principal["user_id"])
     try:
-        redis_store.get_redis().decr(CONCURRENCY_KEY.format(user_id=admission.principal["user_id"]))
+        redis_store.get_redis().zrem(INFLIGHT_KEY.format(user_tag=user_tag), slot)
     except redis.RedisError:
-        pass  # the slot key expires by itself
+        pass  # the slot's deadline frees it
 
 
 def rate_limit_headers(admission):

@@ -6,12 +6,15 @@ also its column in ``plans`` and ``rate_limit_overrides``, its field in the admi
 schemas and its key in responses. Quotas are calendar (UTC) counters taken from the plan only.
 Adding a window: one ``Window`` below and one migration adding its two columns.
 
+Every key of a user carries the user's hash tag (``redis_store.user_tag``), so the Lua scripts,
+which touch many of them at once, run on a Redis Cluster too.
+
 Nothing here touches Redis, Flask or the database: the arithmetic is testable on its own.
 """
 
 import functools
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from limits import (
     RateLimitItemPerDay,
@@ -21,6 +24,8 @@ from limits import (
     RateLimitItemPerSecond,
     RateLimitItemPerYear,
 )
+
+from ops_gateway.core.redis_store import user_tag
 
 _ITEMS = {
     "second": RateLimitItemPerSecond,
@@ -39,8 +44,9 @@ class Kind:
     name: str  # "requests" (one per request) or "tokens" (a completion's real tokens)
     headers: tuple[str, str, str]  # OpenAI-style limit, remaining and reset headers
     ietf_headers: tuple[str, str, str] | None  # IETF RateLimit-* headers, sent for one kind only
-    identifiers: tuple[str, ...]  # the window key's identifiers (``{user_id}`` filled in)
-    quota_tag: str  # the kind's part of a quota key
+    identifiers: tuple[str, ...]  # the window key's identifiers (``{user_tag}`` filled in)
+    quota_tag: str  # the kind's field in a quota hash
+    usage_column: str  # what one usage_daily_totals row counts of this kind (the quota's record)
 
     def quota_increment(self, tokens):
         """How much one finished completion adds to a quota of this kind."""
@@ -52,15 +58,17 @@ REQUESTS = Kind(
     ("X-RateLimit-Limit-Requests", "X-RateLimit-Remaining-Requests", "X-RateLimit-Reset-Requests"),
     ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"),
     # One budget for every /v1 route: the user and the "v1" scope name its keys.
-    ("user:{user_id}", "v1"),
+    ("{user_tag}", "v1"),
     "req",
+    "requests",
 )
 TOKENS = Kind(
     "tokens",
     ("X-RateLimit-Limit-Tokens", "X-RateLimit-Remaining-Tokens", "X-RateLimit-Reset-Tokens"),
     None,
-    ("tokens", "{user_id}"),
+    ("tokens", "{user_tag}"),
     "tok",
+    "prompt_tokens + completion_tokens",
 )
 KINDS = (REQUESTS, TOKENS)
 
@@ -81,7 +89,7 @@ class Window:
 
     def key(self, prefix, user_id, limit):
         """The window's Redis key, exactly as the ``limits`` library names it (``prefix``: its storage's)."""
-        identifiers = [part.format(user_id=user_id) for part in self.kind.identifiers]
+        identifiers = [part.format(user_tag=user_tag(user_id)) for part in self.kind.identifiers]
         return f"{prefix}:{_ITEMS[self.unit](limit, self.length).key_for(*identifiers)}"
 
 
@@ -102,14 +110,27 @@ LIMIT_FIELDS = tuple(w.name for w in WINDOWS)
 
 @dataclass(frozen=True)
 class Period:
-    """A calendar period of the quotas: its part of the key, and how long the key outlives it."""
+    """A calendar (UTC) period of the quotas: its part of the key, and how long the key outlives it.
 
+    A user's quotas of one period are the fields of one hash: the hash exists once the period was
+    seeded from Postgres (``quota_usage``), so its absence is how a flushed Redis is noticed.
+    """
+
+    name: str
     key_format: str
     ttl_seconds: int
 
+    def key(self, user_id, now):
+        """The user's quota hash for the period ``now`` falls in."""
+        return QUOTA_KEY.format(user_tag=user_tag(user_id), period=now.strftime(self.key_format))
 
-PERIODS = {"day": Period("%Y%m%d", 90000), "month": Period("%Y%m", 32 * 86400)}
-QUOTA_KEY = "gw:quota:{user_id}:{tag}:{period}"
+    def first_day(self, now):
+        """The UTC day the period ``now`` falls in began (usage_daily_totals rows from there count)."""
+        return date(now.year, now.month, now.day if self.name == "day" else 1)
+
+
+PERIODS = {"day": Period("day", "%Y%m%d", 90000), "month": Period("month", "%Y%m", 32 * 86400)}
+QUOTA_KEY = "gw:{user_tag}:quota:{period}"
 
 
 @dataclass(frozen=True)
@@ -121,9 +142,8 @@ class Quota:
     period: str  # a key of PERIODS
 
     def key(self, user_id, now):
-        """This period's Redis key for the user."""
-        period = now.strftime(PERIODS[self.period].key_format)
-        return QUOTA_KEY.format(user_id=user_id, tag=self.kind.quota_tag, period=period)
+        """The user's hash of this period (the quota is its ``kind.quota_tag`` field)."""
+        return PERIODS[self.period].key(user_id, now)
 
     @property
     def ttl_seconds(self):
@@ -157,9 +177,17 @@ def window_keys(prefix, user_id, limits):
 
 
 def quota_keys(user_id, now=None):
-    """{quota name: Redis key} for the periods ``now`` (default: this moment, UTC) falls in."""
+    """{quota name: Redis hash} for the periods ``now`` (default: this moment, UTC) falls in."""
     now = now or datetime.now(UTC)
     return {q.name: q.key(user_id, now) for q in QUOTAS}
+
+
+QUOTA_PERIODS = tuple(PERIODS[name] for name in dict.fromkeys(q.period for q in QUOTAS))
+
+
+def period_number(quota):
+    """The 1-based place of the quota's period in QUOTA_PERIODS (how the Lua scripts find its hash)."""
+    return QUOTA_PERIODS.index(PERIODS[quota.period]) + 1
 
 
 def reading(limit, count, ttl, read_at):

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.usefixtures("upstream")  # OpenRouter faked for every t
 
 def window_count(redis_client, user_id, window):
     """The counter of one of the user's request windows, whatever its limit (0 when absent)."""
-    keys = redis_client.keys(f"LIMITS:LIMITER/user:{user_id}/v1/*/1/{window}")
+    keys = redis_client.keys(f"LIMITS:LIMITER/{{u:{user_id}}}/v1/*/1/{window}")
     return sum(int(redis_client.get(key)) for key in keys)
 
 

@@ -2,7 +2,6 @@
 
 import pytest
 
-from ops_gateway.app import limits_storage_uri
 from ops_gateway.core import redis_store
 from ops_gateway.core.config import ConfigError, load_settings
 
@@ -36,14 +35,18 @@ def test_a_rediss_client_gets_the_certificate_check():
 def test_a_certificate_check_spelled_in_the_url_wins():
     client = redis_store.connect("rediss://redis.example.com:6380/0?ssl_cert_reqs=optional", 2, "none")
     assert client.connection_pool.connection_kwargs["ssl_cert_reqs"] == "optional"
-    assert limits_storage_uri("rediss://redis.example.com:6380/0?ssl_cert_reqs=optional", "none").count("ssl_") == 1
+    uri = redis_store.limits_storage_uri("rediss://redis.example.com:6380/0?ssl_cert_reqs=optional", "none")
+    assert uri.count("ssl_") == 1
 
 
 def test_plain_redis_urls_get_no_tls_options():
     assert redis_store.tls_options("redis://localhost:6379/0", "none") == {}
-    assert limits_storage_uri("unix:///tmp/redis.sock", "none") == "redis+unix:///tmp/redis.sock"
+    assert redis_store.limits_storage_uri("unix:///tmp/redis.sock", "none") == "redis+unix:///tmp/redis.sock"
 
 
 def test_the_rate_limit_storage_gets_the_certificate_check_in_its_url():
-    assert limits_storage_uri("rediss://h:6380/0", "none") == "rediss://h:6380/0?ssl_cert_reqs=none"
-    assert limits_storage_uri("rediss://h:6380/0?db=1", "optional") == "rediss://h:6380/0?db=1&ssl_cert_reqs=optional"
+    assert redis_store.limits_storage_uri("rediss://h:6380/0", "none") == "rediss://h:6380/0?ssl_cert_reqs=none"
+    assert (
+        redis_store.limits_storage_uri("rediss://h:6380/0?db=1", "optional")
+        == "rediss://h:6380/0?db=1&ssl_cert_reqs=optional"
+    )

@@ -36,16 +36,16 @@ def test_an_override_replaces_the_plan_value_window_by_window():
     assert limits["requests_per_minute"] == 100 and sources["requests_per_minute"] == "plan"
 
 
-def test_window_keys_are_the_limits_library_keys_and_carry_the_limit():
-    assert by_name("requests_per_minute").key("LIMITS", 7, 10) == "LIMITS:LIMITER/user:7/v1/10/1/minute"
-    assert by_name("tokens_per_hour").key("LIMITS", 7, 50) == "LIMITS:LIMITER/tokens/7/50/1/hour"
+def test_window_keys_are_the_limits_library_keys_with_the_user_hash_tag_and_carry_the_limit():
+    assert by_name("requests_per_minute").key("LIMITS", 7, 10) == "LIMITS:LIMITER/{u:7}/v1/10/1/minute"
+    assert by_name("tokens_per_hour").key("LIMITS", 7, 50) == "LIMITS:LIMITER/tokens/{u:7}/50/1/hour"
     assert by_name("requests_per_day").key("LIMITS", 7, 11) != by_name("requests_per_day").key("LIMITS", 7, 10)
 
 
 def test_window_keys_of_a_user_follow_the_registry():
     keys = windows.window_keys("LIMITS", 7, tuple(range(1, len(WINDOWS) + 1)))
     assert list(keys) == [w.name for w in WINDOWS]
-    assert keys["requests_per_hour"] == "LIMITS:LIMITER/user:7/v1/2/1/hour"
+    assert keys["requests_per_hour"] == "LIMITS:LIMITER/{u:7}/v1/2/1/hour"
 
 
 def test_a_window_expires_after_its_length():
@@ -58,14 +58,20 @@ def test_requests_and_tokens_are_split_by_kind_in_registry_order():
     assert [w.name for w in windows.TOKEN_WINDOWS] == ["tokens_per_minute", "tokens_per_hour", "tokens_per_day"]
 
 
-def test_quota_keys_name_the_utc_day_and_month():
+def test_quota_keys_are_one_hash_per_utc_day_and_month_under_the_user_hash_tag():
     keys = windows.quota_keys(7, datetime(2026, 3, 31, 23, 59, 59, tzinfo=UTC))
     assert keys == {
-        "daily_request_quota": "gw:quota:7:req:20260331",
-        "monthly_request_quota": "gw:quota:7:req:202603",
-        "daily_token_quota": "gw:quota:7:tok:20260331",
-        "monthly_token_quota": "gw:quota:7:tok:202603",
+        "daily_request_quota": "gw:{u:7}:quota:20260331",
+        "monthly_request_quota": "gw:{u:7}:quota:202603",
+        "daily_token_quota": "gw:{u:7}:quota:20260331",
+        "monthly_token_quota": "gw:{u:7}:quota:202603",
     }
+    assert [windows.period_number(q) for q in QUOTAS] == [1, 2, 1, 2]
+
+
+def test_a_quota_period_is_rebuilt_from_its_first_utc_day():
+    now = datetime(2026, 3, 31, 23, 59, 59, tzinfo=UTC)
+    assert [p.first_day(now).isoformat() for p in windows.QUOTA_PERIODS] == ["2026-03-31", "2026-03-01"]
 
 
 def test_quota_keys_outlive_their_period():
