@@ -112,10 +112,20 @@ def handle_http_exception(error):
     message = data.get("message") or error.description or DEFAULT_CODES.get(status, "error")
     if status == 422 and "message" not in data:
         message = "request validation failed"
+    if isinstance(getattr(error, "exc", None), ValueError):  # webargs could not decode the body
+        message = invalid_json_message(error.exc)
     headers = dict(data.get("headers") or {})
     if status == 405 and hasattr(error, "valid_methods") and error.valid_methods:
         headers["Allow"] = ", ".join(error.valid_methods)
     return error_response(status, DEFAULT_CODES.get(status, "error"), message, details, headers)
+
+
+def invalid_json_message(exc):
+    """What was wrong with a body the view's parser could not decode, in place of Werkzeug's
+    generic "The browser (or proxy) sent a request that this server could not understand"."""
+    if isinstance(exc, UnicodeDecodeError):
+        return "the request body is not valid UTF-8 JSON"
+    return f"the request body is not valid JSON: {exc}"
 
 
 def handle_rate_limit_exceeded(error):
