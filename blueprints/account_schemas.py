@@ -7,6 +7,7 @@ import marshmallow as ma
 from blueprints.fields import Money, Timestamp
 from ops_gateway.accounts import model_access
 from ops_gateway.accounts.api_keys import SCOPES
+from ops_gateway.billing import budgets
 
 
 class UserSchema(ma.Schema):
@@ -23,6 +24,9 @@ class UserSchema(ma.Schema):
     allowed_models = ma.fields.List(
         ma.fields.String(), metadata={"description": "a ceiling over all the user's keys; empty: every model"}
     )
+    budget = Money(allow_none=True, metadata={"description": "spend cap per budget_period; null: none"})
+    budget_period = ma.fields.String()
+    budget_alert_thresholds = ma.fields.List(ma.fields.Float())
     created_at = Timestamp()
     updated_at = Timestamp()
 
@@ -51,7 +55,39 @@ def _model_patterns():
     )
 
 
-class UpdateUserSchema(ma.Schema):
+def _budget_fields():
+    """The writable fields of a spend cap (users and keys alike)."""
+    return {
+        "budget": Money(
+            allow_none=True,
+            validate=ma.validate.Range(min=0),
+            metadata={"description": "USD per budget_period; null removes the cap"},
+        ),
+        "budget_period": ma.fields.String(
+            validate=ma.validate.OneOf(budgets.PERIODS),
+            metadata={"description": "resets at UTC day, ISO week (Monday) or month boundaries; never: no reset"},
+        ),
+        "budget_alert_thresholds": ma.fields.List(
+            ma.fields.Float(validate=ma.validate.Range(min=0, min_inclusive=False, max=2)),
+            validate=ma.validate.Length(min=1, max=10),
+            metadata={"description": "fractions of the budget announced once per period; default [0.5, 0.8, 1.0]"},
+        ),
+    }
+
+
+class BudgetSchema(ma.Schema):
+    """A spend cap as it stands this period."""
+
+    scope = ma.fields.String(metadata={"enum": ["user", "key"]})
+    budget = Money()
+    budget_period = ma.fields.String(metadata={"enum": list(budgets.PERIODS)})
+    budget_alert_thresholds = ma.fields.List(ma.fields.Float())
+    spent = Money(attribute="budget_spent", metadata={"description": "settled spend this period"})
+    reserved = Money(attribute="budget_reserved", metadata={"description": "held for requests in flight"})
+    resets_at = Timestamp(attribute="budget_resets_at", allow_none=True, metadata={"description": "null: never"})
+
+
+class UpdateUserSchema(ma.Schema.from_dict(_budget_fields())):
     """Body of PATCH /admin/users/<id>."""
 
     status = ma.fields.String(validate=ma.validate.OneOf(["active", "suspended"]))
@@ -97,6 +133,9 @@ class ApiKeySchema(ma.Schema):
     scopes = ma.fields.List(ma.fields.String())
     ip_allowlist = ma.fields.List(ma.fields.String())
     allowed_models = ma.fields.List(ma.fields.String(), metadata={"description": "empty: every model"})
+    budget = Money(allow_none=True, metadata={"description": "spend cap per budget_period; null: none"})
+    budget_period = ma.fields.String()
+    budget_alert_thresholds = ma.fields.List(ma.fields.Float())
     created_at = Timestamp()
     last_used_at = Timestamp(allow_none=True)
     expires_at = Timestamp(allow_none=True)
@@ -126,7 +165,7 @@ class CreateKeySchema(ma.Schema):
     allowed_models = _model_patterns()
 
 
-class UpdateKeySchema(ma.Schema):
+class UpdateKeySchema(ma.Schema.from_dict(_budget_fields())):
     """Body of PATCH /user/api-keys/<id>."""
 
     name = ma.fields.String(validate=ma.validate.Length(min=1, max=100))
@@ -170,6 +209,7 @@ class BalanceSchema(ma.Schema):
     reserved_credits = Money()
     status = ma.fields.String()
     plan = ma.fields.String()
+    budgets = ma.fields.List(ma.fields.Nested(BudgetSchema), metadata={"description": "the caps on this user and key"})
 
 
 class CreditAdjustmentSchema(ma.Schema):

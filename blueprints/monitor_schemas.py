@@ -2,6 +2,7 @@
 
 import marshmallow as ma
 
+from blueprints.account_schemas import BudgetSchema
 from blueprints.fields import Money, Timestamp
 from blueprints.proxy_schemas import CacheInfoSchema
 from ops_gateway.limits.windows import LIMIT_FIELDS
@@ -65,6 +66,7 @@ class UserMonitorSchema(ma.Schema):
     api_key = ma.fields.String(metadata={"description": "the calling key, masked"})
     current_credits = Money()
     plan = ma.fields.String()
+    budgets = ma.fields.List(ma.fields.Nested(BudgetSchema), metadata={"description": "the caps on this user and key"})
     usage_metrics = ma.fields.Nested(UsageMetricsSchema)
     rate_limits = ma.fields.Nested(
         RateLimitWindowsSchema, metadata={"description": "every window; empty when Redis is unreachable"}

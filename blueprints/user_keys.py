@@ -19,6 +19,7 @@ from blueprints.docs import USER_ERRORS, documents_errors
 from blueprints.guards import require_scope, require_user
 from blueprints.query_args import page_cursor
 from ops_gateway.accounts import api_keys
+from ops_gateway.billing import budgets
 from ops_gateway.core import db, paging
 
 blp = Blueprint("user", __name__, url_prefix="/user", description="Balance and API keys of the calling user")
@@ -44,9 +45,13 @@ class KeyPageSchema(KeyListSchema):
 @blp.response(200, BalanceSchema)
 @documents_errors(blp, *USER_ERRORS)
 def balance():
-    """The caller's credits, status and plan (as of this request); needs the usage:read scope."""
+    """The caller's credits, status, plan and spend caps (as of this request); needs the usage:read scope."""
     require_scope("usage:read")
     user = g.user
+    caps = []
+    if user["budgeted"]:
+        with db.transaction() as cur:
+            caps = budgets.status(cur, user["user_id"], user["api_key_id"])
     return {
         "user_id": user["user_id"],
         "api_key": user["key_mask"],
@@ -54,6 +59,7 @@ def balance():
         "reserved_credits": user["reserved_credits"],
         "status": user["user_status"],
         "plan": user["plan"],
+        "budgets": caps,
     }
 
 

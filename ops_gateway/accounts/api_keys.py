@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from flask import current_app
 
 from ops_gateway.accounts import audit, keys, model_access, queries
+from ops_gateway.billing import budgets
 from ops_gateway.core.errors import Conflict, Forbidden, NotFound
 
 SCOPES = ("models:read", "chat:write", "usage:read", "keys:manage")
@@ -114,7 +115,7 @@ def get_key(cur, user_id, key_id, for_update=False):
 
 
 def update_key(cur, user_id, key_id, changes, actor, granter_scopes=(), granter_models=()):
-    """Rename, change the allowlist, expiry or scopes of an active key.
+    """Rename, change the allowlist, expiry, scopes, models or budget of an active key.
 
     The key and its new scopes must be within the acting key's ``granter_scopes`` (a scoped key
     cannot loosen the allowlist or expiry of a more powerful one); an expired key's expiry is final.
@@ -135,16 +136,20 @@ def update_key(cur, user_id, key_id, changes, actor, granter_scopes=(), granter_
         columns["ip_allowlist"] = _networks(changes["ip_allowlist"])
     if "expires_in_days" in changes:
         columns["expires_at"] = _expiry(changes["expires_in_days"])
-    if columns:
-        if not queries.update_key(cur, key_id, columns):
-            raise Conflict("you already have an active key with that name", code="key_name_taken")
+    if columns and not queries.update_key(cur, key_id, columns):
+        raise Conflict("you already have an active key with that name", code="key_name_taken")
+    if budgets.apply_changes(cur, "key", key_id, changes, user_id) or columns:
         audit.record(cur, "update", actor, user_id, key_id, audit_safe(changes))
     return get_key(cur, user_id, key_id)
 
 
 def audit_safe(changes):
     """Changes as JSON-friendly values for the audit row."""
-    return {k: (v if isinstance(v, (str, int, list, type(None))) else str(v)) for k, v in changes.items()}
+    return {k: (v if isinstance(v, (str, int, type(None))) else _json_safe(v)) for k, v in changes.items()}
+
+
+def _json_safe(value):
+    return [_json_safe(item) for item in value] if isinstance(value, list) else str(value)
 
 
 def rotate_key(cur, user_id, key_id, actor, grace_seconds=0, granter_scopes=(), granter_models=()):

@@ -30,6 +30,7 @@ _KEY_ROW = f"""
 SELECT k.id AS api_key_id, k.user_id, k.name AS key_name, k.prefix, k.last4, k.status AS key_status,
        k.expires_at, k.grace_until, k.ip_allowlist::text[] AS ip_allowlist, k.scopes, k.last_used_at, k.key_hash,
        k.allowed_models AS key_models, u.allowed_models AS user_models,
+       (u.budget IS NOT NULL OR k.budget IS NOT NULL) AS budgeted,
        api_key_rejection(k.status, k.grace_until, k.expires_at, u.status) AS rejection,
        coalesce(cardinality(k.ip_allowlist) = 0 OR %(ip)s::inet <<= ANY (k.ip_allowlist), false) AS ip_allowed,
        u.email, u.role, u.status AS user_status, u.plan, u.credits, u.reserved_credits,
@@ -55,7 +56,9 @@ _KEY_QUERY = db.Prepared(
 # The same lookup that also holds a completion's worst-case cost when the key is usable from
 # this IP and the spendable balance covers it (``held``): one round trip where there were two.
 # A non-zero hold is also its own ``credit_holds`` row (``hold_id``), expiring past the longest
-# the request can live, so only its own settlement or refusal releases it while it runs.
+# the request can live, so only its own settlement or refusal releases it while it runs. A caller
+# with a spend cap (``budgeted``) is not held here: ``billing.budgets.hold`` locks the rows the
+# cap lives on, which this statement cannot do without a second round trip for everyone.
 # Anything that refuses the request afterwards gives the hold back (``Completion.open``).
 # It commits without waiting for the WAL flush (synchronous_commit off for this transaction
 # only): a hold lost in a database crash frees credits the scheduler would free anyway, while
@@ -64,11 +67,13 @@ _KEY_AND_HOLD_QUERY = db.Prepared(
     "auth_key_and_hold",
     f"""WITH k AS ({_KEY_ROW}), {_TOUCH}, hold AS (
     UPDATE users u SET reserved_credits = u.reserved_credits + %(hold)s, reserved_at = now() FROM k
-    WHERE u.id = k.user_id AND k.rejection IS NULL AND k.ip_allowed AND u.credits - u.reserved_credits >= %(hold)s
+    WHERE u.id = k.user_id AND k.rejection IS NULL AND k.ip_allowed AND NOT k.budgeted
+      AND u.credits - u.reserved_credits >= %(hold)s
     RETURNING u.id
 ), hold_row AS (
-    INSERT INTO credit_holds (user_id, request_id, amount, expires_at)
-    SELECT id, %(request_id)s, %(hold)s, now() + make_interval(secs => %(hold_seconds)s) FROM hold WHERE %(hold)s > 0
+    INSERT INTO credit_holds (user_id, api_key_id, request_id, amount, expires_at)
+    SELECT hold.id, k.api_key_id, %(request_id)s, %(hold)s, now() + make_interval(secs => %(hold_seconds)s)
+    FROM hold, k WHERE %(hold)s > 0
     RETURNING id
 )
 SELECT k.*, EXISTS (SELECT FROM hold) AS held, (SELECT id FROM hold_row) AS hold_id

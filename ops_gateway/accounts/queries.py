@@ -11,12 +11,13 @@ from psycopg2.extras import Json
 from ops_gateway.core.sql_where import Where
 
 USER_COLUMNS = (
-    "id, email, username, role, status, plan, credits, reserved_credits, allowed_models, created_at, updated_at"
+    "id, email, username, role, status, plan, credits, reserved_credits, allowed_models,"
+    " budget, budget_period, budget_alert_thresholds, created_at, updated_at"
 )
 USER_CHANGEABLE = ("status", "role", "plan", "username", "allowed_models")
 KEY_COLUMNS = (
     "id, user_id, name, environment, prefix, last4, scopes, ip_allowlist::text[] AS ip_allowlist, allowed_models,"
-    " status,"
+    " budget, budget_period, budget_alert_thresholds, status,"
     " expires_at, grace_until, created_at, last_used_at, revoked_at"
 )
 AUDIT_COLUMNS = "id, user_id, api_key_id, action, actor, host(ip) AS ip, user_agent, request_id, details, created_at"

@@ -3,7 +3,7 @@
 from decimal import Decimal
 
 from ops_gateway.accounts import api_keys, audit, queries
-from ops_gateway.billing import credits
+from ops_gateway.billing import budgets, credits
 from ops_gateway.billing.money import format_money
 from ops_gateway.core.errors import Conflict, Invalid, NotFound
 
@@ -40,14 +40,16 @@ def list_users(cur, email=None, status=None, offset=0, limit=50):
 
 
 def update_user(cur, user_id, changes, actor):
-    """Change status, role or plan; suspension takes effect on the next request (auth reads it)."""
+    """Change status, role, plan, allowed models or budget; suspension takes effect on the next
+    request (auth reads it)."""
     get_user(cur, user_id)
     if "plan" in changes:
         _check_plan(cur, changes["plan"])
     allowed = {k: v for k, v in changes.items() if k in queries.USER_CHANGEABLE}
     if allowed:
         queries.update_user(cur, user_id, allowed)
-        audit.record(cur, "user_updated", actor, user_id, details={"changes": allowed})
+    if budgets.apply_changes(cur, "user", user_id, changes) or allowed:
+        audit.record(cur, "user_updated", actor, user_id, details={"changes": api_keys.audit_safe(changes)})
     return get_user(cur, user_id)
 
 

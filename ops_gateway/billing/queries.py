@@ -6,6 +6,7 @@ given back here (``release_hold``, or by the settlement). Settling is one prepar
 round trip, and its parts commit or fail together even outside an explicit transaction.
 """
 
+from ops_gateway.billing import budget_queries
 from ops_gateway.core import db
 
 
@@ -39,12 +40,30 @@ def insert_ledger_row(cur, user_id, amount, balance_after, kind, reason, actor, 
     )
 
 
+# Give deleted holds (``gone``: user_id, api_key_id, amount, user_budgeted, key_budgeted) back to
+# their users' balances and to the budgets they counted against.
+_GIVE_BACK = """
+freed AS (
+    SELECT user_id, sum(amount) AS amount, coalesce(sum(amount) FILTER (WHERE user_budgeted), 0) AS budgeted
+    FROM gone GROUP BY user_id
+), released AS (
+    UPDATE users u SET reserved_credits = GREATEST(u.reserved_credits - f.amount, 0),
+           budget_reserved = GREATEST(u.budget_reserved - f.budgeted, 0)
+    FROM freed f WHERE u.id = f.user_id RETURNING u.id
+), key_freed AS (
+    SELECT api_key_id, sum(amount) AS amount FROM gone WHERE key_budgeted GROUP BY api_key_id
+), key_released AS (
+    UPDATE api_keys k SET budget_reserved = GREATEST(k.budget_reserved - f.amount, 0)
+    FROM key_freed f WHERE k.id = f.api_key_id
+)"""
+
+
 def release_hold(cur, hold_id):
     """Give back one request's hold without charging anything (it was refused before upstream)."""
     cur.execute(
-        "WITH held AS (DELETE FROM credit_holds WHERE id = %s RETURNING user_id, amount)"
-        " UPDATE users u SET reserved_credits = GREATEST(u.reserved_credits - held.amount, 0)"
-        " FROM held WHERE u.id = held.user_id",
+        "WITH gone AS (DELETE FROM credit_holds WHERE id = %s"
+        f" RETURNING user_id, api_key_id, amount, user_budgeted, key_budgeted), {_GIVE_BACK}"
+        " SELECT count(*) FROM released",
         (hold_id,),
     )
 
@@ -57,14 +76,10 @@ def release_expired_holds(cur, lifetime_seconds):
     before holds had rows) is reset to nothing held.
     """
     cur.execute(
-        """WITH gone AS (
-    DELETE FROM credit_holds WHERE expires_at < now() RETURNING user_id, amount
-), freed AS (
-    SELECT user_id, sum(amount) AS amount FROM gone GROUP BY user_id
-), released AS (
-    UPDATE users u SET reserved_credits = GREATEST(u.reserved_credits - f.amount, 0)
-    FROM freed f WHERE u.id = f.user_id RETURNING u.id
-), unrowed AS (
+        f"""WITH gone AS (
+    DELETE FROM credit_holds WHERE expires_at < now()
+    RETURNING user_id, api_key_id, amount, user_budgeted, key_budgeted
+), {_GIVE_BACK}, unrowed AS (
     UPDATE users u SET reserved_credits = 0
     WHERE u.reserved_credits > 0 AND u.reserved_at < now() - make_interval(secs => %s)
       AND NOT EXISTS (SELECT FROM credit_holds h WHERE h.user_id = u.id) RETURNING u.id
@@ -76,19 +91,36 @@ SELECT (SELECT count(*) FROM gone) AS holds,
     return cur.fetchone()
 
 
+# What a budgeted hold took from a scope's budget_reserved, and a settled budget's figures (for
+# the threshold announcements; NULL when the scope has no cap).
+_BUDGETED_HOLD = "coalesce((SELECT amount FROM held WHERE {scope}_budgeted), 0)"
+_BUDGET_FIGURES = """CASE WHEN {alias}.budget IS NOT NULL THEN json_build_object('scope', '{scope}', 'id', {alias}.id,
+        'budget', {alias}.budget::text, 'spent', {alias}.budget_spent::text, 'alerted', {alias}.budget_alerted::text,
+        'thresholds', {alias}.budget_alert_thresholds::text[], 'period', {alias}.budget_period,
+        'period_start', {alias}.budget_period_start, 'resets_at', budget_period_end({alias}.budget_period, now()))
+        END AS {scope}_budget"""
+
 # Release the request's own hold (by its id: a hold the scheduler already released is not given
-# back twice) and charge the real cost, whatever was held: when real usage exceeded the
-# held worst case the balance may go below zero, a debt that refuses further requests until it
-# is paid (the key-and-hold statement requires credits - holds >= the hold, and the hold is never
-# negative). Then write the ledger row when anything was charged. ``charge`` yields (charged, balance).
-_CHARGE = """
+# back twice) and its part of any budget's holds, and charge the real cost (to budgets too),
+# whatever was held: when real usage exceeded the held worst case the balance may go below zero,
+# a debt that refuses further requests until it is paid (a hold requires credits - holds >= the
+# hold, and the hold is never negative). Then write the ledger row when anything was charged.
+# ``charge`` yields (charged, balance, user_budget); ``key_charge`` the key's budget.
+_CHARGE = f"""
 held AS (
-    DELETE FROM credit_holds WHERE id = %(hold_id)s RETURNING amount
+    DELETE FROM credit_holds WHERE id = %(hold_id)s RETURNING amount, user_budgeted, key_budgeted
 ), charge AS (
     UPDATE users u SET reserved_credits = GREATEST(u.reserved_credits - coalesce((SELECT amount FROM held), 0), 0),
-           credits = u.credits - %(cost)s, updated_at = now()
+           credits = u.credits - %(cost)s, updated_at = now(),
+           budget_reserved = GREATEST(u.budget_reserved - {_BUDGETED_HOLD.format(scope="user")}, 0),
+           {budget_queries.charge_columns("u", "%(cost)s")}
     WHERE u.id = %(user_id)s
-    RETURNING %(cost)s::numeric AS charged, u.credits AS balance
+    RETURNING %(cost)s::numeric AS charged, u.credits AS balance, {_BUDGET_FIGURES.format(scope="user", alias="u")}
+), key_charge AS (
+    UPDATE api_keys k SET budget_reserved = GREATEST(k.budget_reserved - {_BUDGETED_HOLD.format(scope="key")}, 0),
+           {budget_queries.charge_columns("k", "%(cost)s")}
+    WHERE k.id = %(api_key_id)s AND (k.budget IS NOT NULL OR k.budget_reserved > 0)
+    RETURNING {_BUDGET_FIGURES.format(scope="key", alias="k")}
 ), ledger AS (
     INSERT INTO credit_transactions (user_id, amount, balance_after, kind, reason, actor, request_id)
     SELECT %(user_id)s, -charged, balance, 'usage', %(reason)s, %(actor)s, %(request_id)s
@@ -96,7 +128,10 @@ held AS (
 )"""
 
 # With nothing held and nothing to charge (free models) the user's row is not touched.
-_NO_CHARGE = "charge AS (SELECT 0::numeric AS charged, NULL::numeric AS balance)"
+_NO_CHARGE = (
+    "charge AS (SELECT 0::numeric AS charged, NULL::numeric AS balance, NULL::json AS user_budget),"
+    " key_charge AS (SELECT NULL::json AS key_budget)"
+)
 
 # The usage row and the day's totals, at what ``charge`` charged; ``exceeded_hold`` marks a
 # request whose real cost was more than its hold.
@@ -123,7 +158,7 @@ _RECORD = """, record AS (
         upstream_cost = t.upstream_cost + EXCLUDED.upstream_cost,
         cost_upstream_reported = t.cost_upstream_reported + EXCLUDED.cost_upstream_reported
 )
-SELECT charged, balance FROM charge"""
+SELECT charged, balance, user_budget, (SELECT key_budget FROM key_charge) AS key_budget FROM charge"""
 
 _SETTLE_REQUEST = db.Prepared("settle_request", f"WITH {_CHARGE}{_RECORD}")
 _RECORD_FREE_REQUEST = db.Prepared("record_free_request", f"WITH {_NO_CHARGE}{_RECORD}")

@@ -34,7 +34,8 @@ class FinishedRequest:
 
 
 def settle_request(cur, request):
-    """Charge and record one ``FinishedRequest``; return (charged, balance_after)."""
+    """Charge and record one ``FinishedRequest``; return (charged, balance_after, the figures of
+    each budget it was charged to)."""
     prompt, completion = request.prompt_tokens, request.completion_tokens
     upstream_ms = request.upstream_latency_ms
     params = {
@@ -62,4 +63,4 @@ def settle_request(cur, request):
         "streamed": request.streamed,
     }
     row = queries.settle_request(cur, params, charges=request.cost > 0 or request.held > 0)
-    return row["charged"], row["balance"]
+    return row["charged"], row["balance"], [row["user_budget"], row["key_budget"]]

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import redis
 
 from ops_gateway.accounts import keys
+from ops_gateway.billing import budgets
 from ops_gateway.core import db
 from ops_gateway.limits import status as rate_limit_status
 from ops_gateway.observability import queries, system_monitor, usage_metrics
@@ -25,9 +26,10 @@ def _masked(row):
 
 
 def user_monitor(principal):
-    """The caller's usage (from daily totals), balance and rate-limit windows."""
+    """The caller's usage (from daily totals), balance, spend caps and rate-limit windows."""
     with db.transaction() as cur:
         usage = usage_metrics.user_usage(cur, principal["user_id"])
+        caps = budgets.status(cur, principal["user_id"], principal["api_key_id"]) if principal["budgeted"] else []
     try:
         windows = rate_limit_status.window_status(principal)
     except redis.RedisError:
@@ -40,6 +42,7 @@ def user_monitor(principal):
         "api_key": principal["key_mask"],
         "current_credits": principal["credits"],
         "plan": principal["plan"],
+        "budgets": caps,
         "usage_metrics": usage,
         "rate_limits": windows,
     }

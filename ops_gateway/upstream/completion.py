@@ -18,7 +18,7 @@ from flask import current_app
 
 from ops_gateway.accounts import auth, model_access
 from ops_gateway.accounts.key_watch import OPEN_STREAMS
-from ops_gateway.billing import credits, pricing, settlement
+from ops_gateway.billing import budgets, credits, pricing, settlement
 from ops_gateway.billing.money import format_money
 from ops_gateway.core import db
 from ops_gateway.core.errors import BadRequest, NotFound, PaymentRequired
@@ -94,7 +94,10 @@ class Completion:
             facts.authorization, facts.client_ip, facts.path, self.hold, facts.request_id
         )
         self.held, self.hold_id = self.principal["held"], self.principal["hold_id"]
+        budget_refusal = None
         try:
+            if self.principal["budgeted"] and self.hold is not None:
+                budget_refusal = self._hold_within_budgets()
             refusal = auth.scope_error(self.principal, "chat:write") or refusal
             if refusal is None:
                 refusal = model_access.refusal(self.principal, self.body["model"])
@@ -105,11 +108,21 @@ class Completion:
                 model = self.body["model"]
                 raise NotFound(f"model {model!r} is not offered", {"model": model}, code="model_not_found")
             if not self.held:
-                raise self._payment_required()
+                raise budget_refusal or self._payment_required()
             self.upstream_slot = upstream_slots.acquire()
         except BaseException:
             self._give_back_hold()
             raise
+
+    def _hold_within_budgets(self):
+        """Hold for a caller with a spend cap (the key lookup did not); the cap's 402, or None."""
+        lifetime = credits.hold_lifetime_seconds(current_app.config)
+        try:
+            with db.transaction() as cur:
+                self.held, self.hold_id = budgets.hold(cur, self.principal, self.hold, self.facts.request_id, lifetime)
+        except PaymentRequired as refusal:
+            return refusal
+        return None
 
     def _payment_required(self):
         """The 402 for a hold that was not taken: a balance in debt refuses every completion, even
@@ -274,7 +287,7 @@ class Completion:
             tags=self.tags,
         )
         with db.statement() as cur:  # settle_request is a single statement
-            charged, balance = settlement.settle_request(cur, finished)
+            charged, balance, settled_budgets = settlement.settle_request(cur, finished)
         self.held, self.hold_id = False, None
         if charged > self.hold:  # recorded as usage_records.exceeded_hold by the settlement
             logger.warning(
@@ -298,6 +311,7 @@ class Completion:
             upstream_cost,
         )
         rate_limits.charge_tokens(self.admission, prompt_tokens + completion_tokens)
+        budgets.announce(principal, self.facts.request_id, settled_budgets)
         self.charged, self.balance = charged, balance
         self.latency_ms, self.upstream_latency_ms = latency_ms, upstream_latency_ms
 

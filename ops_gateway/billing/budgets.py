@@ -1,0 +1,128 @@
+"""Spend caps on users and keys: a budget per UTC day, week, month or for good, enforced with the
+credit hold and announced at thresholds once per period.
+
+A request whose worst case would take the period's spend plus the holds in flight past a cap is
+refused (402 ``budget_exceeded``) before upstream, exactly across workers and instances: the
+hold locks the rows the caps live on (``budget_queries``). The settlement adds the real cost to
+each cap's spend in its one statement; crossing a threshold then fires an alert (the webhook, a
+row in /admin/alerts) and writes an event in the key's audit log, once per period.
+"""
+
+import logging
+from decimal import Decimal
+
+from ops_gateway.accounts import audit
+from ops_gateway.billing import budget_queries
+from ops_gateway.billing.money import format_money
+from ops_gateway.core import db
+from ops_gateway.core.errors import Invalid, PaymentRequired
+from ops_gateway.observability import alerts
+
+logger = logging.getLogger("ops_gateway.billing")
+
+PERIODS = ("daily", "weekly", "monthly", "never")
+FIELDS = ("budget", "budget_period", "budget_alert_thresholds")
+SCOPES = (("user", ""), ("key", "key_"))  # (scope, its column prefix in the hold's locked row)
+
+
+def hold(cur, principal, amount, request_id, hold_seconds):
+    """Hold ``amount`` for a caller with a cap, in the caller's transaction; (held, hold_id).
+
+    Not held (False) when the balance cannot cover it; 402 ``budget_exceeded`` when a cap cannot.
+    """
+    row = budget_queries.lock_for_hold(cur, principal["user_id"], principal["api_key_id"])
+    if row["credits"] - row["reserved_credits"] < amount:
+        return False, None
+    for scope, prefix in SCOPES:
+        budget = row[f"{prefix}budget"]
+        spent, reserved = row[f"{prefix}budget_spent"], row[f"{prefix}budget_reserved"]
+        if budget is not None and spent + reserved + amount > budget:
+            resets_at = row[f"{prefix}budget_resets_at"]
+            details = {
+                "scope": scope,
+                "budget": format_money(budget),
+                "period": row[f"{prefix}budget_period"],
+                "spent": format_money(spent),
+                "reserved": format_money(reserved),
+                "required": format_money(amount),
+                "resets_at": resets_at.isoformat() if resets_at else None,
+            }
+            raise PaymentRequired(f"this request could exceed the {scope}'s budget", details, code="budget_exceeded")
+    params = {
+        "user_id": principal["user_id"],
+        "api_key_id": principal["api_key_id"],
+        "request_id": request_id,
+        "amount": amount,
+        "hold_seconds": hold_seconds,
+    }
+    return True, budget_queries.take_hold(cur, params)
+
+
+def status(cur, user_id, api_key_id):
+    """Each cap that applies to this key: its scope, budget, period, spend, holds and reset time."""
+    caps = []
+    for scope, owner_id in (("user", user_id), ("key", api_key_id)):
+        row = budget_queries.figures(cur, scope, owner_id)
+        if row and row["budget"] is not None:
+            caps.append({"scope": scope, **row})
+    return caps
+
+
+def apply_changes(cur, scope, owner_id, changes, user_id=None):
+    """Set, change or (budget null) remove a cap from ``changes``; whether anything was asked.
+
+    A new cap starts with the period's spend so far. A key's cap (``user_id``: its user) may not
+    exceed its user's cap.
+    """
+    if not any(field in changes for field in FIELDS):
+        return False
+    current = budget_queries.figures(cur, scope, owner_id)
+    ceiling = budget_queries.figures(cur, "user", user_id)["budget"] if scope == "key" else None
+    budget = changes.get("budget", current["budget"])
+    period = changes.get("budget_period", current["budget_period"])
+    thresholds = changes.get("budget_alert_thresholds", current["budget_alert_thresholds"])
+    if budget is not None and ceiling is not None and budget > ceiling:
+        details = {"budget": format_money(budget), "user_budget": format_money(ceiling)}
+        raise Invalid("a key's budget cannot exceed its user's budget", details, code="budget_above_user_budget")
+    spent = budget_queries.period_spend(cur, scope, owner_id, period) if budget is not None else Decimal(0)
+    thresholds = sorted(Decimal(str(threshold)) for threshold in thresholds)
+    budget_queries.set_budget(cur, scope, owner_id, budget, period, thresholds, spent)
+    return True
+
+
+def announce(principal, request_id, settled_budgets):
+    """After a settlement: announce each threshold a cap's spend newly crossed this period."""
+    for figures in settled_budgets:
+        if figures:
+            _announce(principal, request_id, figures)
+
+
+def _announce(principal, request_id, figures):
+    budget, spent = Decimal(figures["budget"]), Decimal(figures["spent"])
+    alerted = Decimal(figures["alerted"])
+    crossed = [t for t in map(Decimal, figures["thresholds"]) if t > alerted and spent >= t * budget]
+    if not crossed:
+        return
+    level, scope, owner_id = max(crossed), figures["scope"], figures["id"]
+    details = {
+        "scope": scope,
+        "id": owner_id,
+        "threshold": str(level.normalize()),
+        "budget": format_money(budget),
+        "spent": format_money(spent),
+        "period": figures["period"],
+        "resets_at": figures["resets_at"],
+    }
+    with db.transaction() as cur:
+        if not budget_queries.claim_announcement(cur, scope, owner_id, level, figures["period_start"]):
+            return  # another worker announced it
+        audit.record(
+            cur, "budget_threshold", principal["actor"], principal["user_id"], principal["api_key_id"], details
+        )
+    percent = f"{level * 100:.0f}%"
+    message = f"{scope} {owner_id} has spent {format_money(spent)} of its {format_money(budget)} budget ({percent})"
+    rule = f"budget:{scope}:{owner_id}:{figures['period_start'][:10]}:{percent}"
+    alerts.fire_alert(
+        rule, message, "critical" if level >= 1 else "warning", float(spent), float(level * budget), details
+    )
+    logger.warning("budget threshold crossed", extra={**details, "request_id": request_id})
