@@ -46,6 +46,15 @@ def dollars(value):
     return "$" + f"{value:.4f}".rstrip("0").ljust(4, "0")  # $0.60, $0.0125
 
 
+def axis_label(fmt, value, step):
+    """A grid line's label. Money gets as many decimals as the step needs, so no two lines share a
+    label (the tooltip rounding would call $0.000025 … $0.000125 all "$0.0001" or "<$0.0001")."""
+    if fmt is not dollars or value == 0:
+        return fmt(value)
+    decimals = max(2, -Decimal(f"{step:.12g}").normalize().as_tuple().exponent)
+    return f"${Decimal(f'{value:.12g}'):,.{decimals}f}"
+
+
 def milliseconds(value):
     """Latency for axes and tooltips."""
     return f"{float(value) / 1000:.1f} s" if value >= 10_000 else f"{float(value):.0f} ms"
@@ -104,7 +113,8 @@ def time_chart(points, series, unit, label):
     for index in range(steps + 1):
         value = step * index
         parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(value):.1f}" y2="{y(value):.1f}"/>')
-        parts.append(f'<text class="axis" x="{LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end">{fmt(value)}</text>')
+        text = axis_label(fmt, value, step)
+        parts.append(f'<text class="axis" x="{LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end">{text}</text>')
     for index, point in enumerate(points):
         moment = point["bucket_start"]
         if moment.minute == 0 and moment.hour % 4 == 0:
