@@ -9,6 +9,8 @@ Every manual block and unblock is a security event naming the admin.
 import ipaddress
 
 import redis
+from flask import current_app
+from limits import parse
 
 from ops_gateway.accounts import ip_block_rows, security
 from ops_gateway.core import redis_store
@@ -68,6 +70,9 @@ def unblock_ip(cur, ip, actor):
     address = canonical_ip(ip)
     row = ip_block_rows.delete_block(cur, address)
     removed = _redis_call(lambda cache: cache.delete(security.BLOCK_KEY.format(ip=address)))
+    # A fresh start: with its failure window still full, the next failure would block it again.
+    failure_limit = parse(current_app.config["AUTH_FAILURE_LIMIT"])
+    _redis_call(lambda _: security.window_limiter().clear(failure_limit, "authfail", address))
     if row is None and not removed:
         raise NotFound(f"{address} is not blocked", {"ip": address}, code="ip_not_blocked")
     details = {"actor": actor, "reason": row["reason"] if row else None}

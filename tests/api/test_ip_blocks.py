@@ -1,6 +1,6 @@
 """/admin/blocked-ips: the exact list of IP blocks, manual blocks with a TTL, unblocking; each a security event."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from tests.helpers import ADMIN, assert_error, bearer, create_user
 
@@ -47,6 +47,25 @@ def test_unblock_lifts_the_block_at_once_and_a_second_unblock_is_404(client, sql
         {"ip": "2001:db8::1", "details": {"actor": "admin:bootstrap", "reason": "x"}}
     ]
     assert_error(client.delete("/admin/blocked-ips/2001:db8::1", headers=ADMIN), 404, "ip_not_blocked")
+
+
+def brute_force(make_app):
+    """An app blocking after 3 failures for 900 s, a user's key, and the attacker blocked."""
+    app = make_app(AUTH_FAILURE_LIMIT="3 per 5 minutes", AUTH_BLOCK_SECONDS=900)
+    client = app.test_client()
+    _, key = create_user(client)
+    for _ in range(3):
+        client.get("/user/balance", headers=WRONG_KEY, environ_base=ATTACKER)
+    assert_error(client.get("/user/balance", headers=bearer(key), environ_base=ATTACKER), 429, "ip_blocked")
+    return client, key
+
+
+def test_unblocking_an_automatic_block_also_restarts_its_failure_window(make_app):
+    client, key = brute_force(make_app)
+    assert client.delete("/admin/blocked-ips/203.0.113.9", headers=ADMIN).status_code == 204
+    assert client.get("/user/balance", headers=bearer(key), environ_base=ATTACKER).status_code == 200
+    assert_error(client.get("/user/balance", headers=WRONG_KEY, environ_base=ATTACKER), 401, "invalid_api_key")
+    assert client.get("/user/balance", headers=bearer(key), environ_base=ATTACKER).status_code == 200
 
 
 def test_expired_blocks_are_not_listed(client, sql):
