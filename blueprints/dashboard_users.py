@@ -12,6 +12,7 @@ from blueprints.dashboard import protect
 from blueprints.limit_schemas import RateLimitsSchema
 from blueprints.query_args import whole_number
 from ops_gateway.accounts import audit, users
+from ops_gateway.billing import budgets
 from ops_gateway.billing.money import format_money
 from ops_gateway.core import db
 from ops_gateway.core.errors import GatewayError, NotFound
@@ -53,14 +54,15 @@ def index():
 
 @blp.route("/<int:user_id>")
 def detail(user_id):
-    """One user: balance, plan, effective limits with their source, and their latest audit entries."""
+    """One user: balance, plan, spend caps, effective limits with their source, and their latest audit entries."""
     with db.transaction() as cur:
         user = users.get_user(cur, user_id)
         limits, sources, _ = limit_overrides.effective_for_user(cur, user_id)
         plans = limit_overrides.list_plans(cur)
         _, recent = audit.query_logs(cur, user_id=user_id, limit=RECENT_AUDIT, count=False)
+        caps = budgets.caps_of_user(cur, user_id)
     windows = [{"field": f, "value": limits[f], "source": sources[f]} for f in LIMIT_FIELDS]
-    return render_template("dashboard/user.html", user=user, windows=windows, plans=plans, recent=recent)
+    return render_template("dashboard/user.html", user=user, windows=windows, plans=plans, recent=recent, budgets=caps)
 
 
 def _messages(error):

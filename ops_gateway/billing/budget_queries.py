@@ -114,3 +114,17 @@ def claim_announcement(cur, scope, owner_id, level, period_start):
         (level, owner_id, level, period_start),
     )
     return cur.fetchone() is not None
+
+
+def caps_of_user(cur, user_id):
+    """The user's cap and their unrevoked keys' caps, with this period's figures (the dashboard)."""
+    cur.execute(
+        f"""SELECT 'user' AS scope, b.id, NULL AS key_name, {_figures("b")} FROM users b
+WHERE b.id = %(user_id)s AND b.budget IS NOT NULL
+UNION ALL
+SELECT 'key', b.id, b.name, {_figures("b")} FROM api_keys b
+WHERE b.user_id = %(user_id)s AND b.budget IS NOT NULL AND b.status <> 'revoked'
+ORDER BY 1 DESC, 2""",
+        {"user_id": user_id},
+    )
+    return cur.fetchall()

@@ -68,6 +68,11 @@ def status(cur, user_id, api_key_id):
     return caps
 
 
+def caps_of_user(cur, user_id):
+    """The user's cap and each of their keys' caps, as they stand this period."""
+    return budget_queries.caps_of_user(cur, user_id)
+
+
 def apply_changes(cur, scope, owner_id, changes, user_id=None):
     """Set, change or (budget null) remove a cap from ``changes``; whether anything was asked.
 

@@ -94,3 +94,16 @@ def test_public_status_page_and_badge(browser, gateway):
     assert "Database" in browser.text("#status-database")
     browser.open(f"{gateway.url}/status/badge.svg")
     assert "status" in browser.driver.page_source
+
+
+def test_a_users_budgets_show_spend_against_the_cap(browser, gateway):
+    user, key = create_user(gateway, email="capped@example.com", credits="5.00")
+    capped = {"budget": "0.01", "budget_period": "daily"}
+    requests.patch(f"{gateway.url}/admin/users/{user['id']}", json=capped, headers=ADMIN, timeout=10).raise_for_status()
+    complete(gateway, key)
+    browser.sign_in(gateway.url, ADMIN_API_KEY)
+    browser.open(f"{gateway.url}/dashboard/users/{user['id']}")
+    row = browser.text(f"#budget-user-{user['id']}")
+    assert "this user" in row and "$0.01" in row and "daily" in row
+    spent = requests.get(f"{gateway.url}/user/balance", headers=bearer(key), timeout=10).json()["budgets"][0]["spent"]
+    assert float(spent) > 0 and f"${spent}" in row
