@@ -88,7 +88,9 @@ class Admission:
 
 def init_app(app):
     """Bind Flask-Limiter (its ``limits`` strategy names every window's key) and load the Lua scripts."""
-    app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_timeout": 0.5, "socket_connect_timeout": 0.5})
+    config = app.config
+    url, cert_reqs, cluster = config["REDIS_URL"], config["REDIS_SSL_CERT_REQS"], config["REDIS_CLUSTER"]
+    config.setdefault("RATELIMIT_STORAGE_OPTIONS", redis_store.limits_storage_options(url, cert_reqs, cluster))
     limiter.init_app(app)
     app.extensions["ops_gateway.window_limiter"] = limiter.limiter
     client = app.extensions["ops_gateway.redis"]

@@ -50,3 +50,12 @@ def test_the_rate_limit_storage_gets_the_certificate_check_in_its_url():
         redis_store.limits_storage_uri("rediss://h:6380/0?db=1", "optional")
         == "rediss://h:6380/0?db=1&ssl_cert_reqs=optional"
     )
+
+
+def test_a_cluster_url_or_setting_gives_the_limits_library_its_cluster_storage():
+    assert redis_store.uses_cluster("redis+cluster://h1:7000,h2:7001", False)
+    assert redis_store.uses_cluster("redis://h1:7000", True) and not redis_store.uses_cluster("redis://h1:7000", False)
+    assert redis_store.limits_storage_uri("redis://:pw@h1:7000/0", "none", True) == "redis+cluster://:pw@h1:7000"
+    tls = redis_store.limits_storage_options("rediss+cluster://h1:7000,h2:7001", "none")
+    assert tls["ssl"] is True and tls["ssl_cert_reqs"] == "none"
+    assert "ssl" not in redis_store.limits_storage_options("redis://h1:7000", "none", True)
