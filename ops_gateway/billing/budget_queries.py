@@ -128,3 +128,12 @@ ORDER BY 1 DESC, 2""",
         {"user_id": user_id},
     )
     return cur.fetchall()
+
+
+def ended_period_alerts(cur):
+    """The rules of firing threshold alerts whose budget period has ended."""
+    cur.execute(
+        "SELECT rule FROM alerts WHERE status = 'firing' AND rule LIKE 'budget:%%'"
+        " AND (details->>'resets_at')::timestamptz <= now()"
+    )
+    return [row["rule"] for row in cur.fetchall()]

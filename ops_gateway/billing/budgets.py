@@ -131,3 +131,12 @@ def _announce(principal, request_id, figures):
         rule, message, "critical" if level >= 1 else "warning", float(spent), float(level * budget), details
     )
     logger.warning("budget threshold crossed", extra={**details, "request_id": request_id})
+
+
+def resolve_ended_periods():
+    """Resolve the threshold alerts of budget periods that have ended; how many."""
+    with db.transaction() as cur:
+        rules = budget_queries.ended_period_alerts(cur)
+    for rule in rules:
+        alerts.resolve_alert(rule)
+    return len(rules)

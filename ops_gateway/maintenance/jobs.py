@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from ops_gateway.billing import credits
+from ops_gateway.billing import budgets, credits
 from ops_gateway.core import db, redis_store
 from ops_gateway.dashboard import series as dashboard_series
 from ops_gateway.maintenance import backup_verification, cache_cleanup, db_maintenance, retention, rollups
@@ -97,8 +97,10 @@ def release_stale_holds():
 
 
 def evaluate_alerts():
-    """Measure every alert rule; fire or resolve its alert."""
-    return alert_rules.evaluate_alert_rules()
+    """Measure every alert rule, firing or resolving its alert; resolve the budget threshold
+    alerts of periods that have ended."""
+    details = alert_rules.evaluate_alert_rules()
+    return {**details, "budget_alerts_resolved": budgets.resolve_ended_periods()}
 
 
 JOBS = {

@@ -127,3 +127,15 @@ def test_bad_budget_fields_are_422(client, fields):
     user, _ = create_user(client)
     response = client.patch(f"/admin/users/{user['id']}", json=fields, headers=ADMIN)
     assert_error(response, 422, "validation_error")
+
+
+def test_threshold_alerts_are_resolved_when_their_period_ends(client, upstream, sql):
+    user, key = create_user(client, credits="1.00", plan="team")
+    set_user_budget(client, user["id"], budget="0.00005", budget_alert_thresholds=[0.2])
+    assert chat(client, key, max_tokens=10).status_code == 200
+    job = client.post("/admin/jobs/evaluate_alerts/run", headers=ADMIN).get_json()
+    assert job["details"]["budget_alerts_resolved"] == 0
+    sql('UPDATE alerts SET details = details || \'{"resets_at": "2000-01-01T00:00:00+00:00"}\'')
+    job = client.post("/admin/jobs/evaluate_alerts/run", headers=ADMIN).get_json()
+    assert job["details"]["budget_alerts_resolved"] == 1
+    assert sql("SELECT status FROM alerts WHERE rule LIKE 'budget:%'") == [{"status": "resolved"}]
