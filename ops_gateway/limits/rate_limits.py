@@ -133,7 +133,7 @@ def _run_gate(principal, ip, mode, limits, window_keys, slot=None):
         "period_ttls": [period.ttl_seconds for period in QUOTA_PERIODS],
         "quotas": [[windows.period_number(q), q.kind.quota_tag, principal[q.name]] for q in QUOTAS],
         "token_limits": [limits[w.name] for w in TOKEN_WINDOWS],
-        "request_windows": [[w.seconds, limits[w.name]] for w in REQUEST_WINDOWS],
+        "request_windows": [[w.ttl_at(now.timestamp()), limits[w.name]] for w in REQUEST_WINDOWS],
     }
     reply = _run_script("gate", keys, plan)
     if reply[0] == Verdict.NEEDS_SEED:
@@ -215,7 +215,7 @@ def charge_tokens(admission, tokens):
     ]
     plan = {
         "tokens": tokens,
-        "token_expiries": [w.seconds for w in TOKEN_WINDOWS],
+        "token_expiries": [w.ttl_at(now.timestamp()) for w in TOKEN_WINDOWS],
         "periods": len(QUOTA_PERIODS),
         "quotas": [[windows.period_number(q), q.kind.quota_tag, q.kind.quota_increment(tokens)] for q in QUOTAS],
     }

@@ -1,7 +1,10 @@
 """The rate-limit windows and quotas, declared once; everything else is derived from this list.
 
-A window is a fixed window counted in Redis as the ``limits`` library counts it (the first hit
-sets the TTL; the key carries the limit, so a changed limit starts a fresh counter). Its name is
+A window is a fixed window aligned to UTC: a minute window resets on the minute, an hour window
+on the hour, a day window at midnight UTC. It is counted in Redis on the key the ``limits``
+library names (the key carries the limit, so a changed limit starts a fresh counter); the first
+hit sets its TTL to the time left until the window's boundary (``Window.ttl_at``), so the key's
+TTL is always the true time to its reset. Its name is
 also its column in ``plans`` and ``rate_limit_overrides``, its field in the admin and monitor
 schemas and its key in responses. Quotas are calendar (UTC) counters taken from the plan only.
 Adding a window: one ``Window`` below and one migration adding its two columns.
@@ -84,8 +87,17 @@ class Window:
 
     @property
     def seconds(self):
-        """The window's length in seconds: the TTL its first hit sets."""
+        """The window's length in seconds."""
         return _ITEMS[self.unit](1, self.length).get_expiry()
+
+    def ttl_at(self, now):
+        """The TTL a first hit at ``now`` (epoch seconds) sets: whole seconds left until the
+        window's next UTC boundary, so the window ends on it (within the second EXPIRE rounds to).
+
+        Epoch seconds start at a UTC midnight, so every minute, hour and day boundary is a
+        multiple of the window's length.
+        """
+        return self.seconds - int(now) % self.seconds
 
     def key(self, prefix, user_id, limit):
         """The window's Redis key, exactly as the ``limits`` library names it (``prefix``: its storage's)."""
