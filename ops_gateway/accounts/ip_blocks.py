@@ -51,11 +51,12 @@ def list_blocks(cur):
 def block_ip(cur, ip, seconds, reason, actor, caller_ip=None):
     """Block ``ip`` for ``seconds`` (replacing any block it has); return the block.
 
-    Refuses the caller's own address (409 ``own_ip``): it would lock the admin out of the API
-    that lifts the block.
+    Refuses the caller's own address (409 ``own_ip``, compared as the block is keyed: the
+    address as clients' addresses are written): it would lock the admin out of the API that
+    lifts the block.
     """
     address = canonical_ip(ip)
-    if caller_ip and address == ipaddress.ip_address(caller_ip).compressed:
+    if caller_ip and address == caller_ip.lower():
         raise Conflict("you cannot block the address you are calling from", {"ip": address}, code="own_ip")
     row = ip_block_rows.upsert_block(cur, address, reason, actor, seconds)
     _redis_call(lambda cache: cache.set(security.BLOCK_KEY.format(ip=address), 1, ex=seconds))
