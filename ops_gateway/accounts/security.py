@@ -13,6 +13,7 @@ from flask import current_app, g, has_request_context
 from limits import parse
 from psycopg2.extras import Json
 
+from ops_gateway.accounts import ip_block_rows
 from ops_gateway.core import db, redis_store
 from ops_gateway.core.errors import RateLimited
 from ops_gateway.observability import metrics
@@ -83,6 +84,8 @@ def note_auth_failure(ip):
         return
     if newly_blocked:
         with db.transaction() as cur:
+            # The row lists the block in GET /admin/blocked-ips; Redis alone enforces it.
+            ip_block_rows.upsert_block(cur, ip, "repeated_auth_failures", "system", block_seconds)
             record_event(
                 cur,
                 "ip_blocked",

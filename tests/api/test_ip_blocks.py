@@ -1,6 +1,6 @@
 """/admin/blocked-ips: the exact list of IP blocks, manual blocks with a TTL, unblocking; each a security event."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from tests.helpers import ADMIN, assert_error, bearer, create_user
 
@@ -58,6 +58,14 @@ def brute_force(make_app):
         client.get("/user/balance", headers=WRONG_KEY, environ_base=ATTACKER)
     assert_error(client.get("/user/balance", headers=bearer(key), environ_base=ATTACKER), 429, "ip_blocked")
     return client, key
+
+
+def test_an_automatic_block_is_listed_with_its_reason_and_expiry(make_app):
+    client, _ = brute_force(make_app)
+    [block] = client.get("/admin/blocked-ips", headers=ADMIN).get_json()["blocks"]
+    assert (block["address"], block["reason"], block["actor"]) == ("203.0.113.9", "repeated_auth_failures", "system")
+    expires_in = datetime.fromisoformat(block["expires_at"]) - datetime.now(UTC)
+    assert timedelta(seconds=890) < expires_in <= timedelta(seconds=900)
 
 
 def test_unblocking_an_automatic_block_also_restarts_its_failure_window(make_app):
