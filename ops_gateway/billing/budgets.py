@@ -11,8 +11,10 @@ row in /admin/alerts) and writes an event in the key's audit log, once per perio
 import logging
 from decimal import Decimal
 
+from flask import current_app
+
 from ops_gateway.accounts import audit
-from ops_gateway.billing import budget_queries
+from ops_gateway.billing import budget_queries, credits
 from ops_gateway.billing.money import format_money
 from ops_gateway.core import db
 from ops_gateway.core.errors import Invalid, PaymentRequired
@@ -56,6 +58,17 @@ def hold(cur, principal, amount, request_id, hold_seconds):
         "hold_seconds": hold_seconds,
     }
     return True, budget_queries.take_hold(cur, params)
+
+
+def hold_for_request(principal, amount, request_id):
+    """``hold`` in its own transaction for a request's lifetime: (held, hold_id, the cap's 402 or None)."""
+    lifetime = credits.hold_lifetime_seconds(current_app.config)
+    try:
+        with db.transaction() as cur:
+            held, hold_id = hold(cur, principal, amount, request_id, lifetime)
+    except PaymentRequired as refusal:
+        return False, None, refusal
+    return held, hold_id, None
 
 
 def status(cur, user_id, api_key_id):

@@ -7,7 +7,7 @@ import psycopg2
 
 from ops_gateway.billing import queries
 from ops_gateway.billing.money import format_money
-from ops_gateway.core.errors import Conflict, NotFound
+from ops_gateway.core.errors import Conflict, NotFound, PaymentRequired
 
 MAX_BALANCE = Decimal("9999999999")  # numeric(20, 10) holds less than 10^10
 
@@ -61,3 +61,21 @@ def release_expired_holds(cur, config):
     """Release the holds of requests that can no longer be running (a killed worker, an outage
     between hold and settlement); return {holds, users} released."""
     return queries.release_expired_holds(cur, hold_lifetime_seconds(config))
+
+
+def payment_required(principal, model_id, worst_case):
+    """The 402 for a completion whose hold was not taken: a balance in debt refuses every
+    completion, even a free one (a debt is paid before anything more is served); otherwise the
+    balance cannot cover the request's worst case (``pricing.WorstCase``)."""
+    credits_now = principal["credits"]
+    if credits_now < 0:
+        return PaymentRequired(
+            "your balance is in debt: add credits before making further requests",
+            {"credits": format_money(credits_now), "model": model_id},
+            code="insufficient_credits",
+        )
+    return PaymentRequired(
+        "your credits cannot cover this request's maximum cost",
+        {"required": str(worst_case.cost), "model": model_id, "max_tokens": worst_case.completion_tokens},
+        code="insufficient_credits",
+    )

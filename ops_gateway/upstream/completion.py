@@ -21,7 +21,7 @@ from ops_gateway.accounts.key_watch import OPEN_STREAMS
 from ops_gateway.billing import budgets, credits, pricing, settlement
 from ops_gateway.billing.money import format_money
 from ops_gateway.core import db
-from ops_gateway.core.errors import BadRequest, NotFound, PaymentRequired
+from ops_gateway.core.errors import BadRequest, NotFound
 from ops_gateway.limits import rate_limits
 from ops_gateway.observability import metrics
 from ops_gateway.upstream import catalog as model_catalog
@@ -96,8 +96,10 @@ class Completion:
         self.held, self.hold_id = self.principal["held"], self.principal["hold_id"]
         budget_refusal = None
         try:
-            if self.principal["budgeted"] and self.hold is not None:
-                budget_refusal = self._hold_within_budgets()
+            if self.principal["budgeted"] and self.hold is not None:  # the key lookup did not hold
+                self.held, self.hold_id, budget_refusal = budgets.hold_for_request(
+                    self.principal, self.hold, self.facts.request_id
+                )
             refusal = auth.scope_error(self.principal, "chat:write") or refusal
             if refusal is None:
                 refusal = model_access.refusal(self.principal, self.body["model"])
@@ -108,41 +110,11 @@ class Completion:
                 model = self.body["model"]
                 raise NotFound(f"model {model!r} is not offered", {"model": model}, code="model_not_found")
             if not self.held:
-                raise budget_refusal or self._payment_required()
+                raise budget_refusal or credits.payment_required(self.principal, self.model["id"], self.worst_case)
             self.upstream_slot = upstream_slots.acquire()
         except BaseException:
             self._give_back_hold()
             raise
-
-    def _hold_within_budgets(self):
-        """Hold for a caller with a spend cap (the key lookup did not); the cap's 402, or None."""
-        lifetime = credits.hold_lifetime_seconds(current_app.config)
-        try:
-            with db.transaction() as cur:
-                self.held, self.hold_id = budgets.hold(cur, self.principal, self.hold, self.facts.request_id, lifetime)
-        except PaymentRequired as refusal:
-            return refusal
-        return None
-
-    def _payment_required(self):
-        """The 402 for a hold that was not taken: a balance in debt refuses every completion, even
-        a free one (a debt is paid before anything more is served); otherwise the hold is too big."""
-        credits_now = self.principal["credits"]
-        if credits_now < 0:
-            return PaymentRequired(
-                "your balance is in debt: add credits before making further requests",
-                {"credits": format_money(credits_now), "model": self.model["id"]},
-                code="insufficient_credits",
-            )
-        return PaymentRequired(
-            "your credits cannot cover this request's maximum cost",
-            {
-                "required": str(self.hold),
-                "model": self.model["id"],
-                "max_tokens": self.worst_case.completion_tokens,
-            },
-            code="insufficient_credits",
-        )
 
     def _give_back_hold(self):
         if self.hold_id:
