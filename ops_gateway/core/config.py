@@ -77,6 +77,7 @@ VARIABLES = [
     Variable("OPENROUTER_API_KEY", None, help="key the gateway uses upstream"),
     Variable("OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1", help="upstream API base"),
     Variable("OPENROUTER_TIMEOUT_SECONDS", 60.0, _parse_positive_float, "upstream read timeout"),
+    Variable("UPSTREAM_RETRIES", 1, _parse_positive_int, "retries of a call upstream answered 429/502/503"),
     Variable("ADMIN_API_KEY", None, help="bootstrap admin key (embedded run generates one)"),
     Variable("KEY_HASH_SECRET", None, help="HMAC secret for API-key hashes (required with DATABASE_URL)"),
     Variable("SECRET_KEY", None, help="Flask session secret (defaults to a value derived from KEY_HASH_SECRET)"),

@@ -39,6 +39,12 @@ UPSTREAM_CALLS = Counter(
     "OpenRouter HTTP calls (outcome error: failed, whatever the status)",
     ["endpoint", "status", "outcome"],
 )
+UPSTREAM_RETRIES = Counter(
+    "gateway_upstream_retries_total",
+    "OpenRouter calls repeated after 429/502/503 or a connection never made: the retried attempt's "
+    "outcome (succeeded, failed), or skipped_deadline when the wait would pass the call's deadline",
+    ["endpoint", "outcome"],
+)
 UPSTREAM_CALL_LATENCY = Histogram(
     "gateway_upstream_call_duration_seconds", "OpenRouter call time", ["endpoint"], buckets=LATENCY_BUCKETS
 )
@@ -90,6 +96,11 @@ def observe_upstream_call(endpoint, status, latency_ms, ok):
     """OpenRouterClient's on_call hook: one OpenRouter HTTP call finished."""
     UPSTREAM_CALLS.labels(endpoint, str(status) if status else "no_response", "ok" if ok else "error").inc()
     UPSTREAM_CALL_LATENCY.labels(endpoint).observe(latency_ms / 1000)
+
+
+def observe_upstream_retry(endpoint, outcome):
+    """OpenRouterClient's on_retry hook: a retry ended (succeeded, failed) or was skipped_deadline."""
+    UPSTREAM_RETRIES.labels(endpoint, outcome).inc()
 
 
 def observe_completion(

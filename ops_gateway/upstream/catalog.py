@@ -54,7 +54,9 @@ def init_app(app):
         app.config["OPENROUTER_BASE_URL"],
         app.config["OPENROUTER_API_KEY"] or "",
         read_timeout=app.config["OPENROUTER_TIMEOUT_SECONDS"],
+        upstream_retries=app.config["UPSTREAM_RETRIES"],
         on_call=metrics.observe_upstream_call,
+        on_retry=metrics.observe_upstream_retry,
     )
 
 

@@ -101,6 +101,8 @@ def retry_after_seconds(header):
         return None
     try:
         return max(0, math.ceil(float(header)))
+    except OverflowError:  # "inf" or 1e999: no wait a caller could honour
+        return None
     except ValueError:
         pass
     try:

@@ -1,9 +1,12 @@
 """HTTP client for OpenRouter's OpenAI-compatible API, with timeouts and bounded retries.
 
-Listing models is idempotent and retried on any transient failure. A chat completion is billed
-upstream, so it is retried only when the connection was never made and upstream cannot have
-seen it. Every call ends in one log line on ``ops_gateway.openrouter`` and one ``on_call``
-notification, whatever its outcome.
+Listing models is idempotent and retried on any transient failure. A POST (chat completion,
+embeddings, responses) is billed upstream, so it is retried only when upstream cannot have done
+the work: it answered 429, 502 or 503, or the connection was never made. Every wait honours
+``Retry-After`` and ends before the call's deadline (its start plus the read timeout), and a
+stream is retried only until its status arrives, never once events flow. Every call ends in one
+log line on ``ops_gateway.openrouter`` and one ``on_call`` notification, whatever its outcome;
+every retry in one ``on_retry`` notification.
 """
 
 import functools
@@ -19,7 +22,9 @@ from ops_gateway.upstream.failures import (
     error_for_exception,
     error_for_response,
     never_reached_upstream,
+    retry_after_seconds,
 )
+from ops_gateway.upstream.streams import ChatCompletionStream, ResponsesStream
 
 logger = logging.getLogger("ops_gateway.openrouter")
 
@@ -29,6 +34,8 @@ _TRANSIENT_EXCEPTIONS = (
     requests.exceptions.Timeout,
     requests.exceptions.ChunkedEncodingError,
 )
+# Statuses at which upstream did no billable work and says, or implies, "try again".
+RETRYABLE_POST_STATUSES = frozenset({429, 502, 503})
 
 
 class OpenRouterClient:
@@ -41,18 +48,27 @@ class OpenRouterClient:
         connect_timeout=3.05,
         read_timeout=60.0,
         max_retries=2,
-        backoff_seconds=0.2,
+        upstream_retries=1,
+        backoff_seconds=0.25,
         referer="https://github.com/ops-gateway/ops-gateway",
         title="ops-gateway",
         pool_size=50,
         on_call=None,
+        on_retry=None,
     ):
-        """Build the pooled session; ``on_call(endpoint, status, latency_ms, ok)`` follows calls."""
+        """Build the pooled session.
+
+        ``max_retries`` bounds the retries of the model list, ``upstream_retries`` those of every
+        POST. ``on_call(endpoint, status, latency_ms, ok)`` follows calls and
+        ``on_retry(endpoint, outcome)`` retries: outcome succeeded, failed or skipped_deadline.
+        """
         self.base_url = base_url.rstrip("/")
         self.timeouts = (connect_timeout, read_timeout)
         self.max_retries = max_retries
+        self.upstream_retries = upstream_retries
         self.backoff_seconds = backoff_seconds
         self.on_call = on_call
+        self.on_retry = on_retry
         # max_retries=0 turns off urllib3's own retries: ours are counted, logged and
         # know which requests are safe to repeat.
         adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
@@ -73,7 +89,7 @@ class OpenRouterClient:
         """Return the upstream model catalogue: the ``data`` list of ``GET /models``."""
         call = _Call("GET", "/models")
         try:
-            response = self._send(call, idempotent=True)
+            response = self._send(call)
             models = _json_body(response).get("data")
             if not isinstance(models, list):
                 raise UpstreamError("unavailable", "upstream sent a malformed model list", call.status)
@@ -85,56 +101,97 @@ class OpenRouterClient:
 
     def chat_completion(self, payload):
         """Return the parsed JSON of a non-streaming ``POST /chat/completions``."""
-        call = _Call("POST", "/chat/completions")
+        return self.post("/chat/completions", {**payload, "stream": False})
+
+    def stream_chat_completion(self, payload):
+        """Start a streamed ``POST /chat/completions``; its ChatCompletionStream yields data payloads."""
+        return self.post_stream("/chat/completions", payload, ChatCompletionStream)
+
+    def embeddings(self, payload):
+        """Return the parsed JSON of ``POST /embeddings``."""
+        return self.post("/embeddings", payload)
+
+    def responses(self, payload):
+        """Return the parsed JSON of a non-streaming ``POST /responses`` (the Responses API)."""
+        return self.post("/responses", {**payload, "stream": False})
+
+    def stream_responses(self, payload):
+        """Start a streamed ``POST /responses``; its ResponsesStream yields (event name, data) pairs."""
+        return self.post_stream("/responses", payload, ResponsesStream)
+
+    def post(self, path, payload):
+        """POST payload as JSON to path (under the base URL), with retries; return the JSON answer."""
+        call = _Call("POST", path)
         try:
-            response = self._send(call, idempotent=False, payload={**payload, "stream": False})
-            completion = _json_body(response)
+            body = _json_body(self._send(call, payload=payload))
         except UpstreamError as error:
             self._finish(call, error)
             raise
         self._finish(call)
-        return completion
+        return body
 
-    def stream_chat_completion(self, payload):
-        """Start a streamed completion and return its ChatCompletionStream.
+    def post_stream(self, path, payload, stream_class):
+        """POST payload with ``"stream": true`` and return ``stream_class`` over the open response.
 
         Upstream error statuses raise UpstreamError here, before any event is read, so the
-        caller can still answer with a proper error status.
+        caller can still answer with a proper error status; only this phase is ever retried.
         """
-        call = _Call("POST", "/chat/completions")
+        call = _Call("POST", path)
         try:
-            response = self._send(call, idempotent=False, payload={**payload, "stream": True}, stream=True)
+            response = self._send(call, payload={**payload, "stream": True}, stream=True)
         except UpstreamError as error:
             self._finish(call, error)
             raise
-        return ChatCompletionStream(response, on_end=lambda error: self._finish(call, error))
+        return stream_class(response, on_end=lambda error: self._finish(call, error))
 
-    def _send(self, call, idempotent, payload=None, stream=False):
+    def _send(self, call, payload=None, stream=False):
         """Send the request, retrying what is safe to retry; return a 2xx response or raise."""
+        idempotent = call.method == "GET"
+        budget = self.max_retries if idempotent else self.upstream_retries
         while True:
             call.attempts += 1
             call.status = None
-            may_retry = call.attempts <= self.max_retries
+            retry_after = None
             try:
                 response = self._session.send(
                     self._prepare(call, payload), timeout=self.timeouts, stream=stream, proxies=self._session.proxies
                 )
             except requests.exceptions.RequestException as exc:
-                transient = isinstance(exc, _TRANSIENT_EXCEPTIONS)
-                if not (may_retry and (never_reached_upstream(exc) or (idempotent and transient))):
-                    raise error_for_exception(exc) from exc
-                call.retry_causes.append(type(exc).__name__)
+                retryable = never_reached_upstream(exc) or (idempotent and isinstance(exc, _TRANSIENT_EXCEPTIONS))
+                error, cause, failure = error_for_exception(exc), exc, type(exc).__name__
             else:
                 call.status = response.status_code
                 if 200 <= response.status_code < 300:
+                    self._retried(call, "succeeded")
                     return response
-                if not (may_retry and idempotent and response.status_code >= 500):
-                    error = error_for_response(response)
-                    response.close()
-                    raise error
+                status = response.status_code
+                retryable = status in RETRYABLE_POST_STATUSES or (idempotent and status >= 500)
+                if retryable:
+                    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+                error, cause, failure = error_for_response(response), None, str(status)
                 response.close()
-                call.retry_causes.append(str(response.status_code))
-            time.sleep(self.backoff_seconds * 2 ** (call.attempts - 1))
+            self._retried(call, "failed")
+            if not retryable or call.attempts > budget:
+                raise error from cause
+            delay = retry_after if retry_after is not None else self.backoff_seconds * 2 ** (call.attempts - 1)
+            if time.perf_counter() + delay >= call.started + self.timeouts[1]:
+                self._notify_retry(call, "skipped_deadline")
+                raise error from cause
+            call.retry_causes.append(failure)
+            time.sleep(delay)
+
+    def _retried(self, call, outcome):
+        """Report a retry's outcome once its attempt has an answer (first attempts are not retries)."""
+        if call.attempts > 1:
+            self._notify_retry(call, outcome)
+
+    def _notify_retry(self, call, outcome):
+        """Tell the on_retry hook; like on_call, a failing hook never fails the call."""
+        if self.on_retry is not None:
+            try:
+                self.on_retry(call.path, outcome)
+            except Exception:
+                logger.exception("on_retry hook failed for %s %s", call.method, call.path)
 
     def _prepare(self, call, payload):
         """Build the request Session.request would: the session's headers and cookies, a JSON body."""
@@ -177,61 +234,6 @@ class OpenRouterClient:
             except Exception:
                 # Metrics are a side channel: their failure must never fail a user's request.
                 logger.exception("on_call hook failed for %s %s", call.method, call.path)
-
-
-class ChatCompletionStream:
-    """Iterator over the SSE ``data`` payloads of one streamed completion, ``[DONE]`` last."""
-
-    def __init__(self, response, on_end):
-        """Wrap an open streaming response; ``on_end(error_or_None)`` runs once at the end."""
-        self._response = response
-        self._on_end = on_end
-        self._ended = False
-        self._events = self._read_events()
-
-    def __iter__(self):
-        """Return the stream itself: events can be read only once."""
-        return self
-
-    def __next__(self):
-        """Return the next event payload as soon as upstream has sent it."""
-        return next(self._events)
-
-    def close(self):
-        """Close the upstream response (safe to call more than once, or after the end)."""
-        self._events.close()
-        self._end(None)
-
-    def _read_events(self):
-        """Yield each event's data lines, joined per the SSE spec; comments are dropped."""
-        data_lines = []
-        try:
-            # Bytes, not decode_unicode: requests would guess latin-1 for text/event-stream.
-            for line in self._response.iter_lines():
-                if line.startswith(b"data:"):
-                    data_lines.append(line[5:].removeprefix(b" ").decode("utf-8", "replace"))
-                elif not line and data_lines:
-                    event = "\n".join(data_lines)
-                    data_lines = []
-                    yield event
-                    if event == "[DONE]":
-                        break
-            else:
-                if data_lines:  # the stream ended without the blank line closing its last event
-                    yield "\n".join(data_lines)
-        except requests.exceptions.RequestException as exc:
-            error = error_for_exception(exc)
-            self._end(error)
-            raise error from exc
-        self._end(None)
-
-    def _end(self, error):
-        """Release the connection and report the outcome, once."""
-        if self._ended:
-            return
-        self._ended = True
-        self._response.close()
-        self._on_end(error)
 
 
 class _Call:

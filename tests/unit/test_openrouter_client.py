@@ -160,7 +160,7 @@ def test_completion_is_retried_when_the_connection_is_refused(upstream_log):
     with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    client = OpenRouterClient(f"http://127.0.0.1:{port}/api/v1", API_KEY, backoff_seconds=0, max_retries=2)
+    client = OpenRouterClient(f"http://127.0.0.1:{port}/api/v1", API_KEY, backoff_seconds=0, upstream_retries=2)
     with pytest.raises(UpstreamError) as raised:
         client.chat_completion(PAYLOAD)
     assert raised.value.kind == "unavailable"
@@ -196,7 +196,7 @@ def test_unknown_model_is_not_found(requests_mock):
 def test_upstream_rate_limit_carries_retry_after(requests_mock):
     requests_mock.post(COMPLETIONS_URL, status_code=429, headers={"Retry-After": "7"}, json={"error": {}})
     with pytest.raises(UpstreamError) as raised:
-        make_client().chat_completion(PAYLOAD)
+        make_client(upstream_retries=0).chat_completion(PAYLOAD)
     assert (raised.value.kind, raised.value.status, raised.value.retry_after) == ("rate_limited", 429, 7)
     assert requests_mock.call_count == 1
 
