@@ -1,16 +1,22 @@
 """The fake OpenRouter as a process: several on one port share the switches; usage accounting
-reports the exact cost the gateway computes; prompt and completion tokens are billed as upstream would."""
+reports the exact cost the gateway computes; prompt and completion tokens are billed as upstream would;
+the official openai SDK reads its embeddings, responses and fallbacks; the gateway's client retries
+exactly the failures the fake is told to send."""
 
 import json
 import time
 from decimal import Decimal
 
+import openai
 import psutil
+import pytest
 import requests
 
 from ops_gateway.billing import pricing
+from ops_gateway.upstream.failures import UpstreamError
 from ops_gateway.upstream.fake_openrouter import RECHECK_SECONDS
 from ops_gateway.upstream.fake_openrouter.routes import DEFAULT_COMPLETION_TOKENS
+from ops_gateway.upstream.openrouter import OpenRouterClient
 from tests.e2e.servers import start_fake_openrouter
 
 
@@ -55,6 +61,8 @@ def catalogue(upstream):
 
 def test_usage_accounting_reports_the_cost_the_gateway_computes_from_the_catalogue(upstream):
     for model_id, model in catalogue(upstream).items():
+        if model["architecture"]["output_modalities"] != ["text"]:
+            continue  # embedding models: see test_embeddings_through_the_openai_sdk_are_priced_exactly
         answer = ask(upstream, model_id, max_tokens=7, usage={"include": True})
         usage = json.loads(answer.text, parse_float=Decimal)["usage"]
         prompt, completion = usage["prompt_tokens"], usage["completion_tokens"]
@@ -102,3 +110,69 @@ def test_completion_length_without_max_tokens_is_the_default_and_max_completion_
     assert ask(upstream).json()["usage"]["completion_tokens"] == DEFAULT_COMPLETION_TOKENS
     assert ask(upstream, max_completion_tokens=5).json()["usage"]["completion_tokens"] == 5
     assert ask(upstream, max_tokens=3, max_completion_tokens=5).json()["usage"]["completion_tokens"] == 3
+
+
+def sdk(upstream):
+    """The official openai client pointed at the fake, with its own retries off."""
+    return openai.OpenAI(base_url=upstream.base_url, api_key="fake", max_retries=0)
+
+
+def test_embeddings_through_the_openai_sdk_are_priced_exactly(upstream):
+    model = catalogue(upstream)["openai/text-embedding-3-small"]
+    raw = sdk(upstream).embeddings.with_raw_response.create(  # the SDK asks for base64 and decodes it
+        model=model["id"], input=["How far is the moon?", "x"], dimensions=16, extra_body={"usage": {"include": True}}
+    )
+    created = raw.parse()
+    assert [len(item.embedding) for item in created.data] == [16, 16]
+    assert created.usage.prompt_tokens == len("How far is the moon?") // 4 + 1
+    cost = json.loads(raw.http_response.text, parse_float=Decimal)["usage"]["cost"]
+    assert cost == pricing.price(model, created.usage.prompt_tokens, 0) > 0
+
+
+def test_responses_through_the_openai_sdk_streamed_and_not(upstream):
+    client = sdk(upstream)
+    tool = {"type": "function", "name": "distance", "parameters": {"type": "object", "properties": {}}}
+    answer = client.responses.create(
+        model="openai/gpt-4o-mini", input="How far is the moon?", max_output_tokens=3, tools=[tool]
+    )
+    assert answer.status == "completed" and answer.output_text == "word0 word1 word2"
+    assert [item.type for item in answer.output] == ["message", "function_call"]
+    assert answer.usage.output_tokens == 3
+    events = list(client.responses.create(model="openai/gpt-4o-mini", input="How far is the moon?", stream=True))
+    deltas = "".join(event.delta for event in events if event.type == "response.output_text.delta")
+    assert deltas == " ".join(f"word{i}" for i in range(DEFAULT_COMPLETION_TOKENS))
+    assert events[-1].type == "response.completed"
+    usage = events[-1].response.usage
+    assert (usage.output_tokens, usage.total_tokens) == (DEFAULT_COMPLETION_TOKENS, usage.input_tokens + 16)
+    with client.responses.stream(model="openai/gpt-4o-mini", input="hi", max_output_tokens=2) as stream:
+        assert stream.get_final_response().output_text == "word0 word1"
+
+
+def test_chat_fallback_models_through_the_openai_sdk_answer_with_the_next_model(upstream):
+    requests.post(f"{upstream.url}/_control", json={"unavailable_models": ["openai/gpt-4o-mini"]}, timeout=5)
+    time.sleep(RECHECK_SECONDS)
+    completion = sdk(upstream).chat.completions.create(
+        model="openai/gpt-4o-mini",
+        messages=[{"role": "user", "content": "hi"}],
+        max_tokens=2,
+        extra_body={"models": ["meta-llama/llama-3.1-8b-instruct"], "provider": {"sort": "price"}},
+    )
+    assert completion.model == "meta-llama/llama-3.1-8b-instruct"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_gateway_client_retries_exactly_the_failures_the_fake_sends(upstream, stream):
+    retries = []
+    client = OpenRouterClient(upstream.base_url, "fake", on_retry=lambda *retry: retries.append(retry))
+    body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    requests.post(f"{upstream.url}/_control", json={"fail_next": {"count": 1, "status": 503}}, timeout=5)
+    answer = list(client.stream_chat_completion(body)) if stream else client.chat_completion(body)
+    assert answer[-1] == "[DONE]" if stream else answer["usage"]["completion_tokens"] == 2
+    requests.post(
+        f"{upstream.url}/_control", json={"fail_next": {"count": 2, "status": 429, "retry_after": 0}}, timeout=5
+    )
+    with pytest.raises(UpstreamError) as raised:
+        client.embeddings({"model": "openai/text-embedding-3-small", "input": "hi"})
+    assert raised.value.status == 429
+    assert retries == [("/chat/completions", "succeeded"), ("/embeddings", "failed")]
+    assert requests.get(f"{upstream.url}/_control", timeout=5).json()["fail_next"] is None

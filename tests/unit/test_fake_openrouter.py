@@ -14,6 +14,10 @@ from ops_gateway.upstream import fake_openrouter
 from ops_gateway.upstream.fake_openrouter import FakeOpenRouter, FakeOpenRouterServer
 
 COMPLETIONS = "/api/v1/chat/completions"
+EMBEDDINGS = "/api/v1/embeddings"
+RESPONSES = "/api/v1/responses"
+EMBED = {"model": "openai/text-embedding-3-small", "input": "hello"}
+RESPOND = {"model": "openai/gpt-4o-mini", "input": "hello"}
 WORDS_16 = " ".join(f"word{i}" for i in range(16))
 
 
@@ -77,10 +81,19 @@ def sse_payloads(response):
 
 def test_catalogue_lists_models_with_per_token_pricing(client):
     models = {model["id"]: model for model in client.get("/api/v1/models").json()["data"]}
-    assert len(models) == 6
+    assert len(models) == 8
     assert models["openai/gpt-4o-mini"]["pricing"] == {"prompt": "0.00000015", "completion": "0.0000006"}
     assert models["test/free-model"]["pricing"] == {"prompt": "0", "completion": "0"}
     assert all(model["context_length"] > 0 and model["name"] for model in models.values())
+
+
+def test_catalogue_marks_embedding_models_by_their_output_modality(client):
+    models = client.get("/api/v1/models").json()["data"]
+    embedding = {m["id"] for m in models if m["architecture"]["output_modalities"] == ["embeddings"]}
+    chat = {m["id"] for m in models if m["architecture"]["output_modalities"] == ["text"]}
+    assert embedding == {"openai/text-embedding-3-small", "openai/text-embedding-3-large"}
+    assert len(chat) == 6
+    assert {m["pricing"]["completion"] for m in models if m["id"] in embedding} == {"0"}
 
 
 def test_usage_is_deterministic(client):
@@ -149,13 +162,15 @@ def test_outage_switch_refuses_every_route_until_reset(client):
     assert ask(client).status_code == 200
 
 
-def test_forced_status_applies_to_completions_only(client):
+def test_forced_status_applies_to_generation_routes_only(client):
     client.post("/_control", json={"status": 429})
     refused = ask(client)
     assert refused.status_code == 429
     assert refused.headers["Retry-After"] == "1"
     assert refused.json()["error"]["code"] == 429
     assert client.get("/api/v1/models").status_code == 200
+    assert client.post(EMBEDDINGS, json=EMBED).status_code == 429
+    assert client.post(RESPONSES, json=RESPOND).status_code == 429
     client.post("/_control", json={"status": None})
     assert ask(client).status_code == 200
 

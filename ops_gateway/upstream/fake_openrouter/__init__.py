@@ -16,13 +16,14 @@ gevent's own sockets and sleep, so it also runs in a thread of another program (
 Run it with ``python -m ops_gateway.upstream.fake_openrouter [--host H] [--port P] [--workers N]``.
 """
 
+from ops_gateway.upstream.fake_openrouter.catalogue import MODELS
 from ops_gateway.upstream.fake_openrouter.faults import (
     DEFAULT_FAULTS,
     RECHECK_SECONDS,
     FaultSwitches,
     default_state_file,
 )
-from ops_gateway.upstream.fake_openrouter.routes import MODELS, FakeOpenRouter
+from ops_gateway.upstream.fake_openrouter.routes import FakeOpenRouter
 from ops_gateway.upstream.fake_openrouter.server import DEFAULT_PORT, FakeOpenRouterServer, main, serve
 
 __all__ = [
