@@ -40,7 +40,7 @@ INSERT INTO usage_daily_totals AS d (day, user_id, model, requests, errors, prom
 SELECT (created_at AT TIME ZONE 'UTC')::date, user_id, model, count(*), count(*) FILTER (WHERE status <> 'success'),
        sum(prompt_tokens), sum(completion_tokens), sum(cost), max(created_at)
 FROM usage_records WHERE request_id LIKE 'seed-%' GROUP BY 1, 2, 3
-ON CONFLICT (user_id, day, model) DO UPDATE SET requests = d.requests + EXCLUDED.requests,
+ON CONFLICT (user_id, day, model, endpoint) DO UPDATE SET requests = d.requests + EXCLUDED.requests,
     errors = d.errors + EXCLUDED.errors, prompt_tokens = d.prompt_tokens + EXCLUDED.prompt_tokens,
     completion_tokens = d.completion_tokens + EXCLUDED.completion_tokens, cost = d.cost + EXCLUDED.cost,
     last_request_at = greatest(d.last_request_at, EXCLUDED.last_request_at)

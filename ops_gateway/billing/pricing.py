@@ -44,9 +44,9 @@ def estimate_prompt_tokens(messages):
     )
 
 
-# Message parts upstream bills by something other than their bytes (an image, audio, a file):
-# a short URL can cost a thousand prompt tokens, so such a body may fill the whole context.
-_TEXT_PART_TYPES = frozenset({"text"})
+# Content parts upstream bills by something other than their bytes (an image, audio, a file): a
+# short URL can cost a thousand prompt tokens, so such a body may fill the whole context.
+_TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
 
 
 def body_bytes(body):
@@ -54,16 +54,43 @@ def body_bytes(body):
     return len(json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str).encode())
 
 
-def _has_non_text_parts(messages):
-    return any(
-        isinstance(part, dict) and part.get("type") not in _TEXT_PART_TYPES
-        for message in messages
-        if isinstance(message.get("content"), list)
-        for part in message["content"]
-    )
+def _content_parts(items):
+    """The content parts of a list of messages (chat) or input items (the Responses API)."""
+    if not isinstance(items, list):
+        return
+    for item in items:
+        content = item.get("content") if isinstance(item, dict) else None
+        if isinstance(content, list):
+            yield from content
 
 
-def prompt_bound(body, context_length=None):
+def _has_non_text_parts(items):
+    return any(isinstance(part, dict) and part.get("type") not in _TEXT_PART_TYPES for part in _content_parts(items))
+
+
+@dataclass(frozen=True)
+class RequestShape:
+    """Where a kind of request keeps what bounds its cost."""
+
+    content: str  # the field with the messages or input items (their non-text parts fill the context)
+    output_limits: tuple  # fields bounding the output tokens, first present wins; () with no output
+    estimate: object  # body -> the prompt tokens charged to a stream that reported no usage
+
+
+def _chat_estimate(body):
+    return estimate_prompt_tokens(body["messages"])
+
+
+def _text_estimate(value):
+    return body_bytes(value) // CHARS_PER_TOKEN_ESTIMATE
+
+
+CHAT = RequestShape("messages", ("max_tokens", "max_completion_tokens"), _chat_estimate)
+EMBEDDINGS = RequestShape("input", (), lambda b: _text_estimate(b["input"]))
+RESPONSES = RequestShape("input", ("max_output_tokens",), lambda b: _text_estimate(b.get("input")))
+
+
+def prompt_bound(body, context_length=None, shape=CHAT):
     """A safe upper bound on the prompt tokens upstream can bill for ``body``.
 
     Upstream bills as prompt everything in the body (messages, tools, ``response_format``, ...)
@@ -72,27 +99,34 @@ def prompt_bound(body, context_length=None):
     longer than the context, so ``context_length``, when known, caps it.
     """
     bound = body_bytes(body)
-    if context_length and _has_non_text_parts(body["messages"]):
+    if context_length and _has_non_text_parts(body.get(shape.content)):
         bound = max(bound, context_length)
     return min(bound, context_length) if context_length else bound
 
 
 @dataclass(frozen=True)
 class WorstCase:
-    """The most a completion request can cost, held from the balance before upstream is called."""
+    """The most a request can cost, held from the balance before upstream is called."""
 
     prompt_tokens: int  # the prompt bound, as far as the context leaves room for it
-    completion_tokens: int  # max_tokens, else max_completion_tokens, else DEFAULT_MAX_TOKENS (within the context)
+    completion_tokens: int  # the body's output limit, else DEFAULT_MAX_TOKENS (within the context); 0: no output
     cost: Decimal
     prompt_estimate: int  # what an unfinished stream that reported nothing is charged for its prompt
 
 
-def worst_case(model, body, default_max_tokens):
-    """The hold for a validated chat-completion body on ``model``: the dearest split of prompt and
-    completion tokens within their bounds and the model's context (prompt + completion)."""
+def output_bound(body, default_max_tokens, shape=CHAT):
+    """The most output tokens a request can be billed for: its first output limit, else the default."""
+    if not shape.output_limits:
+        return 0
+    return next((body[field] for field in shape.output_limits if body.get(field)), default_max_tokens)
+
+
+def worst_case(model, body, default_max_tokens, shape=CHAT):
+    """The hold for a validated request body of ``shape`` on ``model``: the dearest split of prompt
+    and output tokens within their bounds and the model's context (prompt + output)."""
     context = model.get("context_length") or None
-    prompt = prompt_bound(body, context)
-    completion = body.get("max_tokens") or body.get("max_completion_tokens") or default_max_tokens
+    prompt = prompt_bound(body, context, shape)
+    completion = output_bound(body, default_max_tokens, shape)
     splits = [(prompt, completion)]
     if context:
         # The cost is linear in both counts, so its maximum under prompt + completion <= context
@@ -100,13 +134,12 @@ def worst_case(model, body, default_max_tokens):
         completion = min(completion, context)
         splits = [(prompt, min(completion, context - prompt)), (min(prompt, context - completion), completion)]
     prompt, completion = max(splits, key=lambda split: price(model, *split))
-    estimate = estimate_prompt_tokens(body["messages"])
-    return WorstCase(prompt, completion, price(model, prompt, completion), estimate)
+    return WorstCase(prompt, completion, price(model, prompt, completion), shape.estimate(body))
 
 
 def billable_tokens(reported_usage, prompt_estimate, completion_fallback):
     """(prompt, completion) tokens to charge: what upstream reported, else the prompt estimate and
-    ``completion_fallback`` (one token per content chunk of a stream, max_tokens otherwise)."""
+    ``completion_fallback`` (one token per content event of a stream, the output bound otherwise)."""
     reported_usage = reported_usage or {}
     prompt = reported_usage.get("prompt_tokens")
     completion = reported_usage.get("completion_tokens")

@@ -138,19 +138,20 @@ _NO_CHARGE = (
 _RECORD = """, record AS (
     INSERT INTO usage_records (request_id, user_id, api_key_id, model, prompt_tokens, completion_tokens,
         total_tokens, cost, status, upstream_status, error_code, latency_ms, upstream_latency_ms, overhead_ms,
-        streamed, exceeded_hold, upstream_cost, tags)
+        streamed, exceeded_hold, upstream_cost, tags, endpoint, served_model)
     SELECT %(request_id)s, %(user_id)s, %(api_key_id)s, %(model)s, %(prompt)s, %(completion)s, %(total)s, charged,
            %(status)s, %(upstream_status)s, %(error_code)s, %(latency_ms)s, %(upstream_ms)s, %(overhead_ms)s,
-           %(streamed)s, charged > %(reserved)s, %(upstream_cost)s, %(tags)s::text[]
+           %(streamed)s, charged > %(reserved)s, %(upstream_cost)s, %(tags)s::text[], %(endpoint)s, %(served_model)s
     FROM charge
 ), daily AS (
-    INSERT INTO usage_daily_totals AS t (day, user_id, model, requests, errors, prompt_tokens, completion_tokens,
-        cost, last_request_at, upstream_reported, upstream_cost, cost_upstream_reported)
-    SELECT (now() AT TIME ZONE 'UTC')::date, %(user_id)s, %(model)s, 1, %(errors)s, %(prompt)s, %(completion)s,
+    INSERT INTO usage_daily_totals AS t (day, user_id, model, endpoint, requests, errors, prompt_tokens,
+        completion_tokens, cost, last_request_at, upstream_reported, upstream_cost, cost_upstream_reported)
+    SELECT (now() AT TIME ZONE 'UTC')::date, %(user_id)s, coalesce(%(served_model)s, %(model)s), %(endpoint)s, 1,
+           %(errors)s, %(prompt)s, %(completion)s,
            charged, now(), (%(upstream_cost)s::numeric IS NOT NULL)::int, coalesce(%(upstream_cost)s, 0),
            CASE WHEN %(upstream_cost)s::numeric IS NULL THEN 0 ELSE charged END
     FROM charge
-    ON CONFLICT (user_id, day, model) DO UPDATE SET requests = t.requests + 1,
+    ON CONFLICT (user_id, day, model, endpoint) DO UPDATE SET requests = t.requests + 1,
         errors = t.errors + EXCLUDED.errors, prompt_tokens = t.prompt_tokens + EXCLUDED.prompt_tokens,
         completion_tokens = t.completion_tokens + EXCLUDED.completion_tokens, cost = t.cost + EXCLUDED.cost,
         last_request_at = EXCLUDED.last_request_at,
@@ -165,12 +166,13 @@ _RECORD_FREE_REQUEST = db.Prepared("record_free_request", f"WITH {_NO_CHARGE}{_R
 
 
 def settle_request(cur, params, charges):
-    """Settle a finished request in one statement; return {charged, balance}.
+    """Settle a finished request in one statement; return {charged, balance, user_budget, key_budget}.
 
     ``charges``: whether anything was held or costs anything; a free request only records its
     usage. ``params``: user_id, hold_id, reserved, cost, upstream_cost, tags, actor, request_id,
-    reason, api_key_id, model, prompt, completion, total, status, errors, upstream_status,
-    error_code, latency_ms, upstream_ms, overhead_ms, streamed.
+    reason, api_key_id, model (asked for), served_model (billed; None: the same), endpoint,
+    prompt, completion, total, status, errors, upstream_status, error_code, latency_ms,
+    upstream_ms, overhead_ms, streamed.
     """
     (_SETTLE_REQUEST if charges else _RECORD_FREE_REQUEST).execute(cur, params)
     return cur.fetchone()

@@ -31,6 +31,8 @@ class FinishedRequest:
     upstream_latency_ms: float | None = None
     upstream_cost: Decimal | None = None  # what upstream reported it cost, kept beside ours
     tags: list[str] = field(default_factory=list)  # the caller's request tags
+    endpoint: str = "chat"  # chat | embeddings | responses
+    served_model: str | None = None  # the model that answered and was billed, when not ``model``
 
 
 def settle_request(cur, request):
@@ -45,9 +47,11 @@ def settle_request(cur, request):
         "cost": request.cost,
         "upstream_cost": request.upstream_cost,
         "tags": request.tags,
+        "endpoint": request.endpoint,
+        "served_model": request.served_model,
         "actor": request.actor,
         "request_id": request.request_id,
-        "reason": f"usage: {request.model}",
+        "reason": f"usage: {request.served_model or request.model}",
         "api_key_id": request.api_key_id,
         "model": request.model,
         "prompt": prompt,

@@ -1,4 +1,5 @@
-"""One /v1 chat completion, from the caller's key to its settlement, as an object with its own state.
+"""One metered /v1 request (a chat completion, embeddings, a Responses API call), from the
+caller's key to its settlement, as an object with its own state (``endpoints`` says what differs).
 
 ``open`` authenticates and holds the request's worst-case cost (one Postgres statement), admits
 it (one Redis call) and takes an upstream slot; ``complete`` or ``stream`` calls upstream and
@@ -7,25 +8,25 @@ settles the real cost exactly once (one statement, one Redis call). Refusals com
 windows), 404 unknown model, 402 credits, 503 upstream_busy. The body is read before the key
 (that has no side effects) so the hold can ride on the key lookup; any refusal after the hold
 gives it back, and upstream failures cost nothing. No database connection is held while
-upstream answers; a stream still open after ``MAX_STREAM_SECONDS`` is cut and settled.
+upstream answers; streams are relayed and settled by ``relay``. A request naming fallback
+models holds for the dearest and is billed for the one that answered (``routing``).
 """
 
-import json
 import logging
 import time
 
 from flask import current_app
 
-from ops_gateway.accounts import auth, model_access
-from ops_gateway.accounts.key_watch import OPEN_STREAMS
+from ops_gateway.accounts import auth
 from ops_gateway.billing import budgets, credits, pricing, settlement
 from ops_gateway.billing.money import format_money
 from ops_gateway.core import db
 from ops_gateway.core.errors import BadRequest, NotFound
 from ops_gateway.limits import rate_limits
 from ops_gateway.observability import metrics
-from ops_gateway.upstream import catalog as model_catalog
+from ops_gateway.upstream import relay, routing
 from ops_gateway.upstream import slots as upstream_slots
+from ops_gateway.upstream.endpoints import CHAT, RESPONSES
 from ops_gateway.upstream.failures import UpstreamError
 from ops_gateway.upstream.tags import request_tags
 
@@ -33,16 +34,18 @@ logger = logging.getLogger("ops_gateway.openrouter")
 
 
 class Completion:
-    """One chat completion: what was asked, who asked, what is held, and how it ended."""
+    """One metered request: what was asked, who asked, what is held, and how it ended."""
 
-    def __init__(self, facts, body, invalid=None):
+    def __init__(self, facts, body, invalid=None, endpoint=CHAT):
         """``facts``: the ``access.RequestFacts``; ``body``: the validated body, or None with
-        ``invalid``, the 400/422 to raise once the caller is known."""
+        ``invalid``, the 400/422 to raise once the caller is known; ``endpoint``: which one."""
         self.facts = facts
         self.body = body
         self.invalid = invalid
+        self.endpoint = endpoint
         self.admission = rate_limits.Admission(facts.client_ip)  # the key, concurrency slot, windows
-        self.model = None
+        self.models = []  # every model the request can reach, the one asked for first
+        self.model = None  # the one held for (the dearest), then the one billed
         self.tags = []
         self.worst_case = None  # pricing.WorstCase: what is held
         self.held = False
@@ -59,7 +62,7 @@ class Completion:
     @property
     def streamed(self):
         """Whether the client asked for server-sent events."""
-        return bool(self.body.get("stream"))
+        return bool(self.endpoint.stream_call and self.body.get("stream"))
 
     @property
     def hold(self):
@@ -80,15 +83,20 @@ class Completion:
 
     def open(self):
         """Authenticate, hold, admit and take an upstream slot, or raise the first refusal."""
-        refusal = self.invalid
+        refusal, unknown_model = self.invalid, None
         if refusal is None:
             try:
                 self.tags = request_tags(self.facts.tags_header, self.body)
-                self.model = model_catalog.find_model(self.body["model"])
+                self.models = routing.reachable_models(self.body)
             except (BadRequest, UpstreamError) as error:  # bad tags; a catalogue never fetched (502)
                 refusal = error
-        if self.model:
-            self.worst_case = pricing.worst_case(self.model, self.body, current_app.config["DEFAULT_MAX_TOKENS"])
+            except NotFound as error:  # raised after the rate limits, as before
+                unknown_model = error
+        if self.models:
+            default_max_tokens = current_app.config["DEFAULT_MAX_TOKENS"]
+            self.model, self.worst_case = routing.dearest_worst_case(
+                self.models, self.body, default_max_tokens, self.endpoint.shape
+            )
         facts = self.facts
         self.admission.principal = auth.authenticate_and_hold(
             facts.authorization, facts.client_ip, facts.path, self.hold, facts.request_id
@@ -100,15 +108,14 @@ class Completion:
                 self.held, self.hold_id, budget_refusal = budgets.hold_for_request(
                     self.principal, self.hold, self.facts.request_id
                 )
-            refusal = auth.scope_error(self.principal, "chat:write") or refusal
+            refusal = auth.scope_error(self.principal, self.endpoint.scope) or refusal
             if refusal is None:
-                refusal = model_access.refusal(self.principal, self.body["model"])
+                refusal = routing.access_refusal(self.principal, self.body)
             if refusal:
                 rate_limits.refuse_uncounted(self.admission, refusal)
             rate_limits.gate(self.admission, rate_limits.Mode.COMPLETION)
-            if self.model is None:
-                model = self.body["model"]
-                raise NotFound(f"model {model!r} is not offered", {"model": model}, code="model_not_found")
+            if unknown_model:
+                raise unknown_model
             if not self.held:
                 raise budget_refusal or credits.payment_required(self.principal, self.model["id"], self.worst_case)
             self.upstream_slot = upstream_slots.acquire()
@@ -124,97 +131,52 @@ class Completion:
 
     def complete(self):
         """Call upstream without streaming, settle, and return upstream's JSON."""
-        payload = {**self.body, "stream": False, "usage": self._usage_option()}
+        payload = self.endpoint.payload(self.body, stream=False)
         started = time.perf_counter()
         try:
-            result = _client().chat_completion(payload)
+            result = getattr(_client(), self.endpoint.call)(payload)
         except UpstreamError as error:
             raise self._upstream_failure(error, (time.perf_counter() - started) * 1000) from None
         finally:
             self.upstream_slot.release()
         upstream_ms = (time.perf_counter() - started) * 1000
-        prompt, completion = pricing.billable_tokens(
-            result.get("usage"), self.worst_case.prompt_estimate, self.body.get("max_tokens") or 0
+        usage = self.endpoint.usage(result.get("usage"))
+        # Without reported usage the output is charged at its bound: nothing unreported is free.
+        worst = self.worst_case
+        prompt, completion = pricing.billable_tokens(usage, worst.prompt_estimate, worst.completion_tokens)
+        self._bill_served(result.get("model"))
+        self._settle(
+            "success", prompt, completion, 200, upstream_latency_ms=upstream_ms, upstream_cost=_reported_cost(usage)
         )
-        upstream_cost = pricing.reported_cost(result.get("usage"))
-        self._settle("success", prompt, completion, 200, upstream_latency_ms=upstream_ms, upstream_cost=upstream_cost)
         return result
-
-    def _usage_option(self):
-        """The body's ``usage`` asking OpenRouter for its own accounting (``usage.cost``), which is
-        stored beside ours for reconciliation."""
-        asked = self.body.get("usage")
-        return {**(asked if isinstance(asked, dict) else {}), "include": True}
 
     def stream(self):
         """Start a streaming call (its errors surface here, before any byte is sent); return the
         iterator of server-sent events, which settles when it ends."""
-        stream_options = {**(self.body.get("stream_options") or {}), "include_usage": True}
-        payload = {**self.body, "stream": True, "stream_options": stream_options, "usage": self._usage_option()}
+        payload = self.endpoint.payload(self.body, stream=True)
         started = time.perf_counter()
         try:
-            upstream = _client().stream_chat_completion(payload)
+            upstream = getattr(_client(), self.endpoint.stream_call)(payload)
         except BaseException as error:
             self.upstream_slot.release()
             if isinstance(error, UpstreamError):
                 raise self._upstream_failure(error, (time.perf_counter() - started) * 1000) from None
             raise
-        return self._relay(upstream, started)
+        return relay.relay(self, upstream, started, responses=self.endpoint is RESPONSES)
 
-    def _relay(self, upstream, started):
-        """Yield SSE events as they arrive; settle exactly once, even if the client goes away.
-
-        A stream still open after ``MAX_STREAM_SECONDS``, or whose key was revoked (or user
-        suspended) meanwhile, is cut with an error event and settled as incomplete.
-        """
-        reported, content_chunks, settled = None, 0, False
-        cut_at = started + current_app.config["MAX_STREAM_SECONDS"]
-        key_id = self.principal["api_key_id"]
-        OPEN_STREAMS.watch(key_id)
-        try:
-            for data in upstream:
-                if data == "[DONE]":
-                    self._settle_stream("success", reported, content_chunks, started)
-                    settled = True
-                    yield f": gateway-cost={format_money(self.charged)}\n\ndata: [DONE]\n\n"
-                    continue
-                if '"usage"' in data:
-                    reported = json.loads(data).get("usage") or reported
-                elif '"content"' in data:
-                    content_chunks += 1
-                yield f"data: {data}\n\n"
-                cut = self._cut_reason(cut_at, key_id)
-                if cut:
-                    logger.warning("stream cut", extra={"request_id": self.facts.request_id, "reason": cut[0]})
-                    yield "data: " + json.dumps({"error": {"code": cut[0], "message": cut[1]}}) + "\n\n"
-                    break
-        except UpstreamError as error:
-            logger.warning("upstream stream broke", extra={"error_kind": error.kind})
-            yield "data: " + json.dumps({"error": {"code": "upstream_stream_error", "message": error.message}}) + "\n\n"
-        finally:
-            OPEN_STREAMS.forget(key_id)
-            upstream.close()
-            self.upstream_slot.release()
-            if not settled:
-                # The client went away, upstream broke or the stream was cut: charge what upstream
-                # reported, else the prompt estimate plus one token per content chunk received.
-                self._settle_stream("incomplete", reported, content_chunks, started)
-
-    @staticmethod
-    def _cut_reason(cut_at, key_id):
-        """(code, message) when a running stream must stop now, else None."""
-        if time.perf_counter() >= cut_at:
-            return "stream_too_long", "the stream exceeded the gateway's maximum duration"
-        if not OPEN_STREAMS.usable(key_id):
-            return "api_key_revoked", "the API key was revoked or its user suspended during the stream"
-        return None
-
-    def _settle_stream(self, status, reported, content_chunks, started):
-        """Settle a stream that ended (success) or stopped early (incomplete)."""
-        prompt, completion = pricing.billable_tokens(reported, self.worst_case.prompt_estimate, content_chunks)
+    def settle_stream(self, status, progress, started):
+        """Settle a stream that ended (success) or stopped early (incomplete) from its ``relay.Progress``."""
+        usage = self.endpoint.usage(progress.reported)
+        prompt, completion = pricing.billable_tokens(usage, self.worst_case.prompt_estimate, progress.content_events)
+        self._bill_served(progress.served_model)
         upstream_ms = (time.perf_counter() - started) * 1000
-        upstream_cost = pricing.reported_cost(reported)
-        self._settle(status, prompt, completion, 200, upstream_latency_ms=upstream_ms, upstream_cost=upstream_cost)
+        self._settle(
+            status, prompt, completion, 200, upstream_latency_ms=upstream_ms, upstream_cost=_reported_cost(usage)
+        )
+
+    def _bill_served(self, served_id):
+        """Bill the model that answered (a fallback, maybe) rather than the one held for."""
+        self.model = routing.billed_model(self.models, served_id)
 
     def _upstream_failure(self, error, upstream_latency_ms):
         """Settle a failed call (it costs nothing) and return the domain error to raise."""
@@ -243,7 +205,9 @@ class Completion:
             api_key_id=principal["api_key_id"],
             actor=principal["actor"],
             request_id=self.facts.request_id,
-            model=self.model["id"],
+            model=self.body["model"],
+            served_model=None if self.model["id"] == self.body["model"] else self.model["id"],
+            endpoint=self.endpoint.name,
             held=self.hold,
             hold_id=self.hold_id,
             streamed=self.streamed,
@@ -290,3 +254,7 @@ class Completion:
 
 def _client():
     return current_app.extensions["ops_gateway.openrouter"]
+
+
+def _reported_cost(usage):
+    return pricing.reported_cost(usage) if usage else None

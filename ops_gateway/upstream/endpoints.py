@@ -1,0 +1,64 @@
+"""The metered /v1 endpoints: chat completions, embeddings and the Responses API.
+
+Each is held, admitted, called and settled by the same pipeline (``completion.Completion``);
+what differs is here: the scope a key needs, the shape of the body that bounds its cost
+(``pricing.RequestShape``), how upstream reports its usage, and which OpenRouter client
+methods call it. Every call asks OpenRouter for its own accounting (``usage.include``).
+"""
+
+from dataclasses import dataclass
+
+from ops_gateway.billing import pricing
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One metered /v1 endpoint."""
+
+    name: str  # usage_records.endpoint
+    scope: str  # the key scope it needs
+    shape: pricing.RequestShape
+    usage_fields: tuple  # upstream usage's (prompt, output) token fields; output None: no output
+    call: str  # the OpenRouter client's method for a plain call
+    stream_call: str | None = None  # ... for a streamed one (None: the endpoint does not stream)
+
+    def usage(self, reported):
+        """Upstream's usage as ``prompt_tokens``/``completion_tokens``/``cost`` (None: none reported)."""
+        if not isinstance(reported, dict):
+            return None
+        prompt_field, output_field = self.usage_fields
+        return {
+            "prompt_tokens": reported.get(prompt_field),
+            "completion_tokens": reported.get(output_field) if output_field else 0,
+            "cost": reported.get("cost"),
+        }
+
+    def payload(self, body, stream):
+        """The body sent upstream: the caller's, asking for usage accounting (and, for a chat
+        stream, the final usage chunk)."""
+        asked = body.get("usage")
+        payload = {**body, "usage": {**(asked if isinstance(asked, dict) else {}), "include": True}}
+        if self.stream_call:
+            payload["stream"] = stream
+        if stream and self is CHAT:
+            payload["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        return payload
+
+
+CHAT = Endpoint(
+    "chat",
+    "chat:write",
+    pricing.CHAT,
+    ("prompt_tokens", "completion_tokens"),
+    "chat_completion",
+    "stream_chat_completion",
+)
+EMBEDDINGS = Endpoint("embeddings", "embeddings:write", pricing.EMBEDDINGS, ("prompt_tokens", None), "embeddings")
+RESPONSES = Endpoint(
+    "responses",
+    "responses:write",
+    pricing.RESPONSES,
+    ("input_tokens", "output_tokens"),
+    "responses",
+    "stream_responses",
+)

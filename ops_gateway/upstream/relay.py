@@ -1,0 +1,102 @@
+"""Relaying an upstream stream to the client as server-sent events, settling it exactly once.
+
+Chat completions stream ``data:`` lines ending in ``[DONE]``; the Responses API streams named
+events (``event:`` + ``data:``) ending with ``response.completed``. Both relay each event as it
+arrives and settle once, whatever ends them: the last event, the client going away, upstream
+breaking, ``MAX_STREAM_SECONDS``, or the key's revocation (``key_watch``). An unfinished stream
+is charged what upstream reported, else the prompt estimate plus one token per content event.
+"""
+
+import json
+import logging
+import time
+
+from flask import current_app
+
+from ops_gateway.accounts.key_watch import OPEN_STREAMS
+from ops_gateway.billing.money import format_money
+from ops_gateway.upstream.failures import UpstreamError
+
+logger = logging.getLogger("ops_gateway.openrouter")
+
+
+class _Progress:
+    """What a stream has shown so far: the usage upstream reported, content events, who answered."""
+
+    def __init__(self):
+        self.reported = None
+        self.content_events = 0
+        self.served_model = None
+        self.settled = False
+
+
+def _error_event(code, message, event=None):
+    data = json.dumps({"error": {"code": code, "message": message}})
+    return (f"event: {event}\n" if event else "") + f"data: {data}\n\n"
+
+
+def _cut_reason(cut_at, key_id):
+    """(code, message) when a running stream must stop now, else None."""
+    if time.perf_counter() >= cut_at:
+        return "stream_too_long", "the stream exceeded the gateway's maximum duration"
+    if not OPEN_STREAMS.usable(key_id):
+        return "api_key_revoked", "the API key was revoked or its user suspended during the stream"
+    return None
+
+
+def relay(completion, upstream, started, responses=False):
+    """Yield the client's SSE text for ``upstream``'s events; settle ``completion`` exactly once."""
+    progress = _Progress()
+    cut_at = started + current_app.config["MAX_STREAM_SECONDS"]
+    key_id = completion.principal["api_key_id"]
+    read = _read_responses_event if responses else _read_chat_event
+    error_event = "error" if responses else None
+    OPEN_STREAMS.watch(key_id)
+    try:
+        for item in upstream:
+            text, finished = read(item, progress)
+            if finished:
+                completion.settle_stream("success", progress, started)
+                progress.settled = True
+                if not responses:
+                    text = f": gateway-cost={format_money(completion.charged)}\n\n" + text
+            yield text
+            cut = None if progress.settled else _cut_reason(cut_at, key_id)
+            if cut:
+                logger.warning("stream cut", extra={"request_id": completion.facts.request_id, "reason": cut[0]})
+                yield _error_event(*cut, error_event)
+                break
+    except UpstreamError as error:
+        logger.warning("upstream stream broke", extra={"error_kind": error.kind})
+        yield _error_event("upstream_stream_error", error.message, error_event)
+    finally:
+        OPEN_STREAMS.forget(key_id)
+        upstream.close()
+        completion.upstream_slot.release()
+        if not progress.settled:
+            completion.settle_stream("incomplete", progress, started)
+
+
+def _read_chat_event(data, progress):
+    """(client text, whether this ends the stream) for one chat ``data:`` payload."""
+    if data == "[DONE]":
+        return "data: [DONE]\n\n", True
+    if '"usage"' in data or progress.served_model is None:
+        event = json.loads(data)
+        progress.reported = event.get("usage") or progress.reported
+        progress.served_model = progress.served_model or event.get("model") or ""
+    if '"content"' in data:
+        progress.content_events += 1
+    return f"data: {data}\n\n", False
+
+
+def _read_responses_event(item, progress):
+    """(client text, whether this ends the stream) for one Responses ``(event, data)``."""
+    name, data = item
+    if name == "response.output_text.delta":
+        progress.content_events += 1
+    elif name in ("response.created", "response.completed", "response.incomplete"):
+        response = json.loads(data).get("response") or {}
+        progress.served_model = response.get("model") or progress.served_model
+        progress.reported = response.get("usage") or progress.reported
+    return f"event: {name}\ndata: {data}\n\n", name in ("response.completed", "response.incomplete")
