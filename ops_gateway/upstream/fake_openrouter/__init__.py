@@ -1,10 +1,12 @@
 """A fake OpenRouter for development, end-to-end tests and benchmarks.
 
-Answers are deterministic (same request, same usage and text) and cheap to produce, because
-benchmarks use this server as the "direct" baseline and its CPU competes with the gateway's
-(``routes``). Faults (outage, latency, forced status, slow streams) are switched at run time
-through ``/_control`` and shared between worker processes through a small JSON state file
-(``faults``).
+It serves the model list (``catalogue``), chat completions (``routes``), embeddings
+(``embeddings``) and the Responses API (``responses``). Answers are deterministic (same request,
+same usage and text) and cheap to produce, because benchmarks use this server as the "direct"
+baseline and its CPU competes with the gateway's. Faults (outage, latency, forced status, the next
+N requests failing, slow streams) and routing (unavailable models, a forced served model) are
+switched at run time through ``/_control`` and shared between worker processes through a small
+JSON state file (``faults``).
 
 It is its own small HTTP/1.1 server on gevent (``server``) rather than Flask under gunicorn:
 each keep-alive connection is a greenlet reading requests off its socket, so a request costs one
