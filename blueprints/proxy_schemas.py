@@ -4,6 +4,8 @@ import marshmallow as ma
 
 from blueprints.fields import Timestamp
 
+MAX_FALLBACK_MODELS = 10
+
 
 class MessageSchema(ma.Schema):
     """One chat message; content is text or a list of content parts."""
@@ -43,6 +45,15 @@ class ChatCompletionRequestSchema(ma.Schema):
     temperature = ma.fields.Float(validate=ma.validate.Range(min=0, max=2))
     top_p = ma.fields.Float(validate=ma.validate.Range(min=0, max=1))
     stream_options = ma.fields.Dict()
+    models = ma.fields.List(
+        ma.fields.String(validate=ma.validate.Length(min=1, max=200)),
+        validate=ma.validate.Length(max=MAX_FALLBACK_MODELS),
+        metadata={
+            "description": "OpenRouter fallbacks tried in order; the hold covers the dearest, the one "
+            "that answered is billed"
+        },
+    )
+    provider = ma.fields.Dict(metadata={"description": "OpenRouter provider preferences, passed through"})
 
 
 class UsageSchema(ma.Schema):
@@ -87,6 +98,10 @@ class ModelSchema(ma.Schema):
     name = ma.fields.String()
     context_length = ma.fields.Integer(allow_none=True)
     pricing = ma.fields.Nested(PricingSchema)
+    endpoints = ma.fields.List(
+        ma.fields.String(metadata={"enum": ["chat", "embeddings", "responses"]}),
+        metadata={"description": "the /v1 endpoints that serve this model"},
+    )
 
 
 class ModelListSchema(ma.Schema):

@@ -1,4 +1,4 @@
-"""/v1: the OpenAI-compatible proxy (models and chat completions) for API-key holders."""
+"""/v1: the OpenAI-compatible proxy (models, chat completions, embeddings, responses) for API-key holders."""
 
 from flask import Response, current_app, g, request, stream_with_context
 from flask_smorest import Blueprint
@@ -6,17 +6,27 @@ from werkzeug.exceptions import HTTPException
 
 from blueprints.docs import USER_ERRORS, documents_errors
 from blueprints.fields import format_money
+from blueprints.metered_schemas import (
+    EmbeddingsRequestSchema,
+    EmbeddingsSchema,
+    ResponseSchema,
+    ResponsesRequestSchema,
+)
 from blueprints.proxy_schemas import ChatCompletionRequestSchema, ChatCompletionSchema, ModelListSchema
 from ops_gateway.accounts import model_access
 from ops_gateway.limits import rate_limits
 from ops_gateway.limits.windows import REQUESTS
-from ops_gateway.upstream import access
+from ops_gateway.upstream import access, endpoints
 from ops_gateway.upstream import catalog as model_catalog
 from ops_gateway.upstream.completion import Completion
 
 blp = Blueprint("v1", __name__, url_prefix="/v1", description="OpenAI-compatible API (bearer API key)")
-# An instance, not the class: webargs would build the schema (and its nested one) on every request.
+# Instances, not the classes: webargs would build the schema (and its nested ones) on every request.
 _COMPLETION_REQUEST = ChatCompletionRequestSchema()
+_EMBEDDINGS_REQUEST = EmbeddingsRequestSchema()
+_RESPONSES_REQUEST = ResponsesRequestSchema()
+# The metered routes admit themselves, with their hold (``_serve``).
+_METERED = ("v1.chat_completions", "v1.embeddings", "v1.responses")
 # The scope each /v1 route needs; any other path is only checked for the key and the IP block.
 _SCOPES = {"v1.list_models": "models:read"}
 
@@ -35,8 +45,8 @@ def _facts():
 
 @blp.before_request
 def admit_request():
-    """Authenticate and admit every /v1 request but a completion, whose view does it with its hold."""
-    if request.endpoint == "v1.chat_completions" and request.method == "POST":
+    """Authenticate and admit every /v1 request but a metered one, whose view does it with its hold."""
+    if request.endpoint in _METERED and request.method == "POST":
         return
     g.admission = rate_limits.Admission(request.remote_addr)
     access.admit(_facts(), g.admission, _SCOPES.get(request.endpoint))
@@ -83,6 +93,7 @@ def list_models():
                 "name": m["name"],
                 "context_length": m.get("context_length"),
                 "pricing": m["pricing"],
+                "endpoints": m.get("endpoints", ["chat", "responses"]),
             }
             for m in models.values()
             if model_access.allowed(principal, m["id"])
@@ -90,21 +101,17 @@ def list_models():
     }
 
 
-@blp.route("/chat/completions", methods=["POST"])
-# Documented here, read in the view: the body is parsed before the key lookup so the credit hold
-# can ride on it, and its 400/422 is raised after authentication (Completion.open).
-@blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": ChatCompletionRequestSchema}}})
-@blp.alt_response(
-    200, schema=ChatCompletionSchema, description="chat.completion, or text/event-stream when stream=true", success=True
-)
-@documents_errors(blp, *USER_ERRORS, 400, 402, 404, 408, 413, 422, 502, 504)
-def chat_completions():
-    """Create a chat completion (OpenAI-compatible); streams server-sent events when stream=true."""
+def _serve(endpoint, schema):
+    """Parse, hold, admit, call upstream and settle one metered request; its response.
+
+    The body is parsed before the key lookup so the credit hold can ride on it; its 400/422 is
+    raised after authentication (``Completion.open``).
+    """
     try:
-        body, invalid = blp.ARGUMENTS_PARSER.parse(_COMPLETION_REQUEST, request, location="json"), None
+        body, invalid = blp.ARGUMENTS_PARSER.parse(schema, request, location="json"), None
     except HTTPException as error:  # webargs' 400/422, raised once the caller is known
         body, invalid = None, error
-    completion = Completion(_facts(), body, invalid)
+    completion = Completion(_facts(), body, invalid, endpoint)
     g.admission = completion.admission
     completion.open()
     if completion.streamed:
@@ -121,6 +128,43 @@ def chat_completions():
         "X-Gateway-Overhead-Ms": f"{completion.overhead_ms:.2f}",
     }
     return result, 200, headers
+
+
+def _body_documented(schema):
+    """The request body in the OpenAPI document (the view parses it itself, see ``_serve``)."""
+    return blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": schema}}})
+
+
+@blp.route("/chat/completions", methods=["POST"])
+@_body_documented(ChatCompletionRequestSchema)
+@blp.alt_response(
+    200, schema=ChatCompletionSchema, description="chat.completion, or text/event-stream when stream=true", success=True
+)
+@documents_errors(blp, *USER_ERRORS, 400, 402, 404, 408, 413, 422, 502, 504)
+def chat_completions():
+    """Create a chat completion (OpenAI-compatible); streams server-sent events when stream=true."""
+    return _serve(endpoints.CHAT, _COMPLETION_REQUEST)
+
+
+@blp.route("/embeddings", methods=["POST"])
+@_body_documented(EmbeddingsRequestSchema)
+@blp.alt_response(200, schema=EmbeddingsSchema, description="a list of embeddings", success=True)
+@documents_errors(blp, *USER_ERRORS, 400, 402, 404, 408, 413, 422, 502, 504)
+def embeddings():
+    """Create embeddings (OpenAI-compatible); needs the embeddings:write scope."""
+    return _serve(endpoints.EMBEDDINGS, _EMBEDDINGS_REQUEST)
+
+
+@blp.route("/responses", methods=["POST"])
+@_body_documented(ResponsesRequestSchema)
+@blp.alt_response(
+    200, schema=ResponseSchema, description="a response, or text/event-stream when stream=true", success=True
+)
+@documents_errors(blp, *USER_ERRORS, 400, 402, 404, 408, 413, 422, 502, 504)
+def responses():
+    """Create a response (the OpenAI Responses API; tool calls and reasoning items pass through);
+    streams its named events when stream=true; needs the responses:write scope."""
+    return _serve(endpoints.RESPONSES, _RESPONSES_REQUEST)
 
 
 def _bound_client_writes():

@@ -9,7 +9,7 @@ from ops_gateway.accounts import audit, keys, model_access, queries
 from ops_gateway.billing import budgets
 from ops_gateway.core.errors import Conflict, Forbidden, NotFound
 
-SCOPES = ("models:read", "chat:write", "usage:read", "keys:manage")
+SCOPES = ("models:read", "chat:write", "embeddings:write", "responses:write", "usage:read", "keys:manage")
 
 
 def _hash(full_key):

@@ -64,6 +64,14 @@ def _copy():
     return current_app.extensions["ops_gateway.model_copy"]
 
 
+def serving_endpoints(raw_model):
+    """The /v1 endpoints a model serves: embeddings for models whose output is embeddings
+    (OpenRouter's ``architecture.output_modalities``), chat and responses for the others."""
+    architecture = raw_model.get("architecture")
+    modalities = architecture.get("output_modalities") if isinstance(architecture, dict) else None
+    return ["embeddings"] if isinstance(modalities, list) and "embeddings" in modalities else ["chat", "responses"]
+
+
 def normalise(raw_model):
     """Keep what the gateway needs from an OpenRouter model entry; prices as decimal strings."""
     pricing = raw_model.get("pricing") or {}
@@ -76,6 +84,7 @@ def normalise(raw_model):
             "prompt": f"{Decimal(str(pricing.get('prompt') or '0')):f}",
             "completion": f"{Decimal(str(pricing.get('completion') or '0')):f}",
         },
+        "endpoints": serving_endpoints(raw_model),
     }
 
 

@@ -87,7 +87,7 @@ class Completion:
         if refusal is None:
             try:
                 self.tags = request_tags(self.facts.tags_header, self.body)
-                self.models = routing.reachable_models(self.body)
+                self.models = routing.reachable_models(self.body, self.endpoint.name)
             except (BadRequest, UpstreamError) as error:  # bad tags; a catalogue never fetched (502)
                 refusal = error
             except NotFound as error:  # raised after the rate limits, as before

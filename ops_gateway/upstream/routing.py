@@ -17,13 +17,17 @@ def requested_ids(body):
     return list(dict.fromkeys([body["model"], *(body.get("models") or [])]))
 
 
-def reachable_models(body):
-    """The catalogue entries of every model the request can reach; 404 for one not offered."""
+def reachable_models(body, endpoint_name):
+    """The catalogue entries of every model the request can reach; 404 for one not offered at
+    this endpoint (catalogue entries from before endpoints were recorded serve chat and responses)."""
     models = []
     for model_id in requested_ids(body):
         model = model_catalog.find_model(model_id)
         if model is None:
             raise NotFound(f"model {model_id!r} is not offered", {"model": model_id}, code="model_not_found")
+        if endpoint_name not in model.get("endpoints", ("chat", "responses")):
+            message = f"model {model_id!r} does not serve {endpoint_name} requests"
+            raise NotFound(message, {"model": model_id, "endpoint": endpoint_name}, code="model_not_found")
         models.append(model)
     return models
 

@@ -52,7 +52,7 @@ def test_scoped_key_cannot_grant_itself_or_another_key_scopes_it_lacks(client, s
     for target in (manager, other):
         path = f"/user/api-keys/{target['id']}"
         error = assert_error(client.patch(path, json={"scopes": []}, headers=auth), 403, "scope_escalation")
-        assert error["details"]["lacking"] == ["chat:write", "models:read"]
+        assert error["details"]["lacking"] == ["chat:write", "embeddings:write", "models:read", "responses:write"]
         error = assert_error(client.patch(path, json={"scopes": ["chat:write"]}, headers=auth), 403, "scope_escalation")
         assert error["details"]["lacking"] == ["chat:write"]
     body = {"name": "all", "scopes": []}
@@ -126,5 +126,5 @@ def test_scoped_key_cannot_loosen_a_more_powerful_key(client, sql):
         error = assert_error(
             client.patch(f"/user/api-keys/{powerful}", json=change, headers=auth), 403, "scope_escalation"
         )
-        assert error["details"]["lacking"] == ["chat:write", "models:read"]
+        assert error["details"]["lacking"] == ["chat:write", "embeddings:write", "models:read", "responses:write"]
     assert sql("SELECT name FROM api_keys WHERE id = %s", (powerful,)) == [{"name": "default"}]
