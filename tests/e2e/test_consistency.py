@@ -1,4 +1,5 @@
-"""After heavy concurrent load, every user's books balance exactly, and match what upstream reported."""
+"""After heavy concurrent load over every metered endpoint (chat, embeddings, responses), every
+user's books balance exactly, and match what upstream reported."""
 
 import threading
 from collections import Counter
@@ -9,6 +10,9 @@ import requests
 
 from ops_gateway.upstream.fake_openrouter import MODELS
 from tests.e2e.test_proxy_e2e import ADMIN
+
+EMBEDDERS = [m["id"] for m in MODELS if "embeddings" in m["architecture"]["output_modalities"]]
+CHATTERS = [m["id"] for m in MODELS if m["id"] not in EMBEDDERS]
 
 TOTAL_REQUESTS = 10_000
 CONCURRENCY = 64
@@ -36,13 +40,22 @@ TOOLS = [
 ]
 
 
-def completion_body(index):
-    """Request ``index`` of the mix, which every user gets whole (the kind follows the user's own
-    request count): every model in turn, a stream every 10th, tools every 3rd and no max_tokens
-    (upstream's default length) every 4th, in every combination."""
+def request_for(index):
+    """(path, body) of request ``index`` of the mix, which every user gets whole (the kind follows
+    the user's own request count). One in five is embeddings and one in five a Responses call
+    (every other one streamed); the rest are chat completions over every chat model in turn, a
+    stream every 10th, tools every 3rd and no max_tokens (upstream's default length) every 4th,
+    in every combination."""
     nth = index // USERS
+    if nth % 5 == 1:
+        return "embeddings", {"model": EMBEDDERS[nth % len(EMBEDDERS)], "input": [f"request {index}", "more"]}
+    if nth % 5 == 2:
+        body = {"model": CHATTERS[nth % len(CHATTERS)], "input": f"request {index}", "stream": nth % 2 == 0}
+        if nth % 3 == 0:
+            body["tools"] = [{"type": "function", **tool["function"]} for tool in TOOLS]
+        return "responses", body
     body = {
-        "model": MODELS[nth % len(MODELS)]["id"],
+        "model": CHATTERS[nth % len(CHATTERS)],
         "messages": [{"role": "user", "content": f"request {index}"}],
         "stream": nth % 10 == 0,
     }
@@ -50,10 +63,10 @@ def completion_body(index):
         body["tools"] = TOOLS
     if nth % 4:
         body["max_tokens"] = 8
-    return body
+    return "chat/completions", body
 
 
-def test_ten_thousand_completions_leave_every_ledger_exact_and_equal_to_upstream_cost(gateway, sql):
+def test_ten_thousand_requests_leave_every_ledger_exact_and_equal_to_upstream_cost(gateway, sql):
     server = gateway(workers=4)
     keys = []
     for index in range(USERS):
@@ -67,9 +80,10 @@ def test_ten_thousand_completions_leave_every_ledger_exact_and_equal_to_upstream
         session = getattr(local, "session", None) or requests.Session()
         local.session = session
         _, key = keys[index % USERS]
+        path, body = request_for(index)
         response = session.post(
-            f"{server.url}/v1/chat/completions",
-            json=completion_body(index),
+            f"{server.url}/v1/{path}",
+            json=body,
             headers={"Authorization": f"Bearer {key}"},
             timeout=60,
         )
@@ -90,6 +104,12 @@ def test_ten_thousand_completions_leave_every_ledger_exact_and_equal_to_upstream
         (user_ids,),
     )
     assert len(books) == USERS
+    endpoints = sql("SELECT endpoint, count(*) AS n FROM usage_records GROUP BY endpoint ORDER BY endpoint")
+    assert {row["endpoint"]: row["n"] for row in endpoints} == {
+        "chat": TOTAL_REQUESTS * 3 // 5,
+        "embeddings": TOTAL_REQUESTS // 5,
+        "responses": TOTAL_REQUESTS // 5,
+    }
     for user in books:
         assert user["usage_rows"] == TOTAL_REQUESTS // USERS
         assert OPENING - user["credits"] == user["usage_cost"] == user["ledger_debits"] > 0
