@@ -6,12 +6,13 @@ from blueprints.account_schemas import BudgetSchema
 from blueprints.fields import Money, Timestamp
 from blueprints.proxy_schemas import CacheInfoSchema
 from ops_gateway.limits.windows import LIMIT_FIELDS
+from ops_gateway.observability.spend_reports import ENDPOINTS
 
 
 class ModelUsageSchema(ma.Schema):
-    """Usage of one model."""
+    """Usage of one model, on every endpoint."""
 
-    model = ma.fields.String()
+    model = ma.fields.String(metadata={"description": "the billed model: the one that answered"})
     requests = ma.fields.Integer()
     errors = ma.fields.Integer()
     prompt_tokens = ma.fields.Integer()
@@ -23,8 +24,24 @@ class ModelUsageSchema(ma.Schema):
     last_request_time = Timestamp(allow_none=True)
 
 
+class EndpointUsageSchema(ma.Schema):
+    """Usage of one /v1 endpoint (every model): all time, today and this month (UTC)."""
+
+    endpoint = ma.fields.String(metadata={"enum": list(ENDPOINTS)})
+    requests = ma.fields.Integer()
+    total_tokens = ma.fields.Integer(metadata={"description": "prompt (input) plus completion (output) tokens"})
+    cost = Money()
+    requests_today = ma.fields.Integer()
+    tokens_today = ma.fields.Integer()
+    cost_today = Money()
+    requests_this_month = ma.fields.Integer()
+    tokens_this_month = ma.fields.Integer()
+    cost_this_month = Money()
+
+
 class UsageMetricsSchema(ma.Schema):
-    """All-time, this month's and today's (UTC) usage, exact to the cent, with a per-model breakdown."""
+    """All-time, this month's and today's (UTC) usage, exact to the cent, broken down per model and per
+    endpoint."""
 
     total_requests = ma.fields.Integer()
     total_tokens = ma.fields.Integer()
@@ -39,6 +56,9 @@ class UsageMetricsSchema(ma.Schema):
     most_used_model = ma.fields.String(allow_none=True, metadata={"description": "by requests"})
     last_request_time = Timestamp(allow_none=True)
     by_model = ma.fields.List(ma.fields.Nested(ModelUsageSchema))
+    by_endpoint = ma.fields.List(
+        ma.fields.Nested(EndpointUsageSchema), metadata={"description": "the endpoints used, most requests first"}
+    )
 
 
 class RateLimitWindowSchema(ma.Schema):
@@ -84,11 +104,15 @@ class TopUserSchema(ma.Schema):
 
 
 class ActivitySchema(ma.Schema):
-    """One recent completion."""
+    """One recent request (chat completion, embeddings or response)."""
 
     request_id = ma.fields.String()
     user_id = ma.fields.Integer()
-    model = ma.fields.String()
+    endpoint = ma.fields.String(metadata={"enum": list(ENDPOINTS)})
+    model = ma.fields.String(metadata={"description": "the model asked for"})
+    served_model = ma.fields.String(
+        allow_none=True, metadata={"description": "the model that answered and was billed; null: the one asked for"}
+    )
     status = ma.fields.String()
     total_tokens = ma.fields.Integer()
     cost = Money()

@@ -3,29 +3,41 @@
 import marshmallow as ma
 
 from blueprints.fields import Money, Timestamp
+from ops_gateway.observability.spend_reports import ENDPOINTS
+
+ENDPOINT_FILTER = {
+    "validate": ma.validate.OneOf(ENDPOINTS),
+    "metadata": {"description": "count only this /v1 endpoint's requests (default: every endpoint)"},
+}
 
 
 class UsageReportArgsSchema(ma.Schema):
-    """Query of GET /admin/reports/usage: dimensions, whole UTC days (both included), format."""
+    """Query of GET /admin/reports/usage: dimensions, an endpoint filter, whole UTC days (both included), format."""
 
     group_by = ma.fields.String(
         load_default="day",
         validate=ma.validate.Length(max=100),
-        metadata={"description": "comma-separated, in order, any of user,key,model,day,tag", "example": "user,day"},
+        metadata={
+            "description": "comma-separated, in order, any of user,key,model,endpoint,day,tag",
+            "example": "user,day",
+        },
     )
+    endpoint = ma.fields.String(**ENDPOINT_FILTER)
     start_date = ma.fields.String(metadata={"format": "date", "description": "default: 29 days before end_date"})
     end_date = ma.fields.String(metadata={"format": "date", "description": "default: today (UTC)"})
     format = ma.fields.String(load_default="json", validate=ma.validate.OneOf(["json", "csv"]))
 
 
 class UserUsageArgsSchema(ma.Schema):
-    """Query of GET /user/usage: the report's (without the user dimension), plus the requests' page."""
+    """Query of GET /user/usage: the report's (without the user dimension), plus the requests' page
+    (the endpoint filter narrows both)."""
 
     group_by = ma.fields.String(
         load_default="day",
         validate=ma.validate.Length(max=100),
-        metadata={"description": "comma-separated, in order, any of key,model,day,tag", "example": "key,day"},
+        metadata={"description": "comma-separated, in order, any of key,model,endpoint,day,tag", "example": "key,day"},
     )
+    endpoint = ma.fields.String(**ENDPOINT_FILTER)
     start_date = ma.fields.String(metadata={"format": "date", "description": "default: 29 days before end_date"})
     end_date = ma.fields.String(metadata={"format": "date", "description": "default: today (UTC)"})
     limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=500))
@@ -40,7 +52,8 @@ class UsageGroupSchema(ma.Schema):
     api_key_id = ma.fields.Integer(allow_none=True)
     key_name = ma.fields.String(allow_none=True)
     masked_key = ma.fields.String(allow_none=True)
-    model = ma.fields.String()
+    model = ma.fields.String(metadata={"description": "the billed model: the one that answered"})
+    endpoint = ma.fields.String(metadata={"enum": list(ENDPOINTS)})
     day = ma.fields.Date()
     tag = ma.fields.String(allow_none=True, metadata={"description": "null: requests without tags"})
     requests = ma.fields.Integer()
@@ -57,6 +70,7 @@ class UsageReportSchema(ma.Schema):
     start_date = ma.fields.Date()
     end_date = ma.fields.Date()
     group_by = ma.fields.List(ma.fields.String())
+    endpoint = ma.fields.String(allow_none=True, metadata={"description": "the endpoint filter; null: every endpoint"})
     rolled_up_at = Timestamp(
         allow_none=True, metadata={"description": "when today's figures were computed (the last usage_rollup run)"}
     )
@@ -70,7 +84,11 @@ class UsageRequestSchema(ma.Schema):
     request_id = ma.fields.String()
     created_at = Timestamp()
     api_key_id = ma.fields.Integer(allow_none=True)
-    model = ma.fields.String()
+    endpoint = ma.fields.String(metadata={"enum": list(ENDPOINTS)})
+    model = ma.fields.String(metadata={"description": "the model asked for"})
+    served_model = ma.fields.String(
+        allow_none=True, metadata={"description": "the model that answered and was billed; null: the one asked for"}
+    )
     status = ma.fields.String()
     error_code = ma.fields.String(allow_none=True)
     prompt_tokens = ma.fields.Integer()

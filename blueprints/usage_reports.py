@@ -37,11 +37,11 @@ user_blp.before_request(require_user)
 )
 @documents_errors(admin_blp, *ADMIN_ERRORS, 400, 422)
 def usage_report(args):
-    """Usage and spend grouped by user, key, model, day and/or tag over whole UTC days, as JSON or CSV."""
+    """Usage and spend grouped by user, key, model, endpoint, day and/or tag over whole UTC days, as JSON or CSV."""
     group_by = spend_reports.parse_group_by(args["group_by"])
     first, last = spend_reports.report_days(args.get("start_date"), args.get("end_date"))
     with db.transaction() as cur:
-        report = spend_reports.usage_report(cur, group_by, first, last)
+        report = spend_reports.usage_report(cur, group_by, first, last, endpoint=args.get("endpoint"))
     if args["format"] == "json":
         return report
     response = Response(spend_reports.report_csv(report), content_type="text/csv; charset=utf-8")
@@ -54,12 +54,13 @@ def usage_report(args):
 @user_blp.response(200, UserUsageSchema)
 @documents_errors(user_blp, *USER_ERRORS, 400, 422)
 def user_usage(args):
-    """Your usage grouped by key, model, day and/or tag, and your requests (cost, tokens, latency, status), paged."""
+    """Your usage grouped by key, model, endpoint, day and/or tag, and your requests (cost, tokens, latency,
+    status), paged."""
     require_scope("usage:read")
-    group_by = spend_reports.parse_group_by(args["group_by"], ("key", "model", "day", "tag"))
+    group_by = spend_reports.parse_group_by(args["group_by"], ("key", "model", "endpoint", "day", "tag"))
     first, last = spend_reports.report_days(args.get("start_date"), args.get("end_date"))
-    user_id, limit = g.user["user_id"], args["limit"]
+    user_id, limit, endpoint = g.user["user_id"], args["limit"], args.get("endpoint")
     with db.transaction() as cur:
-        report = spend_reports.usage_report(cur, group_by, first, last, user_id)
-        requests = spend_reports.last_requests(cur, user_id, first, last, limit, page_cursor(args))
+        report = spend_reports.usage_report(cur, group_by, first, last, user_id, endpoint)
+        requests = spend_reports.last_requests(cur, user_id, first, last, limit, page_cursor(args), endpoint)
     return {**report, "requests": requests, "next_cursor": paging.next_cursor(requests, limit)}

@@ -46,30 +46,31 @@ def rewrite_rollups(cur, granularity, start, end):
     return cur.rowcount
 
 
-# Spend-report rollups (sql/0017): whole UTC days per (user, key, model), and per tag
+# Spend-report rollups (sql/0017, 0018): whole UTC days per (user, key, model, endpoint), and per
+# tag. Their model is the billed one (the one that answered), as in usage_daily_totals.
 
 _REPORT_METRICS = """count(*), count(*) FILTER (WHERE status <> 'success'), sum(prompt_tokens),
        sum(completion_tokens), sum(cost), sum(latency_ms)"""
-_REPORT_DAY = "(created_at AT TIME ZONE 'UTC')::date"
+_REPORT_GROUP = "(created_at AT TIME ZONE 'UTC')::date, user_id, api_key_id, coalesce(served_model, model), endpoint"
 _REPORT_RANGE = "created_at >= %(start)s AND created_at < %(end)s"
 
 _INSERT_KEY_DAILY = f"""
-INSERT INTO usage_key_daily (day, user_id, api_key_id, model, requests, errors, prompt_tokens,
+INSERT INTO usage_key_daily (day, user_id, api_key_id, model, endpoint, requests, errors, prompt_tokens,
                              completion_tokens, cost, latency_ms_sum)
-SELECT {_REPORT_DAY}, user_id, api_key_id, model, {_REPORT_METRICS}
+SELECT {_REPORT_GROUP}, {_REPORT_METRICS}
 FROM usage_records WHERE {_REPORT_RANGE}
-GROUP BY 1, 2, 3, 4
+GROUP BY 1, 2, 3, 4, 5
 """
 
 # An untagged request counts under the NULL tag, so a tag report still adds up to every request.
 _INSERT_TAG_DAILY = f"""
-INSERT INTO usage_tag_daily (day, user_id, api_key_id, model, tag, requests, errors, prompt_tokens,
+INSERT INTO usage_tag_daily (day, user_id, api_key_id, model, endpoint, tag, requests, errors, prompt_tokens,
                              completion_tokens, cost, latency_ms_sum)
-SELECT {_REPORT_DAY}, user_id, api_key_id, model, tag, {_REPORT_METRICS}
+SELECT {_REPORT_GROUP}, tag, {_REPORT_METRICS}
 FROM usage_records
 CROSS JOIN LATERAL unnest(CASE WHEN tags = '{{}}' THEN ARRAY[NULL::text] ELSE tags END) AS tag
 WHERE {_REPORT_RANGE}
-GROUP BY 1, 2, 3, 4, 5
+GROUP BY 1, 2, 3, 4, 5, 6
 """
 
 

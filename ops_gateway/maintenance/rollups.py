@@ -1,5 +1,6 @@
 """Usage rollups: hourly and daily aggregates per user and model, recomputed from usage_records,
-and the spend reports' daily rollups per (user, key, model) and per tag over the same days.
+and the spend reports' daily rollups per (user, key, billed model, endpoint) and per tag over the
+same days.
 
 A window is recomputed by deleting its buckets and inserting them again in one transaction, so
 rerunning a window always gives the same rows and readers never see it half-written. Each run

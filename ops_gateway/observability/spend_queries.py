@@ -1,4 +1,4 @@
-"""The spend reports' SQL: sums over the daily report rollups (sql/0017) and the caller's last requests.
+"""The spend reports' SQL: sums over the daily report rollups (sql/0017, 0018) and the caller's last requests.
 
 Plain functions taking the cursor first and returning rows as dicts. Grouping columns come from
 ``spend_reports.DIMENSIONS`` (code's own names), never from a client.
@@ -20,19 +20,20 @@ _KEY_LABELS = (", k.name AS key_name, k.prefix, k.last4", "LEFT JOIN api_keys k 
 _USER_LABELS = (", u.email", "LEFT JOIN users u ON u.id = g.user_id")
 
 _LAST_REQUESTS = """
-SELECT id, request_id, created_at, api_key_id, model, status, error_code, prompt_tokens, completion_tokens,
-       total_tokens, cost, latency_ms, tags
+SELECT id, request_id, created_at, api_key_id, endpoint, model, served_model, status, error_code, prompt_tokens,
+       completion_tokens, total_tokens, cost, latency_ms, tags
 FROM usage_records WHERE {where} ORDER BY created_at DESC, id DESC LIMIT %s
 """
 
 
-def grouped_usage(cur, columns, by_tag, first_day, last_day, user_id=None, limit=None):
-    """Sums per group of ``columns`` over the days [first_day, last_day], one user's or everyone's.
+def grouped_usage(cur, columns, by_tag, first_day, last_day, filters, limit=None):
+    """Sums per group of ``columns`` over the days [first_day, last_day] of the rows matching ``filters``
+    ({rollup column: value}, None: any), such as one user's or one endpoint's.
 
     ``by_tag`` reads the per-tag rollup (a request with two tags counts under both).
     """
     table = "usage_tag_daily" if by_tag else "usage_key_daily"
-    where = Where().equal("user_id", user_id).between("day", first_day, last_day)
+    where = Where().equal_all(filters).between("day", first_day, last_day)
     labels = [_KEY_LABELS] if "api_key_id" in columns else []
     labels += [_USER_LABELS] if "user_id" in columns else []
     statement = _REPORT.format(
@@ -55,8 +56,10 @@ def newest_rollup_time(cur):
     return cur.fetchone()["computed_at"]
 
 
-def last_requests(cur, user_id, start, end, limit, cursor=None):
-    """A user's usage records in [start, end), newest first, a page of ``limit`` after ``cursor``."""
-    where = Where().equal("user_id", user_id).between("created_at", start, end, False).older_than_cursor(cursor)
+def last_requests(cur, user_id, endpoint, start, end, limit, cursor=None):
+    """A user's usage records in [start, end) (one endpoint's, unless None), newest first, a page of
+    ``limit`` after ``cursor``."""
+    where = Where().equal_all({"user_id": user_id, "endpoint": endpoint}).between("created_at", start, end, False)
+    where = where.older_than_cursor(cursor)
     cur.execute(_LAST_REQUESTS.format(where=where.sql), where.params + [limit])
     return cur.fetchall()

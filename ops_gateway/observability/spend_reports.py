@@ -1,7 +1,8 @@
-"""Spend reports: usage grouped by any of user, key, model, day and tag over whole UTC days.
+"""Spend reports: usage grouped by any of user, key, model, endpoint, day and tag over whole UTC days.
 
 Served from the daily report rollups (``maintenance.rollups``, rewritten every usage_rollup run),
-so a 90-day report sums a few rows per (day, user, key, model) instead of every usage record;
+so a 90-day report sums a few rows per (day, user, key, model, endpoint) instead of every usage
+record; a model there is the billed one (the one that answered a request with fallbacks);
 today's figures are as of the last run (``rolled_up_at``). The caller's last requests come from
 usage_records itself, one index-ordered page at a time.
 """
@@ -15,18 +16,21 @@ from ops_gateway.billing.money import format_money
 from ops_gateway.core.csv_cells import csv_cell
 from ops_gateway.core.errors import BadRequest
 from ops_gateway.observability import spend_queries
+from ops_gateway.upstream import endpoints
 
 # Dimension -> (rollup column, the columns a report shows for it).
 DIMENSIONS = {
     "user": ("user_id", ("user_id", "email")),
     "key": ("api_key_id", ("api_key_id", "key_name", "masked_key")),
     "model": ("model", ("model",)),
+    "endpoint": ("endpoint", ("endpoint",)),
     "day": ("day", ("day",)),
     "tag": ("tag", ("tag",)),
 }
 METRICS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cost", "avg_latency_ms")
 MAX_DAYS = 366
 MAX_GROUPS = 100_000
+ENDPOINTS = tuple(endpoint.name for endpoint in (endpoints.CHAT, endpoints.EMBEDDINGS, endpoints.RESPONSES))
 
 
 def parse_group_by(text, allowed=tuple(DIMENSIONS)):
@@ -67,10 +71,12 @@ def report_days(start_raw, end_raw, today=None):
     return first, last
 
 
-def usage_report(cur, group_by, first, last, user_id=None):
-    """The report's groups (ordered by the dimensions, in the given order) and when they were rolled up."""
+def usage_report(cur, group_by, first, last, user_id=None, endpoint=None):
+    """The report's groups (ordered by the dimensions, in the given order) and when they were rolled up;
+    ``endpoint`` (one of ENDPOINTS) counts only that endpoint's requests."""
     columns = [DIMENSIONS[name][0] for name in group_by]
-    rows = spend_queries.grouped_usage(cur, columns, "tag" in group_by, first, last, user_id, MAX_GROUPS + 1)
+    filters = {"user_id": user_id, "endpoint": endpoint}
+    rows = spend_queries.grouped_usage(cur, columns, "tag" in group_by, first, last, filters, MAX_GROUPS + 1)
     if len(rows) > MAX_GROUPS:
         raise BadRequest(
             f"the report has more than {MAX_GROUPS} groups; group by less or shorten the range",
@@ -85,6 +91,7 @@ def usage_report(cur, group_by, first, last, user_id=None):
         "start_date": first,
         "end_date": last,
         "group_by": group_by,
+        "endpoint": endpoint,
         "rolled_up_at": spend_queries.newest_rollup_time(cur),
         "groups": rows,
     }
@@ -102,8 +109,9 @@ def report_csv(report):
     return buffer.getvalue()
 
 
-def last_requests(cur, user_id, first, last, limit, cursor=None):
-    """The user's requests on the days [first, last], newest first: a page of ``limit`` after ``cursor``."""
+def last_requests(cur, user_id, first, last, limit, cursor=None, endpoint=None):
+    """The user's requests on the days [first, last] (of one endpoint, if given), newest first: a page
+    of ``limit`` after ``cursor``."""
     start = datetime.combine(first, time(), UTC)
     end = datetime.combine(last + timedelta(days=1), time(), UTC)
-    return spend_queries.last_requests(cur, user_id, start, end, limit, cursor)
+    return spend_queries.last_requests(cur, user_id, endpoint, start, end, limit, cursor)

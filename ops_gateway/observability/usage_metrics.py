@@ -2,8 +2,8 @@
 
 Nothing here scans history. One user's figures read that user's daily rows (primary key).
 System-wide figures read today's rows (day index) plus the days before today, which no longer
-change: their totals are cached in Redis per day, each day's built from the previous cached
-day plus the days since. Performance figures read at most the last hour of usage_records
+change: their totals per (model, endpoint) are cached in Redis per day, each day's built from the
+previous cached day plus the days since. Performance figures read at most the last hour of usage_records
 through its created_at index.
 """
 
@@ -16,7 +16,7 @@ import redis
 from ops_gateway.core import db, redis_store
 from ops_gateway.observability import usage_queries
 
-HISTORY_CACHE_KEY = "gw:monitor:usage-before:{day}"
+HISTORY_CACHE_KEY = "gw:monitor:usage-by-endpoint-before:{day}"  # rows per (model, endpoint)
 HISTORY_CARRY_DAYS = 7
 HISTORY_CACHE_SECONDS = (HISTORY_CARRY_DAYS + 1) * 86400
 FULL_HISTORY_TIMEOUT = "60s"
@@ -46,7 +46,7 @@ def _newest_cached_history(today):
 
 
 def _history_before_today(cur, days):
-    """Per-model totals of every day before today, cached in Redis per day.
+    """Per-(model, endpoint) totals of every day before today, cached in Redis per day.
 
     Each day's history is the newest cached one plus the few days since, so only the very first
     computation (or one after a week without any) reads every day of usage_daily_totals.
@@ -58,12 +58,14 @@ def _history_before_today(cur, days):
     if cached_day is None:
         # Once per deployment (or after a week unseen): may read millions of daily rows.
         db.set_local(cur, "statement_timeout", FULL_HISTORY_TIMEOUT)
-        rows = usage_queries.usage_by_model(cur, days, "before_today")
+        rows = usage_queries.usage_by_model_and_endpoint(cur, days, "before_today")
     else:
         if (cached_day.year, cached_day.month) != (today.year, today.month):  # a new month starts from zero
             for row in rows:
                 row.update(requests_month=0, tokens_month=0, cost_month=Decimal(0))
-        rows = merge_by_model(rows + usage_queries.usage_by_model(cur, days, "since", since=cached_day))
+        rows = merge(
+            rows + usage_queries.usage_by_model_and_endpoint(cur, days, "since", since=cached_day), "model", "endpoint"
+        )
     try:
         key = HISTORY_CACHE_KEY.format(day=today.isoformat())
         redis_store.get_redis().set(key, json.dumps(rows, default=_encode), ex=HISTORY_CACHE_SECONDS)
@@ -85,24 +87,25 @@ def _decode(row):
     return row
 
 
-def merge_by_model(rows):
-    """One row per model: the counters added up, the latest last_request_at kept."""
-    models = {}
+def merge(rows, *dimensions):
+    """One row per value of ``dimensions`` (such as model): the counters added up, the latest
+    last_request_at kept."""
+    groups = {}
     for row in rows:
-        entry = models.setdefault(
-            row["model"], dict.fromkeys(SUMMED, 0) | {"model": row["model"], "last_request_at": None}
-        )
+        group = {name: row[name] for name in dimensions}
+        entry = groups.setdefault(tuple(group.values()), dict.fromkeys(SUMMED, 0) | group | {"last_request_at": None})
         for field in SUMMED:
             entry[field] += row[field] or 0
         last = row["last_request_at"]
         if last is not None and (entry["last_request_at"] is None or last > entry["last_request_at"]):
             entry["last_request_at"] = last
-    return list(models.values())
+    return list(groups.values())
 
 
 def summarise(rows):
-    """The usage_metrics document from per-model rows (several rows per model are added up)."""
-    by_model = sorted(merge_by_model(rows), key=lambda m: (-m["requests"], m["model"]))
+    """The usage_metrics document from per-(model, endpoint) rows (several rows per pair are added up)."""
+    by_model = sorted(merge(rows, "model"), key=lambda m: (-m["requests"], m["model"]))
+    by_endpoint = sorted(merge(rows, "endpoint"), key=lambda e: (-e["requests"], e["endpoint"]))
     totals = {field: sum((m[field] for m in by_model), start=0) for field in SUMMED}
     tokens = totals["prompt_tokens"] + totals["completion_tokens"]
     last_times = [m["last_request_at"] for m in by_model if m["last_request_at"] is not None]
@@ -120,6 +123,7 @@ def summarise(rows):
         "most_used_model": by_model[0]["model"] if by_model else None,
         "last_request_time": max(last_times) if last_times else None,
         "by_model": [_model_entry(m) for m in by_model],
+        "by_endpoint": [_endpoint_entry(e) for e in by_endpoint],
     }
 
 
@@ -138,16 +142,31 @@ def _model_entry(entry):
     }
 
 
+def _endpoint_entry(entry):
+    return {
+        "endpoint": entry["endpoint"],
+        "requests": entry["requests"],
+        "total_tokens": entry["prompt_tokens"] + entry["completion_tokens"],
+        "cost": Decimal(entry["cost"]),
+        "requests_today": entry["requests_today"],
+        "tokens_today": entry["tokens_today"],
+        "cost_today": Decimal(entry["cost_today"]),
+        "requests_this_month": entry["requests_month"],
+        "tokens_this_month": entry["tokens_month"],
+        "cost_this_month": Decimal(entry["cost_month"]),
+    }
+
+
 def user_usage(cur, user_id):
-    """One user's usage_metrics (all time, this month, today, per model)."""
+    """One user's usage_metrics (all time, this month, today, per model and per endpoint)."""
     days = current_day(cur)
-    return summarise(usage_queries.usage_by_model(cur, days, "user", user_id=user_id))
+    return summarise(usage_queries.usage_by_model_and_endpoint(cur, days, "user", user_id=user_id))
 
 
 def system_usage(cur):
     """(usage_metrics across all users, number of users active today)."""
     days = current_day(cur)
-    rows = _history_before_today(cur, days) + usage_queries.usage_by_model(cur, days, "today")
+    rows = _history_before_today(cur, days) + usage_queries.usage_by_model_and_endpoint(cur, days, "today")
     return summarise(rows), usage_queries.active_users_on(cur, days["today"])
 
 

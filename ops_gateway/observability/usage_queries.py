@@ -1,11 +1,13 @@
-"""The usage figures' SQL: usage_daily_totals per user, model and UTC day, and short windows of usage_records.
+"""The usage figures' SQL: usage_daily_totals per user, model, endpoint and UTC day, and short windows of
+usage_records.
 
 Plain functions taking the cursor first and returning rows as dicts; read by ``usage_metrics``.
 """
 
-# Per model: all-time, this month and today, over the days {where} selects (one of USAGE_SCOPES).
-_USAGE_BY_MODEL = """
-SELECT model, sum(requests)::bigint AS requests, sum(errors)::bigint AS errors,
+# Per (billed) model and endpoint: all-time, this month and today, over the days {where} selects
+# (one of USAGE_SCOPES).
+_USAGE_BY_MODEL_AND_ENDPOINT = """
+SELECT model, endpoint, sum(requests)::bigint AS requests, sum(errors)::bigint AS errors,
        sum(prompt_tokens)::bigint AS prompt_tokens, sum(completion_tokens)::bigint AS completion_tokens,
        sum(cost) AS cost,
        coalesce(sum(requests) FILTER (WHERE day = %(today)s), 0)::bigint AS requests_today,
@@ -15,7 +17,7 @@ SELECT model, sum(requests)::bigint AS requests, sum(errors)::bigint AS errors,
        coalesce(sum(prompt_tokens + completion_tokens) FILTER (WHERE day >= %(month)s), 0)::bigint AS tokens_month,
        coalesce(sum(cost) FILTER (WHERE day >= %(month)s), 0) AS cost_month,
        max(last_request_at) AS last_request_at
-FROM usage_daily_totals WHERE {where} GROUP BY model
+FROM usage_daily_totals WHERE {where} GROUP BY model, endpoint
 """
 
 _TOP_USERS_ON = """
@@ -51,7 +53,7 @@ def utc_today(cur):
     return cur.fetchone()["today"]
 
 
-# The days each per-model total covers (``days`` gives today and the first of the month).
+# The days each per-(model, endpoint) total covers (``days`` gives today and the first of the month).
 USAGE_SCOPES = {
     "user": "user_id = %(user_id)s",
     "today": "day = %(today)s",
@@ -60,9 +62,10 @@ USAGE_SCOPES = {
 }
 
 
-def usage_by_model(cur, days, scope, **params):
-    """Per-model totals over the days of a USAGE_SCOPES ``scope`` (with its parameters: user_id, since)."""
-    cur.execute(_USAGE_BY_MODEL.format(where=USAGE_SCOPES[scope]), {**days, **params})
+def usage_by_model_and_endpoint(cur, days, scope, **params):
+    """Per-(model, endpoint) totals over the days of a USAGE_SCOPES ``scope`` (with its parameters:
+    user_id, since)."""
+    cur.execute(_USAGE_BY_MODEL_AND_ENDPOINT.format(where=USAGE_SCOPES[scope]), {**days, **params})
     return cur.fetchall()
 
 
@@ -81,9 +84,9 @@ def top_users_on(cur, day, limit):
 def recent_completions(cur, limit):
     """The newest completions of the last hour."""
     cur.execute(
-        "SELECT request_id, user_id, model, status, total_tokens, cost, round(latency_ms::numeric, 1) AS latency_ms,"
-        " created_at FROM usage_records WHERE created_at >= now() - interval '1 hour'"
-        " ORDER BY created_at DESC LIMIT %s",
+        "SELECT request_id, user_id, endpoint, model, served_model, status, total_tokens, cost,"
+        " round(latency_ms::numeric, 1) AS latency_ms, created_at"
+        " FROM usage_records WHERE created_at >= now() - interval '1 hour' ORDER BY created_at DESC LIMIT %s",
         (limit,),
     )
     return cur.fetchall()

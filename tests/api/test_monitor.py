@@ -167,6 +167,70 @@ def test_admin_monitor_carries_history_forward_across_days_and_months(client, sq
     assert (april_1["total_requests"], april_1["requests_this_month"], april_1["requests_today"]) == (7, 0, 0)
 
 
+def insert_endpoint_days(sql, user_id):
+    """Daily totals of chat, embeddings and responses today, and of embeddings 40 days ago (another month)."""
+    for back, model, endpoint, requests, prompt, output, spent in [
+        (0, "m/a", "chat", 2, 10, 20, "0.03"),
+        (0, "m/embed", "embeddings", 3, 300, 0, "0.003"),
+        (0, "m/a", "responses", 1, 50, 70, "0.2"),
+        (40, "m/embed", "embeddings", 4, 400, 0, "0.004"),
+    ]:
+        sql(
+            "INSERT INTO usage_daily_totals (day, user_id, model, endpoint, requests, prompt_tokens,"
+            " completion_tokens, cost) VALUES ((now() AT TIME ZONE 'UTC')::date - %s, %s, %s, %s, %s, %s, %s, %s)",
+            (back, user_id, model, endpoint, requests, prompt, output, spent),
+        )
+
+
+def endpoint_figures(usage):
+    """{endpoint: (requests, tokens, cost, today's three, this month's three)} from a usage_metrics document."""
+    fields = ["requests", "total_tokens", "cost"]
+    fields += [f"{name}_{period}" for period in ("today", "this_month") for name in ("requests", "tokens", "cost")]
+    return {e["endpoint"]: tuple(e[field] for field in fields) for e in usage["by_endpoint"]}
+
+
+ENDPOINT_FIGURES = {
+    "embeddings": (7, 700, "0.007", 3, 300, "0.003", 3, 300, "0.003"),
+    "chat": (2, 30, "0.03", 2, 30, "0.03", 2, 30, "0.03"),
+    "responses": (1, 120, "0.20", 1, 120, "0.20", 1, 120, "0.20"),
+}
+
+
+def test_user_monitor_breaks_usage_down_by_endpoint(client, sql):
+    user, key = create_user(client, plan="team")
+    insert_endpoint_days(sql, user["id"])
+    usage = client.get("/user/monitor", headers=bearer(key)).get_json()["usage_metrics"]
+    assert [e["endpoint"] for e in usage["by_endpoint"]] == ["embeddings", "chat", "responses"]  # most requests first
+    assert endpoint_figures(usage) == ENDPOINT_FIGURES
+    by_model = {m["model"]: m["requests"] for m in usage["by_model"]}
+    assert by_model == {"m/embed": 7, "m/a": 3}  # a model's figures add up every endpoint
+    assert usage["total_requests"] == 10 and usage["requests_today"] == 6
+
+
+def test_admin_monitor_breaks_usage_down_by_endpoint_from_cache_and_today(client, sql, redis_client):
+    first, _ = create_user(client)
+    second, _ = create_user(client)
+    insert_endpoint_days(sql, first["id"])
+    insert_endpoint_days(sql, second["id"])
+    sql(
+        "INSERT INTO usage_records (request_id, user_id, model, served_model, endpoint, prompt_tokens,"
+        " completion_tokens, total_tokens, cost, status, latency_ms) VALUES"
+        " ('r-1', %s, 'm/a', 'm/b', 'responses', 1, 1, 2, 0, 'success', 5)",
+        (first["id"],),
+    )
+    both_users = {
+        "embeddings": (14, 1400, "0.014", 6, 600, "0.006", 6, 600, "0.006"),
+        "chat": (4, 60, "0.06", 4, 60, "0.06", 4, 60, "0.06"),
+        "responses": (2, 240, "0.40", 2, 240, "0.40", 2, 240, "0.40"),
+    }
+    for _ in range(2):  # computed, then the days before today from the Redis cache
+        data = client.get("/admin/monitor", headers=ADMIN).get_json()["data"]
+        assert endpoint_figures(data["system_usage_metrics"]) == both_users
+    assert redis_client.keys("gw:monitor:usage-by-endpoint-before:*")
+    [activity] = data["recent_activity"]
+    assert (activity["endpoint"], activity["model"], activity["served_model"]) == ("responses", "m/a", "m/b")
+
+
 def test_alerts_lists_firing_and_recent_incidents(client, sql):
     sql("INSERT INTO alerts (rule, status, message, resolved_at) VALUES ('p95_latency', 'resolved', 'slow', now())")
     sql("INSERT INTO alerts (rule, status, message, value, threshold) VALUES ('error_rate', 'firing', 'bad', 9, 5)")

@@ -4,20 +4,26 @@ import csv
 import io
 from datetime import UTC, datetime, time, timedelta
 
+from ops_gateway.core.migrations import SQL_DIR
 from tests.helpers import ADMIN, assert_error, bearer, create_key, create_user
 
 TODAY = datetime.now(UTC).date()
 DAY1, DAY2 = TODAY - timedelta(days=3), TODAY - timedelta(days=2)
+BACKFILL = next(SQL_DIR.glob("*_report_rollups_by_endpoint.sql"))
 
 
-def insert_usage(sql, user_id, key_id, model, day, tags=(), cost="0.01", status="success", latency=100, minute=0):
+def insert_usage(
+    sql, user_id, key_id, model, day, tags=(), cost="0.01", status="success", latency=100, minute=0, **endpoint
+):
+    """One usage record; ``endpoint`` may give its endpoint (default chat) and served_model."""
     at = datetime.combine(day, time(12, minute), UTC)
     sql(
         "INSERT INTO usage_records (request_id, user_id, api_key_id, model, prompt_tokens, completion_tokens,"
-        " total_tokens, cost, status, latency_ms, created_at, tags)"
-        " VALUES ('r', %s, %s, %s, 10, 5, 15, %s, %s, %s, %s, %s)",
-        (user_id, key_id, model, cost, status, latency, at, list(tags)),
-    )
+        " total_tokens, cost, status, latency_ms, created_at, tags, endpoint, served_model)"
+        " VALUES ('r', %s, %s, %s, 10, 5, 15, %s, %s, %s, %s, %s, %s, %s)",
+        (user_id, key_id, model, cost, status, latency, at, list(tags), endpoint.get("endpoint", "chat"),
+         endpoint.get("served_model")),
+    )  # fmt: skip
 
 
 def roll_up(client):
@@ -177,3 +183,107 @@ def test_rerunning_the_rollup_gives_the_same_report(client, sql):
     roll_up(client)
     assert report(client, group_by="user,key,model,day,tag", start_date=str(DAY1)).get_json()["groups"] == before
     assert len(before) == 4  # (alice, default, m/a, day 1) splits into feature-x and team-a
+
+
+def seed_endpoints(client, sql):
+    """Alice's chat (one answered by a fallback), embeddings and responses requests on DAY1 and DAY2."""
+    alice, alice_key = create_user(client, email="alice@example.com")
+    [key] = client.get("/user/api-keys", headers=bearer(alice_key)).get_json()["keys"]
+    insert_usage(sql, alice["id"], key["id"], "m/a", DAY1, ["rag"], "0.10")
+    insert_usage(sql, alice["id"], key["id"], "m/a", DAY1, [], "0.30", minute=1, served_model="m/b")
+    insert_usage(sql, alice["id"], key["id"], "m/embed", DAY1, ["rag"], "0.02", minute=2, endpoint="embeddings")
+    insert_usage(sql, alice["id"], key["id"], "m/embed", DAY2, [], "0.04", minute=3, endpoint="embeddings")
+    insert_usage(sql, alice["id"], key["id"], "m/a", DAY2, ["agent"], "0.50", minute=4, endpoint="responses")
+    roll_up(client)
+    return alice, alice_key, key
+
+
+def test_each_endpoints_usage_lands_in_its_own_rollup_rows(client, sql):
+    alice, *_ = seed_endpoints(client, sql)
+    rows = sql(
+        "SELECT day, model, endpoint, requests, cost FROM usage_key_daily WHERE user_id = %s ORDER BY 1, 2, 3",
+        (alice["id"],),
+    )
+    assert [(r["day"], r["model"], r["endpoint"], r["requests"], str(r["cost"])) for r in rows] == [
+        (DAY1, "m/a", "chat", 1, "0.1000000000"),
+        (DAY1, "m/b", "chat", 1, "0.3000000000"),  # the model that answered is the one billed
+        (DAY1, "m/embed", "embeddings", 1, "0.0200000000"),
+        (DAY2, "m/a", "responses", 1, "0.5000000000"),
+        (DAY2, "m/embed", "embeddings", 1, "0.0400000000"),
+    ]
+    tagged = sql("SELECT endpoint, tag, requests FROM usage_tag_daily WHERE tag IS NOT NULL ORDER BY 1, 2")
+    assert [(r["endpoint"], r["tag"], r["requests"]) for r in tagged] == [
+        ("chat", "rag", 1),
+        ("embeddings", "rag", 1),
+        ("responses", "agent", 1),
+    ]
+
+
+def test_admin_report_groups_and_filters_by_endpoint_in_json_and_csv(client, sql):
+    seed_endpoints(client, sql)
+    body = report(client, group_by="endpoint", start_date=str(DAY1)).get_json()
+    assert body["endpoint"] is None
+    assert [(g["endpoint"], g["requests"], g["cost"]) for g in body["groups"]] == [
+        ("chat", 2, "0.40"),
+        ("embeddings", 2, "0.06"),
+        ("responses", 1, "0.50"),
+    ]
+    by_day = report(client, group_by="day,endpoint", start_date=str(DAY1), endpoint="embeddings").get_json()
+    assert by_day["endpoint"] == "embeddings"
+    assert [(g["day"], g["endpoint"], g["cost"]) for g in by_day["groups"]] == [
+        (str(DAY1), "embeddings", "0.02"),
+        (str(DAY2), "embeddings", "0.04"),
+    ]
+    tags = report(client, group_by="tag", start_date=str(DAY1), endpoint="chat").get_json()["groups"]
+    assert [(g["tag"], g["requests"]) for g in tags] == [("rag", 1), (None, 1)]
+    response = report(client, group_by="endpoint,model", start_date=str(DAY1), format="csv")
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    assert rows[0][:3] == ["endpoint", "model", "requests"]
+    assert [row[:3] for row in rows[1:]] == [
+        ["chat", "m/a", "1"],
+        ["chat", "m/b", "1"],
+        ["embeddings", "m/embed", "2"],
+        ["responses", "m/a", "1"],
+    ]
+    for query in ({"endpoint": "images"}, {"endpoint": ""}):
+        assert_error(client.get("/admin/reports/usage", query_string=query, headers=ADMIN), 422, "validation_error")
+
+
+def test_user_usage_groups_by_endpoint_and_shows_each_requests_endpoint_and_served_model(client, sql):
+    _, alice_key, _ = seed_endpoints(client, sql)
+    body = report(client, bearer(alice_key), "/user/usage", group_by="endpoint", start_date=str(DAY1)).get_json()
+    assert [(g["endpoint"], g["requests"]) for g in body["groups"]] == [
+        ("chat", 2),
+        ("embeddings", 2),
+        ("responses", 1),
+    ]
+    assert [(r["endpoint"], r["model"], r["served_model"]) for r in body["requests"]] == [
+        ("responses", "m/a", None),
+        ("embeddings", "m/embed", None),
+        ("embeddings", "m/embed", None),
+        ("chat", "m/a", "m/b"),
+        ("chat", "m/a", None),
+    ]
+    chat_only = report(client, bearer(alice_key), "/user/usage", start_date=str(DAY1), endpoint="chat").get_json()
+    assert [g["requests"] for g in chat_only["groups"]] == [2]
+    assert {r["endpoint"] for r in chat_only["requests"]} == {"chat"} and len(chat_only["requests"]) == 2
+
+
+def test_the_endpoint_backfill_rewrites_the_days_since_endpoints_were_recorded(client, sql):
+    seed_endpoints(client, sql)
+    sql(
+        "UPDATE schema_migrations SET applied_at = %s WHERE name = '0018_endpoints.sql'",
+        (datetime.combine(DAY2, time(9), UTC),),
+    )
+    sql("UPDATE usage_key_daily SET endpoint = 'chat', model = 'stale'")  # as a job unaware of endpoints wrote them
+    sql("UPDATE usage_tag_daily SET endpoint = 'chat', model = 'stale'")
+    sql(BACKFILL.read_text())
+    by_day = sql(
+        "SELECT day, array_agg(DISTINCT endpoint ORDER BY endpoint) AS endpoints FROM usage_key_daily GROUP BY 1"
+    )
+    assert {r["day"]: r["endpoints"] for r in by_day} == {DAY1: ["chat"], DAY2: ["embeddings", "responses"]}
+    assert sql("SELECT DISTINCT model FROM usage_tag_daily WHERE day = %s ORDER BY 1", (DAY2,)) == [
+        {"model": "m/a"},
+        {"model": "m/embed"},
+    ]
+    assert sql("SELECT DISTINCT model FROM usage_key_daily WHERE day = %s", (DAY1,)) == [{"model": "stale"}]
