@@ -1,8 +1,13 @@
-"""End-to-end fixtures: the fake OpenRouter and gunicorn started as real processes."""
+"""End-to-end fixtures: the fake OpenRouter, gunicorn, PgBouncer and a Redis Cluster started as
+real processes."""
+
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
+from tests.e2e.pgbouncer import PgBouncer
+from tests.e2e.redis_servers import RedisCluster
 from tests.e2e.servers import start_fake_openrouter, start_gateway
 
 
@@ -36,3 +41,25 @@ def gateway(tmp_path, test_settings, upstream):
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def pgbouncer(services):
+    """PgBouncer, pool_mode=transaction, in front of the session's Postgres."""
+    bouncer = PgBouncer(services["pg_url"], pool_size=8)
+    yield bouncer
+    bouncer.stop()
+
+
+@pytest.fixture
+def bounced_url(pgbouncer, database_url):
+    """This test's database through PgBouncer."""
+    return pgbouncer.url(urlsplit(database_url).path.lstrip("/"))
+
+
+@pytest.fixture(scope="module")
+def redis_cluster(tmp_path_factory):
+    """Three cluster-enabled redis-server nodes, every slot assigned, for this module."""
+    cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    yield cluster
+    cluster.stop()

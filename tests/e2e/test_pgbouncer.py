@@ -5,7 +5,6 @@ import sys
 import time
 import uuid
 from collections import defaultdict
-from urllib.parse import urlsplit
 
 import psycopg2
 import pytest
@@ -17,7 +16,6 @@ from ops_gateway.core.pooler import PoolerError
 from ops_gateway.core.prepared import Prepared
 from ops_gateway.maintenance.jobs import JOBS
 from tests.conftest import admin_execute
-from tests.e2e.pgbouncer import PgBouncer
 from tests.e2e.servers import ROOT
 from tests.e2e.test_proxy_e2e import complete
 from tests.e2e.test_scheduler_processes import clock_env, wait_until_started
@@ -32,20 +30,6 @@ _MIGRATE = (
     "import sys; from ops_gateway.core import migrations; from ops_gateway.core.pool import Database;"
     " print(','.join(migrations.migrate(Database(sys.argv[1]))))"
 )
-
-
-@pytest.fixture(scope="module")
-def pgbouncer(services):
-    """PgBouncer, pool_mode=transaction, in front of the session's Postgres."""
-    bouncer = PgBouncer(services["pg_url"], pool_size=8)
-    yield bouncer
-    bouncer.stop()
-
-
-@pytest.fixture
-def bounced_url(pgbouncer, database_url):
-    """This test's database through PgBouncer."""
-    return pgbouncer.url(urlsplit(database_url).path.lstrip("/"))
 
 
 def advisory_locks(sql):

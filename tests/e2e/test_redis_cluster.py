@@ -3,20 +3,10 @@ on one Redis, IP blocks, and a /health that tells a cluster node behind the sing
 
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 import requests
 
-from tests.e2e.redis_servers import RedisCluster
 from tests.e2e.test_proxy_e2e import ADMIN, MODEL, create_user
 from tests.e2e.test_rate_limits_e2e import wait_for_fresh_minute_window
-
-
-@pytest.fixture(scope="module")
-def redis_cluster(tmp_path_factory):
-    """Three cluster-enabled redis-server nodes, every slot assigned, for this module."""
-    cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster"))
-    yield cluster
-    cluster.stop()
 
 
 def test_two_instances_on_a_redis_cluster_enforce_limits_exactly_and_block_bad_keys(gateway, redis_cluster):
