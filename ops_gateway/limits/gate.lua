@@ -11,7 +11,8 @@
 -- Every key but the IP block carries the user's hash tag, so this runs on a Redis Cluster.
 -- A completion's concurrency slot is a member of the in-flight set scored by its deadline: taken
 -- last, once everything else passed, so a refusal writes nothing to it (expired members are
--- dropped). Quotas and token windows are only read (the settlement counts the real tokens);
+-- dropped). Quotas and token windows are only read (the settlement counts the real tokens;
+-- request quotas add the requests in flight);
 -- request windows are counted, shortest first, and the first one over its limit stops the count
 -- of the longer ones. A missing quota hash (a new period, or Redis lost it) is seeded from
 -- Postgres: the first call answers "needs_seed", the retry brings the usage.
@@ -45,9 +46,14 @@ local now
 if a.mode == "completion" then
     now = tonumber(redis.call("time")[1])
     redis.call("zremrangebyscore", inflight, "-inf", now)
-    if redis.call("zcard", inflight) >= a.max_concurrent then return {"too_many_concurrent", 0, 0, new_ip} end
+    local in_flight = redis.call("zcard", inflight)
+    if in_flight >= a.max_concurrent then return {"too_many_concurrent", 0, 0, new_ip} end
     for i, quota in ipairs(a.quotas) do
-        if tonumber(redis.call("hget", KEYS[2 + quota[1]], quota[2]) or "0") >= quota[3] then
+        local used = tonumber(redis.call("hget", KEYS[2 + quota[1]], quota[2]) or "0")
+        -- A request quota counts the requests in flight too: the settlement moves each from the
+        -- in-flight set to the quota in one script, so settled + in flight is exact at any moment.
+        if quota[2] == "req" then used = used + in_flight end
+        if used >= quota[3] then
             return {"quota_used", i, 0, new_ip}
         end
     end

@@ -1,5 +1,8 @@
 """Plans, /admin/limit overrides and enforcement on /v1 (real Redis, OpenRouter faked)."""
 
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 import redis
 
@@ -120,3 +123,13 @@ def test_redis_down_fails_closed_when_configured(make_app, client, sql):
 
 def test_redis_error_type_is_what_we_catch():
     assert issubclass(redis.ConnectionError, redis.RedisError)
+
+
+def test_a_request_quota_is_exact_under_concurrency(client, upstream, sql):
+    """Requests in flight count against a request quota, so concurrent ones cannot overshoot it."""
+    sql("UPDATE plans SET daily_request_quota = 5 WHERE name = 'team'")
+    user, key = create_user(client, credits="5.00", plan="team")
+    with ThreadPoolExecutor(10) as pool:
+        statuses = Counter(pool.map(lambda _: chat(client, key).status_code, range(20)))
+    assert statuses == Counter({200: 5, 429: 15}), statuses
+    assert sql("SELECT sum(requests) AS n FROM usage_daily_totals WHERE user_id = %s", (user["id"],)) == [{"n": 5}]
