@@ -11,19 +11,13 @@ Prints one line per page: median, p95 and max over ``--runs`` requests.
 
 import argparse
 import re
-import shutil
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import psycopg2
 
-from ops_gateway.app import create_app
-from ops_gateway.core import embedded, migrations
-from ops_gateway.core.db import Database
+from bench.scratch import ADMIN_KEY, scratch_app, scratch_database
 
-ADMIN_KEY = "gw_admin_bench_0123456789abcdefghijklmnop"
 PAGES = (
     "/dashboard/users",
     "/dashboard/users?q=bench-7",
@@ -135,29 +129,13 @@ def main(argv=None):
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args(argv)
-    scratch = Path(tempfile.mkdtemp(prefix="gw-bench-dashboard-"))
-    try:
-        database_url = embedded.ensure_postgres(scratch)
-        migrations.migrate(Database(database_url))
+    with scratch_database("gw-bench-dashboard-") as (database_url, folder):
         print(f"seeding {args.usage_rows:,} usage rows over 24 h, {args.audit_rows:,} audit rows, {args.users:,} users")
         seed(database_url, args.usage_rows, args.audit_rows, args.users)
-        app = create_app(
-            {
-                "DATABASE_URL": database_url,
-                "REDIS_URL": embedded.ensure_redis(scratch),
-                "KEY_HASH_SECRET": "bench-secret",
-                "ADMIN_API_KEY": ADMIN_KEY,
-                "INSTANCE_PATH": str(scratch),
-                "LOG_LEVEL": "error",
-            }
-        )
+        app = scratch_app(database_url, folder)
         print(f"page timings (server side, {args.runs} requests each):")
         measure(app, args.runs)
         app.extensions["ops_gateway.db"].reset()
-    finally:
-        embedded.stop_redis(scratch)
-        embedded.stop_postgres(scratch)
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -12,20 +12,14 @@ server-side with Flask's test client. Prints one line per report: median, p95 an
 """
 
 import argparse
-import shutil
 import statistics
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg2
 
-from ops_gateway.app import create_app
-from ops_gateway.core import embedded, migrations
-from ops_gateway.core.db import Database
+from bench.scratch import ADMIN_KEY, scratch_app, scratch_database
 
-ADMIN_KEY = "gw_admin_bench_0123456789abcdefghijklmnop"
 USER_KEY_NAME = "bench-user-key"
 
 _USERS = """
@@ -147,32 +141,16 @@ def main(argv=None):
     parser.add_argument("--users", type=int, default=1_000)
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args(argv)
-    scratch = Path(tempfile.mkdtemp(prefix="gw-bench-reports-"))
-    try:
-        database_url = embedded.ensure_postgres(scratch)
-        migrations.migrate(Database(database_url))
+    with scratch_database("gw-bench-reports-") as (database_url, folder):
         print(f"seeding {args.usage_rows:,} usage rows over {args.days} days, {args.users:,} users with 2 keys each")
         seed(database_url, args.usage_rows, args.days, args.users)
-        app = create_app(
-            {
-                "DATABASE_URL": database_url,
-                "REDIS_URL": embedded.ensure_redis(scratch),
-                "KEY_HASH_SECRET": "bench-secret",
-                "ADMIN_API_KEY": ADMIN_KEY,
-                "INSTANCE_PATH": str(scratch),
-                "LOG_LEVEL": "error",
-                "ADMIN_RATE_LIMIT": "100000 per minute",
-                "USER_RATE_LIMIT": "100000 per minute",
-            }
+        app = scratch_app(
+            database_url, folder, ADMIN_RATE_LIMIT="100000 per minute", USER_RATE_LIMIT="100000 per minute"
         )
         roll_up_everything(app, args.days)
         print(f"report timings (server side, {args.runs} requests each):")
         measure(app, args.runs)
         app.extensions["ops_gateway.db"].reset()
-    finally:
-        embedded.stop_redis(scratch)
-        embedded.stop_postgres(scratch)
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
