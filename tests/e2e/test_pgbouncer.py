@@ -4,7 +4,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections import defaultdict
 
 import psycopg2
 import pytest
@@ -16,9 +15,9 @@ from ops_gateway.core.pooler import PoolerError
 from ops_gateway.core.prepared import Prepared
 from ops_gateway.maintenance.jobs import JOBS
 from tests.conftest import admin_execute
+from tests.e2e.clocks import clock_env, running_clocks, scheduled_runs_by_tick
 from tests.e2e.servers import ROOT
 from tests.e2e.test_proxy_e2e import complete
-from tests.e2e.test_scheduler_processes import clock_env, wait_until_started
 from tests.helpers import ADMIN, bearer
 from tests.helpers import create_user as create_user_in_app
 
@@ -110,39 +109,14 @@ def test_migrations_from_two_processes_through_pgbouncer_apply_each_file_once(se
 def test_two_clocks_through_pgbouncer_run_each_job_once_per_tick_and_leave_no_lock(
     tmp_path, test_settings, upstream, bounced_url, sql, make_app
 ):
-    env = clock_env({**test_settings, "DATABASE_URL": bounced_url}, upstream, tmp_path / "backups")
-    env.update({job.interval_setting: str(TICK_SECONDS) for job in POOLED_JOBS}, DB_PREPARED_STATEMENTS="false")
-    env["BACKUP_VERIFICATION_INTERVAL_SECONDS"] = "0"
-    logs = [tmp_path / f"clock-{n}.log" for n in (1, 2)]
-    clocks = []
-    try:
-        for log in logs:
-            with open(log, "wb") as out:
-                clocks.append(
-                    subprocess.Popen([sys.executable, "-m", "scheduler"], cwd=ROOT, env=env, stdout=out, stderr=out)
-                )
-        wait_until_started(clocks, logs)
+    env = clock_env({**test_settings, "DATABASE_URL": bounced_url}, upstream, tmp_path / "backups", TICK_SECONDS)
+    env.update(DB_PREPARED_STATEMENTS="false", BACKUP_VERIFICATION_INTERVAL_SECONDS="0")
+    with running_clocks(env, tmp_path) as (clocks, logs):
         time.sleep(3 * TICK_SECONDS + 1)
         assert [clock.poll() for clock in clocks] == [None, None], [log.read_text() for log in logs]
-    finally:
-        for clock in clocks:
-            clock.terminate()
-        for clock in clocks:
-            clock.wait(timeout=20)
 
-    rows = sql(
-        "SELECT job, status, error, details->>'tick' AS tick, details->>'reason' AS reason"
-        " FROM job_runs WHERE details->>'trigger' = 'schedule'"
-    )
-    by_tick = defaultdict(list)
-    for row in rows:
-        by_tick[(row["job"], row["tick"])].append(row)
-    succeeded = defaultdict(int)
-    for (job, tick), tick_rows in by_tick.items():
-        ran = [row for row in tick_rows if row["status"] != "skipped"]
-        assert len(ran) <= 1 and all(row["status"] == "success" for row in ran), (job, tick, tick_rows)
-        succeeded[job] += len(ran)
-    assert {job.name: succeeded[job.name] for job in POOLED_JOBS if succeeded[job.name] < 2} == {}, dict(succeeded)
+    succeeded, _, _ = scheduled_runs_by_tick(sql)
+    assert {job.name: succeeded[job.name] for job in POOLED_JOBS if len(succeeded[job.name]) < 2} == {}, succeeded
 
     time.sleep(TICK_SECONDS / 2)  # a lease cut short by the shutdown expires within half a tick
     assert sql("SELECT job FROM job_locks WHERE expires_at > now()") == []
