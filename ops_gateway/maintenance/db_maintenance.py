@@ -10,7 +10,7 @@ import time
 import psycopg2.errors
 
 from ops_gateway.core import db
-from ops_gateway.maintenance import queries
+from ops_gateway.maintenance import statistics_queries as queries
 
 HOT_TABLES = (
     "users",
