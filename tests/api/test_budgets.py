@@ -139,3 +139,16 @@ def test_threshold_alerts_are_resolved_when_their_period_ends(client, upstream, 
     job = client.post("/admin/jobs/evaluate_alerts/run", headers=ADMIN).get_json()
     assert job["details"]["budget_alerts_resolved"] == 1
     assert sql("SELECT status FROM alerts WHERE rule LIKE 'budget:%'") == [{"status": "resolved"}]
+
+
+def test_an_admin_caps_a_users_key_and_the_change_is_audited_as_the_admin(client, upstream, sql):
+    user, key = create_user(client, credits="1.00", plan="team")
+    capped, capped_key = create_key(client, key, name="capped")
+    path = f"/admin/users/{user['id']}/api-keys/{capped['id']}"
+    changed = client.patch(path, json={"budget": "0.00001", "budget_period": "daily"}, headers=ADMIN)
+    assert changed.status_code == 200 and changed.get_json()["budget"] == "0.00001"
+    assert_error(chat(client, capped_key), 402, "budget_exceeded")
+    [audit] = sql(
+        "SELECT actor, details FROM api_key_audit_logs WHERE action = 'update' AND api_key_id = %s", (capped["id"],)
+    )
+    assert audit["actor"] == "admin:bootstrap" and audit["details"]["budget"] == "0.00001"
