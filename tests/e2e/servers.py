@@ -1,6 +1,7 @@
 """Real processes for end-to-end tests and benchmarks: gunicorn (Procfile web line) and the fake OpenRouter."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -36,6 +37,8 @@ def wait_for(url, timeout=30.0, process=None):
 class Server:
     """A subprocess serving HTTP on a port; stopped (and reaped) by ``stop``."""
 
+    stop_signal = signal.SIGTERM
+
     def __init__(self, args, port, env, log_path):
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
@@ -44,9 +47,9 @@ class Server:
         self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
 
     def stop(self):
-        """Terminate, then kill if it lingers."""
+        """Stop with ``stop_signal``, then kill if it lingers."""
         if self.process.poll() is None:
-            self.process.terminate()
+            self.process.send_signal(self.stop_signal)
             try:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -103,5 +106,7 @@ def start_gateway(tmp_dir, settings, workers=4, threads=8, extra_env=None):
     )
     args = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
     server = Server(args, port, env, Path(tmp_dir) / f"gateway-{port}.log")
+    # gunicorn's quick shutdown: a graceful one waits out the test clients' kept-alive connections.
+    server.stop_signal = signal.SIGINT
     wait_for(f"{server.url}/health/live", timeout=60, process=server.process)
     return server
