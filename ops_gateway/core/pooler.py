@@ -26,6 +26,7 @@ from ops_gateway.core.prepared import SHARED_SESSIONS_MESSAGE
 
 logger = logging.getLogger("ops_gateway.db")
 
+ROLE_DEFAULTS_LOCK_ID = 0x6F70735F726F6C65  # "ops_role": one start-up at a time sets role defaults
 STALE_SESSIONS_ENDED = 20  # more idle server connections than a pooler usually keeps per database
 _READ_SETTINGS = (
     "SELECT setting::int AS statement_timeout_ms, current_setting('TimeZone') AS timezone,"
@@ -74,11 +75,17 @@ def role_defaults_sql(database_name, statement_timeout_ms):
 
 
 def set_role_defaults(database, database_name):
-    """Make statement_timeout a role default; None when done, else the statement the owner must run."""
+    """Make statement_timeout a role default; None when done, else the statement the owner must run.
+
+    Processes starting together (a deploy's workers and instances) take turns: two concurrent
+    ALTER ROLE ... SET of the same role and database collide in the catalogue (a unique violation
+    that failed worker boots). The lock is transaction-scoped, so it cannot leak through a pooler.
+    """
     with database.connection() as conn:
         statements = role_defaults_sql(database_name, database.statement_timeout_ms)
         try:
             with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (ROLE_DEFAULTS_LOCK_ID,))
                 for statement in statements:
                     cur.execute(statement)
             conn.commit()
