@@ -19,6 +19,7 @@ from ops_gateway.core.pool import (
     PoolExhausted,
     TimedCursor,
     WaitingPool,
+    committed,
 )
 from ops_gateway.core.prepared import Prepared
 
@@ -68,15 +69,8 @@ def _block_connection():
 @contextmanager
 def transaction():
     """A cursor inside one transaction on a borrowed connection: commit or roll back."""
-    with _block_connection() as conn:
-        try:
-            with conn.cursor() as cur:
-                yield cur
-            conn.commit()
-        except BaseException:
-            if not conn.closed:
-                conn.rollback()
-            raise
+    with _block_connection() as conn, committed(conn) as cur:
+        yield cur
 
 
 @contextmanager

@@ -11,6 +11,8 @@ import re
 from contextlib import contextmanager
 from pathlib import Path
 
+from ops_gateway.core.pool import committed
+
 logger = logging.getLogger("ops_gateway.db")
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
@@ -76,16 +78,10 @@ def migrate(database, sql_dir=SQL_DIR):
 @contextmanager
 def _locked(conn):
     """A cursor in one transaction holding the migration lock, without a statement timeout; committed at the end."""
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SET LOCAL statement_timeout = 0")
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_ID,))
-            yield cur
-        conn.commit()
-    except BaseException:
-        if not conn.closed:
-            conn.rollback()
-        raise
+    with committed(conn) as cur:
+        cur.execute("SET LOCAL statement_timeout = 0")
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_ID,))
+        yield cur
 
 
 def pending(cur, sql_dir=SQL_DIR):

@@ -139,6 +139,19 @@ def _went_away(conn):
     return bool(poller.poll(0))
 
 
+@contextmanager
+def committed(conn):
+    """A cursor on ``conn`` inside one transaction: committed at the end, rolled back on any error."""
+    try:
+        with conn.cursor() as cur:
+            yield cur
+        conn.commit()
+    except BaseException:
+        if not conn.closed:
+            conn.rollback()
+        raise
+
+
 class Database:
     """A lazily created, fork-aware WaitingPool for one database URL."""
 
