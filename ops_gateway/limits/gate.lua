@@ -4,7 +4,8 @@
 --       single Redis only, the IP block (on a cluster it lives in another slot and is read apart).
 -- ARGV[1]: JSON {mode ("probe" | "ip_only" | "requests" | "completion"), ip, ips_ttl,
 --       slot (this request's id), slot_lifetime, max_concurrent, period_ttls [per period],
---       quotas [{period index, field, limit}], token_limits [...], request_windows [{expiry, limit}],
+--       quotas [{period index, field, limit, counts the requests in flight}], token_limits [...],
+--       request_windows [{expiry, limit}],
 --       seed [per period: field, value, ...] (only on the retry after "needs_seed")}.
 -- Returns {verdict, 1-based index of the refusing quota or window (0: none), its TTL, 1 if the IP is new}.
 --
@@ -52,7 +53,7 @@ if a.mode == "completion" then
         local used = tonumber(redis.call("hget", KEYS[2 + quota[1]], quota[2]) or "0")
         -- A request quota counts the requests in flight too: the settlement moves each from the
         -- in-flight set to the quota in one script, so settled + in flight is exact at any moment.
-        if quota[2] == "req" then used = used + in_flight end
+        if quota[4] then used = used + in_flight end
         if used >= quota[3] then
             return {"quota_used", i, 0, new_ip}
         end

@@ -131,7 +131,9 @@ def _run_gate(principal, ip, mode, limits, window_keys, slot=None):
         "slot_lifetime": math.ceil(hold_lifetime_seconds(current_app.config)),
         "max_concurrent": principal["max_concurrent_requests"],
         "period_ttls": [period.ttl_seconds for period in QUOTA_PERIODS],
-        "quotas": [[windows.period_number(q), q.kind.quota_tag, principal[q.name]] for q in QUOTAS],
+        "quotas": [
+            [windows.period_number(q), q.kind.quota_tag, principal[q.name], q.kind.counts_in_flight] for q in QUOTAS
+        ],
         "token_limits": [limits[w.name] for w in TOKEN_WINDOWS],
         "request_windows": [[w.ttl_at(now.timestamp()), limits[w.name]] for w in REQUEST_WINDOWS],
     }

@@ -55,6 +55,12 @@ class Kind:
         """How much one finished completion adds to a quota of this kind."""
         return tokens if self.name == "tokens" else 1
 
+    @property
+    def counts_in_flight(self):
+        """Whether a quota of this kind also counts the requests still in flight at admission:
+        known for requests (one each), not for tokens (known only once a completion is settled)."""
+        return self.name == "requests"
+
 
 REQUESTS = Kind(
     "requests",

@@ -146,7 +146,12 @@ class Completion:
         prompt, completion = pricing.billable_tokens(usage, worst.prompt_estimate, worst.completion_tokens)
         self._bill_served(result.get("model"))
         self._settle(
-            "success", prompt, completion, 200, upstream_latency_ms=upstream_ms, upstream_cost=_reported_cost(usage)
+            "success",
+            prompt,
+            completion,
+            200,
+            upstream_latency_ms=upstream_ms,
+            upstream_cost=pricing.reported_cost(usage),
         )
         return result
 
@@ -165,13 +170,13 @@ class Completion:
         return relay.relay(self, upstream, started, responses=self.endpoint is RESPONSES)
 
     def settle_stream(self, status, progress, started):
-        """Settle a stream that ended (success) or stopped early (incomplete) from its ``relay.Progress``."""
+        """Settle a stream that ended (success) or stopped early (incomplete) from what ``relay`` saw of it."""
         usage = self.endpoint.usage(progress.reported)
         prompt, completion = pricing.billable_tokens(usage, self.worst_case.prompt_estimate, progress.content_events)
         self._bill_served(progress.served_model)
         upstream_ms = (time.perf_counter() - started) * 1000
         self._settle(
-            status, prompt, completion, 200, upstream_latency_ms=upstream_ms, upstream_cost=_reported_cost(usage)
+            status, prompt, completion, 200, upstream_latency_ms=upstream_ms, upstream_cost=pricing.reported_cost(usage)
         )
 
     def _bill_served(self, served_id):
@@ -254,7 +259,3 @@ class Completion:
 
 def _client():
     return current_app.extensions["ops_gateway.openrouter"]
-
-
-def _reported_cost(usage):
-    return pricing.reported_cost(usage) if usage else None
