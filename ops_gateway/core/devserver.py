@@ -95,9 +95,9 @@ def _run(settings, instance_path, demo):
     """Run the children until Ctrl-C, SIGTERM or one of them exits; return the exit status."""
     settings = resolve_services(settings, instance_path)
     env = dict(os.environ, INSTANCE_PATH=instance_path)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     for name in ("DATABASE_URL", "REDIS_URL", "KEY_HASH_SECRET", "ADMIN_API_KEY", "SECRET_KEY"):
         env[name] = settings[name]
-    env.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(instance_path, "prometheus"))
     migrations.migrate(Database(settings.DATABASE_URL))
 
     helpers = []
@@ -114,7 +114,8 @@ def _run(settings, instance_path, demo):
         print(f"demo admin key: {settings.ADMIN_API_KEY}", flush=True)
     else:
         print(f"admin key: ADMIN_API_KEY in {os.path.join(instance_path, 'secrets.env')}", flush=True)
-    children = [_spawn(["-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], env), _spawn(["-m", "scheduler"], env)]
+    web = _spawn(["-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], web_env(env, instance_path, settings.PORT))
+    children = [web, _spawn(["-m", "scheduler"], env)]
     if env.get("OPENROUTER_API_KEY"):
         # The clock refreshes the catalogue on its first aligned tick; a fresh run wants it now.
         helpers.append(_spawn(["-m", "flask", "--app", "wsgi", "refresh-models"], env))
@@ -122,6 +123,17 @@ def _run(settings, instance_path, demo):
         return _supervise(children)
     finally:
         _stop(children + helpers)
+
+
+def web_env(env, instance_path, port):
+    """gunicorn's environment: its own Prometheus directory, which its start empties.
+
+    Per port, so a second run in the same checkout leaves the first's files alone; the other
+    children, which serve no ``/metrics``, keep their metrics in memory, out of the way of that
+    emptying.
+    """
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.path.join(instance_path, "prometheus", str(port))
+    return dict(env, PROMETHEUS_MULTIPROC_DIR=directory)
 
 
 def _spawn(args, env):

@@ -2,8 +2,9 @@
 
 Metrics are per process; under gunicorn set PROMETHEUS_MULTIPROC_DIR (gunicorn.conf.py clears it
 at start and marks dead workers) and ``/metrics`` merges every worker's files. Gauges sum the
-live processes. Instrumented code calls the small recorders below, one line at the point where
-the thing happens.
+live processes. The directory is made here if missing: a platform sets the variable for every
+process type (app.json), and the release and clock processes start without gunicorn.
+Instrumented code calls the small recorders below, one line at the point where the thing happens.
 """
 
 import os
@@ -22,6 +23,8 @@ from prometheus_client import (
 from ops_gateway.core.db import get_database
 
 disable_created_metrics()  # the *_created series only double the output
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)  # before the first metric
 
 # Seconds; LLM completions take seconds to a minute, the rest of the API milliseconds.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 60, 120)

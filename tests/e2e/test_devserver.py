@@ -62,10 +62,11 @@ def test_without_upstream_key_one_warning_and_health_says_unconfigured(instance)
         assert server.interrupt() == 0
 
 
-def test_a_second_run_leaves_the_first_ones_servers_running(instance):
+def test_a_second_run_leaves_the_first_ones_servers_and_metrics_alone(instance):
     first = DevServer(instance, "--demo")
     try:
         first.wait_healthy()
+        assert requests.get(f"{first.url}/user/balance", timeout=5).status_code == 401  # counted in first's metrics
         same_port = DevServer(instance, "--demo", port=first.port)
         assert same_port.process.wait(timeout=60) == 1
         assert f"port {first.port} is already in use" in same_port.output()
@@ -75,6 +76,8 @@ def test_a_second_run_leaves_the_first_ones_servers_running(instance):
         assert second.interrupt() == 0
         health = requests.get(f"{first.url}/health", timeout=5).json()
         assert (health["database"], health["redis"], health["status"]) == ("connected", "connected", "healthy")
+        metrics = requests.get(f"{first.url}/metrics", timeout=5).text  # the second's start emptied only its own
+        assert 'gateway_http_requests_total{method="GET",route="/user/balance",status="401"}' in metrics
     finally:
         assert first.interrupt() == 0
     assert not (instance / "pgdata" / "postmaster.pid").exists()

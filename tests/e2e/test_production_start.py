@@ -66,3 +66,19 @@ def test_a_procfile_process_without_redis_url_exits_naming_it(process, tmp_path)
     [line] = refusal_lines(result.stderr)
     assert "REDIS_URL is not set" in line
     assert "Traceback" not in result.stderr
+
+
+def test_release_migrates_with_the_metrics_directory_app_json_sets_for_every_process(tmp_path, services, database_url):
+    metrics_dir = tmp_path / "prometheus"  # app.json's value; only gunicorn's start would make it
+    result = run_process(
+        PROCFILE["release"],
+        tmp_path,
+        DATABASE_URL=database_url,
+        REDIS_URL=services["redis_url"],
+        KEY_HASH_SECRET="s",
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert metrics_dir.is_dir()
