@@ -4,8 +4,9 @@ credit hold and announced at thresholds once per period.
 A request whose worst case would take the period's spend plus the holds in flight past a cap is
 refused (402 ``budget_exceeded``) before upstream, exactly across workers and instances: the
 hold locks the rows the caps live on (``budget_queries``). The settlement adds the real cost to
-each cap's spend in its one statement; crossing a threshold then fires an alert (the webhook, a
-row in /admin/alerts) and writes an event in the key's audit log, once per period.
+each cap's spend in its one statement; crossing a threshold then fires an alert (a row in
+/admin/alerts) and writes an event in the key's audit log, once per period. Its webhook message
+goes out from the evaluate_alerts job, within a minute, so a slow webhook never delays a request.
 """
 
 import logging
@@ -140,9 +141,8 @@ def _announce(principal, request_id, figures):
     percent = f"{level * 100:.0f}%"
     message = f"{scope} {owner_id} has spent {format_money(spent)} of its {format_money(budget)} budget ({percent})"
     rule = f"budget:{scope}:{owner_id}:{figures['period_start'][:10]}:{percent}"
-    alerts.fire_alert(
-        rule, message, "critical" if level >= 1 else "warning", float(spent), float(level * budget), details
-    )
+    severity = "critical" if level >= 1 else "warning"
+    alerts.fire_alert(rule, message, severity, float(spent), float(level * budget), details, announce=False)
     logger.warning("budget threshold crossed", extra={**details, "request_id": request_id})
 
 

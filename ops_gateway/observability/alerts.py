@@ -65,27 +65,50 @@ def resolved_text(alert):
     return f":white_check_mark: [RESOLVED] {alert['rule']} after {minutes:.0f} min: {alert['message']}"
 
 
-def fire_alert(rule, message, severity="warning", value=None, threshold=None, details=None):
+def fire_alert(rule, message, severity="warning", value=None, threshold=None, details=None, announce=True):
     """Record that ``rule`` is firing (one row per incident) and announce it once; return the row.
 
-    The row's ``created`` is True when this call opened the incident.
+    The row's ``created`` is True when this call opened the incident. ``announce=False`` leaves
+    the message to the next ``announce_pending`` (the evaluate_alerts job): a request that fires
+    an alert must not wait on the webhook.
     """
     with db.transaction() as cur:
         alert = queries.upsert_firing_alert(cur, rule, severity, message, value, threshold, details or {})
-        claimed = False
-        if current_app.config["ALERT_WEBHOOK_URL"]:
-            # The claim commits before the webhook call; a failed call releases it.
-            claimed = queries.claim_firing_message(cur, alert["id"], current_app.config["ALERT_COOLDOWN_SECONDS"])
     if alert["created"]:
         logger.warning("alert firing", extra={"rule": rule, "severity": severity, "alert_message": message})
-    if claimed:
-        if deliver_webhook(firing_text(alert)):
-            alert["notifications"] = 1
-        else:
-            with db.transaction() as cur:
-                # Not delivered: release the claim so a later call announces it.
-                queries.release_firing_message(cur, alert["id"])
+    if announce and _announce_firing(alert):
+        alert["notifications"] = 1
     return alert
+
+
+def announce_pending():
+    """Announce every firing alert no message has gone out for; how many were delivered.
+
+    Those are the alerts recorded without one (budget thresholds, fired on the request path),
+    those whose webhook call failed and those that fired again within their cooldown.
+    """
+    with db.transaction() as cur:
+        pending = queries.unannounced_alerts(cur)
+    return sum(_announce_firing(alert) for alert in pending)
+
+
+def _announce_firing(alert):
+    """Send the firing message unless it went out already or the rule is cooling down; whether it was delivered.
+
+    The claim commits before the webhook call, so two processes never both send it; a failed call
+    releases it, so a later call announces it.
+    """
+    if not current_app.config["ALERT_WEBHOOK_URL"]:
+        return False
+    with db.transaction() as cur:
+        claimed = queries.claim_firing_message(cur, alert["id"], current_app.config["ALERT_COOLDOWN_SECONDS"])
+    if not claimed:
+        return False
+    if deliver_webhook(firing_text(alert)):
+        return True
+    with db.transaction() as cur:
+        queries.release_firing_message(cur, alert["id"])
+    return False
 
 
 def resolve_alert(rule):

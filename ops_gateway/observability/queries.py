@@ -92,6 +92,12 @@ def count_message_sent(cur, alert_id):
     )
 
 
+def unannounced_alerts(cur):
+    """Firing alerts no message has gone out for, oldest first."""
+    cur.execute(f"SELECT {ALERT_COLUMNS} FROM alerts WHERE status = 'firing' AND notifications = 0 ORDER BY id")
+    return cur.fetchall()
+
+
 def firing_alerts(cur):
     """Alerts firing now, newest first."""
     cur.execute(f"SELECT {ALERT_COLUMNS} FROM alerts WHERE status = 'firing' ORDER BY fired_at DESC")

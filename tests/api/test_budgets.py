@@ -6,6 +6,8 @@ from decimal import Decimal
 
 import pytest
 
+from ops_gateway.observability import alerts
+from tests.api.test_alert_rules import QUIET
 from tests.api.test_proxy import chat
 from tests.helpers import ADMIN, assert_error, bearer, create_key, create_user
 
@@ -106,6 +108,31 @@ def test_thresholds_fire_once_per_period_as_alert_and_audit_event(client, upstre
     assert len(sql("SELECT id FROM alerts")) == 2  # nothing new crossed
     firing = client.get("/admin/alerts", headers=ADMIN).get_json()
     assert {alert["rule"] for alert in firing["active"]} >= set(rules)
+
+
+def test_threshold_messages_go_out_from_the_alert_job_never_on_the_request_path(make_app, upstream, sql, monkeypatch):
+    monkeypatch.setattr(alerts, "WEBHOOK_BACKOFF_SECONDS", 0)
+    webhook = "http://hooks.test/budgets"
+    upstream.post(webhook, [{"status_code": 503}] * alerts.WEBHOOK_ATTEMPTS + [{"text": "ok"}])
+    client = make_app(ALERT_WEBHOOK_URL=webhook, **QUIET).test_client()
+    user, key = create_user(client, credits="1.00", plan="team")
+    set_user_budget(client, user["id"], budget="0.00005", budget_alert_thresholds=[0.2])
+    budget_rule = "rule LIKE 'budget:%'"
+
+    assert chat(client, key, max_tokens=10).status_code == 200
+    assert sql(f"SELECT notifications FROM alerts WHERE {budget_rule}") == [{"notifications": 0}]
+    webhook_calls = lambda: [call for call in upstream.request_history if call.url == webhook]  # noqa: E731
+    assert webhook_calls() == []  # the request did not wait on the webhook
+
+    announced = []
+    for _ in range(3):  # the first run's delivery fails, the second's succeeds, the third owes nothing
+        run = client.post("/admin/jobs/evaluate_alerts/run", headers=ADMIN).get_json()
+        announced.append(run["details"]["alerts_announced"])
+    assert announced == [0, 1, 0]
+    texts = [call.json()["text"] for call in webhook_calls()]
+    assert len(texts) == alerts.WEBHOOK_ATTEMPTS + 1
+    assert all(f"budget:user:{user['id']}:" in text and "(20%)" in text for text in texts)
+    assert sql(f"SELECT notifications FROM alerts WHERE {budget_rule}") == [{"notifications": 1}]
 
 
 def test_concurrent_requests_never_pass_a_cap(client, upstream, sql):
