@@ -9,6 +9,7 @@ import re
 import threading
 from contextlib import contextmanager
 
+import psycopg2
 from hypothesis import HealthCheck, settings
 from werkzeug.serving import make_server
 
@@ -61,6 +62,18 @@ def assert_error(response, status, code):
 def example_path(rule):
     """A concrete URL for a werkzeug ``rule``: ``1`` for int/float converters, ``x`` for any other."""
     return _CONVERTER.sub(lambda m: "1" if m.group(1) in ("int", "float") else "x", rule.rule)
+
+
+@contextmanager
+def holding_lock(database_url, table, mode):
+    """Hold ``LOCK TABLE <table> IN <mode> MODE`` in another connection's open transaction for the block."""
+    conn = psycopg2.connect(database_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"LOCK TABLE {table} IN {mode} MODE")
+        yield
+    finally:
+        conn.close()
 
 
 @contextmanager

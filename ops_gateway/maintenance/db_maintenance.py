@@ -7,9 +7,8 @@ lock timeout so it never waits behind a long transaction.
 
 import time
 
-import psycopg2.errors
-
 from ops_gateway.core import db
+from ops_gateway.maintenance import lock_waits
 from ops_gateway.maintenance import statistics_queries as queries
 
 HOT_TABLES = (
@@ -66,14 +65,10 @@ def analyze_hot_tables():
     """ANALYZE each hot table in its own short transaction; return (analyzed, deferred)."""
     analyzed, deferred = [], []
     for table in HOT_TABLES:
-        try:
-            with db.transaction() as cur:
-                db.set_local(cur, "lock_timeout", LOCK_TIMEOUT)
-                db.set_local(cur, "statement_timeout", ANALYZE_TIMEOUT)
-                queries.analyze(cur, table)
+        with lock_waits.deferred_if_locked(table, deferred, LOCK_TIMEOUT) as cur:
+            db.set_local(cur, "statement_timeout", ANALYZE_TIMEOUT)
+            queries.analyze(cur, table)
             analyzed.append(table)
-        except psycopg2.errors.LockNotAvailable:
-            deferred.append(table)
     return analyzed, deferred
 
 

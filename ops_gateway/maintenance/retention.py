@@ -10,10 +10,8 @@ ledger (credit_transactions) is never deleted. A retention of 0 days keeps data 
 import re
 from datetime import UTC, date, datetime, timedelta
 
-import psycopg2.errors
-
 from ops_gateway.core import db
-from ops_gateway.maintenance import queries
+from ops_gateway.maintenance import lock_waits, queries
 
 BATCH_SIZE = 5000
 LOCK_TIMEOUT = "2s"
@@ -46,14 +44,10 @@ def ensure_partitions(today):
     for offset in range(MONTHS_AHEAD + 1):
         month = add_months(this_month, offset)
         name = f"usage_records_{month:%Y_%m}"
-        try:
-            with db.transaction() as cur:
-                db.set_local(cur, "lock_timeout", LOCK_TIMEOUT)
-                if queries.table_missing(cur, name):
-                    queries.create_usage_partition(cur, month)
-                    created.append(name)
-        except psycopg2.errors.LockNotAvailable:
-            deferred.append(name)
+        with lock_waits.deferred_if_locked(name, deferred, LOCK_TIMEOUT) as cur:
+            if queries.table_missing(cur, name):
+                queries.create_usage_partition(cur, month)
+                created.append(name)
     return created, deferred
 
 
@@ -69,14 +63,10 @@ def drop_expired_partitions(cutoff):
         month_end = add_months(date(int(match[1]), int(match[2]), 1), 1)
         if datetime(month_end.year, month_end.month, 1, tzinfo=UTC) > cutoff:
             continue
-        try:
-            with db.transaction() as cur:
-                # Dropping a partition takes an exclusive lock on usage_records: never wait long for it.
-                db.set_local(cur, "lock_timeout", LOCK_TIMEOUT)
-                queries.drop_table(cur, name)
+        # Dropping a partition takes an exclusive lock on usage_records: never wait long for it.
+        with lock_waits.deferred_if_locked(name, deferred, LOCK_TIMEOUT) as cur:
+            queries.drop_table(cur, name)
             dropped.append(name)
-        except psycopg2.errors.LockNotAvailable:
-            deferred.append(name)
     return dropped, deferred
 
 

@@ -3,7 +3,8 @@
 import psycopg2
 import pytest
 
-from tests.helpers import ADMIN
+from ops_gateway.maintenance import db_maintenance
+from tests.helpers import ADMIN, holding_lock
 
 
 def run_maintenance(client):
@@ -60,3 +61,11 @@ def test_hot_tables_are_analyzed(client, sql):
     assert details["analyze_deferred"] == []
     analyzed = sql("SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL")
     assert {"users", "api_keys", "credit_transactions"} <= {row["relname"] for row in analyzed}
+
+
+def test_a_table_in_use_is_not_waited_for_but_its_analyze_deferred(client, database_url, monkeypatch):
+    monkeypatch.setattr(db_maintenance, "LOCK_TIMEOUT", "100ms")  # give up on the lock quickly
+    with holding_lock(database_url, "users", "SHARE UPDATE EXCLUSIVE"):  # as a VACUUM of it would
+        details = run_maintenance(client)
+    assert details["analyze_deferred"] == ["users"]
+    assert "users" not in details["analyzed"] and "api_keys" in details["analyzed"]

@@ -3,7 +3,7 @@
 from datetime import UTC, date, datetime, timedelta
 
 from ops_gateway.maintenance import retention
-from tests.helpers import ADMIN
+from tests.helpers import ADMIN, holding_lock
 
 
 def run_retention(client):
@@ -92,3 +92,27 @@ def test_zero_days_keeps_data_forever(make_app, sql):
     sql("INSERT INTO api_key_audit_logs (action, actor, created_at) VALUES ('create', 'a', now() - interval '9 years')")
     assert "api_key_audit_logs" not in run_retention(client)["deleted"]
     assert count(sql, "api_key_audit_logs") == 1
+
+
+def test_a_partition_in_use_is_not_waited_for_but_dropped_on_the_next_run(client, sql, database_url, monkeypatch):
+    monkeypatch.setattr(retention, "LOCK_TIMEOUT", "100ms")  # give up on the lock quickly
+    sql("SELECT ensure_usage_partition('2020-01-01')")
+    with holding_lock(database_url, "usage_records_2020_01", "ACCESS SHARE"):  # a long read of that month
+        details = run_retention(client)
+    assert details["partitions_dropped"] == [] and details["deferred"] == ["usage_records_2020_01"]
+    assert sql("SELECT to_regclass('usage_records_2020_01') IS NOT NULL AS exists")[0]["exists"]
+    details = run_retention(client)
+    assert details["partitions_dropped"] == ["usage_records_2020_01"] and details["deferred"] == []
+
+
+def test_a_partition_ahead_is_not_waited_for_but_created_on_the_next_run(client, sql, database_url, monkeypatch):
+    monkeypatch.setattr(retention, "LOCK_TIMEOUT", "100ms")
+    ahead = retention.add_months(date.today().replace(day=1), retention.MONTHS_AHEAD)
+    name = f"usage_records_{ahead:%Y_%m}"
+    sql(f"DROP TABLE IF EXISTS {name}")
+    with holding_lock(database_url, "ONLY usage_records", "SHARE UPDATE EXCLUSIVE"):  # as a VACUUM of it would
+        details = run_retention(client)
+    assert name not in details["partitions_created"] and details["deferred"] == [name]
+    assert sql("SELECT to_regclass(%s) IS NULL AS missing", (name,))[0]["missing"]
+    details = run_retention(client)
+    assert details["partitions_created"] == [name] and details["deferred"] == []
