@@ -1,7 +1,8 @@
 """The ip_blocks table (sql/0016): one row per IP block, the exact list behind GET /admin/blocked-ips.
 
-Redis enforces a block (``security.BLOCK_KEY`` with a TTL); these rows say who set it, why and
-until when, for listing. Plain functions taking the cursor first and returning dicts.
+Redis enforces a block (``security.BLOCK_KEY`` with a TTL); these rows are the record of it: who
+set it, why and until when, for listing, and for putting the Redis keys back after Redis loses its
+data (``ip_blocks.restore_blocks``). Plain functions taking the cursor first and returning dicts.
 """
 
 BLOCK_COLUMNS = "host(address) AS address, reason, actor, since, expires_at"
@@ -37,4 +38,18 @@ def delete_block(cur, address):
 def blocks_in_force(cur):
     """Every block that has not expired, newest first."""
     cur.execute(f"SELECT {BLOCK_COLUMNS} FROM ip_blocks WHERE expires_at > now() ORDER BY since DESC, address")
+    return cur.fetchall()
+
+
+def lock_blocks_in_force(cur):
+    """Every block that has not expired, locked until the transaction ends, with the whole seconds
+    it has left (rounded up, at least 1).
+
+    The lock makes a concurrent unblock (or re-block) wait for the restore, then apply after it.
+    """
+    cur.execute(
+        "SELECT host(address) AS address,"
+        " greatest(ceil(extract(epoch FROM expires_at - now())), 1)::integer AS remaining_seconds"
+        " FROM ip_blocks WHERE expires_at > now() ORDER BY address FOR UPDATE"
+    )
     return cur.fetchall()

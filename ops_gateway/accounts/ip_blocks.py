@@ -1,9 +1,12 @@
-"""Admin control of IP blocks: the exact list, a manual block with a TTL, unblocking.
+"""Admin control of IP blocks: the exact list, a manual block with a TTL, unblocking, and
+restoring blocks that Redis lost.
 
 A block is enforced by a Redis key with a TTL (``security.BLOCK_KEY``, checked on every request
-by ``security.check_ip_block``) and described by a row in ``ip_blocks`` (who, why, until when)
+by ``security.check_ip_block``) and recorded by a row in ``ip_blocks`` (who, why, until when)
 written in the same step, so the list comes from Postgres in one query on any Redis topology.
-Every manual block and unblock is a security event naming the admin.
+Postgres is the record: after a Redis flush or restart the ``restore_ip_blocks`` job sets the
+missing keys again from the rows (``restore_blocks``). Every manual block and unblock is a
+security event naming the admin.
 """
 
 import ipaddress
@@ -13,7 +16,7 @@ from flask import current_app
 from limits import parse
 
 from ops_gateway.accounts import ip_block_rows, security
-from ops_gateway.core import redis_store
+from ops_gateway.core import db, redis_store
 from ops_gateway.core.errors import BadRequest, Conflict, NotFound, Unavailable
 
 MIN_BLOCK_SECONDS = 60  # the bounds of a manual block (POST /admin/blocked-ips ttl_seconds)
@@ -78,3 +81,23 @@ def unblock_ip(cur, ip, actor):
         raise NotFound(f"{address} is not blocked", {"ip": address}, code="ip_not_blocked")
     details = {"actor": actor, "reason": row["reason"] if row else None}
     security.record_event(cur, "ip_unblocked", ip=address, details=details)
+
+
+def restore_blocks():
+    """Set the Redis key of every block in force that Redis has lost, with the time the block has left.
+
+    Keys still present are left alone (``SET NX``). The rows stay locked while the keys are set, so
+    an unblock running meanwhile deletes its key after the restore and is never undone by it.
+    Returns ``{"blocks_in_force": n, "restored": m}``.
+    """
+    with db.transaction() as cur:
+        blocks = ip_block_rows.lock_blocks_in_force(cur)
+        if not blocks:
+            return {"blocks_in_force": 0, "restored": 0}
+        # Not a transaction: each key is on its own (on a cluster, in its own slot).
+        with redis_store.get_redis().pipeline(transaction=False) as pipe:
+            for block in blocks:
+                key = security.BLOCK_KEY.format(ip=block["address"])
+                pipe.set(key, 1, ex=block["remaining_seconds"], nx=True)
+            restored = sum(1 for was_set in pipe.execute() if was_set)
+    return {"blocks_in_force": len(blocks), "restored": restored}

@@ -84,7 +84,7 @@ def note_auth_failure(ip):
         return
     if newly_blocked:
         with db.transaction() as cur:
-            # The row lists the block in GET /admin/blocked-ips; Redis alone enforces it.
+            # Redis enforces the block; the row lists it and lets restore_ip_blocks set it again.
             ip_block_rows.upsert_block(cur, ip, "repeated_auth_failures", "system", block_seconds)
             record_event(
                 cur,

@@ -142,6 +142,7 @@ VARIABLES = [
     Variable("DB_MAINTENANCE_INTERVAL_SECONDS", 3600, _parse_positive_int, "0 = not scheduled"),
     Variable("RELEASE_STALE_HOLDS_INTERVAL_SECONDS", 300, _parse_positive_int, "0 = not scheduled"),
     Variable("EVALUATE_ALERTS_INTERVAL_SECONDS", 60, _parse_positive_int, "0 = not scheduled"),
+    Variable("RESTORE_IP_BLOCKS_INTERVAL_SECONDS", 60, _parse_positive_int, "0 = not scheduled"),
     Variable("RUN_MIGRATIONS_ON_START", True, _parse_bool),
 ]
 

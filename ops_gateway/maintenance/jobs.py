@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from ops_gateway.accounts import ip_blocks
 from ops_gateway.billing import budgets, credits
 from ops_gateway.core import db, redis_store
 from ops_gateway.dashboard import series as dashboard_series
@@ -103,6 +104,11 @@ def evaluate_alerts():
     return {**details, "budget_alerts_resolved": budgets.resolve_ended_periods()}
 
 
+def restore_ip_blocks():
+    """Set again the Redis keys of IP blocks still in force that Redis lost (a flush, a restart)."""
+    return ip_blocks.restore_blocks()
+
+
 JOBS = {
     name: Job(name, body, description)
     for name, body, description in (
@@ -114,5 +120,6 @@ JOBS = {
         ("db_maintenance", maintain_database, "pool health, slow queries, index health, ANALYZE"),
         ("release_stale_holds", release_stale_holds, "release credit holds of requests that never settled"),
         ("evaluate_alerts", evaluate_alerts, "evaluate the alert rules; fire or resolve their alerts"),
+        ("restore_ip_blocks", restore_ip_blocks, "re-apply IP blocks in force from Postgres to Redis"),
     )
 }

@@ -110,3 +110,41 @@ def test_non_admins_cannot_see_or_change_blocks(client):
     assert_error(client.get("/admin/blocked-ips", headers=bearer(key)), 403, "forbidden")
     body = {"ip": "192.0.2.1", "ttl_seconds": 60, "reason": "x"}
     assert_error(client.post("/admin/blocked-ips", json=body, headers=bearer(key)), 403, "forbidden")
+
+
+def restore(client):
+    """Run the restore_ip_blocks job by hand; its counts."""
+    run = client.post("/admin/jobs/restore_ip_blocks/run", headers=ADMIN).get_json()
+    assert run["status"] == "success", run["error"]
+    return {name: run["details"][name] for name in ("blocks_in_force", "restored")}
+
+
+def test_blocks_lost_by_a_redis_flush_are_restored_with_the_time_they_have_left(client, sql, redis_client):
+    _, key = create_user(client)
+    body = {"ip": "203.0.113.9", "ttl_seconds": 600, "reason": "scraping"}
+    assert client.post("/admin/blocked-ips", json=body, headers=ADMIN).status_code == 201
+    sql("UPDATE ip_blocks SET expires_at = now() + interval '300 seconds'")  # as if set 5 minutes ago
+    redis_client.flushdb()
+    assert client.get("/user/balance", headers=bearer(key), environ_base=ATTACKER).status_code == 200
+    assert restore(client) == {"blocks_in_force": 1, "restored": 1}
+    assert_error(client.get("/user/balance", headers=bearer(key), environ_base=ATTACKER), 429, "ip_blocked")
+    assert 290 < redis_client.ttl("gw:ipblock:203.0.113.9") <= 300
+    assert restore(client) == {"blocks_in_force": 1, "restored": 0}  # a key still there is left alone
+
+
+def test_unblocked_and_expired_ips_are_not_restored(client, sql, redis_client):
+    for ip in ("203.0.113.9", "2001:db8::1"):
+        client.post("/admin/blocked-ips", json={"ip": ip, "ttl_seconds": 600, "reason": "x"}, headers=ADMIN)
+    assert client.delete("/admin/blocked-ips/2001:db8::1", headers=ADMIN).status_code == 204
+    sql(
+        "INSERT INTO ip_blocks (address, reason, actor, since, expires_at)"
+        " VALUES ('192.0.2.1', 'old', 'system', now() - interval '2 hours', now() - interval '1 hour')"
+    )
+    redis_client.flushdb()
+    assert restore(client) == {"blocks_in_force": 1, "restored": 1}
+    assert redis_client.exists("gw:ipblock:203.0.113.9") == 1
+    assert redis_client.exists("gw:ipblock:2001:db8::1", "gw:ipblock:192.0.2.1") == 0
+
+
+def test_restore_with_no_blocks_does_nothing(client):
+    assert restore(client) == {"blocks_in_force": 0, "restored": 0}
