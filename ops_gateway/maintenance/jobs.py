@@ -17,7 +17,7 @@ from ops_gateway.billing import budgets, credits
 from ops_gateway.core import db, redis_store
 from ops_gateway.dashboard import series as dashboard_series
 from ops_gateway.maintenance import backup_verification, cache_cleanup, db_maintenance, retention, rollups
-from ops_gateway.observability import alert_rules
+from ops_gateway.observability import alert_rules, alerts
 from ops_gateway.upstream import catalog as model_catalog
 
 MIN_INTERVAL_SECONDS = 1.0
@@ -99,9 +99,10 @@ def release_stale_holds():
 
 def evaluate_alerts():
     """Measure every alert rule, firing or resolving its alert; resolve the budget threshold
-    alerts of periods that have ended."""
+    alerts of periods that have ended; send the firing messages still owed."""
     details = alert_rules.evaluate_alert_rules()
-    return {**details, "budget_alerts_resolved": budgets.resolve_ended_periods()}
+    details["budget_alerts_resolved"] = budgets.resolve_ended_periods()
+    return {**details, "alerts_announced": alerts.announce_pending()}
 
 
 def restore_ip_blocks():

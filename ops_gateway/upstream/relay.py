@@ -3,8 +3,9 @@
 Chat completions stream ``data:`` lines ending in ``[DONE]``; the Responses API streams named
 events (``event:`` + ``data:``) ending with ``response.completed``. Both relay each event as it
 arrives and settle once, whatever ends them: the last event, the client going away, upstream
-breaking, ``MAX_STREAM_SECONDS``, or the key's revocation (``key_watch``). An unfinished stream
-is charged what upstream reported, else the prompt estimate plus one token per content event.
+breaking, ``MAX_STREAM_SECONDS``, or the key's revocation (``key_watch``), checked after each
+event and each keep-alive comment. An unfinished stream is charged what upstream reported, else
+the prompt estimate plus one token per content event.
 """
 
 import json
@@ -16,8 +17,11 @@ from flask import current_app
 from ops_gateway.accounts.key_watch import OPEN_STREAMS
 from ops_gateway.billing.money import format_money
 from ops_gateway.upstream.failures import UpstreamError
+from ops_gateway.upstream.streams import KEEP_ALIVE
 
 logger = logging.getLogger("ops_gateway.openrouter")
+
+KEEP_ALIVE_TEXT = ": processing\n\n"  # an SSE comment: every client ignores it
 
 
 class _Progress:
@@ -54,7 +58,7 @@ def relay(completion, upstream, started, responses=False):
     OPEN_STREAMS.watch(key_id)
     try:
         for item in upstream:
-            text, finished = read(item, progress)
+            text, finished = (KEEP_ALIVE_TEXT, False) if item is KEEP_ALIVE else read(item, progress)
             if finished:
                 completion.settle_stream("success", progress, started)
                 progress.settled = True

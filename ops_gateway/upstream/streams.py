@@ -3,11 +3,17 @@
 Chat completions send bare ``data:`` lines ending with ``[DONE]``; the Responses API names each
 event (``event: response.output_text.delta``) and ends with ``response.completed``. One reader
 parses both, per the SSE spec, so the two stream kinds cannot drift apart.
+
+A comment (OpenRouter sends ``: OPENROUTER PROCESSING`` while a model thinks before its first
+token) comes out as ``KEEP_ALIVE``: the relay passes it on, so the client's proxies see bytes
+(Heroku's router drops a response silent for 55 s), and checks whether the stream must stop.
 """
 
 import requests
 
 from ops_gateway.upstream.failures import error_for_exception
+
+KEEP_ALIVE = object()  # what iterating yields for a comment between events
 
 
 class EventStream:
@@ -38,7 +44,7 @@ class EventStream:
         return name, data
 
     def _read_events(self):
-        """Yield each event, its data lines joined per the SSE spec; comments are dropped."""
+        """Yield each event, its data lines joined per the SSE spec, and ``KEEP_ALIVE`` for a comment."""
         name, data_lines = None, []
         try:
             # Bytes, not decode_unicode: requests would guess latin-1 for text/event-stream.
@@ -47,6 +53,8 @@ class EventStream:
                     data_lines.append(line[5:].removeprefix(b" ").decode("utf-8", "replace"))
                 elif line.startswith(b"event:"):
                     name = line[6:].strip().decode("utf-8", "replace")
+                elif line.startswith(b":") and not data_lines:
+                    yield KEEP_ALIVE
                 elif not line and data_lines:
                     data = "\n".join(data_lines)
                     yield self._item(name, data)

@@ -4,6 +4,7 @@ Issue 15: a stale-hold release freed a running stream's hold (the credit could b
 upstream's accounting was not kept; a stream outlived its key's revocation.
 """
 
+import io
 import json
 from decimal import Decimal
 
@@ -119,6 +120,51 @@ def test_a_streams_reported_cost_is_kept_and_a_missing_or_bogus_one_is_null(clie
 def instant_key_checks(monkeypatch):
     """Check open streams' keys on every chunk instead of every few seconds."""
     monkeypatch.setattr(OPEN_STREAMS, "check_seconds", 0)
+
+
+class UpstreamBody(io.RawIOBase):
+    """A streamed upstream body read part by part; a callable part runs when the reader gets to it."""
+
+    def __init__(self, *parts):
+        self.parts = list(parts)
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        while self.parts and callable(self.parts[0]):
+            self.parts.pop(0)()
+        if not self.parts:
+            return 0
+        part = self.parts.pop(0)
+        buffer[: len(part)] = part
+        return len(part)
+
+
+def test_upstream_keep_alives_reach_the_client_and_a_revoked_keys_stream_is_cut_at_one(
+    client, upstream, sql, instant_key_checks
+):
+    user, key = create_user(client, credits="1.00", plan="team")
+    streaming, streaming_key = create_key(client, key, name="streaming")
+    first = sse(chunk("a"))
+    first = sse(chunk("a" + "." * (512 - len(first))))  # one whole read of the relay's reader
+    thinking = b": OPENROUTER PROCESSING\n\n"  # what OpenRouter sends while a model thinks
+    rest = sse(chunk("b"), chunk(usage={"prompt_tokens": 5}), "[DONE]").encode()
+    upstream.post(f"{UPSTREAM}/chat/completions", body=UpstreamBody(first.encode(), thinking, thinking, rest))
+    response = client.post("/v1/chat/completions", json=STREAM_BODY, headers=bearer(key), buffered=False)
+    assert response.get_data(as_text=True).count(": processing\n\n") == 2 and b"[DONE]" in response.get_data()
+
+    revoke = lambda: client.delete(f"/user/api-keys/{streaming['id']}", headers=bearer(key))  # noqa: E731
+    body = UpstreamBody(first.encode(), revoke, thinking, rest)  # revoked while upstream only keeps alive
+    upstream.post(f"{UPSTREAM}/chat/completions", body=body)
+    response = client.post("/v1/chat/completions", json=STREAM_BODY, headers=bearer(streaming_key), buffered=False)
+    relayed = b"".join(response.response).decode()
+    response.close()
+    assert '"a.' in relayed and '"b"' not in relayed  # cut at the keep-alive, before "b"
+    assert json.loads(relayed.split("data: ")[-1])["error"]["code"] == "api_key_revoked"
+    assert sql("SELECT status FROM api_keys WHERE id = %s", (streaming["id"],)) == [{"status": "revoked"}]
+    [books] = sql("SELECT reserved_credits FROM users WHERE id = %s", (user["id"],))
+    assert books["reserved_credits"] == 0
 
 
 @pytest.mark.parametrize("ending", ["revoke_key", "suspend_user"])

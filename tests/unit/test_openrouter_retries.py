@@ -14,6 +14,7 @@ from ops_gateway.observability import metrics
 from ops_gateway.upstream import openrouter
 from ops_gateway.upstream.failures import UpstreamError
 from ops_gateway.upstream.openrouter import OpenRouterClient
+from ops_gateway.upstream.streams import KEEP_ALIVE
 
 BASE_URL = "https://openrouter.test/api/v1"
 COMPLETIONS_URL = f"{BASE_URL}/chat/completions"
@@ -155,6 +156,7 @@ def test_a_responses_stream_yields_event_names_with_their_data(requests_mock, cl
     events = list(client.stream_responses({"model": "m", "input": "x"}))
     assert events == [
         ("response.created", '{"type":"response.created"}'),
+        KEEP_ALIVE,  # the comment, for the relay to pass on
         ("response.output_text.delta", '{"delta":"a"}'),
         ("response.completed", '{"type":"response.completed"}'),
     ]
