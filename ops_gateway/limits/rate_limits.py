@@ -91,6 +91,9 @@ def init_app(app):
     config = app.config
     url, cert_reqs, cluster = config["REDIS_URL"], config["REDIS_SSL_CERT_REQS"], config["REDIS_CLUSTER"]
     config.setdefault("RATELIMIT_STORAGE_OPTIONS", redis_store.limits_storage_options(url, cert_reqs, cluster))
+    # Flask-Limiter merges each app's options into the one shared Limiter's dict: without this, an
+    # app built after a TLS-cluster one (same process) would open its Redis with ``ssl=True`` too.
+    limiter._storage_options = {}
     limiter.init_app(app)
     app.extensions["ops_gateway.window_limiter"] = limiter.limiter
     client = app.extensions["ops_gateway.redis"]

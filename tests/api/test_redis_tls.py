@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from ops_gateway.core import redis_store
+from tests.certificates import self_signed_certificate
 from tests.e2e.servers import free_port
 from tests.helpers import assert_error
 
@@ -26,13 +27,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture
 def tls_redis_url(tmp_path):
     """A TLS-only redis-server with a fresh self-signed certificate; its ``rediss://`` URL."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
-        + ["-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed_certificate(tmp_path)
     port = free_port()
     args = [str(REDIS_SERVER), "--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert)]
     args += ["--tls-key-file", str(key), "--tls-auth-clients", "no", "--save", "", "--dir", str(tmp_path)]
