@@ -11,6 +11,7 @@ import requests
 
 from ops_gateway.upstream.failures import CREDENTIALS_REJECTED, UpstreamError
 from ops_gateway.upstream.openrouter import OpenRouterClient
+from ops_gateway.upstream.streams import KEEP_ALIVE
 
 BASE_URL = "https://openrouter.test/api/v1"
 API_KEY = "sk-or-v1-secret-test-key-0123456789"
@@ -205,7 +206,7 @@ def test_stream_yields_events_in_order_then_done(requests_mock):
     events = ['{"choices":[{"delta":{"content":"a"}}]}', '{"choices":[{"delta":{"content":"b"}}]}', "[DONE]"]
     requests_mock.post(COMPLETIONS_URL, text=sse(*events), headers={"Content-Type": "text/event-stream"})
     stream = make_client().stream_chat_completion(PAYLOAD)
-    assert list(stream) == events
+    assert list(stream) == [KEEP_ALIVE, *events]  # the leading comment, for the relay to pass on
     assert requests_mock.last_request.json()["stream"] is True
 
 
@@ -231,7 +232,7 @@ def test_closing_a_stream_early_reports_the_call_once(requests_mock):
     calls = []
     requests_mock.post(COMPLETIONS_URL, text=sse('{"n":1}', '{"n":2}', "[DONE]"))
     stream = make_client(on_call=lambda *call: calls.append(call)).stream_chat_completion(PAYLOAD)
-    assert next(stream) == '{"n":1}'
+    assert next(stream) is KEEP_ALIVE and next(stream) == '{"n":1}'
     stream.close()
     stream.close()
     assert [(endpoint, status, ok) for endpoint, status, _, ok in calls] == [("/chat/completions", 200, True)]
