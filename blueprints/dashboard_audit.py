@@ -10,7 +10,7 @@ from flask import Blueprint, Response, render_template, request, stream_with_con
 from blueprints.dashboard import protect
 from blueprints.envelope import ApiError
 from blueprints.query_args import whole_number
-from ops_gateway.accounts import audit
+from ops_gateway.accounts import audit, security
 from ops_gateway.core import db, paging
 from ops_gateway.core.csv_cells import csv_cell
 from ops_gateway.core.errors import GatewayError
@@ -23,7 +23,6 @@ protect(blp)
 PAGE_SIZE = 50
 EXPORT_BATCH = 1000
 EXPORT_MAX_ROWS = 100_000
-EVENT_TYPES = ("ip_blocked", "new_ip_for_key", "rate_limit_exceeded", "suspicious_activity")
 COLUMNS = {
     "audit": (
         "id",
@@ -63,7 +62,7 @@ def _filters(args):
                     raise ApiError(400, "invalid_filter", f"{name.replace('_', ' ')} must be a number")
                 filters[name] = number
         filters["action"] = args.get("action") if args.get("action") in audit.ACTIONS else None
-        filters["type"] = args.get("type") if args.get("type") in EVENT_TYPES else None
+        filters["type"] = args.get("type") if args.get("type") in security.EVENT_TYPES else None
         if args.get("ip", "").strip():
             try:
                 filters["ip"] = str(ipaddress.ip_address(args["ip"].strip()))
@@ -120,7 +119,7 @@ def index():
         problem=problem,
         next_cursor=next_cursor,
         actions=audit.ACTIONS,
-        event_types=EVENT_TYPES,
+        event_types=security.EVENT_TYPES,
     )
 
 

@@ -5,6 +5,7 @@ import marshmallow as ma
 from blueprints.account_schemas import BudgetSchema
 from blueprints.fields import Money, Timestamp
 from blueprints.proxy_schemas import CacheInfoSchema
+from ops_gateway.accounts import security
 from ops_gateway.limits.windows import LIMIT_FIELDS
 from ops_gateway.observability.spend_reports import ENDPOINTS
 
@@ -251,9 +252,7 @@ class AlertListSchema(ma.Schema):
 class SecurityEventArgsSchema(ma.Schema):
     """Filters of GET /admin/security-events (dates: ISO 8601 with Z or an offset)."""
 
-    type = ma.fields.String(
-        metadata={"description": "ip_blocked, new_ip_for_key, rate_limit_exceeded, suspicious_activity, ..."}
-    )
+    type = ma.fields.String(metadata={"description": "one of " + ", ".join(security.EVENT_TYPES)})
     user_id = ma.fields.Integer()
     ip = ma.fields.IP()
     start_date = ma.fields.String(metadata={"format": "date-time"})

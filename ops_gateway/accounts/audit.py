@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from ops_gateway.accounts import queries
 
-ACTIONS = (
+ACTIONS = (  # every action ``record`` writes, so the dashboard can filter by each
     "create",
     "update",
     "rotate",
@@ -16,7 +16,7 @@ ACTIONS = (
     "user_created",
     "user_updated",
     "limits_updated",
-    "rate_limit_exceeded",
+    "budget_threshold",
 )
 USER_AGENT_MAX = 300
 
@@ -45,6 +45,8 @@ def record(cur, action, actor, user_id=None, api_key_id=None, details=None, orig
 
     ``origin`` defaults to the current request's, as the HTTP layer reports it.
     """
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}: add it to audit.ACTIONS")
     if origin is None:
         origin = _origin_provider() if _origin_provider else NO_ORIGIN
     user_agent = origin.user_agent[:USER_AGENT_MAX] if origin.user_agent else None

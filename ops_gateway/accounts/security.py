@@ -23,10 +23,13 @@ logger = logging.getLogger("ops_gateway.security")
 BLOCK_KEY = "gw:ipblock:{ip}"  # one key per IP, read on its own: on a cluster it is in no user's slot
 KEY_IPS_KEY = "gw:{user_tag}:keyips:{key_id}"  # under the key owner's tag: the gate script adds to it
 KEY_IPS_TTL_SECONDS = 86400
+EVENT_TYPES = ("ip_blocked", "ip_unblocked", "new_ip_for_key", "rate_limit_exceeded", "suspicious_activity")
 
 
 def record_event(cur, event_type, user_id=None, api_key_id=None, ip=None, details=None, dedupe_key=None):
     """Insert a security event (folded into one row per dedupe_key) and log it as one line."""
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown security event type {event_type!r}: add it to security.EVENT_TYPES")
     cur.execute(
         "INSERT INTO security_events (type, user_id, api_key_id, ip, details, dedupe_key)"
         " VALUES (%s, %s, %s, %s, %s, %s)"

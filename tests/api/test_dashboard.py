@@ -212,6 +212,24 @@ def test_security_events_view_and_bad_filters(client, sql):
     assert "IP must be" in client.get("/dashboard/audit?view=security&ip=nope").get_data(as_text=True)
 
 
+def test_the_audit_filters_offer_and_apply_every_action_and_event_type_written(client, sql):
+    sql(
+        "INSERT INTO api_key_audit_logs (action, actor, details) VALUES ('budget_threshold', 'user:1', '{}'),"
+        " ('create', 'user:1', '{}')"
+    )
+    sql(
+        "INSERT INTO security_events (type, ip, details) VALUES ('ip_unblocked', '203.0.113.7', '{}'),"
+        " ('ip_blocked', '203.0.113.8', '{}')"
+    )
+    sign_in(client)
+    page = client.get("/dashboard/audit?action=budget_threshold").get_data(as_text=True)
+    assert '<option value="budget_threshold" selected' in page and "user:1" in page
+    export = client.get("/dashboard/audit/export.csv?action=budget_threshold").get_data(as_text=True)
+    assert len(export.strip().splitlines()) == 2  # the header and the one budget row
+    page = client.get("/dashboard/audit?view=security&type=ip_unblocked").get_data(as_text=True)
+    assert "203.0.113.7" in page and "203.0.113.8" not in page
+
+
 @pytest.mark.parametrize("path", ["/dashboard/models", "/dashboard/jobs", "/dashboard/audit", "/dashboard/users"])
 def test_every_page_renders(client, path):
     sign_in(client)
