@@ -1,4 +1,4 @@
-"""The accounts domain's SQL: users, API keys and the audit log.
+"""The accounts domain's SQL: users, API keys, the audit log, security events and key IP history.
 
 Plain functions taking the cursor first and returning rows as dicts. A unique-name violation
 comes back as None or False (rolled back to a savepoint, so the caller's transaction goes on);
@@ -203,3 +203,31 @@ def unusable_keys(cur, key_ids):
         (list(key_ids),),
     )
     return {row["id"] for row in cur.fetchall()}
+
+
+# Security events and key IP history
+
+
+def upsert_security_event(cur, event_type, user_id, api_key_id, ip, details, dedupe_key):
+    """Insert a security event, or count one more on the row of the same ``dedupe_key``."""
+    cur.execute(
+        "INSERT INTO security_events (type, user_id, api_key_id, ip, details, dedupe_key)"
+        " VALUES (%s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (dedupe_key) DO UPDATE SET count = security_events.count + 1, last_seen_at = now()",
+        (event_type, user_id, api_key_id, ip, Json(details or {}), dedupe_key),
+    )
+
+
+def insert_key_ip(cur, api_key_id, ip):
+    """Remember that a key was used from ``ip``; the new row ({"ip"}) or None if it was already known."""
+    cur.execute(
+        "INSERT INTO key_ip_history (api_key_id, ip) VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING ip",
+        (api_key_id, ip),
+    )
+    return cur.fetchone()
+
+
+def count_key_ips(cur, api_key_id):
+    """How many IPs a key has ever been used from."""
+    cur.execute("SELECT count(*) AS seen FROM key_ip_history WHERE api_key_id = %s", (api_key_id,))
+    return cur.fetchone()["seen"]

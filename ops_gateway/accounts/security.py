@@ -11,9 +11,8 @@ import time
 import redis
 from flask import current_app, g, has_request_context
 from limits import parse
-from psycopg2.extras import Json
 
-from ops_gateway.accounts import ip_block_rows
+from ops_gateway.accounts import ip_block_rows, queries
 from ops_gateway.core import db, redis_store
 from ops_gateway.core.errors import RateLimited
 from ops_gateway.observability import metrics
@@ -30,12 +29,7 @@ def record_event(cur, event_type, user_id=None, api_key_id=None, ip=None, detail
     """Insert a security event (folded into one row per dedupe_key) and log it as one line."""
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown security event type {event_type!r}: add it to security.EVENT_TYPES")
-    cur.execute(
-        "INSERT INTO security_events (type, user_id, api_key_id, ip, details, dedupe_key)"
-        " VALUES (%s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (dedupe_key) DO UPDATE SET count = security_events.count + 1, last_seen_at = now()",
-        (event_type, user_id, api_key_id, ip, Json(details or {}), dedupe_key),
-    )
+    queries.upsert_security_event(cur, event_type, user_id, api_key_id, ip, details, dedupe_key)
     logger.warning(
         "security event",
         extra={
@@ -119,14 +113,9 @@ def record_key_ip(principal, ip):
     """An IP not in the key's Redis set of the last day: keep it, and raise an event if it is new for the key."""
     key_id = principal["api_key_id"]
     with db.transaction() as cur:
-        cur.execute(
-            "INSERT INTO key_ip_history (api_key_id, ip) VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING ip",
-            (key_id, ip),
-        )
-        if cur.fetchone() is None:
+        if queries.insert_key_ip(cur, key_id, ip) is None:
             return
-        cur.execute("SELECT count(*) AS seen FROM key_ip_history WHERE api_key_id = %s", (key_id,))
-        if cur.fetchone()["seen"] > 1:
+        if queries.count_key_ips(cur, key_id) > 1:
             record_event(cur, "new_ip_for_key", principal["user_id"], key_id, ip, {"key": principal["key_mask"]})
 
 

@@ -5,6 +5,7 @@ scheduler is seen by all; each process keeps a copy for ``LOCAL_CHECK_SECONDS`` 
 only when the shared version changed. A failed refresh never empties the list: the last good
 one keeps serving, marked stale. Hits and misses are counted in Redis (deployment-wide); each
 process adds its counts at most every ``COUNTER_FLUSH_SECONDS`` rather than once per request.
+Its statements are in ``catalog_queries``.
 """
 
 import collections
@@ -16,10 +17,10 @@ from decimal import Decimal
 
 import redis
 from flask import current_app
-from psycopg2.extras import Json
 
 from ops_gateway.core import db, redis_store
 from ops_gateway.observability import metrics
+from ops_gateway.upstream import catalog_queries
 from ops_gateway.upstream.failures import UpstreamError
 
 logger = logging.getLogger("ops_gateway.openrouter")
@@ -97,20 +98,12 @@ def refresh_models():
     except (UpstreamError, KeyError, ValueError, ArithmeticError) as exc:
         message = exc.message if isinstance(exc, UpstreamError) else f"malformed model list: {exc}"
         with db.transaction() as cur:
-            cur.execute(
-                "UPDATE model_catalog SET last_attempt_at = now(), last_error = %s, last_error_at = now(),"
-                " refresh_failures = refresh_failures + 1 WHERE id = 1",
-                (message[:500],),
-            )
+            catalog_queries.record_refresh_failure(cur, message[:500])
         metrics.CACHE_REFRESHES.labels("failed").inc()
         logger.error("model refresh failed; serving the previous list", extra={"error": message[:200]})
         raise exc if isinstance(exc, UpstreamError) else UpstreamError("unavailable", message) from exc
     with db.transaction() as cur:
-        cur.execute(
-            "UPDATE model_catalog SET models = %s, fetched_at = now(), last_attempt_at = now(),"
-            " refresh_count = refresh_count + 1, version = version + 1 WHERE id = 1",
-            (Json(models),),
-        )
+        catalog_queries.store_models(cur, models)
     metrics.CACHE_REFRESHES.labels("success").inc()
     _copy().checked_at = 0.0  # re-read on next use in this process
     duration_ms = round((time.perf_counter() - started) * 1000, 1)
@@ -121,11 +114,9 @@ def refresh_models():
 def _load_shared():
     local = _copy()
     with db.transaction() as cur:
-        cur.execute("SELECT version, fetched_at FROM model_catalog WHERE id = 1")
-        head = cur.fetchone()
+        head = catalog_queries.catalog_head(cur)
         if head["version"] != local.version:
-            cur.execute("SELECT models FROM model_catalog WHERE id = 1")
-            local.models = {m["id"]: m for m in cur.fetchone()["models"]}
+            local.models = {m["id"]: m for m in catalog_queries.catalog_models(cur)}
             local.version = head["version"]
         local.fetched_at = head["fetched_at"]
         local.checked_at = time.monotonic()
@@ -222,11 +213,7 @@ def find_model(model_id):
 def cache_status():
     """The cache_info document of /admin/cache-status."""
     with db.transaction() as cur:
-        cur.execute(
-            "SELECT jsonb_array_length(models) AS total, fetched_at, last_attempt_at, last_error, last_error_at,"
-            " refresh_count, refresh_failures FROM model_catalog WHERE id = 1"
-        )
-        row = cur.fetchone()
+        row = catalog_queries.catalog_status(cur)
     _flush_counts()  # this process's latest lookups count too
     try:
         counters = redis_store.get_redis().hgetall(COUNTER_KEY)
