@@ -129,7 +129,10 @@ def create_app(overrides=None):
         STARTED_AT=time.time(),
         # rate-limit windows (limits library)
         RATELIMIT_STORAGE_URI=redis_store.limits_storage_uri(
-            app.config["REDIS_URL"], app.config["REDIS_SSL_CERT_REQS"], app.config["REDIS_CLUSTER"]
+            app.config["REDIS_URL"],
+            app.config["REDIS_SSL_CERT_REQS"],
+            app.config["REDIS_CLUSTER"],
+            app.config["REDIS_SSL_CA_CERTS"],
         ),
         VERSION=__version__,
     )
@@ -148,7 +151,11 @@ def create_app(overrides=None):
     db.init_app(app, database)
     config = app.config
     app.extensions["ops_gateway.redis"] = redis_store.connect(
-        config["REDIS_URL"], config["REDIS_POOL_MAX"], config["REDIS_SSL_CERT_REQS"], config["REDIS_CLUSTER"]
+        config["REDIS_URL"],
+        config["REDIS_POOL_MAX"],
+        config["REDIS_SSL_CERT_REQS"],
+        config["REDIS_CLUSTER"],
+        config["REDIS_SSL_CA_CERTS"],
     )
     if app.config["RUN_MIGRATIONS_ON_START"]:
         run_startup_migrations(database)

@@ -57,6 +57,22 @@ def _parse_optional_str(raw):
     return raw.strip() or None
 
 
+def _parse_readable_file(raw):
+    path = raw.strip()
+    if not path:
+        return None
+    try:
+        with open(path, "rb"):
+            pass
+    except FileNotFoundError as exc:
+        raise ValueError("no such file") from exc
+    except IsADirectoryError as exc:
+        raise ValueError("a directory, not a file") from exc
+    except OSError as exc:
+        raise ValueError(f"cannot be read ({exc.strerror})") from exc
+    return path
+
+
 @dataclass(frozen=True)
 class Variable:
     """One environment variable: its name, default and parser."""
@@ -73,6 +89,7 @@ VARIABLES = [
     Variable("EMBEDDED_SERVICES", False, _parse_bool, "embedded Postgres/Redis for unset URLs (make run)"),
     Variable("REDIS_CLUSTER", False, _parse_bool, "Redis Cluster client (also chosen by a redis+cluster:// URL)"),
     Variable("REDIS_SSL_CERT_REQS", "required", _choice("none", "optional", "required"), "rediss:// certificate check"),
+    Variable("REDIS_SSL_CA_CERTS", None, _parse_readable_file, "PEM CA bundle for rediss:// (a private CA)"),
     Variable("TRUSTED_PROXY_COUNT", 0, _parse_positive_int, "proxies appending X-Forwarded-For; 0 = socket address"),
     Variable("OPENROUTER_API_KEY", None, help="key the gateway uses upstream"),
     Variable("OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1", help="upstream API base"),

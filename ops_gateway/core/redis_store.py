@@ -24,7 +24,7 @@ def uses_cluster(url, cluster):
     return bool(cluster) or urlsplit(url).scheme in CLUSTER_SCHEMES
 
 
-def connect(url, max_connections=50, ssl_cert_reqs="required", cluster=False):
+def connect(url, max_connections=50, ssl_cert_reqs="required", cluster=False, ssl_ca_certs=None):
     """A bounded, waiting pool (per node on a cluster) with short timeouts, so a dead Redis fails
     fast instead of hanging.
 
@@ -36,7 +36,7 @@ def connect(url, max_connections=50, ssl_cert_reqs="required", cluster=False):
         "timeout": POOL_WAIT_SECONDS,
         "decode_responses": True,
         **SOCKET_TIMEOUTS,
-        **tls_options(url, ssl_cert_reqs),
+        **tls_options(url, ssl_cert_reqs, ssl_ca_certs),
     }
     if uses_cluster(url, cluster):
         first, *others = _hosts(url)
@@ -50,33 +50,39 @@ def connect(url, max_connections=50, ssl_cert_reqs="required", cluster=False):
     return redis.Redis(connection_pool=pool)
 
 
-def tls_options(url, ssl_cert_reqs):
-    """REDIS_SSL_CERT_REQS as redis-py's ``ssl_cert_reqs``, for ``rediss://`` URLs only (plain
-    connections take no TLS options); a URL that spells ``ssl_cert_reqs`` itself keeps its own."""
-    if _plain_scheme(url) != "rediss" or "ssl_cert_reqs" in parse_qs(urlsplit(url).query):
+def tls_options(url, ssl_cert_reqs, ssl_ca_certs=None):
+    """REDIS_SSL_CERT_REQS and REDIS_SSL_CA_CERTS as redis-py's ``ssl_cert_reqs`` and
+    ``ssl_ca_certs``, for ``rediss://`` URLs only (plain connections take no TLS options); a URL
+    that spells either option itself keeps its own."""
+    if _plain_scheme(url) != "rediss":
         return {}
-    return {"ssl_cert_reqs": ssl_cert_reqs}
+    spelled = parse_qs(urlsplit(url).query)
+    options = {"ssl_cert_reqs": ssl_cert_reqs, "ssl_ca_certs": ssl_ca_certs}
+    return {name: value for name, value in options.items() if value is not None and name not in spelled}
 
 
-def limits_storage_uri(url, ssl_cert_reqs, cluster=False):
+def limits_storage_uri(url, ssl_cert_reqs, cluster=False, ssl_ca_certs=None):
     """The shared Redis as the ``limits`` library opens it: ``redis+unix://`` for a unix socket,
-    ``redis+cluster://`` (every host) for a cluster, and the certificate check of a ``rediss://``
-    URL in its query (the library passes it to redis-py)."""
+    ``redis+cluster://`` (every host) for a cluster, and the certificate check (and CA bundle) of
+    a ``rediss://`` URL in its query (the library passes it to redis-py)."""
     parts = urlsplit(url)
     if uses_cluster(url, cluster):
         return f"redis+cluster://{parts.netloc}"  # TLS goes in limits_storage_options
     if parts.scheme == "unix":
         return "redis+unix://" + url[len("unix://") :]
-    tls = urlencode(tls_options(url, ssl_cert_reqs))
+    tls = urlencode(tls_options(url, ssl_cert_reqs, ssl_ca_certs))
     return f"{url}{'&' if parts.query else '?'}{tls}" if tls else url
 
 
-def limits_storage_options(url, ssl_cert_reqs, cluster=False):
+def limits_storage_options(url, ssl_cert_reqs, cluster=False, ssl_ca_certs=None):
     """Flask-Limiter's storage options: short timeouts, and on a TLS cluster the TLS settings
-    (the library's cluster storage reads no query string)."""
+    (the library's cluster storage reads no query string, so one spelled in the URL is read here)."""
     options = dict(SOCKET_TIMEOUTS)
     if uses_cluster(url, cluster) and _plain_scheme(url) == "rediss":
-        options.update(ssl=True, ssl_cert_reqs=parse_qs(urlsplit(url).query).get("ssl_cert_reqs", [ssl_cert_reqs])[0])
+        spelled = {name: values[0] for name, values in parse_qs(urlsplit(url).query).items()}
+        tls = {"ssl_cert_reqs": ssl_cert_reqs, "ssl_ca_certs": ssl_ca_certs}
+        tls.update((name, spelled[name]) for name in tls if name in spelled)
+        options.update(ssl=True, **{name: value for name, value in tls.items() if value is not None})
     return options
 
 

@@ -90,7 +90,8 @@ def init_app(app):
     """Bind Flask-Limiter (its ``limits`` strategy names every window's key) and load the Lua scripts."""
     config = app.config
     url, cert_reqs, cluster = config["REDIS_URL"], config["REDIS_SSL_CERT_REQS"], config["REDIS_CLUSTER"]
-    config.setdefault("RATELIMIT_STORAGE_OPTIONS", redis_store.limits_storage_options(url, cert_reqs, cluster))
+    storage_options = redis_store.limits_storage_options(url, cert_reqs, cluster, config["REDIS_SSL_CA_CERTS"])
+    config.setdefault("RATELIMIT_STORAGE_OPTIONS", storage_options)
     # Flask-Limiter merges each app's options into the one shared Limiter's dict: without this, an
     # app built after a TLS-cluster one (same process) would open its Redis with ``ssl=True`` too.
     limiter._storage_options = {}

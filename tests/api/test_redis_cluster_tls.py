@@ -1,6 +1,7 @@
 """The gateway on a real 3-node Redis Cluster served over TLS only, as managed Redis Clusters are:
-``REDIS_URL=rediss+cluster://`` naming one node, a self-signed certificate (REDIS_SSL_CERT_REQS=none),
-the cluster bus and replication over TLS too. Health, an exact request window and an IP block,
+``REDIS_URL=rediss+cluster://`` naming one node, a certificate of the test's own CA checked by every
+connection (REDIS_SSL_CERT_REQS=required, REDIS_SSL_CA_CERTS), the cluster bus and replication over
+TLS too. Health, an exact request window and an IP block,
 through the HTTP API (OpenRouter faked)."""
 
 import shutil
@@ -10,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
+from redis.exceptions import RedisClusterException
 
 from ops_gateway.accounts import security
 from tests.api.test_proxy import chat
@@ -34,13 +36,24 @@ def tls_app(make_app, tls_cluster, upstream):
     """The gateway on the TLS cluster, every node emptied first (the cluster outlives a test)."""
     for port in tls_cluster.ports:
         tls_cluster.client(port).flushall()
-    return make_app(REDIS_URL=tls_cluster.url, REDIS_SSL_CERT_REQS="none", AUTH_FAILURE_LIMIT="3 per minute")
+    return make_app(
+        REDIS_URL=tls_cluster.url,
+        REDIS_SSL_CERT_REQS="required",
+        REDIS_SSL_CA_CERTS=str(tls_cluster.tls.cert),
+        AUTH_FAILURE_LIMIT="3 per minute",
+    )
 
 
 def test_health_says_redis_connected_on_the_tls_cluster(tls_app):
     client = tls_app.test_client()
     assert client.get("/health").get_json()["redis"] == "connected"
     assert client.get("/health/ready").status_code == 200
+
+
+def test_without_the_ca_bundle_the_tls_cluster_is_untrusted(make_app, tls_cluster):
+    # The cluster client reads the slot map when it is built, so the app does not start at all.
+    with pytest.raises(RedisClusterException, match="CERTIFICATE_VERIFY_FAILED"):
+        make_app(REDIS_URL=tls_cluster.url, REDIS_SSL_CERT_REQS="required")
 
 
 def test_a_request_window_is_exact_under_concurrency_on_the_tls_cluster(tls_app):

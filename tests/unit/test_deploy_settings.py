@@ -1,6 +1,7 @@
-"""The deployment settings: strict parsing, and REDIS_SSL_CERT_REQS reaching both Redis clients."""
+"""The deployment settings: strict parsing, and REDIS_SSL_CERT_REQS / REDIS_SSL_CA_CERTS reaching every Redis client."""
 
 import pytest
+import redis
 
 from ops_gateway.core import redis_store
 from ops_gateway.core.config import ConfigError, load_settings
@@ -59,3 +60,39 @@ def test_a_cluster_url_or_setting_gives_the_limits_library_its_cluster_storage()
     tls = redis_store.limits_storage_options("rediss+cluster://h1:7000,h2:7001", "none")
     assert tls["ssl"] is True and tls["ssl_cert_reqs"] == "none"
     assert "ssl" not in redis_store.limits_storage_options("redis://h1:7000", "none", True)
+
+
+def test_a_missing_ca_bundle_stops_start_up_naming_the_variable(tmp_path):
+    with pytest.raises(ConfigError, match=r"^REDIS_SSL_CA_CERTS=.*is invalid: no such file$"):
+        load_settings({"REDIS_SSL_CA_CERTS": str(tmp_path / "missing-ca.pem")})
+    with pytest.raises(ConfigError, match="REDIS_SSL_CA_CERTS"):
+        load_settings({"REDIS_SSL_CA_CERTS": str(tmp_path)})  # a directory is no bundle either
+
+
+def test_a_readable_ca_bundle_is_kept_and_unset_means_the_system_authorities(tmp_path):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    assert load_settings({"REDIS_SSL_CA_CERTS": str(bundle)}).REDIS_SSL_CA_CERTS == str(bundle)
+    assert load_settings({}).REDIS_SSL_CA_CERTS is None
+
+
+def test_the_ca_bundle_reaches_every_rediss_client_and_no_plain_one():
+    ca = "/etc/ssl/private CA/ca.pem"
+    single = redis_store.connect("rediss://redis.example.com:6380/0", 2, "required", ssl_ca_certs=ca)
+    assert single.connection_pool.connection_kwargs["ssl_ca_certs"] == ca
+    uri = redis_store.limits_storage_uri("rediss://h:6380/0", "required", ssl_ca_certs=ca)
+    assert redis.connection.parse_url(uri)["ssl_ca_certs"] == ca
+    tls = redis_store.limits_storage_options("rediss+cluster://h1:7000,h2:7001", "required", ssl_ca_certs=ca)
+    assert (tls["ssl"], tls["ssl_cert_reqs"], tls["ssl_ca_certs"]) == (True, "required", ca)
+    assert redis_store.tls_options("redis://localhost:6379/0", "required", ca) == {}
+    assert "ssl_ca_certs" not in redis_store.limits_storage_options(
+        "redis+cluster://h1:7000", "required", ssl_ca_certs=ca
+    )
+    assert "ssl_ca_certs" not in redis_store.tls_options("rediss://h:6380/0", "required")
+
+
+def test_a_ca_bundle_spelled_in_the_url_wins():
+    url = "rediss://h:6380/0?ssl_ca_certs=%2Furl%2Fca.pem"
+    assert redis_store.tls_options(url, "required", "/env/ca.pem") == {"ssl_cert_reqs": "required"}
+    cluster = redis_store.limits_storage_options(url.replace("rediss:", "rediss+cluster:"), "required", False, "/e")
+    assert cluster["ssl_ca_certs"] == "/url/ca.pem"
