@@ -17,7 +17,7 @@ from ops_gateway.billing import budgets, credits
 from ops_gateway.core import db, redis_store
 from ops_gateway.dashboard import series as dashboard_series
 from ops_gateway.maintenance import backup_verification, cache_cleanup, db_maintenance, retention, rollups
-from ops_gateway.observability import alert_rules, alerts
+from ops_gateway.observability import alert_rules
 from ops_gateway.upstream import catalog as model_catalog
 
 MIN_INTERVAL_SECONDS = 1.0
@@ -98,11 +98,10 @@ def release_stale_holds():
 
 
 def evaluate_alerts():
-    """Measure every alert rule, firing or resolving its alert; resolve the budget threshold
-    alerts of periods that have ended; send the firing messages still owed."""
-    details = alert_rules.evaluate_alert_rules()
-    details["budget_alerts_resolved"] = budgets.resolve_ended_periods()
-    return {**details, "alerts_announced": alerts.announce_pending()}
+    """Resolve the budget threshold alerts of periods that have ended; measure every alert rule,
+    firing or resolving its alert, and send the firing messages still owed."""
+    resolved = budgets.resolve_ended_periods()
+    return {**alert_rules.evaluate_alert_rules(), "budget_alerts_resolved": resolved}
 
 
 def restore_ip_blocks():

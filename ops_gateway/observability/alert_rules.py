@@ -158,7 +158,8 @@ READ_ERRORS = (*db.UNAVAILABLE_ERRORS, redis.RedisError)
 
 
 def evaluate_alert_rules():
-    """Measure every rule, fire or resolve its alert, flag suspicious users; return what was found."""
+    """Measure every rule, fire or resolve its alert, flag suspicious users, then send every firing
+    message still owed (this run's and earlier ones', each tried once per run); return what was found."""
     config = current_app.config
     outcome = {}
     for reader in READERS:
@@ -171,10 +172,17 @@ def evaluate_alert_rules():
         for reading in readings:
             if reading.firing:
                 alerts.fire_alert(
-                    reading.rule, reading.message, reading.severity, reading.value, reading.threshold, reading.details
+                    reading.rule,
+                    reading.message,
+                    reading.severity,
+                    reading.value,
+                    reading.threshold,
+                    reading.details,
+                    announce=False,  # announce_pending below sends it
                 )
             else:
                 alerts.resolve_alert(reading.rule)
             outcome[reading.rule] = "firing" if reading.firing else "ok"
     outcome["suspicious_users"] = security_events.detect_suspicious_activity()
+    outcome["alerts_announced"] = alerts.announce_pending()
     return outcome

@@ -8,9 +8,9 @@ import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from ops_gateway.observability import system_monitor
+from ops_gateway.observability import alerts, system_monitor
 from ops_gateway.observability.alert_rules import evaluate_alert_rules
-from tests.helpers import bearer
+from tests.helpers import ADMIN, bearer
 
 # Thresholds no test machine reaches, so only the rule under test can fire.
 QUIET = {"ALERT_CPU_PERCENT": 1000.0, "ALERT_MEMORY_PERCENT": 1000.0, "ALERT_POOL_SATURATION_PERCENT": 1000.0}
@@ -110,3 +110,18 @@ def test_health_status_alert_follows_dependencies(make_app, sql):
         "message": "gateway is degraded: database connected, redis connected, openrouter error",
         "severity": "warning",
     }
+
+
+def test_a_failing_webhook_is_tried_once_per_run_for_a_firing_rule(make_app, requests_mock, monkeypatch):
+    monkeypatch.setattr(alerts, "WEBHOOK_BACKOFF_SECONDS", 0)
+    url = "http://hooks.test/down"
+    requests_mock.post(url, status_code=503)
+    app = make_app(ALERT_WEBHOOK_URL=url, ALERT_AUTH_FAILURES_5M=3, AUTH_FAILURE_LIMIT="1000 per 5 minutes", **QUIET)
+    client = app.test_client()
+    for _ in range(4):
+        client.get("/user/monitor", headers=bearer("gw_live_" + "z" * 43))
+    for _ in range(2):
+        run = client.post("/admin/jobs/evaluate_alerts/run", headers=ADMIN).get_json()
+        assert run["details"]["auth_failure_surge"] == "firing" and run["details"]["alerts_announced"] == 0
+    surge_calls = [call for call in requests_mock.request_history if "auth_failure_surge" in call.json()["text"]]
+    assert len(surge_calls) == 2 * alerts.WEBHOOK_ATTEMPTS  # one bounded series per run, not two
