@@ -94,3 +94,23 @@ def test_an_app_built_after_a_tls_cluster_app_does_not_inherit_its_limiter_tls_o
     client = make_app().test_client()
     bad_key = bearer("gw_live_not_a_real_key_000000000000000000")
     assert client.get("/user/balance", headers=bad_key).status_code == 401
+
+
+def test_blocks_lost_by_a_cluster_flush_are_restored_by_the_job(tls_app, tls_cluster):
+    client = tls_app.test_client()
+    blocked = ["203.0.113.7", "203.0.113.8", "2001:db8::9"]  # keys spread over the cluster's slots
+    for ip in blocked:
+        body = {"ip": ip, "ttl_seconds": 600, "reason": "scraping"}
+        assert client.post("/admin/blocked-ips", json=body, headers=ADMIN).status_code == 201
+    for port in tls_cluster.ports:
+        tls_cluster.client(port).flushall()
+    run = client.post("/admin/jobs/restore_ip_blocks/run", headers=ADMIN).get_json()
+    assert run["status"] == "success", run["error"]
+    assert (run["details"]["blocks_in_force"], run["details"]["restored"]) == (3, 3)
+    nodes = redis.RedisCluster(
+        host="127.0.0.1", port=tls_cluster.ports[0], ssl=True, ssl_ca_certs=str(tls_cluster.tls.cert)
+    )
+    keys = [security.BLOCK_KEY.format(ip=ip) for ip in blocked]
+    assert len({nodes.get_node_from_key(key).name for key in keys}) > 1  # one pipeline over several nodes
+    assert all(590 < nodes.ttl(key) <= 600 for key in keys)
+    nodes.close()
