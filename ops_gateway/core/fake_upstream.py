@@ -1,12 +1,13 @@
 """The bundled fake OpenRouter as a child process of ``make run-demo``."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+
+from ops_gateway.core.ports import unused_port
 
 START_TIMEOUT_SECONDS = 15
 
@@ -16,9 +17,7 @@ def start_fake_openrouter(instance_path):
 
     Its own process group, like the gateway's, so the caller alone decides when it stops.
     """
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = unused_port("127.0.0.1")
     state_file = os.path.join(instance_path, "fake-openrouter.json")
     args = [sys.executable, "-m", "ops_gateway.upstream.fake_openrouter", "--port", str(port)]
     process = subprocess.Popen([*args, "--state-file", state_file], process_group=0)

@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -10,14 +9,9 @@ from pathlib import Path
 
 import requests
 
+from ops_gateway.core.ports import unused_port as free_port  # below the ephemeral range
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port():
-    """An unused TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(url, timeout=30.0, process=None):

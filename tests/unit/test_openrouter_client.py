@@ -3,12 +3,12 @@
 import http.server
 import io
 import logging
-import socket
 import threading
 
 import pytest
 import requests
 
+from ops_gateway.core.ports import unused_port
 from ops_gateway.upstream.failures import CREDENTIALS_REJECTED, UpstreamError
 from ops_gateway.upstream.openrouter import OpenRouterClient
 from ops_gateway.upstream.streams import KEEP_ALIVE
@@ -158,9 +158,7 @@ def test_completion_is_retried_when_connecting_timed_out(requests_mock):
 
 
 def test_completion_is_retried_when_the_connection_is_refused(upstream_log):
-    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = unused_port("127.0.0.1")  # nothing listens there
     client = OpenRouterClient(f"http://127.0.0.1:{port}/api/v1", API_KEY, backoff_seconds=0, upstream_retries=2)
     with pytest.raises(UpstreamError) as raised:
         client.chat_completion(PAYLOAD)
