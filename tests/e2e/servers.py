@@ -29,7 +29,7 @@ def wait_for(url, timeout=30.0, process=None):
 
 
 class Server:
-    """A subprocess serving HTTP on a port; stopped (and reaped) by ``stop``."""
+    """A subprocess serving HTTP on a port, in a process group of its own; stopped (and reaped) by ``stop``."""
 
     stop_signal = signal.SIGTERM
 
@@ -38,10 +38,16 @@ class Server:
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log_path
         self._log = open(log_path, "wb")
-        self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, process_group=0
+        )
 
     def stop(self):
-        """Stop with ``stop_signal``, then kill if it lingers."""
+        """Stop with ``stop_signal``, then kill if it lingers; then kill what is left of its group.
+
+        A gunicorn worker still booting when its master quits can outlive it (seen once in CI,
+        an orphaned worker left running); it stays in the master's process group.
+        """
         if self.process.poll() is None:
             self.process.send_signal(self.stop_signal)
             try:
@@ -49,6 +55,10 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # nothing left
         self._log.close()
 
     def log_text(self):
