@@ -155,6 +155,8 @@ def _supervise(children):
 
 
 def _stop(processes):
+    """Stop each child, then kill what is left of its process group (a gunicorn worker still
+    booting when its master quits can outlive it)."""
     for process in processes:
         if process.poll() is None:
             process.terminate()
@@ -164,6 +166,10 @@ def _stop(processes):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # nothing left
 
 
 if __name__ == "__main__":
