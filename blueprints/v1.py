@@ -130,6 +130,10 @@ def _serve(endpoint, schema):
     return result, 200, headers
 
 
+# What a metered route can answer besides its 200: the caller's errors, the body's, upstream's.
+METERED_ERRORS = (*USER_ERRORS, 400, 402, 404, 408, 413, 422, 502, 504)
+
+
 def _body_documented(schema):
     """The request body in the OpenAPI document (the view parses it itself, see ``_serve``)."""
     return blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": schema}}})
@@ -140,7 +144,7 @@ def _body_documented(schema):
 @blp.alt_response(
     200, schema=ChatCompletionSchema, description="chat.completion, or text/event-stream when stream=true", success=True
 )
-@documents_errors(blp, *USER_ERRORS, 400, 402, 404, 408, 413, 422, 502, 504)
+@documents_errors(blp, *METERED_ERRORS)
 def chat_completions():
     """Create a chat completion (OpenAI-compatible); streams server-sent events when stream=true."""
     return _serve(endpoints.CHAT, _COMPLETION_REQUEST)
@@ -149,7 +153,7 @@ def chat_completions():
 @blp.route("/embeddings", methods=["POST"])
 @_body_documented(EmbeddingsRequestSchema)
 @blp.alt_response(200, schema=EmbeddingsSchema, description="a list of embeddings", success=True)
-@documents_errors(blp, *USER_ERRORS, 400, 402, 404, 408, 413, 422, 502, 504)
+@documents_errors(blp, *METERED_ERRORS)
 def embeddings():
     """Create embeddings (OpenAI-compatible); needs the embeddings:write scope."""
     return _serve(endpoints.EMBEDDINGS, _EMBEDDINGS_REQUEST)
@@ -160,7 +164,7 @@ def embeddings():
 @blp.alt_response(
     200, schema=ResponseSchema, description="a response, or text/event-stream when stream=true", success=True
 )
-@documents_errors(blp, *USER_ERRORS, 400, 402, 404, 408, 413, 422, 502, 504)
+@documents_errors(blp, *METERED_ERRORS)
 def responses():
     """Create a response (the OpenAI Responses API; tool calls and reasoning items pass through);
     streams its named events when stream=true; needs the responses:write scope."""
