@@ -113,12 +113,7 @@ def summarise(rows):
         "total_requests": totals["requests"],
         "total_tokens": tokens,
         "total_cost": Decimal(totals["cost"]),
-        "requests_today": totals["requests_today"],
-        "tokens_today": totals["tokens_today"],
-        "cost_today": Decimal(totals["cost_today"]),
-        "requests_this_month": totals["requests_month"],
-        "tokens_this_month": totals["tokens_month"],
-        "cost_this_month": Decimal(totals["cost_month"]),
+        **_today_and_this_month(totals),
         "average_tokens_per_request": round(tokens / totals["requests"], 2) if totals["requests"] else 0.0,
         "most_used_model": by_model[0]["model"] if by_model else None,
         "last_request_time": max(last_times) if last_times else None,
@@ -148,12 +143,19 @@ def _endpoint_entry(entry):
         "requests": entry["requests"],
         "total_tokens": entry["prompt_tokens"] + entry["completion_tokens"],
         "cost": Decimal(entry["cost"]),
-        "requests_today": entry["requests_today"],
-        "tokens_today": entry["tokens_today"],
-        "cost_today": Decimal(entry["cost_today"]),
-        "requests_this_month": entry["requests_month"],
-        "tokens_this_month": entry["tokens_month"],
-        "cost_this_month": Decimal(entry["cost_month"]),
+        **_today_and_this_month(entry),
+    }
+
+
+def _today_and_this_month(figures):
+    """The day's and the month's requests, tokens and cost under their API names."""
+    return {
+        "requests_today": figures["requests_today"],
+        "tokens_today": figures["tokens_today"],
+        "cost_today": Decimal(figures["cost_today"]),
+        "requests_this_month": figures["requests_month"],
+        "tokens_this_month": figures["tokens_month"],
+        "cost_this_month": Decimal(figures["cost_month"]),
     }
 
 
