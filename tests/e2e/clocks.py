@@ -8,7 +8,7 @@ from collections import defaultdict
 from contextlib import contextmanager
 
 from ops_gateway.maintenance.jobs import JOBS
-from tests.e2e.servers import ROOT
+from tests.e2e.servers import ROOT, stop_processes
 
 
 def clock_env(test_settings, upstream, backup_dir, tick_seconds):
@@ -54,14 +54,7 @@ def running_clocks(env, directory, count=2):
         wait_until_started(clocks, logs)
         yield clocks, logs
     finally:
-        for clock in clocks:
-            clock.terminate()
-        for clock in clocks:
-            try:
-                clock.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                clock.kill()
-                clock.wait()
+        stop_processes(clocks, timeout=20)
 
 
 def scheduled_runs_by_tick(sql):

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import psycopg2
 
-from tests.e2e.servers import free_port
+from tests.e2e.servers import free_port, stop_processes
 
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 POSTGRES_USER = "pgserver"  # under root, the embedded Postgres (and PgBouncer, which refuses root) runs as this
@@ -66,12 +66,6 @@ class PgBouncer:
 
     def stop(self):
         """Terminate PgBouncer and remove its files."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_processes([self.process])
         self._log.close()
         shutil.rmtree(self.directory, ignore_errors=True)

@@ -10,7 +10,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from tests.certificates import self_signed_certificate
-from tests.e2e.servers import free_port
+from tests.e2e.servers import free_port, stop_processes
 
 SLOTS = 16384
 
@@ -45,7 +45,7 @@ def _wait_until_up(process, port, tls=None):
             return
         except redis.ConnectionError:
             time.sleep(0.02)
-    _stop([process])
+    stop_processes([process])
     raise RuntimeError(f"redis-server on port {port} did not start")
 
 
@@ -68,18 +68,6 @@ class TlsFiles:
             *("--tls-cert-file", str(self.cert), "--tls-key-file", str(self.key)),
             *("--tls-ca-cert-file", str(self.cert), "--tls-auth-clients", "no"),
         ]
-
-
-def _stop(processes):
-    """Terminate and reap every process."""
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 class RedisCluster:
@@ -144,7 +132,7 @@ class RedisCluster:
 
     def stop(self):
         """Stop every node."""
-        _stop(self.processes)
+        stop_processes(self.processes)
 
 
 class RestartableRedis:
@@ -162,10 +150,10 @@ class RestartableRedis:
 
     def restart(self):
         """Stop the server and start it again on the same port, with nothing in it."""
-        _stop([self.process])
+        stop_processes([self.process])
         self.process = _start_node(self.directory, self.port)
 
     def stop(self):
         """Stop the server and remove its directory."""
-        _stop([self.process])
+        stop_processes([self.process])
         shutil.rmtree(self.directory, ignore_errors=True)

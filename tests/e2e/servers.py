@@ -14,6 +14,18 @@ from ops_gateway.core.ports import unused_port as free_port  # below the ephemer
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def stop_processes(processes, timeout=10):
+    """Terminate every process, then reap each, killing one that outlives ``timeout`` seconds."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def wait_for(url, timeout=30.0, process=None):
     """Poll ``url`` until it answers (any status), failing early if ``process`` died."""
     deadline = time.monotonic() + timeout
