@@ -13,8 +13,8 @@ import requests
 
 from tests.e2e.clocks import clock_env, running_clocks, scheduled_runs_by_tick
 from tests.e2e.test_pgbouncer import POOLED_JOBS, TICK_SECONDS
-from tests.e2e.test_proxy_e2e import ADMIN, MODEL, create_user
-from tests.e2e.test_rate_limits_e2e import wait_for_fresh_minute_window
+from tests.e2e.test_proxy_e2e import MODEL, create_user
+from tests.e2e.test_rate_limits_e2e import limit_per_minute_in_a_fresh_window
 
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
 
@@ -34,13 +34,7 @@ def test_two_instances_and_two_clocks_on_pgbouncer_and_a_redis_cluster(
     with running_clocks(env, tmp_path) as (clocks, logs):
         sql("UPDATE plans SET daily_request_quota = 40 WHERE name = 'enterprise'")  # a quota lives on the plan
         user_id, headers, _ = create_user(instances[0].url, "10.00", plan="enterprise")
-        requests.post(
-            f"{instances[0].url}/admin/limit",
-            json={"user_id": user_id, "rate_limits": {"requests_per_minute": 30}},
-            headers=ADMIN,
-            timeout=10,
-        ).raise_for_status()
-        wait_for_fresh_minute_window()
+        limit_per_minute_in_a_fresh_window(instances[0].url, user_id, 30)
 
         def send(i):
             url = f"{instances[i % 2].url}/v1/chat/completions"

@@ -16,17 +16,23 @@ def wait_for_fresh_minute_window():
         time.sleep(60 - second + 0.5)
 
 
-def test_limit_of_20_per_minute_admits_exactly_20_of_100_concurrent(gateway, sql):
-    server = gateway(workers=4)
-    user_id, headers, _ = create_user(server.url, "10.00", plan="enterprise")
+def limit_per_minute_in_a_fresh_window(base_url, user_id, limit):
+    """Set the user's requests_per_minute through /admin/limit, then wait for a window to start
+    far enough from its end for a burst to fit in it."""
     limited = requests.post(
-        f"{server.url}/admin/limit",
-        json={"user_id": user_id, "rate_limits": {"requests_per_minute": 20}},
+        f"{base_url}/admin/limit",
+        json={"user_id": user_id, "rate_limits": {"requests_per_minute": limit}},
         headers=ADMIN,
         timeout=10,
     )
-    assert limited.status_code == 200
+    assert limited.status_code == 200, limited.text
     wait_for_fresh_minute_window()
+
+
+def test_limit_of_20_per_minute_admits_exactly_20_of_100_concurrent(gateway, sql):
+    server = gateway(workers=4)
+    user_id, headers, _ = create_user(server.url, "10.00", plan="enterprise")
+    limit_per_minute_in_a_fresh_window(server.url, user_id, 20)
     body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
 
     def send(_):

@@ -5,8 +5,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from tests.e2e.test_proxy_e2e import ADMIN, MODEL, create_user
-from tests.e2e.test_rate_limits_e2e import wait_for_fresh_minute_window
+from tests.e2e.test_proxy_e2e import MODEL, create_user
+from tests.e2e.test_rate_limits_e2e import limit_per_minute_in_a_fresh_window
 
 
 def test_two_instances_on_a_redis_cluster_enforce_limits_exactly_and_block_bad_keys(gateway, redis_cluster):
@@ -19,13 +19,7 @@ def test_two_instances_on_a_redis_cluster_enforce_limits_exactly_and_block_bad_k
         assert requests.get(f"{server.url}/health", timeout=10).json()["redis"] == "connected"
         assert requests.get(f"{server.url}/health/ready", timeout=10).status_code == 200
     user_id, headers, _ = create_user(instances[0].url, "10.00", plan="enterprise")
-    requests.post(
-        f"{instances[0].url}/admin/limit",
-        json={"user_id": user_id, "rate_limits": {"requests_per_minute": 30}},
-        headers=ADMIN,
-        timeout=10,
-    ).raise_for_status()
-    wait_for_fresh_minute_window()
+    limit_per_minute_in_a_fresh_window(instances[0].url, user_id, 30)
     body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
 
     def send(i):
