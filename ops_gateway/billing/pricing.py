@@ -1,5 +1,6 @@
-"""What a completion costs: the charging formula, the prompt estimate and the worst case held
-before the upstream call. Pure arithmetic on Decimal; nothing here reads or writes a balance."""
+"""What a request costs: upstream's reported cost (what is charged, times the operator's markup),
+the catalogue's prices (the fallback when upstream reports nothing) and the worst case held before
+the upstream call. Pure arithmetic on Decimal; nothing here reads or writes a balance."""
 
 import json
 from dataclasses import dataclass
@@ -7,41 +8,36 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 COST_QUANTUM = Decimal("0.0000000001")  # numeric(20, 10)
 MAX_COST = Decimal("9999999999")
-CHARS_PER_TOKEN_ESTIMATE = 3  # conservative: real tokenisers average about 4 characters a token
-MESSAGE_OVERHEAD_TOKENS = 4
-REPLY_PRIMING_TOKENS = 3
+
+
+def is_unpriced(pricing):
+    """Whether a catalogue price pair names no price: OpenRouter lists routers such as
+    ``openrouter/auto`` at the sentinel ``"-1"`` (the routed model's price applies)."""
+    return any(Decimal(pricing[part]) < 0 for part in ("prompt", "completion"))
 
 
 def price(model, prompt_tokens, completion_tokens):
-    """Cost in USD of the given token counts at the model's cached prices (the charging formula)."""
-    pricing = model["pricing"]
+    """Cost in USD of the given token counts at the model's catalogue prices (an unpriced model:
+    at its ``hold_pricing``, the dearest listed prices, see ``catalog``)."""
+    pricing = model.get("hold_pricing") or model["pricing"]
     cost = Decimal(prompt_tokens) * Decimal(pricing["prompt"]) + Decimal(completion_tokens) * Decimal(
         pricing["completion"]
     )
     return cost.quantize(COST_QUANTUM, rounding=ROUND_HALF_UP)
 
 
-def cost_of(model, status, prompt_tokens, completion_tokens):
-    """What a finished request is charged: its tokens' price, nothing when upstream failed."""
-    return price(model, prompt_tokens, completion_tokens) if status != "error" else Decimal(0)
+def marked_up(cost, markup):
+    """``cost`` times the operator's markup (BILLING_MARKUP), to our quantum."""
+    return min((cost * markup).quantize(COST_QUANTUM, rounding=ROUND_HALF_UP), MAX_COST)
 
 
-def _content_chars(content):
-    if isinstance(content, str):
-        return len(content)
-    if isinstance(content, list):
-        texts = (part.get("text") for part in content if isinstance(part, dict))
-        return sum(len(text) for text in texts if isinstance(text, str))
-    return 0
-
-
-def estimate_prompt_tokens(messages):
-    """An estimate of a message list's prompt tokens, charged for an unfinished stream that reported no usage
-    (never used for holds: it counts message text only)."""
-    return (
-        sum(_content_chars(m.get("content")) // CHARS_PER_TOKEN_ESTIMATE + MESSAGE_OVERHEAD_TOKENS for m in messages)
-        + REPLY_PRIMING_TOKENS
-    )
+def charge(model, status, upstream_cost, prompt_tokens, completion_tokens, markup):
+    """What a finished request is charged: upstream's reported cost times the markup; when upstream
+    reported none, the tokens at the catalogue's prices times the markup; nothing when it failed."""
+    if status == "error":
+        return Decimal(0)
+    cost = upstream_cost if upstream_cost is not None else price(model, prompt_tokens, completion_tokens)
+    return marked_up(cost, markup)
 
 
 # Content parts upstream bills by something other than their bytes (an image, audio, a file): a
@@ -74,20 +70,20 @@ class RequestShape:
 
     content: str  # the field with the messages or input items (their non-text parts fill the context)
     output_limits: tuple  # fields bounding the output tokens, first present wins; () with no output
-    estimate: object  # body -> the prompt tokens charged to a stream that reported no usage
+    batched: bool = False  # the content is a batch of inputs, each up to a whole context (embeddings)
 
 
-def _chat_estimate(body):
-    return estimate_prompt_tokens(body["messages"])
+CHAT = RequestShape("messages", ("max_tokens", "max_completion_tokens"))
+EMBEDDINGS = RequestShape("input", (), batched=True)
+RESPONSES = RequestShape("input", ("max_output_tokens",))
 
 
-def _text_estimate(value):
-    return body_bytes(value) // CHARS_PER_TOKEN_ESTIMATE
-
-
-CHAT = RequestShape("messages", ("max_tokens", "max_completion_tokens"), _chat_estimate)
-EMBEDDINGS = RequestShape("input", (), lambda b: _text_estimate(b["input"]))
-RESPONSES = RequestShape("input", ("max_output_tokens",), lambda b: _text_estimate(b.get("input")))
+def _inputs(body, shape):
+    """How many separately billed inputs the body holds: a batch's items, else one."""
+    content = body.get(shape.content)
+    if not shape.batched or not isinstance(content, list) or not content:
+        return 1
+    return 1 if all(isinstance(item, int) for item in content) else len(content)  # one token array is one input
 
 
 def prompt_bound(body, context_length=None, shape=CHAT):
@@ -95,13 +91,14 @@ def prompt_bound(body, context_length=None, shape=CHAT):
 
     Upstream bills as prompt everything in the body (messages, tools, ``response_format``, ...)
     and a token is at least one byte, so the serialised body's bytes bound it; parts billed by
-    other means (images, audio, files) make the bound the model's whole context. No prompt is
-    longer than the context, so ``context_length``, when known, caps it.
+    other means (images, audio, files) make the bound the model's whole context. No input is
+    longer than the context, so ``context_length``, when known, caps it: once per input of a
+    batch (each embedding input is its own context).
     """
     bound = body_bytes(body)
     if context_length and _has_non_text_parts(body.get(shape.content)):
         bound = max(bound, context_length)
-    return min(bound, context_length) if context_length else bound
+    return min(bound, context_length * _inputs(body, shape)) if context_length else bound
 
 
 @dataclass(frozen=True)
@@ -110,8 +107,9 @@ class WorstCase:
 
     prompt_tokens: int  # the prompt bound, as far as the context leaves room for it
     completion_tokens: int  # the body's output limit, else DEFAULT_MAX_TOKENS (within the context); 0: no output
-    cost: Decimal
-    prompt_estimate: int  # what an unfinished stream that reported nothing is charged for its prompt
+    cost: Decimal  # times the markup
+    prompt_bound: int  # the whole prompt bound: charged for the prompt of a stream that reported nothing
+    output_limit: int  # the output limit upstream is sent (0: the endpoint has no output)
 
 
 def output_bound(body, default_max_tokens, shape=CHAT):
@@ -121,32 +119,42 @@ def output_bound(body, default_max_tokens, shape=CHAT):
     return next((body[field] for field in shape.output_limits if body.get(field)), default_max_tokens)
 
 
-def worst_case(model, body, default_max_tokens, shape=CHAT):
+def worst_case(model, body, default_max_tokens, shape=CHAT, markup=Decimal(1)):
     """The hold for a validated request body of ``shape`` on ``model``: the dearest split of prompt
-    and output tokens within their bounds and the model's context (prompt + output)."""
+    and output tokens within their bounds and the model's context (prompt + output), times the
+    markup. The output bound is sent upstream as the request's limit (``output_limit``), so the
+    model cannot answer past what is held."""
     context = model.get("context_length") or None
-    prompt = prompt_bound(body, context, shape)
-    completion = output_bound(body, default_max_tokens, shape)
+    bound = prompt = prompt_bound(body, context, shape)
+    limit = completion = output_bound(body, default_max_tokens, shape)
     splits = [(prompt, completion)]
-    if context:
+    if context and not shape.batched:
         # The cost is linear in both counts, so its maximum under prompt + completion <= context
         # is at a corner: fill the context with prompt first, or with completion first.
-        completion = min(completion, context)
+        limit = completion = min(completion, context)
         splits = [(prompt, min(completion, context - prompt)), (min(prompt, context - completion), completion)]
     prompt, completion = max(splits, key=lambda split: price(model, *split))
-    return WorstCase(prompt, completion, price(model, prompt, completion), shape.estimate(body))
+    return WorstCase(prompt, completion, marked_up(price(model, prompt, completion), markup), bound, limit)
 
 
-def billable_tokens(reported_usage, prompt_estimate, completion_fallback):
-    """(prompt, completion) tokens to charge: what upstream reported, else the prompt estimate and
-    ``completion_fallback`` (one token per content event of a stream, the output bound otherwise)."""
+def billable_tokens(reported_usage, prompt_fallback, completion_fallback):
+    """(prompt, completion) tokens to record and, without a reported cost, to charge: what
+    upstream reported, else ``prompt_fallback`` (the prompt bound) and ``completion_fallback``
+    (one token per output event of a stream, the output bound otherwise)."""
     reported_usage = reported_usage or {}
     prompt = reported_usage.get("prompt_tokens")
     completion = reported_usage.get("completion_tokens")
     return (
-        int(prompt) if prompt is not None else prompt_estimate,
-        int(completion) if completion is not None else completion_fallback,
+        _tokens(prompt, prompt_fallback),
+        _tokens(completion, completion_fallback),
     )
+
+
+def _tokens(reported, fallback):
+    """A reported token count when it is a sane non-negative integer, else the fallback."""
+    if isinstance(reported, bool) or not isinstance(reported, int) or not 0 <= reported < 2**31:
+        return fallback
+    return reported
 
 
 def reported_cost(reported_usage):

@@ -108,28 +108,29 @@ _BUDGET_FIGURES = """CASE WHEN {alias}.budget IS NOT NULL THEN json_build_object
 # ``charge`` yields (charged, balance, user_budget); ``key_charge`` the key's budget.
 _CHARGE = f"""
 held AS (
-    DELETE FROM credit_holds WHERE id = %(hold_id)s RETURNING amount, user_budgeted, key_budgeted
+    DELETE FROM credit_holds WHERE id = %(hold_id)s AND EXISTS (SELECT FROM settled)
+    RETURNING amount, user_budgeted, key_budgeted
 ), charge AS (
     UPDATE users u SET reserved_credits = GREATEST(u.reserved_credits - coalesce((SELECT amount FROM held), 0), 0),
            credits = u.credits - %(cost)s, updated_at = now(),
            budget_reserved = GREATEST(u.budget_reserved - {_BUDGETED_HOLD.format(scope="user")}, 0),
            {budget_queries.charge_columns("u", "%(cost)s")}
-    WHERE u.id = %(user_id)s
+    WHERE u.id = %(user_id)s AND EXISTS (SELECT FROM settled)
     RETURNING %(cost)s::numeric AS charged, u.credits AS balance, {_BUDGET_FIGURES.format(scope="user", alias="u")}
 ), key_charge AS (
     UPDATE api_keys k SET budget_reserved = GREATEST(k.budget_reserved - {_BUDGETED_HOLD.format(scope="key")}, 0),
            {budget_queries.charge_columns("k", "%(cost)s")}
-    WHERE k.id = %(api_key_id)s AND (k.budget IS NOT NULL OR k.budget_reserved > 0)
+    WHERE k.id = %(api_key_id)s AND (k.budget IS NOT NULL OR k.budget_reserved > 0) AND EXISTS (SELECT FROM settled)
     RETURNING {_BUDGET_FIGURES.format(scope="key", alias="k")}
 ), ledger AS (
-    INSERT INTO credit_transactions (user_id, amount, balance_after, kind, reason, actor, request_id)
-    SELECT %(user_id)s, -charged, balance, 'usage', %(reason)s, %(actor)s, %(request_id)s
+    INSERT INTO credit_transactions (user_id, amount, balance_after, kind, reason, actor, request_id, settlement_id)
+    SELECT %(user_id)s, -charged, balance, 'usage', %(reason)s, %(actor)s, %(request_id)s, %(settlement_id)s
     FROM charge WHERE charged > 0
 )"""
 
 # With nothing held and nothing to charge (free models) the user's row is not touched.
 _NO_CHARGE = (
-    "charge AS (SELECT 0::numeric AS charged, NULL::numeric AS balance, NULL::json AS user_budget),"
+    "charge AS (SELECT 0::numeric AS charged, NULL::numeric AS balance, NULL::json AS user_budget FROM settled),"
     " key_charge AS (SELECT NULL::json AS key_budget)"
 )
 
@@ -138,11 +139,19 @@ _NO_CHARGE = (
 _RECORD = """, record AS (
     INSERT INTO usage_records (request_id, user_id, api_key_id, model, prompt_tokens, completion_tokens,
         total_tokens, cost, status, upstream_status, error_code, latency_ms, upstream_latency_ms, overhead_ms,
-        streamed, exceeded_hold, upstream_cost, tags, endpoint, served_model)
+        streamed, exceeded_hold, upstream_cost, tags, endpoint, served_model, settlement_id)
     SELECT %(request_id)s, %(user_id)s, %(api_key_id)s, %(model)s, %(prompt)s, %(completion)s, %(total)s, charged,
            %(status)s, %(upstream_status)s, %(error_code)s, %(latency_ms)s, %(upstream_ms)s, %(overhead_ms)s,
-           %(streamed)s, charged > %(reserved)s, %(upstream_cost)s, %(tags)s::text[], %(endpoint)s, %(served_model)s
+           %(streamed)s, charged > %(reserved)s, %(upstream_cost)s, %(tags)s::text[], %(endpoint)s, %(served_model)s,
+           %(settlement_id)s
     FROM charge
+    RETURNING id, created_at
+), lookup AS (
+    INSERT INTO generation_lookups (settlement_id, generation_id, request_id, user_id, api_key_id, usage_id,
+        usage_created_at, model, endpoint, charged, markup)
+    SELECT %(settlement_id)s, %(generation_id)s, %(request_id)s, %(user_id)s, %(api_key_id)s, r.id, r.created_at,
+           coalesce(%(served_model)s, %(model)s), %(endpoint)s, %(cost)s, %(markup)s
+    FROM record r WHERE %(generation_id)s::text IS NOT NULL
 ), daily AS (
     INSERT INTO usage_daily_totals AS t (day, user_id, model, endpoint, requests, errors, prompt_tokens,
         completion_tokens, cost, last_request_at, upstream_reported, upstream_cost, cost_upstream_reported)
@@ -161,15 +170,19 @@ _RECORD = """, record AS (
 )
 SELECT charged, balance, user_budget, (SELECT key_budget FROM key_charge) AS key_budget FROM charge"""
 
-_SETTLE_REQUEST = db.Prepared("settle_request", f"WITH {_CHARGE}{_RECORD}")
-_RECORD_FREE_REQUEST = db.Prepared("record_free_request", f"WITH {_NO_CHARGE}{_RECORD}")
+# The settlement's claim: nothing below happens unless this request's id is new here.
+_SETTLED = "settled AS (INSERT INTO settlements (id) VALUES (%(settlement_id)s) ON CONFLICT DO NOTHING RETURNING id), "
+_SETTLE_REQUEST = db.Prepared("settle_request", f"WITH {_SETTLED}{_CHARGE}{_RECORD}")
+_RECORD_FREE_REQUEST = db.Prepared("record_free_request", f"WITH {_SETTLED}{_NO_CHARGE}{_RECORD}")
 
 
 def settle_request(cur, params, charges):
-    """Settle a finished request in one statement; return {charged, balance, user_budget, key_budget}.
+    """Settle a finished request in one statement; return {charged, balance, user_budget, key_budget},
+    or None when its settlement id was settled already (nothing changed).
 
     ``charges``: whether anything was held or costs anything; a free request only records its
-    usage. ``params``: user_id, hold_id, reserved, cost, upstream_cost, tags, actor, request_id,
+    usage. ``params``: settlement_id, user_id, hold_id, reserved, cost, upstream_cost, markup,
+    generation_id (a generation to look up for its cost; None: none), tags, actor, request_id,
     reason, api_key_id, model (asked for), served_model (billed; None: the same), endpoint,
     prompt, completion, total, status, errors, upstream_status, error_code, latency_ms,
     upstream_ms, overhead_ms, streamed.

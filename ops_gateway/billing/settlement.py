@@ -1,6 +1,9 @@
 """Settling a finished completion: its hold released, its cost charged with a ledger row, its
 usage record and the day's totals written, all in one statement (``queries.settle_request``),
-so balances, ledger and usage always agree to the cent.
+so balances, ledger and usage always agree to the cent. The statement claims the request's
+settlement id first (``settlements``' primary key): a request is settled at most once, whatever
+code path asks twice. A request whose cost upstream has not reported yet is queued for its
+generation lookup in the same statement (``reconciliation``).
 """
 
 from dataclasses import dataclass, field
@@ -13,6 +16,7 @@ from ops_gateway.billing import queries
 class FinishedRequest:
     """One finished completion as it is billed and recorded."""
 
+    settlement_id: str  # made by the gateway for this request: what makes its settlement unique
     user_id: int
     api_key_id: int
     actor: str
@@ -29,7 +33,9 @@ class FinishedRequest:
     upstream_status: int | None = None
     error_code: str | None = None
     upstream_latency_ms: float | None = None
-    upstream_cost: Decimal | None = None  # what upstream reported it cost, kept beside ours
+    upstream_cost: Decimal | None = None  # what upstream reported it cost (``cost`` is it times the markup)
+    markup: Decimal = Decimal(1)  # BILLING_MARKUP at settlement
+    generation_id: str | None = None  # a generation whose cost upstream still has to report
     tags: list[str] = field(default_factory=list)  # the caller's request tags
     endpoint: str = "chat"  # chat | embeddings | responses
     served_model: str | None = None  # the model that answered and was billed, when not ``model``
@@ -37,10 +43,13 @@ class FinishedRequest:
 
 def settle_request(cur, request):
     """Charge and record one ``FinishedRequest``; return (charged, balance_after, the figures of
-    each budget it was charged to)."""
+    each budget it was charged to), or None when it was settled already."""
     prompt, completion = request.prompt_tokens, request.completion_tokens
     upstream_ms = request.upstream_latency_ms
     params = {
+        "settlement_id": request.settlement_id,
+        "markup": request.markup,
+        "generation_id": request.generation_id,
         "user_id": request.user_id,
         "hold_id": request.hold_id,
         "reserved": request.held,
@@ -67,4 +76,6 @@ def settle_request(cur, request):
         "streamed": request.streamed,
     }
     row = queries.settle_request(cur, params, charges=request.cost > 0 or request.held > 0)
+    if row is None:
+        return None
     return row["charged"], row["balance"], [row["user_budget"], row["key_budget"]]

@@ -43,6 +43,13 @@ def _parse_decimal(raw):
         raise ValueError("expected a decimal number") from exc
 
 
+def _parse_markup(raw):
+    value = _parse_decimal(raw)
+    if not value.is_finite() or not 0 < value <= 100:
+        raise ValueError("expected a factor above 0 and at most 100")
+    return value
+
+
 def _choice(*allowed):
     def parse(raw):
         value = raw.strip().lower()
@@ -121,7 +128,8 @@ VARIABLES = [
         "DB_PREPARED_STATEMENTS", True, _parse_bool, "prepare hot-path statements; false behind transaction pooling"
     ),
     Variable("SLOW_QUERY_MS", 200, _parse_positive_int, help="queries slower than this are logged"),
-    Variable("DEFAULT_MAX_TOKENS", 1024, _parse_positive_int, help="worst case assumed when max_tokens is absent"),
+    Variable("DEFAULT_MAX_TOKENS", 1024, _parse_positive_int, help="output limit held and sent when none is set"),
+    Variable("BILLING_MARKUP", Decimal(1), _parse_markup, help="users pay upstream's reported cost times this"),
     Variable("DEFAULT_PLAN", "trial", help="plan given to new users"),
     Variable("RATE_LIMIT_FAIL_CLOSED", False, _parse_bool, "reject with 503 when Redis is down"),
     Variable("AUTH_FAILURE_LIMIT", "20 per 5 minutes", help="per-IP auth failures before a block"),
@@ -160,6 +168,7 @@ VARIABLES = [
     Variable("RELEASE_STALE_HOLDS_INTERVAL_SECONDS", 300, _parse_positive_int, "0 = not scheduled"),
     Variable("EVALUATE_ALERTS_INTERVAL_SECONDS", 60, _parse_positive_int, "0 = not scheduled"),
     Variable("RESTORE_IP_BLOCKS_INTERVAL_SECONDS", 60, _parse_positive_int, "0 = not scheduled"),
+    Variable("RECONCILE_GENERATIONS_INTERVAL_SECONDS", 30, _parse_positive_int, "0 = not scheduled"),
     Variable("RUN_MIGRATIONS_ON_START", True, _parse_bool),
 ]
 

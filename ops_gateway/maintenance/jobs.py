@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from flask import current_app
 
 from ops_gateway.accounts import ip_blocks
-from ops_gateway.billing import budgets, credits
+from ops_gateway.billing import budgets, credits, reconciliation
 from ops_gateway.core import db, redis_store
 from ops_gateway.dashboard import series as dashboard_series
 from ops_gateway.maintenance import backup_verification, cache_cleanup, db_maintenance, retention, rollups
 from ops_gateway.observability import alert_rules
 from ops_gateway.upstream import catalog as model_catalog
+from ops_gateway.upstream.failures import UpstreamError
 
 MIN_INTERVAL_SECONDS = 1.0
 JITTER_FRACTION = 0.1  # well under one interval, so a run always lands in the tick it was fired for
@@ -104,6 +105,19 @@ def evaluate_alerts():
     return {**alert_rules.evaluate_alert_rules(), "budget_alerts_resolved": resolved}
 
 
+def reconcile_generations():
+    """Charge requests settled without upstream's cost what upstream billed (its generation lookup)."""
+    client = current_app.extensions["ops_gateway.openrouter"]
+
+    def fetch(generation_id):
+        try:
+            return client.generation(generation_id)
+        except UpstreamError:  # logged by the client; asked again after the backoff
+            return None
+
+    return reconciliation.reconcile(fetch)
+
+
 def restore_ip_blocks():
     """Set again the Redis keys of IP blocks still in force that Redis lost (a flush, a restart)."""
     return ip_blocks.restore_blocks()
@@ -121,5 +135,6 @@ JOBS = {
         ("release_stale_holds", release_stale_holds, "release credit holds of requests that never settled"),
         ("evaluate_alerts", evaluate_alerts, "evaluate the alert rules; fire or resolve their alerts"),
         ("restore_ip_blocks", restore_ip_blocks, "re-apply IP blocks in force from Postgres to Redis"),
+        ("reconcile_generations", reconcile_generations, "charge cut streams what upstream billed for them"),
     )
 }

@@ -18,6 +18,7 @@ from decimal import Decimal
 import redis
 from flask import current_app
 
+from ops_gateway.billing import pricing
 from ops_gateway.core import db, redis_store
 from ops_gateway.observability import metrics
 from ops_gateway.upstream import catalog_queries
@@ -73,6 +74,14 @@ def serving_endpoints(raw_model):
     return ["embeddings"] if isinstance(modalities, list) and "embeddings" in modalities else ["chat", "responses"]
 
 
+UNPRICED = "-1"  # OpenRouter's sentinel for a model without a price of its own (``openrouter/auto``)
+
+
+def _price_text(value):
+    """A listed per-token price as a decimal string; a missing one is unpriced, not free."""
+    return UNPRICED if value is None or value == "" else f"{Decimal(str(value)):f}"
+
+
 def normalise(raw_model):
     """Keep what the gateway needs from an OpenRouter model entry; prices as decimal strings."""
     pricing = raw_model.get("pricing") or {}
@@ -81,12 +90,20 @@ def normalise(raw_model):
         "name": raw_model.get("name") or raw_model["id"],
         "context_length": raw_model.get("context_length"),
         "created": raw_model.get("created"),
-        "pricing": {
-            "prompt": f"{Decimal(str(pricing.get('prompt') or '0')):f}",
-            "completion": f"{Decimal(str(pricing.get('completion') or '0')):f}",
-        },
+        "pricing": {"prompt": _price_text(pricing.get("prompt")), "completion": _price_text(pricing.get("completion"))},
         "endpoints": serving_endpoints(raw_model),
     }
+
+
+def with_hold_pricing(models):
+    """``models`` by id, each unpriced one (``openrouter/auto``, a price missing or negative) given
+    ``hold_pricing``: the dearest prompt and completion prices listed, so its hold bounds whatever
+    model the router picks. What it is charged is what upstream reports (``pricing.charge``)."""
+    priced = [m["pricing"] for m in models if not pricing.is_unpriced(m["pricing"])]
+    dearest = {
+        part: f"{max((Decimal(p[part]) for p in priced), default=Decimal(0)):f}" for part in ("prompt", "completion")
+    }
+    return {m["id"]: {**m, "hold_pricing": dearest} if pricing.is_unpriced(m["pricing"]) else m for m in models}
 
 
 def refresh_models():
@@ -116,7 +133,7 @@ def _load_shared():
     with db.transaction() as cur:
         head = catalog_queries.catalog_head(cur)
         if head["version"] != local.version:
-            local.models = {m["id"]: m for m in catalog_queries.catalog_models(cur)}
+            local.models = with_hold_pricing(catalog_queries.catalog_models(cur))
             local.version = head["version"]
         local.fetched_at = head["fetched_at"]
         local.checked_at = time.monotonic()

@@ -2,8 +2,11 @@
 caller's key to its settlement, as an object with its own state (``endpoints`` says what differs).
 
 ``open`` authenticates and holds the request's worst-case cost (one Postgres statement), admits
-it (one Redis call) and takes an upstream slot; ``complete`` or ``stream`` calls upstream and
-settles the real cost exactly once (one statement, one Redis call). Refusals come in this order:
+it (one Redis call) and takes an upstream slot; ``complete`` or ``stream`` calls upstream, its
+output limited to what was held, and settles exactly once (one statement, one Redis call): the
+charge is upstream's reported cost times BILLING_MARKUP. A request upstream reported no cost for
+(a cut stream) is charged its prompt bound plus the output delivered, and reconciled with
+upstream's bill by its generation lookup later (``billing.reconciliation``). Refusals come in this order:
 401/403 key, 403 scope, 400/422 body, 429 (IP block, concurrency, quotas, token and request
 windows), 404 unknown model, 402 credits, 503 upstream_busy. The body is read before the key
 (that has no side effects) so the hold can ride on the key lookup; any refusal after the hold
@@ -14,6 +17,7 @@ models holds for the dearest and is billed for the one that answered (``routing`
 
 import logging
 import time
+import uuid
 
 from flask import current_app
 
@@ -53,6 +57,8 @@ class Completion:
         self.upstream_slot = None
         self.charged = self.balance = None
         self.latency_ms = self.upstream_latency_ms = None
+        self.settlement_id = str(uuid.uuid4())  # the database settles each id once
+        self.settled = False
 
     @property
     def principal(self):
@@ -93,9 +99,9 @@ class Completion:
             except NotFound as error:  # raised after the rate limits, as before
                 unknown_model = error
         if self.models:
-            default_max_tokens = current_app.config["DEFAULT_MAX_TOKENS"]
+            config = current_app.config
             self.model, self.worst_case = routing.dearest_worst_case(
-                self.models, self.body, default_max_tokens, self.endpoint.shape
+                self.models, self.body, config["DEFAULT_MAX_TOKENS"], self.endpoint.shape, config["BILLING_MARKUP"]
             )
         facts = self.facts
         self.admission.principal = auth.authenticate_and_hold(
@@ -131,7 +137,7 @@ class Completion:
 
     def complete(self):
         """Call upstream without streaming, settle, and return upstream's JSON."""
-        payload = self.endpoint.payload(self.body, stream=False)
+        payload = self.endpoint.payload(self.body, stream=False, output_limit=self.worst_case.output_limit)
         started = time.perf_counter()
         try:
             result = getattr(_client(), self.endpoint.call)(payload)
@@ -141,9 +147,10 @@ class Completion:
             self.upstream_slot.release()
         upstream_ms = (time.perf_counter() - started) * 1000
         usage = self.endpoint.usage(result.get("usage"))
-        # Without reported usage the output is charged at its bound: nothing unreported is free.
+        # Without reported usage the prompt and output are charged at their bounds until the
+        # generation lookup brings upstream's bill: nothing unreported is free.
         worst = self.worst_case
-        prompt, completion = pricing.billable_tokens(usage, worst.prompt_estimate, worst.completion_tokens)
+        prompt, completion = pricing.billable_tokens(usage, worst.prompt_bound, worst.output_limit)
         self._bill_served(result.get("model"))
         self._settle(
             "success",
@@ -152,13 +159,14 @@ class Completion:
             200,
             upstream_latency_ms=upstream_ms,
             upstream_cost=pricing.reported_cost(usage),
+            generation_id=result.get("id"),
         )
         return result
 
     def stream(self):
         """Start a streaming call (its errors surface here, before any byte is sent); return the
         iterator of server-sent events, which settles when it ends."""
-        payload = self.endpoint.payload(self.body, stream=True)
+        payload = self.endpoint.payload(self.body, stream=True, output_limit=self.worst_case.output_limit)
         started = time.perf_counter()
         try:
             upstream = getattr(_client(), self.endpoint.stream_call)(payload)
@@ -170,13 +178,20 @@ class Completion:
         return relay.relay(self, upstream, started, responses=self.endpoint is RESPONSES)
 
     def settle_stream(self, status, progress, started):
-        """Settle a stream that ended (success) or stopped early (incomplete) from what ``relay`` saw of it."""
+        """Settle a stream that ended (success) or stopped early (incomplete) from what ``relay`` saw
+        of it: without reported usage, its whole prompt bound and one token per output event."""
         usage = self.endpoint.usage(progress.reported)
-        prompt, completion = pricing.billable_tokens(usage, self.worst_case.prompt_estimate, progress.content_events)
+        prompt, completion = pricing.billable_tokens(usage, self.worst_case.prompt_bound, progress.output_events)
         self._bill_served(progress.served_model)
         upstream_ms = (time.perf_counter() - started) * 1000
         self._settle(
-            status, prompt, completion, 200, upstream_latency_ms=upstream_ms, upstream_cost=pricing.reported_cost(usage)
+            status,
+            prompt,
+            completion,
+            200,
+            upstream_latency_ms=upstream_ms,
+            upstream_cost=pricing.reported_cost(usage),
+            generation_id=progress.generation_id,
         )
 
     def _bill_served(self, served_id):
@@ -199,13 +214,25 @@ class Completion:
         error_code=None,
         upstream_latency_ms=None,
         upstream_cost=None,
+        generation_id=None,
     ):
-        """Release the hold, charge the real cost (ledger, usage row, daily totals: one statement) and
-        count the real tokens against the rate-limit windows, giving the concurrency slot back."""
-        cost = pricing.cost_of(self.model, status, prompt_tokens, completion_tokens)
+        """Release the hold, charge upstream's cost (ledger, usage row, daily totals: one statement)
+        and count the real tokens against the rate-limit windows, giving the concurrency slot back.
+
+        Runs once per request: a second call (an error after the settlement committed) does
+        nothing, and the database refuses a second settlement of the same id anyway. A success
+        without a reported cost queues ``generation_id``'s lookup (``billing.reconciliation``).
+        """
+        if self.settled:
+            return
+        self.settled = True
+        markup = current_app.config["BILLING_MARKUP"]
+        cost = pricing.charge(self.model, status, upstream_cost, prompt_tokens, completion_tokens, markup)
+        reconcile = status != "error" and upstream_cost is None and isinstance(generation_id, str) and generation_id
         latency_ms = (time.perf_counter() - self.facts.started) * 1000
         principal = self.principal
         finished = settlement.FinishedRequest(
+            settlement_id=self.settlement_id,
             user_id=principal["user_id"],
             api_key_id=principal["api_key_id"],
             actor=principal["actor"],
@@ -225,11 +252,17 @@ class Completion:
             error_code=error_code,
             upstream_latency_ms=upstream_latency_ms,
             upstream_cost=upstream_cost,
+            markup=markup,
+            generation_id=generation_id[:200] if reconcile else None,
             tags=self.tags,
         )
         with db.statement() as cur:  # settle_request is a single statement
-            charged, balance, settled_budgets = settlement.settle_request(cur, finished)
+            settled = settlement.settle_request(cur, finished)
         self.held, self.hold_id = False, None
+        if settled is None:  # another path settled this request already: nothing more to count
+            logger.error("a second settlement was refused", extra={"request_id": self.facts.request_id})
+            return
+        charged, balance, settled_budgets = settled
         if charged > self.hold:  # recorded as usage_records.exceeded_hold by the settlement
             logger.warning(
                 "charge exceeded the hold",

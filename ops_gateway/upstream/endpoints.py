@@ -3,7 +3,8 @@
 Each is held, admitted, called and settled by the same pipeline (``completion.Completion``);
 what differs is here: the scope a key needs, the shape of the body that bounds its cost
 (``pricing.RequestShape``), how upstream reports its usage, and which OpenRouter client
-methods call it. Every call asks OpenRouter for its own accounting (``usage.include``).
+methods call it. Every call asks OpenRouter for its own accounting (``usage.include``): its
+reported cost is what is charged; and carries the output limit that was held.
 """
 
 from dataclasses import dataclass
@@ -33,11 +34,17 @@ class Endpoint:
             "cost": reported.get("cost"),
         }
 
-    def payload(self, body, stream):
+    def payload(self, body, stream, output_limit):
         """The body sent upstream: the caller's, asking for usage accounting (and, for a chat
-        stream, the final usage chunk)."""
+        stream, the final usage chunk), its output limited to ``output_limit``, what was held:
+        a missing limit is set to it and a larger one lowered, so the model cannot answer past
+        the hold."""
         asked = body.get("usage")
         payload = {**body, "usage": {**(asked if isinstance(asked, dict) else {}), "include": True}}
+        limits = self.shape.output_limits
+        if limits:
+            present = [field for field in limits if body.get(field)] or [limits[0]]
+            payload.update({field: min(body.get(field) or output_limit, output_limit) for field in present})
         if self.stream_call:
             payload["stream"] = stream
         if stream and self is CHAT:

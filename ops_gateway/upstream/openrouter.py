@@ -13,6 +13,7 @@ import functools
 import json
 import logging
 import time
+from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -98,6 +99,23 @@ class OpenRouterClient:
             raise
         self._finish(call)
         return models
+
+    def generation(self, generation_id):
+        """Return the ``data`` of ``GET /generation?id=``: what upstream billed for one generation
+        (``total_cost``, native token counts), or None while it is not there yet (404: OpenRouter
+        posts it a moment after the request ends)."""
+        call = _Call("GET", "/generation", query=f"?id={quote(generation_id, safe='')}")
+        try:
+            data = _json_body(self._send(call)).get("data")
+            if not isinstance(data, dict):
+                raise UpstreamError("unavailable", "upstream sent a malformed generation", call.status)
+        except UpstreamError as error:
+            self._finish(call, error)
+            if error.status == 404:
+                return None
+            raise
+        self._finish(call)
+        return data
 
     def chat_completion(self, payload):
         """Return the parsed JSON of a non-streaming ``POST /chat/completions``."""
@@ -199,7 +217,7 @@ class OpenRouterClient:
         # 0.14 ms of CPU per completion; Session.send stays the entry point because requests_mock patches it.
         request = requests.PreparedRequest()
         request.method = call.method
-        request.url = _normalised_url(self.base_url + call.path)
+        request.url = _normalised_url(self.base_url + call.path) + call.query
         request.headers = self._session.headers.copy()
         if payload is not None:
             request.body = _encode_json(payload)
@@ -239,9 +257,10 @@ class OpenRouterClient:
 class _Call:
     """What one public call did upstream, for its log line and the on_call hook."""
 
-    def __init__(self, method, path):
+    def __init__(self, method, path, query=""):
         self.method = method
-        self.path = path
+        self.path = path  # what logs and metrics name the call by
+        self.query = query  # already quoted; kept out of the path's labels
         self.started = time.perf_counter()
         self.attempts = 0
         self.status = None

@@ -4,8 +4,9 @@ Chat completions stream ``data:`` lines ending in ``[DONE]``; the Responses API 
 events (``event:`` + ``data:``) ending with ``response.completed``. Both relay each event as it
 arrives and settle once, whatever ends them: the last event, the client going away, upstream
 breaking, ``MAX_STREAM_SECONDS``, or the key's revocation (``key_watch``), checked after each
-event and each keep-alive comment. An unfinished stream is charged what upstream reported, else
-the prompt estimate plus one token per content event.
+event and each keep-alive comment. A stream is charged what upstream reported; one that ended
+without it is charged its whole prompt bound plus one token per output event (text, reasoning and
+tool-call deltas) until its generation lookup brings upstream's bill (``billing.reconciliation``).
 """
 
 import json
@@ -22,16 +23,19 @@ from ops_gateway.upstream.streams import KEEP_ALIVE
 logger = logging.getLogger("ops_gateway.openrouter")
 
 KEEP_ALIVE_TEXT = ": processing\n\n"  # an SSE comment: every client ignores it
+# A chat chunk carrying any of these is output upstream bills (text, reasoning, tool calls).
+_CHAT_OUTPUT_FIELDS = ('"content"', '"reasoning"', '"tool_calls"')
 
 
 class _Progress:
-    """What a stream has shown so far: the usage upstream reported, content events, who answered."""
+    """What a stream has shown so far: the usage upstream reported, output events, who answered,
+    and the generation's id (what its lookup asks for)."""
 
     def __init__(self):
         self.reported = None
-        self.content_events = 0
+        self.output_events = 0
         self.served_model = None
-        self.settled = False
+        self.generation_id = None
 
 
 def _error_event(code, message, event=None):
@@ -61,11 +65,10 @@ def relay(completion, upstream, started, responses=False):
             text, finished = (KEEP_ALIVE_TEXT, False) if item is KEEP_ALIVE else read(item, progress)
             if finished:
                 completion.settle_stream("success", progress, started)
-                progress.settled = True
                 if not responses:
                     text = f": gateway-cost={format_money(completion.charged)}\n\n" + text
             yield text
-            cut = None if progress.settled else _cut_reason(cut_at, key_id)
+            cut = None if completion.settled else _cut_reason(cut_at, key_id)
             if cut:
                 logger.warning("stream cut", extra={"request_id": completion.facts.request_id, "reason": cut[0]})
                 yield _error_event(*cut, error_event)
@@ -77,7 +80,7 @@ def relay(completion, upstream, started, responses=False):
         OPEN_STREAMS.forget(key_id)
         upstream.close()
         completion.upstream_slot.release()
-        if not progress.settled:
+        if not completion.settled:
             completion.settle_stream("incomplete", progress, started)
 
 
@@ -87,20 +90,24 @@ def _read_chat_event(data, progress):
         return "data: [DONE]\n\n", True
     if '"usage"' in data or progress.served_model is None:
         event = json.loads(data)
-        progress.reported = event.get("usage") or progress.reported
-        progress.served_model = progress.served_model or event.get("model") or ""
-    if '"content"' in data:
-        progress.content_events += 1
+        if isinstance(event, dict):
+            progress.reported = event.get("usage") or progress.reported
+            progress.served_model = progress.served_model or event.get("model") or ""
+            progress.generation_id = progress.generation_id or event.get("id")
+    if any(field in data for field in _CHAT_OUTPUT_FIELDS):
+        progress.output_events += 1
     return f"data: {data}\n\n", False
 
 
 def _read_responses_event(item, progress):
     """(client text, whether this ends the stream) for one Responses ``(event, data)``."""
     name, data = item
-    if name == "response.output_text.delta":
-        progress.content_events += 1
+    if name and name.endswith(".delta"):  # output text, reasoning, a function call's arguments
+        progress.output_events += 1
     elif name in ("response.created", "response.completed", "response.incomplete"):
-        response = json.loads(data).get("response") or {}
+        event = json.loads(data)
+        response = (event.get("response") if isinstance(event, dict) else None) or {}
         progress.served_model = response.get("model") or progress.served_model
         progress.reported = response.get("usage") or progress.reported
+        progress.generation_id = progress.generation_id or response.get("id")
     return f"event: {name}\ndata: {data}\n\n", name in ("response.completed", "response.incomplete")

@@ -41,13 +41,18 @@ def access_refusal(principal, body):
     return None
 
 
-def dearest_worst_case(models, body, default_max_tokens, shape):
+def dearest_worst_case(models, body, default_max_tokens, shape, markup):
     """(model, worst case) of the reachable model whose worst case costs most: what is held."""
-    cases = [(model, pricing.worst_case(model, body, default_max_tokens, shape)) for model in models]
+    cases = [(model, pricing.worst_case(model, body, default_max_tokens, shape, markup)) for model in models]
     return max(cases, key=lambda case: case[1].cost)
 
 
 def billed_model(models, served_id):
-    """The model to bill: the one upstream says answered when the request could reach it, else
-    the one asked for (upstream may name a dated variant of it)."""
-    return next((model for model in models if model["id"] == served_id), models[0])
+    """The model to bill: the one upstream says answered when the request could reach it; the
+    catalogue's entry of a router's pick (``openrouter/auto`` is unpriced, see ``catalog``); else
+    the one asked for (upstream may name a dated variant of it). Its prices matter only when
+    upstream reports no cost."""
+    model = next((model for model in models if model["id"] == served_id), None)
+    if model is None and served_id and "hold_pricing" in models[0]:
+        model = model_catalog.find_model(served_id)
+    return model or models[0]

@@ -81,22 +81,36 @@ def test_a_refusal_after_the_hold_deletes_its_row(client, upstream, sql):
     assert sql("SELECT count(*) AS n FROM credit_holds") == [{"n": 0}]
 
 
-def test_upstreams_reported_cost_is_stored_beside_ours_with_the_drift(client, requests_mock, upstream, sql):
-    reported = {**completion(10, 20)["usage"], "cost": 0.0000195}  # ours: 0.0000135
+def test_the_user_pays_upstreams_reported_cost_not_the_catalogue_price(client, requests_mock, upstream, sql):
+    reported = {**completion(10, 20)["usage"], "cost": 0.0000195}  # the catalogue's price: 0.0000135
     requests_mock.post(f"{UPSTREAM}/chat/completions", json={**completion(10, 20), "usage": reported})
     user, key = create_user(client, credits="1.00", plan="team")
-    assert chat(client, key).status_code == 200
+    response = chat(client, key)
+    assert response.status_code == 200 and response.headers["X-Gateway-Cost"] == "0.0000195"
     assert requests_mock.request_history[-1].json()["usage"] == {"include": True}
     [row] = sql("SELECT cost, upstream_cost FROM usage_records WHERE user_id = %s", (user["id"],))
-    assert row == {"cost": cost_of(10, 20), "upstream_cost": Decimal("0.0000195")}
+    assert row == {"cost": Decimal("0.0000195"), "upstream_cost": Decimal("0.0000195")}
+    [books] = sql("SELECT credits FROM users WHERE id = %s", (user["id"],))
+    assert books["credits"] == Decimal("1.00") - Decimal("0.0000195")
     billing = client.get("/admin/monitor", headers=ADMIN).get_json()["data"]["billing"]
     for period in ("today", "month"):
         assert billing[period]["upstream_reported_requests"] == 1
-        assert Decimal(billing[period]["cost"]) == cost_of(10, 20)
-        assert Decimal(billing[period]["upstream_cost"]) == Decimal("0.0000195")
-        assert Decimal(billing[period]["drift"]) == cost_of(10, 20) - Decimal("0.0000195")
+        assert Decimal(billing[period]["cost"]) == Decimal(billing[period]["upstream_cost"]) == Decimal("0.0000195")
+        assert Decimal(billing[period]["drift"]) == 0
+
+
+def test_the_operators_markup_multiplies_upstreams_cost_and_the_hold(make_app, requests_mock, upstream, sql):
+    client = make_app(BILLING_MARKUP=Decimal("1.5")).test_client()
+    reported = {**completion(10, 20)["usage"], "cost": 0.00002}
+    requests_mock.post(f"{UPSTREAM}/chat/completions", json={**completion(10, 20), "usage": reported})
+    user, key = create_user(client, credits="1.00", plan="team")
+    assert chat(client, key).headers["X-Gateway-Cost"] == "0.00003"
+    [row] = sql("SELECT cost, upstream_cost FROM usage_records WHERE user_id = %s", (user["id"],))
+    assert row == {"cost": Decimal("0.00003"), "upstream_cost": Decimal("0.00002")}
+    billing = client.get("/admin/monitor", headers=ADMIN).get_json()["data"]["billing"]
+    assert Decimal(billing["today"]["drift"]) == Decimal("0.00001")  # the markup
     metrics = client.get("/metrics", headers=ADMIN).get_data(as_text=True)
-    assert 'gateway_upstream_cost_drift_usd_total{higher="upstream"}' in metrics
+    assert 'gateway_upstream_cost_drift_usd_total{higher="gateway"}' in metrics
 
 
 def test_a_streams_reported_cost_is_kept_and_a_missing_or_bogus_one_is_null(client, upstream, sql):

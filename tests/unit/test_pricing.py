@@ -1,4 +1,4 @@
-"""Pricing and hold sizing: the charging formula, the prompt estimate and the worst case held."""
+"""Pricing and hold sizing: the charge (upstream's cost times the markup), the catalogue's price and the worst case held."""
 
 import json
 from decimal import Decimal
@@ -19,25 +19,31 @@ def test_price_is_exact_decimal_rounded_half_up_to_ten_places():
     assert pricing.price(tiny, 1, 0).as_tuple().exponent == -10
 
 
-def test_a_failed_request_costs_nothing_whatever_its_tokens():
-    assert pricing.cost_of(MODEL, "error", 1000, 1000) == 0
-    assert pricing.cost_of(MODEL, "incomplete", 10, 20) == pricing.price(MODEL, 10, 20)
+def test_a_failed_request_costs_nothing_whatever_its_tokens_or_reported_cost():
+    assert pricing.charge(MODEL, "error", Decimal("0.5"), 1000, 1000, Decimal(1)) == 0
+    assert pricing.charge(MODEL, "incomplete", None, 10, 20, Decimal(1)) == pricing.price(MODEL, 10, 20)
 
 
-def test_prompt_estimate_is_a_token_per_three_characters_four_per_message_and_three_for_the_reply():
-    messages = [{"role": "system", "content": "x" * 30}, {"role": "user", "content": "hello"}]
-    assert pricing.estimate_prompt_tokens(messages) == (10 + 4) + (1 + 4) + 3
+def test_the_charge_is_upstreams_reported_cost_times_the_markup_whatever_the_catalogue_says():
+    assert pricing.charge(MODEL, "success", Decimal("0.00002"), 10, 20, Decimal(1)) == Decimal("0.00002")
+    assert pricing.charge(MODEL, "success", Decimal("0.00002"), 10, 20, Decimal("1.25")) == Decimal("0.000025")
+    assert pricing.charge(MODEL, "success", None, 10, 20, Decimal(2)) == 2 * pricing.price(MODEL, 10, 20)
 
 
-def test_prompt_estimate_reads_text_parts_and_counts_other_content_as_empty():
-    parts = [{"type": "text", "text": "x" * 9}, {"type": "image_url", "image_url": {"url": "u"}}, "junk"]
-    messages = [{"role": "user", "content": parts}, {"role": "assistant", "content": None}]
-    assert pricing.estimate_prompt_tokens(messages) == (3 + 4) + (0 + 4) + 3
+def test_an_unpriced_model_is_priced_at_its_hold_pricing_never_below_zero():
+    auto = {"id": "openrouter/auto", "pricing": {"prompt": "-1", "completion": "-1"}}
+    assert pricing.is_unpriced(auto["pricing"]) and not pricing.is_unpriced(MODEL["pricing"])
+    held = {**auto, "hold_pricing": {"prompt": "0.000003", "completion": "0.000015"}}
+    assert pricing.price(held, 10, 20) == Decimal("0.00033")
 
 
-def test_prompt_estimate_counts_a_text_part_that_is_not_a_string_as_empty():
-    messages = [{"role": "user", "content": [{"type": "text", "text": 5}, {"type": "text", "text": True}]}]
-    assert pricing.estimate_prompt_tokens(messages) == 4 + 3
+def test_an_embedding_batch_is_bounded_by_a_context_per_input_not_one():
+    embedder = {"id": "e", "context_length": 8, "pricing": {"prompt": "0.00000002", "completion": "0"}}
+    body = {"model": "e", "input": [[1] * 50] * 4}
+    assert pricing.prompt_bound(body, 8, pricing.EMBEDDINGS) == 32
+    worst = pricing.worst_case(embedder, body, 1024, pricing.EMBEDDINGS)
+    assert (worst.prompt_tokens, worst.completion_tokens, worst.output_limit) == (32, 0, 0)
+    assert pricing.prompt_bound({"model": "e", "input": [1] * 50}, 8, pricing.EMBEDDINGS) == 8  # one token array
 
 
 def test_hold_is_the_price_of_the_body_bytes_and_max_tokens():
@@ -45,7 +51,8 @@ def test_hold_is_the_price_of_the_body_bytes_and_max_tokens():
     worst = pricing.worst_case(MODEL, body, default_max_tokens=1024)
     assert (worst.prompt_tokens, worst.completion_tokens) == (pricing.body_bytes(body), 50)
     assert worst.cost == pricing.price(MODEL, pricing.body_bytes(body), 50)
-    assert worst.prompt_estimate == 8  # what an unreported stream is charged, not what is held
+    assert worst.prompt_bound == pricing.body_bytes(body)  # charged for the prompt of a stream that reported nothing
+    assert worst.output_limit == 50  # sent upstream
 
 
 def test_body_bytes_are_the_utf8_bytes_of_the_body_as_sent():
@@ -59,7 +66,6 @@ def test_prompt_bound_counts_tools_and_response_format_not_just_message_text():
     response_format = {"type": "json_object"}
     with_tools = pricing.prompt_bound({"messages": messages, "tools": tools, "response_format": response_format})
     assert with_tools >= plain + len(json.dumps(tools, separators=(",", ":")))
-    assert pricing.estimate_prompt_tokens(messages) < plain
 
 
 def test_prompt_bound_is_capped_at_the_context_length():
