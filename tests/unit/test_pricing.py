@@ -1,4 +1,4 @@
-"""Pricing and hold sizing: the charge (upstream's cost times the markup), the catalogue's price and the worst case held."""
+"""Pricing and hold sizing: the charge (upstream's cost times the markup), catalogue prices, the hold."""
 
 import json
 from decimal import Decimal
