@@ -151,8 +151,8 @@ class CreateUserResponseSchema(ma.Schema):
     key = ma.fields.Nested(ApiKeySchema)
 
 
-class CreateKeySchema(ma.Schema):
-    """Body of POST /user/api-keys."""
+class CreateKeySchema(ma.Schema.from_dict(_budget_fields())):
+    """Body of POST /user/api-keys; budget fields left out are the creating key's own cap's, if it has one."""
 
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=100))
     environment = ma.fields.String(load_default="live", validate=ma.validate.OneOf(["live", "test"]))
@@ -166,7 +166,7 @@ class CreateKeySchema(ma.Schema):
 
 
 class UpdateKeySchema(ma.Schema.from_dict(_budget_fields())):
-    """Body of PATCH /user/api-keys/<id>."""
+    """Body of PATCH /user/api-keys/<id>; through /user a capped key cannot loosen a cap (budget_escalation)."""
 
     name = ma.fields.String(validate=ma.validate.Length(min=1, max=100))
     expires_in_days = ma.fields.Integer(allow_none=True, validate=ma.validate.Range(min=1, max=3650))

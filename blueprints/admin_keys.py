@@ -1,8 +1,9 @@
 """/admin/users/<id>/api-keys: support acting on any user's keys (list, change, revoke, rotate).
 
 The same service functions and schemas as the user's own /user/api-keys routes, with the admin
-as the audited actor (``admin:<id>`` or ``admin:bootstrap``). An admin holds every scope, so no
-scope ceiling applies; the last-active-key rule does (``?force=true``), as for the user, so a
+as the audited actor (``admin:<id>`` or ``admin:bootstrap``). An admin acts with no granter, so
+no grant ceiling applies (scopes, models, a spend cap: support may set or lift any of them); the
+last-active-key rule does (``?force=true``), as for the user, so a
 support call cannot lock a customer out by accident.
 """
 
@@ -51,7 +52,7 @@ class UserKeyById(MethodView):
     @blp.response(200, ApiKeySchema)
     @documents_errors(blp, *ADMIN_ERRORS, 404, 409, 422)
     def patch(self, body, user_id, key_id):
-        """Rename a user's key or change its IP allowlist, expiry or scopes; audited with the admin as actor."""
+        """Change a user's key (name, allowlist, expiry, scopes, models, spend cap); audited with the admin as actor."""
         with db.transaction() as cur:
             return api_keys.update_key(cur, user_id, key_id, body, g.user["actor"])
 
@@ -69,7 +70,8 @@ class UserKeyById(MethodView):
 @blp.response(201, RevealedKeySchema)
 @documents_errors(blp, *ADMIN_ERRORS, 404, 409, 422)
 def rotate(body, user_id, key_id):
-    """Issue a replacement for a user's key (shown once, to hand over); the old one stops now or after grace_seconds."""
+    """Issue a replacement for a user's key with all its grants (shown once, to hand over); the old one stops now or
+    after grace_seconds."""
     with db.transaction() as cur:
         row, full_key = api_keys.rotate_key(cur, user_id, key_id, g.user["actor"], body["grace_seconds"])
     return {"api_key": full_key, "key": row}

@@ -21,6 +21,7 @@ from ops_gateway.core import db
 from ops_gateway.core.errors import GatewayError
 from ops_gateway.dashboard import queries as dashboard_queries
 from ops_gateway.dashboard import series as dashboard_series
+from ops_gateway.dashboard import sessions as dashboard_sessions
 from ops_gateway.dashboard import status as dashboard_status
 from ops_gateway.observability import system_monitor
 from ops_gateway.upstream import catalog as model_catalog
@@ -37,14 +38,15 @@ CONTENT_SECURITY_POLICY = (
 )
 LOGIN_MESSAGES = {
     401: "That key was not accepted.",
-    403: "That key does not belong to an admin.",
+    403: "That key does not belong to an admin, or lacks the admin:read scope.",
     429: "Too many failed attempts from your address; try again later.",
 }
 RECENT_RUNS = 25
 
 
 def _guard(public_endpoints):
-    """before_request (after the per-IP admin limit): IP block, a signed-in admin, the CSRF token on POST."""
+    """before_request (after the per-IP admin limit): IP block, a signed-in admin whose key's scopes
+    allow the method (signing out always is), the CSRF token on POST."""
     security.check_ip_block(request.remote_addr)
     if request.endpoint not in public_endpoints:
         admin = dashboard_auth.current_admin()
@@ -53,6 +55,8 @@ def _guard(public_endpoints):
             target = request.full_path.rstrip("?") if request.method == "GET" else None
             return redirect(url_for("dashboard.login", next=target))
         g.user = admin
+        if request.endpoint != "dashboard.logout":
+            dashboard_sessions.check_scope(admin, request.method, request.path)
     if request.method == "POST":
         dashboard_auth.check_csrf()
     return None

@@ -16,7 +16,7 @@ ERROR_DESCRIPTIONS = {
     400: "Bad request",
     401: "Missing, malformed, unknown, revoked or expired API key",
     402: "Insufficient credits",
-    403: "Key not allowed here (not admin, IP not allowed, missing scope)",
+    403: "Key not allowed here (not admin, IP not allowed, missing scope, or asking for more than it holds)",
     404: "Not found",
     408: "The request body did not arrive within CLIENT_BODY_TIMEOUT_SECONDS",
     409: "Conflict with current state",

@@ -26,8 +26,10 @@ def require_scope(scope):
 
 
 def require_admin():
-    """before_request hook for /admin: the bootstrap ADMIN_API_KEY or a key of an admin user."""
-    auth.authenticate_admin(request.headers.get("Authorization", ""), request.remote_addr, request.path)
+    """before_request hook for /admin: the bootstrap ADMIN_API_KEY or a key of an admin user with
+    the admin:read (GET, HEAD, OPTIONS) or admin:write (anything else) scope."""
+    authorization = request.headers.get("Authorization", "")
+    auth.authenticate_admin(authorization, request.remote_addr, request.path, request.method)
 
 
 def admin_only(blueprint):

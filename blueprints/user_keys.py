@@ -19,6 +19,7 @@ from blueprints.docs import USER_ERRORS, documents_errors
 from blueprints.guards import require_scope, require_user
 from blueprints.query_args import page_cursor
 from ops_gateway.accounts import api_keys
+from ops_gateway.accounts.grants import Granter, refusals_audited
 from ops_gateway.billing import budgets
 from ops_gateway.core import db, paging
 
@@ -82,9 +83,10 @@ class ApiKeys(MethodView):
     @blp.response(201, RevealedKeySchema)
     @documents_errors(blp, *USER_ERRORS, 409, 422)
     def post(self, body):
-        """Create a key; the full key is in this response only."""
+        """Create a key within your key's grants (scopes, models, spend cap); the full key is in this response only."""
         require_scope("keys:manage")
-        with db.transaction() as cur:
+        granter = Granter.of(g.user)
+        with refusals_audited(granter) as cur:
             row, full_key = api_keys.create_key(
                 cur,
                 g.user["user_id"],
@@ -94,9 +96,9 @@ class ApiKeys(MethodView):
                 expires_in_days=body.get("expires_in_days"),
                 ip_allowlist=body["ip_allowlist"],
                 scopes=body.get("scopes"),
-                granter_scopes=g.user["scopes"],
                 allowed_models=body.get("allowed_models"),
-                granter_models=g.user["key_models"],
+                cap={field: body[field] for field in budgets.FIELDS if field in body},
+                granter=granter,
             )
         return {"api_key": full_key, "key": row}
 
@@ -109,12 +111,11 @@ class ApiKeyById(MethodView):
     @blp.response(200, ApiKeySchema)
     @documents_errors(blp, *USER_ERRORS, 404, 409, 422)
     def patch(self, body, key_id):
-        """Rename a key or change its IP allowlist, expiry, scopes or allowed models."""
+        """Rename a key or change its IP allowlist, expiry, scopes, models or spend cap, within your key's grants."""
         require_scope("keys:manage")
-        with db.transaction() as cur:
-            return api_keys.update_key(
-                cur, g.user["user_id"], key_id, body, g.user["actor"], g.user["scopes"], g.user["key_models"]
-            )
+        granter = Granter.of(g.user)
+        with refusals_audited(granter, key_id) as cur:
+            return api_keys.update_key(cur, g.user["user_id"], key_id, body, g.user["actor"], granter)
 
     @blp.arguments(RevokeArgsSchema, location="query")
     @blp.response(200, ApiKeySchema)
@@ -131,11 +132,11 @@ class ApiKeyById(MethodView):
 @blp.response(201, RevealedKeySchema)
 @documents_errors(blp, *USER_ERRORS, 404, 409, 422)
 def rotate(body, key_id):
-    """Issue a replacement key; the old one stops now or when grace_seconds have passed."""
+    """Issue a replacement with every grant of the old key; the old one stops now or when grace_seconds have passed."""
     require_scope("keys:manage")
-    with db.transaction() as cur:
-        user = g.user
+    granter = Granter.of(g.user)
+    with refusals_audited(granter, key_id) as cur:
         row, full_key = api_keys.rotate_key(
-            cur, user["user_id"], key_id, user["actor"], body["grace_seconds"], user["scopes"], user["key_models"]
+            cur, g.user["user_id"], key_id, g.user["actor"], body["grace_seconds"], granter
         )
     return {"api_key": full_key, "key": row}

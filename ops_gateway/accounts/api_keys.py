@@ -5,11 +5,20 @@ from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 
-from ops_gateway.accounts import audit, keys, model_access, queries
+from ops_gateway.accounts import audit, grants, keys, model_access, queries
 from ops_gateway.billing import budgets
-from ops_gateway.core.errors import Conflict, Forbidden, NotFound
+from ops_gateway.core.errors import Conflict, NotFound
 
-SCOPES = ("models:read", "chat:write", "embeddings:write", "responses:write", "usage:read", "keys:manage")
+SCOPES = (
+    "models:read",
+    "chat:write",
+    "embeddings:write",
+    "responses:write",
+    "usage:read",
+    "keys:manage",
+    "admin:read",
+    "admin:write",
+)
 
 
 def _hash(full_key):
@@ -45,7 +54,25 @@ def check_grant(granter_scopes, scopes, message="a key cannot grant scopes it do
     lacking = sorted(set(SCOPES) - set(granter_scopes)) if not scopes else sorted(set(scopes) - set(granter_scopes))
     if lacking:
         message += "" if scopes else " (no scopes means every scope)"
-        raise Forbidden(message, {"lacking": lacking, "granter_scopes": list(granter_scopes)}, code="scope_escalation")
+        details = {"lacking": lacking, "granter_scopes": list(granter_scopes)}
+        raise grants.GrantRefused(message, details, code="scope_escalation")
+
+
+def _check_reach(cur, granter, row, verb):
+    """403 unless ``granter`` holds all that key ``row`` holds (scopes, models, a cap no looser
+    than its own); return the granter's own cap. No granter (an admin): no bound, None.
+
+    Changing or rotating a key puts its powers in the granter's hands (a rotation reveals the
+    replacement), so a key may only act on keys it could have created.
+    """
+    if granter is None:
+        return None
+    check_grant(granter.scopes, row["scopes"], f"a key cannot {verb} a key with scopes it does not have")
+    model_access.check_grant(granter.models, row["allowed_models"])
+    own_cap = granter.cap(cur)
+    message = f"a capped key cannot {verb} a key whose cap is looser than its own"
+    grants.check_budget(own_cap, row, thresholds=False, message=message)
+    return own_cap
 
 
 def _expired(row):
@@ -65,27 +92,42 @@ def create_key(
     expires_in_days=None,
     ip_allowlist=(),
     scopes=None,
-    granter_scopes=(),
     allowed_models=None,
-    granter_models=(),
+    cap=None,
+    granter=None,
 ):
     """Create a key; return (row, full key) — the only time the full key exists outside the client.
 
-    ``granter_scopes`` and ``granter_models`` are the acting key's: the new key's scopes and
-    models must be within them (``check_grant``, ``model_access.check_grant``); not given
-    (None) means the acting key's own.
+    ``granter`` is the acting key (None: an admin or a new user's first key): the new key's
+    scopes, models and spend cap (``cap``: budget fields) must be within its own
+    (``check_grant``, ``model_access.check_grant``, ``grants.check_budget``); what is not given
+    is the granter's own.
     """
-    scopes = list(granter_scopes or ()) if scopes is None else scopes
-    allowed_models = list(granter_models or ()) if allowed_models is None else allowed_models
+    granter_scopes, granter_models = (granter.scopes, granter.models) if granter else ((), ())
+    scopes = list(granter_scopes) if scopes is None else scopes
+    allowed_models = list(granter_models) if allowed_models is None else allowed_models
     check_grant(granter_scopes, scopes)
     model_access.check_grant(granter_models, allowed_models)
+    cap = _cap_of_new_key(cur, granter, cap or {})
     check_key_cap(cur, user_id)
     expires_at = _expiry(expires_in_days)
     row, full_key = _insert(cur, user_id, name, environment, expires_at, ip_allowlist, scopes, allowed_models)
-    audit.record(
-        cur, "create", actor, user_id, row["id"], {"name": name, "key": keys.mask(row["prefix"], row["last4"])}
-    )
+    if budgets.apply_changes(cur, "key", row["id"], cap, user_id):
+        row = get_key(cur, user_id, row["id"])
+    details = {"name": name, "key": keys.mask(row["prefix"], row["last4"]), **audit_safe(cap)}
+    audit.record(cur, "create", actor, user_id, row["id"], details)
     return row, full_key
+
+
+def _cap_of_new_key(cur, granter, fields):
+    """The budget fields a new key gets: those asked for and, when the granter has a cap of its
+    own, the rest from that cap, the whole within it (``grants.check_budget``)."""
+    own_cap = granter.cap(cur) if granter else None
+    if own_cap is None or own_cap["budget"] is None:
+        return fields
+    cap = {field: fields.get(field, own_cap[field]) for field in budgets.FIELDS}
+    grants.check_budget(own_cap, cap)
+    return cap
 
 
 def check_key_cap(cur, user_id):
@@ -114,21 +156,23 @@ def get_key(cur, user_id, key_id, for_update=False):
     return row
 
 
-def update_key(cur, user_id, key_id, changes, actor, granter_scopes=(), granter_models=()):
+def update_key(cur, user_id, key_id, changes, actor, granter=None):
     """Rename, change the allowlist, expiry, scopes, models or budget of an active key.
 
-    The key and its new scopes must be within the acting key's ``granter_scopes`` (a scoped key
-    cannot loosen the allowlist or expiry of a more powerful one); an expired key's expiry is final.
+    The key must be within the acting key's grants (``_check_reach``: a scoped or capped key
+    cannot loosen the allowlist or expiry of a more powerful one), and so must what it becomes;
+    an expired key's expiry is final.
     """
     row = get_key(cur, user_id, key_id, for_update=True)
     if row["status"] != "active":
         raise Conflict("only active keys can be changed", code="api_key_inactive")
-    check_grant(granter_scopes, row["scopes"], "a key cannot change a key with scopes it does not have")
-    model_access.check_grant(granter_models, row["allowed_models"])
-    if "scopes" in changes:
-        check_grant(granter_scopes, changes["scopes"])
-    if "allowed_models" in changes:
-        model_access.check_grant(granter_models, changes["allowed_models"])
+    own_cap = _check_reach(cur, granter, row, "change")
+    if granter and "scopes" in changes:
+        check_grant(granter.scopes, changes["scopes"])
+    if granter and "allowed_models" in changes:
+        model_access.check_grant(granter.models, changes["allowed_models"])
+    if any(field in changes for field in budgets.FIELDS):
+        grants.check_budget(own_cap, {**row, **changes}, thresholds="budget_alert_thresholds" in changes)
     if "expires_in_days" in changes and _expired(row):
         raise Conflict("an expired key stays expired; create a new key", code="api_key_inactive")
     columns = {column: changes[column] for column in ("name", "scopes", "allowed_models") if column in changes}
@@ -152,31 +196,24 @@ def _json_safe(value):
     return [_json_safe(item) for item in value] if isinstance(value, list) else str(value)
 
 
-def rotate_key(cur, user_id, key_id, actor, grace_seconds=0, granter_scopes=(), granter_models=()):
+def rotate_key(cur, user_id, key_id, actor, grace_seconds=0, granter=None):
     """Replace a key: the old one stops now (or when the grace ends); return (new row, full key).
 
-    The replacement keeps the old key's scopes and is revealed to the caller, so the acting key
-    must hold them all (``check_grant``), as if it were creating that key.
+    The replacement keeps every grant of the old key (``queries.insert_replacement``) and is
+    revealed to the caller, so the acting key must hold them all (``_check_reach``), as if it
+    were creating that key.
     """
     old = get_key(cur, user_id, key_id, for_update=True)
     if old["status"] != "active":
         raise Conflict("only active keys can be rotated", code="api_key_inactive")
-    check_grant(granter_scopes, old["scopes"])
-    model_access.check_grant(granter_models, old["allowed_models"])
+    _check_reach(cur, granter, old, "rotate")
     if _expired(old):
         # The replacement would inherit the expiry and be born unusable.
         raise Conflict("an expired key cannot be rotated; create a new key", code="api_key_inactive")
     grace_until = queries.mark_rotated(cur, key_id, grace_seconds)
-    new, full_key = _insert(
-        cur,
-        user_id,
-        old["name"],
-        old["environment"],
-        old["expires_at"],
-        old["ip_allowlist"],
-        old["scopes"],
-        old["allowed_models"],
-    )
+    full_key = keys.generate_key(old["environment"])
+    prefix, last4 = keys.display_parts(full_key)
+    new = queries.insert_replacement(cur, key_id, _hash(full_key), prefix, last4)
     audit.record(
         cur,
         "rotate",

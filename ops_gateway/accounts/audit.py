@@ -17,6 +17,7 @@ ACTIONS = (  # every action ``record`` writes, so the dashboard can filter by ea
     "user_updated",
     "limits_updated",
     "budget_threshold",
+    "grant_refused",
 )
 USER_AGENT_MAX = 300
 

@@ -191,8 +191,9 @@ def authenticate_token(token, ip, path, hold=None, request_id=None):
     return g.user
 
 
-def authenticate_admin(authorization, ip, path):
-    """/admin: the bootstrap ADMIN_API_KEY or a key of an admin user; raise 401/403/429 otherwise."""
+def authenticate_admin(authorization, ip, path, method):
+    """/admin: the bootstrap ADMIN_API_KEY or a key of an admin user whose scopes allow ``method``
+    (``admin_scope``); raise 401/403/429 otherwise."""
     # Before the bootstrap comparison: a blocked IP must not learn that a guess was right.
     security.check_ip_block(ip)
     token, _ = bearer_token(authorization)
@@ -208,11 +209,23 @@ def authenticate_admin(authorization, ip, path):
     if in_grace:
         _audit_failure("auth_failure", principal["actor"], "key_in_grace_period", path, token, principal)
         raise in_grace
+    out_of_scope = scope_error(principal, admin_scope(method))
+    if out_of_scope:
+        _audit_failure("auth_failure", principal["actor"], "insufficient_scope", path, token, principal)
+        raise out_of_scope
     principal["actor"] = f"admin:{principal['user_id']}"
     return principal
 
 
 KEY_MANAGEMENT = "keys:manage"
+ADMIN_READ, ADMIN_WRITE = "admin:read", "admin:write"
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def admin_scope(method):
+    """The scope an admin user's key needs for an /admin request (or a dashboard page):
+    ``admin:read`` to look (GET, HEAD, OPTIONS), ``admin:write`` for anything else."""
+    return ADMIN_READ if method.upper() in _READ_METHODS else ADMIN_WRITE
 
 
 def scope_error(principal, scope):

@@ -5,6 +5,7 @@ admin-set ceiling over all their keys, so a model must pass both.
 
 from fnmatch import fnmatchcase
 
+from ops_gateway.accounts.grants import GrantRefused
 from ops_gateway.core.errors import Forbidden
 
 MAX_PATTERNS = 100
@@ -38,7 +39,7 @@ def check_grant(granter_models, models):
         return
     lacking = sorted(set(models) - set(granter_models)) if models else ["*"]
     if lacking:
-        raise Forbidden(
+        raise GrantRefused(
             "a key cannot grant models it may not use",
             {"lacking": lacking, "granter_models": list(granter_models)},
             code="model_escalation",

@@ -29,6 +29,19 @@ _INSERT_KEY = (
     f" allowed_models) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::cidr[], %s, %s::text[]) RETURNING {KEY_COLUMNS}"
 )
 
+# What a rotation's replacement keeps of the key it replaces: every grant (name, scopes,
+# allowlist, expiry, models, spend cap) and the cap's figures this period, so that rotating
+# neither loosens a key nor resets its spend. Only the key material, status and timestamps are
+# new; budget_reserved stays with the old key, whose holds in flight give it back.
+_KEPT_ON_ROTATION = (
+    "user_id, name, environment, scopes, ip_allowlist, expires_at, allowed_models,"
+    " budget, budget_period, budget_alert_thresholds, budget_period_start, budget_spent, budget_alerted"
+)
+_INSERT_REPLACEMENT = (
+    f"INSERT INTO api_keys (key_hash, prefix, last4, {_KEPT_ON_ROTATION})"
+    f" SELECT %s, %s, %s, {_KEPT_ON_ROTATION} FROM api_keys WHERE id = %s RETURNING {KEY_COLUMNS}"
+)
+
 _MARK_ROTATED = (
     "UPDATE api_keys SET status = 'rotated', grace_until = now() + make_interval(secs => %s)"
     " WHERE id = %s RETURNING grace_until"
@@ -108,6 +121,12 @@ def insert_key(cur, user_id, name, environment, key_hash, prefix, last4, scopes,
     params = (user_id, name, environment, key_hash, prefix, last4, list(scopes), networks, expires_at, list(models))
     if not _unless_unique_violation(cur, "insert_key", _INSERT_KEY, params):
         return None
+    return cur.fetchone()
+
+
+def insert_replacement(cur, key_id, key_hash, prefix, last4):
+    """The new key row replacing key ``key_id`` (already marked rotated): a copy of its grants."""
+    cur.execute(_INSERT_REPLACEMENT, (key_hash, prefix, last4, key_id))
     return cur.fetchone()
 
 

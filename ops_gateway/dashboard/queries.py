@@ -5,19 +5,19 @@ Plain functions taking the cursor first and returning rows as dicts.
 
 # The signed-in user is still an admin and the key they signed in with is still usable, by the
 # API's own rule (``api_key_rejection``, sql/0008): revoking or rotating that key, or suspending
-# the user, ends the dashboard sessions it opened as it ends API use.
+# the user, ends the dashboard sessions it opened as it ends API use. The key's scopes, as they
+# are now, decide what the session may do (``auth.admin_scope``).
 _SESSION_ADMIN = """
-SELECT u.email FROM users u JOIN api_keys k ON k.user_id = u.id
+SELECT u.email, k.scopes FROM users u JOIN api_keys k ON k.user_id = u.id
 WHERE u.id = %s AND k.id = %s AND u.role = 'admin'
   AND api_key_rejection(k.status, k.grace_until, k.expires_at, u.status) IS NULL
 """
 
 
 def session_admin(cur, user_id, api_key_id):
-    """The admin's email when this user may still use the dashboard with this key, else None."""
+    """The admin's email and the key's scopes when this user may still use the dashboard with this key, else None."""
     cur.execute(_SESSION_ADMIN, (user_id, api_key_id))
-    row = cur.fetchone()
-    return row["email"] if row else None
+    return cur.fetchone()
 
 
 # The 5-minute series: the window of the last 24 hours by the database clock, the closed buckets

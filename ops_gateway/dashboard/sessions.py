@@ -1,10 +1,12 @@
 """Dashboard sessions: who may sign in, whether a session still stands, and the signed-out list.
 
 A session records who signed in, never the key. Each request re-checks it: a user must still be
-an active admin whose sign-in key still works; a bootstrap session carries an HMAC of
-ADMIN_API_KEY, so rotating that key signs those sessions out. Signing out lists the session id
-in Redis until the cookie would have expired, so a copied cookie dies with it. The cookie itself
-(Flask's signed session, CSRF token) is the HTTP layer's: ``blueprints/dashboard_session.py``.
+an active admin whose sign-in key still works, and may do what that key's scopes allow as they
+are now (admin:read to look, admin:write to act, as on /admin); a bootstrap session carries an
+HMAC of ADMIN_API_KEY, so rotating that key signs those sessions out. Signing out lists the
+session id in Redis until the cookie would have expired, so a copied cookie dies with it. The
+cookie itself (Flask's signed session, CSRF token) is the HTTP layer's:
+``blueprints/dashboard_session.py``.
 """
 
 import hashlib
@@ -34,12 +36,12 @@ def bootstrap_mac(bootstrap_key):
     return hmac.new(secret, b"dashboard-bootstrap:" + bootstrap_key.encode(), hashlib.sha256).hexdigest()
 
 
-def _refuse_non_admin(principal, token, path):
-    """A valid key of a non-admin: audited like the API's 403 (not counted toward an IP block)."""
-    details = {"reason": "not_admin", "key_prefix": keys.token_prefix(token), "path": path}
+def _refuse(principal, reason, error, path, token=None):
+    """A valid key that may not do this: audited like the API's 403 (not counted toward an IP block)."""
+    details = {"reason": reason, "key_prefix": keys.token_prefix(token), "path": path}
     with db.transaction() as cur:
         audit.record(cur, "auth_failure", principal["actor"], principal["user_id"], principal["api_key_id"], details)
-    raise Forbidden("this key does not belong to an admin", code="forbidden")
+    raise error
 
 
 def sign_in(token, ip, path):
@@ -56,7 +58,11 @@ def sign_in(token, ip, path):
         principal = auth.authenticate_token(token, ip, path)
         security.note_key_ip(principal, ip)
         if principal["role"] != "admin":
-            _refuse_non_admin(principal, token, path)
+            not_admin = Forbidden("this key does not belong to an admin", code="forbidden")
+            _refuse(principal, "not_admin", not_admin, path, token)
+        out_of_scope = auth.scope_error(principal, auth.ADMIN_READ)
+        if out_of_scope:
+            _refuse(principal, "insufficient_scope", out_of_scope, path, token)
         user_id = principal["user_id"]
         identity = {
             "kind": "user",
@@ -77,8 +83,8 @@ def _signed_out(sid):
 
 
 def current_admin(state):
-    """The admin ({actor, user_id, role, label}) a session's contents stand for, or None: expired,
-    signed out, or no longer an admin."""
+    """The admin ({actor, user_id, api_key_id, role, label, scopes}) a session's contents stand
+    for, or None: expired, signed out, or no longer an admin."""
     sid, issued = state.get("sid"), state.get("issued", 0)
     if not sid or time.time() - issued > SESSION_MAX_AGE_SECONDS or _signed_out(sid):
         return None
@@ -86,12 +92,28 @@ def current_admin(state):
         bootstrap = current_app.config.get("ADMIN_API_KEY")
         if not bootstrap or not hmac.compare_digest(bootstrap_mac(bootstrap), state.get("key_mac", "")):
             return None
-        return {"actor": BOOTSTRAP_ACTOR, "user_id": None, "role": "admin", "label": "bootstrap admin key"}
+        label = "bootstrap admin key"
+        return {"actor": BOOTSTRAP_ACTOR, "user_id": None, "role": "admin", "label": label, "scopes": []}
     with db.transaction() as cur:
-        email = dashboard_queries.session_admin(cur, state.get("user_id"), state.get("api_key_id"))
-    if email is None:
+        row = dashboard_queries.session_admin(cur, state.get("user_id"), state.get("api_key_id"))
+    if row is None:
         return None
-    return {"actor": state["actor"], "user_id": state["user_id"], "role": "admin", "label": email}
+    return {
+        "actor": state["actor"],
+        "user_id": state["user_id"],
+        "api_key_id": state["api_key_id"],
+        "role": "admin",
+        "label": row["email"],
+        "scopes": row["scopes"],
+    }
+
+
+def check_scope(admin, method, path):
+    """403 ``insufficient_scope`` (audited) when the signed-in admin's key lacks the scope ``method``
+    needs (``auth.admin_scope``); the bootstrap key holds every scope."""
+    out_of_scope = auth.scope_error(admin, auth.admin_scope(method))
+    if out_of_scope:
+        _refuse(admin, "insufficient_scope", out_of_scope, path)
 
 
 def sign_out(state):

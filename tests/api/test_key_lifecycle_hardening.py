@@ -4,6 +4,9 @@ period is only a credential, no key grants a scope it lacks, and expiry is final
 from tests.api.test_proxy import MODELS, UPSTREAM, completion
 from tests.helpers import assert_error, bearer, create_key, create_user
 
+# What a key scoped to keys:manage and usage:read lacks of "every scope" ([]).
+LACKING_OF_ALL = ["admin:read", "admin:write", "chat:write", "embeddings:write", "models:read", "responses:write"]
+
 
 def rotate_with_grace(client, key, key_id, seconds=3600):
     response = client.post(f"/user/api-keys/{key_id}/rotate", json={"grace_seconds": seconds}, headers=bearer(key))
@@ -52,7 +55,7 @@ def test_scoped_key_cannot_grant_itself_or_another_key_scopes_it_lacks(client, s
     for target in (manager, other):
         path = f"/user/api-keys/{target['id']}"
         error = assert_error(client.patch(path, json={"scopes": []}, headers=auth), 403, "scope_escalation")
-        assert error["details"]["lacking"] == ["chat:write", "embeddings:write", "models:read", "responses:write"]
+        assert error["details"]["lacking"] == LACKING_OF_ALL
         error = assert_error(client.patch(path, json={"scopes": ["chat:write"]}, headers=auth), 403, "scope_escalation")
         assert error["details"]["lacking"] == ["chat:write"]
     body = {"name": "all", "scopes": []}
@@ -126,5 +129,5 @@ def test_scoped_key_cannot_loosen_a_more_powerful_key(client, sql):
         error = assert_error(
             client.patch(f"/user/api-keys/{powerful}", json=change, headers=auth), 403, "scope_escalation"
         )
-        assert error["details"]["lacking"] == ["chat:write", "embeddings:write", "models:read", "responses:write"]
+        assert error["details"]["lacking"] == LACKING_OF_ALL
     assert sql("SELECT name FROM api_keys WHERE id = %s", (powerful,)) == [{"name": "default"}]
