@@ -1,7 +1,7 @@
-"""The fake OpenRouter as a process: several on one port share the switches; usage accounting
-reports the exact cost the gateway computes; prompt and completion tokens are billed as upstream would;
-the official openai SDK reads its embeddings, responses and fallbacks; the gateway's client retries
-exactly the failures the fake is told to send."""
+"""The fake OpenRouter as a process: several on one port share the switches and the generation
+records; usage accounting reports the exact cost the gateway computes; prompt and completion tokens
+are billed as upstream would; the official openai SDK reads its embeddings, responses and fallbacks;
+the gateway's client retries exactly the failures the fake is told to send."""
 
 import json
 import time
@@ -38,6 +38,24 @@ def test_worker_processes_share_the_port_and_the_switches_and_stop_together(tmp_
     assert not any(process.is_running() for process in processes)
 
 
+def test_every_worker_process_reads_the_generations_the_others_recorded(tmp_path):
+    server = start_fake_openrouter(tmp_path, workers=2)
+    try:
+        body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+        # A new connection each time: the kernel hands them to either process.
+        ids = [
+            requests.post(f"{server.base_url}/chat/completions", json=body, timeout=5).json()["id"] for _ in range(20)
+        ]
+        writers = {generation_id.split("-")[2] for generation_id in ids}  # gen-fake-<pid>-<n>-<number>
+        assert len(writers) == 2
+        for generation_id in ids:
+            for _ in range(2):  # asked twice, on new connections: each process may answer
+                found = requests.get(f"{server.base_url}/generation", params={"id": generation_id}, timeout=5)
+                assert found.status_code == 200 and found.json()["data"]["tokens_completion"] == 2
+    finally:
+        server.stop()
+
+
 def test_worker_processes_exit_when_the_parent_is_killed(tmp_path):
     server = start_fake_openrouter(tmp_path, workers=3)
     children = psutil.Process(server.process.pid).children()
@@ -63,6 +81,8 @@ def test_usage_accounting_reports_the_cost_the_gateway_computes_from_the_catalog
     for model_id, model in catalogue(upstream).items():
         if model["architecture"]["output_modalities"] != ["text"]:
             continue  # embedding models: see test_embeddings_through_the_openai_sdk_are_priced_exactly
+        if pricing.is_unpriced(model["pricing"]):
+            continue  # openrouter/auto: billed as the model it routes to (tests/unit/test_fake_openrouter_billing.py)
         answer = ask(upstream, model_id, max_tokens=7, usage={"include": True})
         usage = json.loads(answer.text, parse_float=Decimal)["usage"]
         prompt, completion = usage["prompt_tokens"], usage["completion_tokens"]

@@ -81,9 +81,10 @@ def sse_payloads(response):
 
 def test_catalogue_lists_models_with_per_token_pricing(client):
     models = {model["id"]: model for model in client.get("/api/v1/models").json()["data"]}
-    assert len(models) == 8
+    assert len(models) == 9
     assert models["openai/gpt-4o-mini"]["pricing"] == {"prompt": "0.00000015", "completion": "0.0000006"}
     assert models["test/free-model"]["pricing"] == {"prompt": "0", "completion": "0"}
+    assert models["openrouter/auto"]["pricing"] == {"prompt": "-1", "completion": "-1"}  # as OpenRouter lists it
     assert all(model["context_length"] > 0 and model["name"] for model in models.values())
 
 
@@ -92,7 +93,7 @@ def test_catalogue_marks_embedding_models_by_their_output_modality(client):
     embedding = {m["id"] for m in models if m["architecture"]["output_modalities"] == ["embeddings"]}
     chat = {m["id"] for m in models if m["architecture"]["output_modalities"] == ["text"]}
     assert embedding == {"openai/text-embedding-3-small", "openai/text-embedding-3-large"}
-    assert len(chat) == 6
+    assert len(chat) == 7  # openrouter/auto included
     assert {m["pricing"]["completion"] for m in models if m["id"] in embedding} == {"0"}
 
 

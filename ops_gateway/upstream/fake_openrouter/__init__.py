@@ -1,12 +1,14 @@
 """A fake OpenRouter for development, end-to-end tests and benchmarks.
 
-It serves the model list (``catalogue``), chat completions (``routes``), embeddings
-(``embeddings``) and the Responses API (``responses``). Answers are deterministic (same request,
-same usage and text) and cheap to produce, because benchmarks use this server as the "direct"
-baseline and its CPU competes with the gateway's. Faults (outage, latency, forced status, the next
-N requests failing, slow streams) and routing (unavailable models, a forced served model) are
-switched at run time through ``/_control`` and shared between worker processes through a small
-JSON state file (``faults``).
+It serves the model list (``catalogue``, ``openrouter/auto`` included), chat completions
+(``routes``), embeddings (``embeddings``), the Responses API (``responses``) and the record of every
+generation it served (``generations``: ``GET /api/v1/generation?id=``). Answers are deterministic
+(same request, same usage and text) and cheap to produce, because benchmarks use this server as the
+"direct" baseline and its CPU competes with the gateway's. Faults (outage, latency, forced status,
+the next N requests failing, slow streams, streams cut mid-way), routing (unavailable models, a
+forced served model, where ``openrouter/auto`` routes) and billing (a cost multiplier, late
+generation records, long answers when no limit is given) are switched at run time through
+``/_control`` and shared between worker processes through a small JSON state file (``faults``).
 
 It is its own small HTTP/1.1 server on gevent (``server``) rather than Flask under gunicorn:
 each keep-alive connection is a greenlet reading requests off its socket, so a request costs one
@@ -25,6 +27,8 @@ from ops_gateway.upstream.fake_openrouter.faults import (
     FaultSwitches,
     default_state_file,
 )
+from ops_gateway.upstream.fake_openrouter.generations import GenerationLog, generations_directory
+from ops_gateway.upstream.fake_openrouter.replies import StreamCut
 from ops_gateway.upstream.fake_openrouter.routes import FakeOpenRouter
 from ops_gateway.upstream.fake_openrouter.server import DEFAULT_PORT, FakeOpenRouterServer, main, serve
 
@@ -36,7 +40,10 @@ __all__ = [
     "FakeOpenRouter",
     "FakeOpenRouterServer",
     "FaultSwitches",
+    "GenerationLog",
+    "StreamCut",
     "default_state_file",
+    "generations_directory",
     "main",
     "serve",
 ]

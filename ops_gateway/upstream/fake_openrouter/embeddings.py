@@ -3,14 +3,15 @@
 Each input costs its UTF-8 bytes // PROMPT_BYTES_PER_TOKEN tokens (a token array: its length), at
 least one. A vector has ``dimensions`` values (DEFAULT_DIMENSIONS when not asked), derived from the
 input's CRC so equal inputs embed equally; ``encoding_format: "base64"`` (the openai SDK's default)
-packs them as little-endian float32, as OpenAI does.
+packs them as little-endian float32, as OpenAI does. The reply carries the generation's ``id`` (also
+in ``X-Generation-Id``), and the generation is recorded as it is answered.
 """
 
 import base64
 import struct
 import zlib
 
-from ops_gateway.upstream.fake_openrouter.catalogue import cost, dumps_with_cost, usage_with_cost
+from ops_gateway.upstream.fake_openrouter.catalogue import dumps_with_cost, usage_with_cost
 from ops_gateway.upstream.fake_openrouter.replies import JSON_HEADERS, PROMPT_BYTES_PER_TOKEN, positive_int_problem
 
 DEFAULT_DIMENSIONS = 8
@@ -37,22 +38,31 @@ def embeddings_problem(request):
     return None
 
 
-def embeddings_answer(request, model, usage_accounting):
-    """The 200 reply to a valid embeddings request answered by model."""
-    inputs = request["input"]
-    if isinstance(inputs, str) or _is_tokens(inputs):
-        inputs = [inputs]
+def embeddings_input_tokens(request):
+    """The tokens of a valid request's inputs: each a quarter of its bytes (a token array: its length), at least 1."""
+    return sum(_input_tokens(item) for item in _inputs(request))
+
+
+def embeddings_answer(request, generation, usage_accounting):
+    """The 200 reply to a valid embeddings request for generation (recorded now)."""
     dimensions = request.get("dimensions") or DEFAULT_DIMENSIONS
     packed = request.get("encoding_format") == "base64"
     data = [
         {"object": "embedding", "index": index, "embedding": _vector(item, dimensions, packed)}
-        for index, item in enumerate(inputs)
+        for index, item in enumerate(_inputs(request))
     ]
-    tokens = sum(_input_tokens(item) for item in inputs)
-    cost_usd = cost(model, tokens, 0) if usage_accounting else None
+    tokens = generation.prompt_tokens
+    generation.finish(0)
+    cost_usd = generation.cost(0) if usage_accounting else None
     usage = usage_with_cost({"prompt_tokens": tokens, "total_tokens": tokens}, cost_usd)
-    body = {"object": "list", "data": data, "model": model, "usage": usage}
-    return 200, JSON_HEADERS, dumps_with_cost(body, cost_usd).encode()
+    body = {"id": generation.id, "object": "list", "data": data, "model": generation.model, "usage": usage}
+    return 200, (*JSON_HEADERS, ("X-Generation-Id", generation.id)), dumps_with_cost(body, cost_usd).encode()
+
+
+def _inputs(request):
+    """The request's inputs as a list (one string or token array is a list of one)."""
+    inputs = request["input"]
+    return [inputs] if isinstance(inputs, str) or _is_tokens(inputs) else inputs
 
 
 def _is_tokens(value):

@@ -5,6 +5,23 @@ requests answer ``status``, with ``retry_after`` as their Retry-After when given
 can be exact; ``unavailable_models`` (skipped as OpenRouter skips a model that is down, falling
 back along the request's ``models``) and ``served_model`` (answers whatever was asked).
 
+Billing switches, so tests can show each way a gateway's books can drift from upstream's:
+
+- ``cost_multiplier`` (a number > 0, default 1): every reported cost (``usage.cost`` of chat,
+  embeddings, responses and streams, and the generation record's ``total_cost``) is the catalogue
+  price times this factor, as a dearer provider bills; tokens stay the same.
+- ``generation_delay_ms`` (default 0): a generation's record (``GET /api/v1/generation``) answers
+  404 until this long after the request finished, as OpenRouter persists generations a moment late.
+- ``long_answer_tokens`` (null or a positive count up to MAX_LONG_ANSWER_TOKENS): a request that
+  gives no output limit is answered with this many tokens, beyond the usual cap, as a model that
+  answers long when nothing stops it; a request with a limit still gets at most its limit.
+- ``cut_stream_after`` (null or a count): a streamed chat or Responses call drops its connection
+  after this many content chunks (an answer with fewer is not cut), with no finish chunk, usage
+  event, ``[DONE]`` or ``response.completed``; the generation is recorded cancelled, billed for the
+  prompt and the chunks sent.
+- ``auto_routes_to`` (a priced chat model, default ``openai/gpt-4o-mini``): the model that answers
+  a request for ``openrouter/auto``, named in the reply and billed at its price.
+
 They live in a small JSON state file, so every worker process sees the same switches; a process
 re-reads it (when it changed) at most every RECHECK_SECONDS. ``fail_next`` is counted down in the
 file under a lock, so across processes exactly ``count`` requests fail once every process has
@@ -13,11 +30,12 @@ seen the switch.
 
 import fcntl
 import json
+import math
 import os
 import tempfile
 import time
 
-from ops_gateway.upstream.fake_openrouter.catalogue import PRICES
+from ops_gateway.upstream.fake_openrouter.catalogue import CHAT_MODELS, PRICES
 
 DEFAULT_FAULTS = {
     "outage": False,
@@ -27,7 +45,14 @@ DEFAULT_FAULTS = {
     "fail_next": None,
     "unavailable_models": [],
     "served_model": None,
+    "cost_multiplier": 1,
+    "generation_delay_ms": 0,
+    "long_answer_tokens": None,
+    "cut_stream_after": None,
+    "auto_routes_to": "openai/gpt-4o-mini",
 }
+# An answer longer than any model writes, and still quick to send.
+MAX_LONG_ANSWER_TOKENS = 262144
 # How stale another process's fault switches may be: one stat() per this interval, not per request.
 RECHECK_SECONDS = 0.2
 
@@ -135,7 +160,32 @@ def _validated_faults(changes):
             raise ValueError("unavailable_models must be a list of catalogue model ids")
         if key == "served_model" and value is not None and value not in PRICES:
             raise ValueError("served_model must be null or a catalogue model id")
+        _check_billing_switch(key, value)
     return changes
+
+
+def _check_billing_switch(key, value):
+    """Raise ValueError if value is not valid for key, when key is one of the billing switches."""
+    if key == "cost_multiplier" and not (_is_number(value) and value > 0):
+        raise ValueError("cost_multiplier must be a number greater than 0")
+    if key == "generation_delay_ms" and not is_count(value):
+        raise ValueError("generation_delay_ms must be a non-negative integer")
+    if key == "long_answer_tokens" and not (value is None or _is_answer_length(value)):
+        raise ValueError(f"long_answer_tokens must be null or an integer from 1 to {MAX_LONG_ANSWER_TOKENS}")
+    if key == "cut_stream_after" and value is not None and not is_count(value):
+        raise ValueError("cut_stream_after must be null or a non-negative integer (content chunks)")
+    if key == "auto_routes_to" and not (isinstance(value, str) and value in PRICES and value in CHAT_MODELS):
+        raise ValueError("auto_routes_to must be a priced chat model id")
+
+
+def _is_answer_length(value):
+    """Whether value is a valid long_answer_tokens: a count from 1 to MAX_LONG_ANSWER_TOKENS."""
+    return is_count(value) and 0 < value <= MAX_LONG_ANSWER_TOKENS
+
+
+def _is_number(value):
+    """Whether value is a finite JSON number (JSON true/false are not numbers)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _is_failure_plan(value):

@@ -1,8 +1,11 @@
 """What every route of the fake shares: reply shapes, the reply's words and the prompt's token count.
 
-Text is cheap and deterministic: an answer of N tokens is the words ``word0 .. word{N-1}``.
+Text is cheap and deterministic: an answer of N tokens is the words ``word0 .. word{N-1}``. Answers
+up to MAX_COMPLETION_TOKENS are built at import; a longer one (the ``long_answer_tokens`` switch)
+is built once and kept while the switch stays, so a long answer costs what a short one does.
 """
 
+import functools
 import json
 
 DEFAULT_COMPLETION_TOKENS = 16
@@ -12,6 +15,42 @@ JSON_HEADERS = (("Content-Type", "application/json"),)
 SSE_HEADERS = (("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"))
 WORDS = [f"word{i}" for i in range(MAX_COMPLETION_TOKENS)]
 REPLIES = [" ".join(WORDS[:count]) for count in range(MAX_COMPLETION_TOKENS + 1)]
+# A string value no real data contains: json_template splits a JSON text where it stands.
+SLOT = "\0slot\0"
+
+
+class StreamCut(Exception):  # noqa: N818 - it names what happens, as StopIteration does
+    """Raised by a stream's events where the server must drop the connection (``cut_stream_after``)."""
+
+
+def words(count):
+    """The first count words of every answer."""
+    return WORDS[:count] if count <= MAX_COMPLETION_TOKENS else _long_words(count)
+
+
+def reply_text(count):
+    """An answer of count words, separated by spaces."""
+    return REPLIES[count] if count <= MAX_COMPLETION_TOKENS else _long_reply(count)
+
+
+@functools.lru_cache(maxsize=4)
+def _long_words(count):
+    """The words of an answer longer than the prebuilt ones."""
+    return tuple(f"word{index}" for index in range(count))
+
+
+@functools.lru_cache(maxsize=4)
+def _long_reply(count):
+    """An answer longer than the prebuilt ones."""
+    return " ".join(_long_words(count))
+
+
+def json_template(data):
+    """data's JSON cut where its SLOT values stand: join the parts with JSON texts in between.
+
+    A stream of thousands of events then costs one json.dumps, not one each.
+    """
+    return json.dumps(data).split(json.dumps(SLOT))
 
 
 def json_reply(data, status=200, headers=()):
@@ -48,8 +87,11 @@ def prompt_tokens(fields):
     return len(serialised.encode()) // PROMPT_BYTES_PER_TOKEN
 
 
-def output_length(asked):
-    """How many words to answer: what was asked (validated positive, or None), within the cap."""
+def output_length(asked, long_answer_tokens=None):
+    """How many words to answer: what was asked (validated positive, or None) within the cap; with
+    no limit asked, long_answer_tokens (the switch) when set, else DEFAULT_COMPLETION_TOKENS."""
+    if asked is None and long_answer_tokens:
+        return long_answer_tokens
     return min(asked or DEFAULT_COMPLETION_TOKENS, MAX_COMPLETION_TOKENS)
 
 

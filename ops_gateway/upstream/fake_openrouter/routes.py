@@ -1,52 +1,70 @@
-"""The fake's routes: the model list, chat completions (JSON or SSE), embeddings, the Responses API
-and the control endpoints.
+"""The fake's routes: the model list, chat completions (JSON or SSE), embeddings, the Responses API,
+generation records and the control endpoints.
 
 Answers are deterministic (same request, same usage and text) and cheap to produce: a completion
 is max_tokens (else max_completion_tokens) words long (one stream chunk each),
-DEFAULT_COMPLETION_TOKENS when the request gives neither, never more than MAX_COMPLETION_TOKENS.
-The prompt is one token per PROMPT_BYTES_PER_TOKEN bytes of everything in the body a real
-upstream bills as prompt. With ``"usage": {"include": true}`` the usage also carries ``cost``, in
-USD at the catalogue's prices, as OpenRouter's usage accounting does.
+DEFAULT_COMPLETION_TOKENS when the request gives neither (``long_answer_tokens`` when that switch
+is set), never more than MAX_COMPLETION_TOKENS when it gives a limit. The prompt is one token per
+PROMPT_BYTES_PER_TOKEN bytes of everything in the body a real upstream bills as prompt. With
+``"usage": {"include": true}`` the usage also carries ``cost``, in USD at the catalogue's prices
+times ``cost_multiplier``, as OpenRouter's usage accounting does.
 
 The answering model is the first of ``model`` and then the ``models`` fallback list that is not
 switched ``unavailable_models``, or the ``served_model`` switch: the reply's ``model`` names it and
-its prices make the cost, as with OpenRouter's fallbacks. ``provider`` preferences are accepted
-and ignored.
+its prices make the cost, as with OpenRouter's fallbacks. ``openrouter/auto`` is answered by the
+``auto_routes_to`` switch's model, named in the reply and billed at its price. ``provider``
+preferences are accepted and ignored.
+
+Chat ids are ``gen-...`` (every chunk of a stream carries the same one), Responses ids ``resp_...``,
+embeddings ids ``gen-emb-...``; each reply also names its id in ``X-Generation-Id``, as OpenRouter
+does, and ``GET /api/v1/generation?id=`` answers for it (``generations``). With ``cut_stream_after`` a
+stream stops after that many content chunks (StreamCut: the server drops the connection), with
+no finish chunk, usage or ``[DONE]``.
 """
 
-import itertools
 import json
 import os
-import time
 
 import gevent
 
 from ops_gateway.upstream.fake_openrouter.catalogue import (
     CHAT_MODELS,
     EMBEDDING_MODELS,
+    MODEL_IDS,
     MODELS,
     MODELS_BODY,
-    PRICES,
-    cost,
+    ROUTERS,
 )
-from ops_gateway.upstream.fake_openrouter.embeddings import embeddings_answer, embeddings_problem
+from ops_gateway.upstream.fake_openrouter.embeddings import (
+    embeddings_answer,
+    embeddings_input_tokens,
+    embeddings_problem,
+)
 from ops_gateway.upstream.fake_openrouter.faults import FaultSwitches
+from ops_gateway.upstream.fake_openrouter.generations import GenerationLog, generation_reply, generations_directory
 from ops_gateway.upstream.fake_openrouter.replies import (
     DEFAULT_COMPLETION_TOKENS,
     JSON_HEADERS,
     MAX_COMPLETION_TOKENS,
-    REPLIES,
+    SLOT,
     SSE_HEADERS,
-    WORDS,
+    StreamCut,
     error_reply,
     flag,
     json_reply,
+    json_template,
     output_length,
     parsed_json,
     positive_int_problem,
     prompt_tokens,
+    reply_text,
+    words,
 )
-from ops_gateway.upstream.fake_openrouter.responses import responses_answer, responses_problem
+from ops_gateway.upstream.fake_openrouter.responses import (
+    responses_answer,
+    responses_input_tokens,
+    responses_problem,
+)
 
 __all__ = ["DEFAULT_COMPLETION_TOKENS", "MAX_COMPLETION_TOKENS", "MODELS", "FakeOpenRouter", "error_reply"]
 
@@ -78,9 +96,9 @@ class FakeOpenRouter:
     """
 
     def __init__(self, state_file):
-        """Serve with the fault switches kept in state_file."""
+        """Serve with the fault switches kept in state_file, generation records beside it."""
         self.faults = FaultSwitches(state_file)
-        self._generation_ids = itertools.count(1)
+        self.generations = GenerationLog(generations_directory(state_file))
         self._served = {"completions": 0, "streams": 0, "embeddings": 0, "responses": 0}
         self._control_routes = {
             ("GET", "/_control"): lambda body: json_reply(self.faults.current()),
@@ -92,8 +110,10 @@ class FakeOpenRouter:
             zip(_GENERATION_ROUTES, (self._chat_completion, self._embeddings, self._responses), strict=True)
         )
 
-    def answer(self, method, path, body):
-        """Answer one request; API routes pass the fault switches first, control routes never do."""
+    def answer(self, method, target, body):
+        """Answer one request (target: its path and query); API routes pass the fault switches first,
+        control routes never do."""
+        path, _, query = target.partition("?")
         control = self._control_routes.get((method, path))
         if control:
             return control(body)
@@ -107,6 +127,8 @@ class FakeOpenRouter:
             return self._forced_failure(faults) or route(parsed_json(body), faults)
         if (method, path) == ("GET", "/api/v1/models"):
             return 200, JSON_HEADERS, MODELS_BODY
+        if (method, path) == ("GET", "/api/v1/generation"):
+            return generation_reply(self.generations, query, faults["generation_delay_ms"])
         return error_reply(404, f"no route for {method} {path}")
 
     def _forced_failure(self, faults):
@@ -128,23 +150,30 @@ class FakeOpenRouter:
         if problem or model_problem:
             return error_reply(*(problem or model_problem))
         prompt = prompt_tokens({field: value for field, value in request.items() if field not in _NOT_PROMPT_FIELDS})
-        completion_tokens = output_length(request.get("max_tokens") or request.get("max_completion_tokens"))
-        usage_accounting = flag(request, "usage", "include")
-        cost_usd = cost(model, prompt, completion_tokens) if usage_accounting else None
-        usage = _usage_json(prompt, completion_tokens, cost_usd)
-        generation_id = self._next_id("gen-fake-")
-        created = int(time.time())
         streamed = request.get("stream") is True
+        generation = self._begin("gen-fake-", "completions", model, faults, streamed, prompt)
+        asked = request.get("max_tokens") or request.get("max_completion_tokens")
+        completion_tokens = output_length(asked, faults["long_answer_tokens"])
+        usage_accounting = flag(request, "usage", "include")
+        cost_usd = generation.cost(completion_tokens) if usage_accounting else None
+        usage = _usage_json(prompt, completion_tokens, cost_usd)
+        headers = (("X-Generation-Id", generation.id),)
+        created = generation.created // 1_000_000
         self._served["streams" if streamed else "completions"] += 1
         if not streamed:
-            reply = _COMPLETION_JSON % (generation_id, created, model, REPLIES[completion_tokens], usage)
-            return 200, JSON_HEADERS, reply.encode()
-        envelope = {"id": generation_id, "created": created, "model": model}
+            generation.finish(completion_tokens)
+            text = reply_text(completion_tokens)
+            reply = _COMPLETION_JSON % (generation.id, created, generation.model, text, usage)
+            return 200, (*JSON_HEADERS, *headers), reply.encode()
+        envelope = {"id": generation.id, "created": created, "model": generation.model}
         with_usage = usage_accounting or flag(request, "stream_options", "include_usage")
-        delay_ms = faults["chunk_delay_ms"]
-        events = _completion_events(envelope, WORDS[:completion_tokens], usage if with_usage else None, delay_ms)
-        # Without delays the whole stream is one write; with them each event leaves when it is due.
-        return 200, SSE_HEADERS, events if delay_ms else "".join(events).encode()
+        delay_ms, cut_after = faults["chunk_delay_ms"], faults["cut_stream_after"]
+        events = _completion_events(
+            envelope, generation, completion_tokens, usage if with_usage else None, delay_ms, cut_after
+        )
+        # Without delays or a cut the whole stream is one write; else each event leaves when it is due.
+        body = events if delay_ms or cut_after is not None else "".join(events).encode()
+        return 200, (*SSE_HEADERS, *headers), body
 
     def _embeddings(self, request, faults):
         """Answer an embeddings request."""
@@ -153,7 +182,9 @@ class FakeOpenRouter:
         if problem or model_problem:
             return error_reply(*(problem or model_problem))
         self._served["embeddings"] += 1
-        return embeddings_answer(request, model, flag(request, "usage", "include"))
+        tokens = embeddings_input_tokens(request)
+        generation = self._begin("gen-emb-fake-", "embeddings", model, faults, False, tokens)
+        return embeddings_answer(request, generation, flag(request, "usage", "include"))
 
     def _responses(self, request, faults):
         """Answer a Responses API request, streamed as named SSE events when it asks for it."""
@@ -162,13 +193,16 @@ class FakeOpenRouter:
         if problem or model_problem:
             return error_reply(*(problem or model_problem))
         self._served["responses"] += 1
-        response_id = self._next_id("resp_fake")
-        usage_accounting = flag(request, "usage", "include")
-        return responses_answer(request, model, response_id, usage_accounting, faults["chunk_delay_ms"])
+        streamed = request.get("stream") is True
+        generation = self._begin("resp_fake", "completions", model, faults, streamed, responses_input_tokens(request))
+        return responses_answer(request, generation, faults, flag(request, "usage", "include"))
 
-    def _next_id(self, prefix):
-        """A generation id unique across the fake's processes."""
-        return f"{prefix}{os.getpid()}-{next(self._generation_ids)}"
+    def _begin(self, prefix, api_type, model, faults, streamed, prompt):
+        """Start recording a generation of model: a router is answered by the model it routes to."""
+        router = model if model in ROUTERS else None
+        answering = faults["auto_routes_to"] if router else model
+        multiplier = faults["cost_multiplier"]
+        return self.generations.begin(prefix, api_type, answering, router, streamed, prompt, multiplier)
 
     def _change_faults(self, body):
         """Merge the JSON body into the fault switches."""
@@ -208,7 +242,7 @@ def _answering_model(request, faults, endpoint_models):
     if not candidates:
         return None, (400, "model is required")
     for model in candidates:
-        if model not in PRICES:
+        if model not in MODEL_IDS:
             return None, (404, f"Model {model} not found")
         if model not in endpoint_models:
             return None, (400, f"Model {model} does not serve this endpoint")
@@ -241,23 +275,37 @@ def _usage_json(prompt_tokens, completion_tokens, cost_usd):
     return _USAGE_JSON % (prompt_tokens, completion_tokens, prompt_tokens + completion_tokens, cost_field)
 
 
-def _completion_events(envelope, words, usage, chunk_delay_ms):
+def _completion_events(envelope, generation, completion_tokens, usage, delay_ms, cut_after):
     """Yield the SSE events of a streamed completion: one chunk per word, then stop, usage, [DONE].
 
-    ``usage`` is the usage object's JSON text (see _usage_json), spliced in as it is.
+    ``usage`` is the usage object's JSON text (see _usage_json), spliced in as it is. After
+    cut_after content chunks (when not None) StreamCut ends the events. The generation is recorded
+    when they end: finished, or cancelled after the chunks produced (cut, or the client went away).
     """
     chunk = {**envelope, "object": "chat.completion.chunk"}
 
     def event(choices):
         return f"data: {json.dumps({**chunk, 'choices': choices})}\n\n"
 
-    for index, word in enumerate(words):
-        if chunk_delay_ms:
-            gevent.sleep(chunk_delay_ms / 1000)
-        # Leading spaces after the first word make the deltas concatenate to the full reply.
-        delta = {"role": "assistant", "content": word} if index == 0 else {"content": f" {word}"}
-        yield event([{"index": 0, "delta": delta, "finish_reason": None}])
-    yield event([{"index": 0, "delta": {}, "finish_reason": "stop"}])
-    if usage is not None:
-        yield f'data: {json.dumps({**chunk, "choices": []})[:-1]}, "usage": {usage}}}\n\n'
-    yield "data: [DONE]\n\n"
+    head, tail = json_template({**chunk, "choices": [{"index": 0, "delta": {"content": SLOT}, "finish_reason": None}]})
+    produced, finished = 0, False
+    try:
+        for index, word in enumerate(words(completion_tokens)):
+            if index == cut_after:
+                raise StreamCut
+            if delay_ms:
+                gevent.sleep(delay_ms / 1000)
+            produced += 1
+            if index == 0:
+                yield event([{"index": 0, "delta": {"role": "assistant", "content": word}, "finish_reason": None}])
+            else:  # leading spaces after the first word make the deltas concatenate to the full reply
+                yield f'data: {head}" {word}"{tail}\n\n'
+        if completion_tokens == cut_after:
+            raise StreamCut
+        finished = True  # every token is out: what follows cannot cancel it
+        yield event([{"index": 0, "delta": {}, "finish_reason": "stop"}])
+        if usage is not None:
+            yield f'data: {json.dumps({**chunk, "choices": []})[:-1]}, "usage": {usage}}}\n\n'
+        yield "data: [DONE]\n\n"
+    finally:
+        generation.finish(produced, cancelled=not finished)

@@ -4,6 +4,10 @@ Each keep-alive connection is a greenlet reading requests off its socket, so a r
 wake-up and a little parsing, and slow answers wait in ``gevent.sleep`` holding nothing but their
 own greenlet. Nothing is monkey-patched; the server only uses gevent's own sockets and sleep, so
 it also runs in a thread of another program (the tests).
+
+A streamed body that raises StreamCut (``cut_stream_after``) has its connection dropped there, with
+no end to its chunked encoding: the client sees an upstream that broke mid-stream. A stream whose
+client goes away is closed at once, so it records the generation it produced so far.
 """
 
 import argparse
@@ -18,6 +22,8 @@ from gevent.pool import Pool
 from gevent.server import StreamServer
 
 from ops_gateway.upstream.fake_openrouter.faults import FaultSwitches, default_state_file
+from ops_gateway.upstream.fake_openrouter.generations import GenerationLog, generations_directory
+from ops_gateway.upstream.fake_openrouter.replies import StreamCut
 from ops_gateway.upstream.fake_openrouter.routes import FakeOpenRouter, error_reply
 
 DEFAULT_PORT = 8099
@@ -95,11 +101,13 @@ def _serve_connection(sock, fake):
                 return
             if request is None:
                 return
-            method, path, body, keep_alive, pending = request
-            _send(sock, *fake.answer(method, path, body), keep_alive=keep_alive)
+            method, target, body, keep_alive, pending = request
+            _send(sock, *fake.answer(method, target, body), keep_alive=keep_alive)
             if not keep_alive:
                 return
     except OSError:  # the client went away, or idled past KEEPALIVE_SECONDS
+        return
+    except StreamCut:  # the stream breaks off: drop the connection mid-body
         return
     finally:
         sock.close()
@@ -108,7 +116,7 @@ def _serve_connection(sock, fake):
 def _read_request(sock, pending):
     """Read one request after the bytes already received.
 
-    Returns (method, path, body, keep_alive, bytes received past it), None if the client closed
+    Returns (method, target, body, keep_alive, bytes received past it), None if the client closed
     the connection first; raises ValueError for what this server cannot read.
     """
     while (head_end := pending.find(b"\r\n\r\n")) < 0:
@@ -140,11 +148,15 @@ def _read_request(sock, pending):
             return None
         pending += received
     keep_alive = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
-    return method, target.partition("?")[0], pending[head_end + 4 : body_end], keep_alive, pending[body_end:]
+    return method, target, pending[head_end + 4 : body_end], keep_alive, pending[body_end:]
 
 
 def _send(sock, status, headers, body, keep_alive):
-    """Write one response: bytes in a single send with a Content-Length, an iterator chunk by chunk."""
+    """Write one response: bytes in a single send with a Content-Length, an iterator chunk by chunk.
+
+    An iterator is closed however the sending ends, so that a stream whose client went away
+    records what it produced at once.
+    """
     head = f"HTTP/1.1 {status} {REASONS.get(status, '')}\r\n"
     head += "".join(f"{name}: {value}\r\n" for name, value in headers)
     if not keep_alive:
@@ -152,10 +164,13 @@ def _send(sock, status, headers, body, keep_alive):
     if isinstance(body, bytes):
         sock.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
         return
-    sock.sendall(f"{head}Transfer-Encoding: chunked\r\n\r\n".encode())
-    for text in body:
-        data = text.encode()
-        sock.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+    try:
+        sock.sendall(f"{head}Transfer-Encoding: chunked\r\n\r\n".encode())
+        for text in body:
+            data = text.encode()
+            sock.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+    finally:
+        body.close()
     sock.sendall(b"0\r\n\r\n")
 
 
@@ -194,7 +209,7 @@ def serve(server, workers):
 
 
 def main(argv=None):
-    """Start the fake server from the command line, resetting its faults first."""
+    """Start the fake server from the command line, resetting its faults and generations first."""
     parser = argparse.ArgumentParser(description="A fake OpenRouter for development, tests and benchmarks.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
@@ -204,6 +219,7 @@ def main(argv=None):
     state_file = args.state_file or os.environ.get("FAKE_OPENROUTER_STATE_FILE") or default_state_file(args.port)
     # A previous run's switches (an outage left on by a crashed test) must not leak into this one.
     FaultSwitches(state_file).reset()
+    GenerationLog(generations_directory(state_file)).clear()
     server = FakeOpenRouterServer((args.host, args.port), FakeOpenRouter(state_file))
     print(
         f"fake OpenRouter listening on http://{args.host}:{args.port}/api/v1 "
