@@ -10,6 +10,7 @@ with exponential backoff; after ``MAX_ATTEMPTS`` its provisional charge stands.
 """
 
 import logging
+import time
 from decimal import Decimal
 
 from ops_gateway.billing import pricing, reconciliation_queries
@@ -17,7 +18,8 @@ from ops_gateway.core import db
 
 logger = logging.getLogger("ops_gateway.billing")
 
-BATCH = 200  # lookups per run; the rest wait for the next one
+BATCH = 200  # lookups read at a time
+RUN_SECONDS = 20.0  # a run stops taking batches after this, well within the job's 30 s interval
 FIRST_RETRY_SECONDS = 5
 MAX_RETRY_SECONDS = 3600
 MAX_ATTEMPTS = 12  # about 4 hours of backoff in all
@@ -45,25 +47,30 @@ def _count(value):
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31
 
 
-def reconcile(fetch):
+def reconcile(fetch, run_seconds=RUN_SECONDS):
     """Look up every due generation with ``fetch(generation_id)`` (its data; None when it is not
-    there yet or upstream failed) and settle the difference; return the counts."""
+    there yet or upstream failed) and settle the difference, batch after batch for at most
+    ``run_seconds``; return the counts."""
     report = {"reconciled": 0, "postponed": 0, "given_up": 0, "charged_more": "0", "refunded": "0"}
     more = refunded = Decimal(0)
-    with db.transaction() as cur:
-        due = reconciliation_queries.due_lookups(cur, BATCH)
-    for lookup in due:
-        generation = fetch(lookup["generation_id"])
-        bill = billed(generation) if generation else None
+    deadline = time.monotonic() + run_seconds
+    while time.monotonic() < deadline:
         with db.transaction() as cur:
-            if bill is None:
-                _postpone_or_drop(cur, lookup, report)
-                continue
-            moved = reconciliation_queries.apply_upstream_bill(cur, lookup["settlement_id"], *bill)
-        if moved:
-            report["reconciled"] += 1
-            more += max(moved["delta"], 0)
-            refunded += max(-moved["delta"], 0)
+            due = reconciliation_queries.due_lookups(cur, BATCH)
+        if not due:
+            break
+        for lookup in due:  # each one leaves the due set: reconciled, postponed or dropped
+            generation = fetch(lookup["generation_id"])
+            bill = billed(generation) if generation else None
+            with db.transaction() as cur:
+                if bill is None:
+                    _postpone_or_drop(cur, lookup, report)
+                    continue
+                moved = reconciliation_queries.apply_upstream_bill(cur, lookup["settlement_id"], *bill)
+            if moved:
+                report["reconciled"] += 1
+                more += max(moved["delta"], 0)
+                refunded += max(-moved["delta"], 0)
     report["charged_more"], report["refunded"] = f"{more:f}", f"{refunded:f}"
     with db.transaction() as cur:
         report.update(reconciliation_queries.pending(cur))

@@ -1,5 +1,7 @@
 """After heavy concurrent load over every metered endpoint (chat, embeddings, responses), every
-user's books balance exactly, and match what upstream reported."""
+user's books balance exactly and equal what upstream billed times the markup: with upstream
+costs three times the catalogue's, streams cut by upstream and by clients, requests without
+max_tokens on a model that answers long, big embedding batches and the auto router."""
 
 import threading
 from collections import Counter
@@ -18,6 +20,10 @@ TOTAL_REQUESTS = 10_000
 CONCURRENCY = 64
 USERS = 20
 OPENING = Decimal("100.00")
+MARKUP = Decimal("1.25")
+# Upstream bills three times the catalogue (a dearer provider), answers 2,000 tokens when no limit
+# is sent, and, for the first half of the run, cuts every stream after two chunks.
+UPSTREAM_SWITCHES = {"cost_multiplier": 3, "long_answer_tokens": 2000}
 # Upstream bills tool definitions as prompt: they make the prompt far longer than the messages.
 TOOLS = [
     {
@@ -45,10 +51,12 @@ def request_for(index):
     the user's own request count). One in five is embeddings and one in five a Responses call
     (every other one streamed); the rest are chat completions over every chat model in turn, a
     stream every 10th, tools every 3rd and no max_tokens (upstream's default length) every 4th,
-    in every combination."""
+    in every combination; every 6th stream is cut by its client after the first bytes. The chat
+    models include ``openrouter/auto``."""
     nth = index // USERS
     if nth % 5 == 1:
-        return "embeddings", {"model": EMBEDDERS[nth % len(EMBEDDERS)], "input": [f"request {index}", "more"]}
+        inputs = [f"request {index} part {part}" for part in range(256 if nth % 3 == 0 else 2)]
+        return "embeddings", {"model": EMBEDDERS[nth % len(EMBEDDERS)], "input": inputs}
     if nth % 5 == 2:
         body = {"model": CHATTERS[nth % len(CHATTERS)], "input": f"request {index}", "stream": nth % 2 == 0}
         if nth % 3 == 0:
@@ -66,8 +74,10 @@ def request_for(index):
     return "chat/completions", body
 
 
-def test_ten_thousand_requests_leave_every_ledger_exact_and_equal_to_upstream_cost(gateway, sql):
-    server = gateway(workers=4)
+def test_ten_thousand_requests_leave_every_ledger_exact_and_equal_to_upstream_cost(gateway, upstream, sql):
+    server = gateway(workers=4, BILLING_MARKUP=str(MARKUP))
+    control = f"{upstream.url}/_control"
+    requests.post(control, json={**UPSTREAM_SWITCHES, "cut_stream_after": 2}, timeout=5).raise_for_status()
     keys = []
     for index in range(USERS):
         body = {"email": f"load{index}@example.com", "credits": str(OPENING), "plan": "enterprise"}
@@ -81,27 +91,48 @@ def test_ten_thousand_requests_leave_every_ledger_exact_and_equal_to_upstream_co
         local.session = session
         _, key = keys[index % USERS]
         path, body = request_for(index)
+        hang_up = body.get("stream") and (index // USERS) % 6 == 0
         response = session.post(
             f"{server.url}/v1/{path}",
             json=body,
             headers={"Authorization": f"Bearer {key}"},
             timeout=60,
+            stream=hang_up,
         )
-        response.content  # noqa: B018 - read the whole (possibly streamed) body
+        if hang_up:
+            next(response.iter_content(64), None)
+            response.close()
+        else:
+            response.content  # noqa: B018 - read the whole (possibly streamed) body
         return response.status_code
 
+    half = TOTAL_REQUESTS // 2
     with ThreadPoolExecutor(CONCURRENCY) as pool:
-        statuses.update(pool.map(send, range(TOTAL_REQUESTS)))
+        statuses.update(pool.map(send, range(half)))
+        requests.post(control, json={"cut_stream_after": None}, timeout=5).raise_for_status()
+        statuses.update(pool.map(send, range(half, TOTAL_REQUESTS)))
     assert statuses == Counter({200: TOTAL_REQUESTS}), statuses
+    cut = sql("SELECT count(*) AS n FROM usage_records WHERE status = 'incomplete'")[0]["n"]
+    assert cut >= 500, cut  # upstream's cuts, at least
+    for _ in range(20):  # every cut stream reconciled from its generation lookup
+        run = requests.post(f"{server.url}/admin/jobs/reconcile_generations/run", headers=ADMIN, timeout=120)
+        if run.json()["details"]["pending"] == 0:
+            break
+    assert sql("SELECT count(*) AS n FROM generation_lookups") == [{"n": 0}]
+
     user_ids = [user_id for user_id, _ in keys]
     books = sql(
         "SELECT u.id, u.credits, u.reserved_credits,"
+        " (SELECT coalesce(sum(amount), 0) FROM credit_holds WHERE user_id = u.id) AS open_holds,"
         " (SELECT coalesce(sum(cost), 0) FROM usage_records WHERE user_id = u.id) AS usage_cost,"
+        " (SELECT coalesce(sum(round(upstream_cost * %s, 10)), 0) FROM usage_records WHERE user_id = u.id)"
+        "   AS upstream_billed,"
         " (SELECT count(*) FROM usage_records WHERE user_id = u.id) AS usage_rows,"
+        " (SELECT count(DISTINCT settlement_id) FROM usage_records WHERE user_id = u.id) AS settlements,"
         " (SELECT coalesce(-sum(amount), 0) FROM credit_transactions"
-        "   WHERE user_id = u.id AND kind = 'usage') AS ledger_debits"
+        "   WHERE user_id = u.id AND kind IN ('usage', 'usage_reconciled')) AS ledger_debits"
         " FROM users u WHERE u.id = ANY(%s)",
-        (user_ids,),
+        (MARKUP, user_ids),
     )
     assert len(books) == USERS
     endpoints = sql("SELECT endpoint, count(*) AS n FROM usage_records GROUP BY endpoint ORDER BY endpoint")
@@ -111,16 +142,16 @@ def test_ten_thousand_requests_leave_every_ledger_exact_and_equal_to_upstream_co
         "responses": TOTAL_REQUESTS // 5,
     }
     for user in books:
-        assert user["usage_rows"] == TOTAL_REQUESTS // USERS
-        assert OPENING - user["credits"] == user["usage_cost"] == user["ledger_debits"] > 0
-        assert user["reserved_credits"] == 0
-    reconciliation = sql(
-        "SELECT user_id, sum(cost) AS cost, sum(upstream_cost) AS upstream_cost,"
-        " count(*) FILTER (WHERE upstream_cost IS NULL) AS unreported"
-        " FROM usage_records WHERE user_id = ANY(%s) AND status = 'success' GROUP BY user_id",
-        (user_ids,),
+        assert user["usage_rows"] == user["settlements"] == TOTAL_REQUESTS // USERS  # none settled twice
+        spent = OPENING - user["credits"]
+        assert spent == user["usage_cost"] == user["ledger_debits"] == user["upstream_billed"] > 0, user
+        assert user["reserved_credits"] == user["open_holds"] == 0
+    unbilled = sql(
+        "SELECT count(*) FILTER (WHERE upstream_cost IS NULL) AS unreported,"
+        " count(*) FILTER (WHERE cost <> round(upstream_cost * %s, 10)) AS off_the_bill"
+        " FROM usage_records WHERE user_id = ANY(%s)",
+        (MARKUP, user_ids),
     )
-    assert len(reconciliation) == USERS
-    for user in reconciliation:
-        assert user["unreported"] == 0, user
-        assert user["upstream_cost"] == user["cost"], user
+    assert unbilled == [{"unreported": 0, "off_the_bill": 0}]
+    routed = sql("SELECT count(*) AS n FROM usage_records WHERE model = 'openrouter/auto' AND served_model IS NOT NULL")
+    assert routed[0]["n"] > 0  # billed as the model the router picked
