@@ -6,9 +6,10 @@ it (one Redis call) and takes an upstream slot; ``complete`` or ``stream`` calls
 output limited to what was held, and settles exactly once (one statement, one Redis call): the
 charge is upstream's reported cost times BILLING_MARKUP. A request upstream reported no cost for
 (a cut stream) is charged its prompt bound plus the output delivered, and reconciled with
-upstream's bill by its generation lookup later (``billing.reconciliation``). Refusals come in this order:
-401/403 key, 403 scope, 400/422 body, 429 (IP block, concurrency, quotas, token and request
-windows), 404 unknown model, 402 credits, 503 upstream_busy. The body is read before the key
+upstream's bill by its generation lookup later (``billing.reconciliation``).
+
+Refusals come in this order: 401/403 key, 403 scope, 400/422 body, 429 (IP block, concurrency,
+quotas, token and request windows), 404 unknown model, 402 credits, 503 upstream_busy. The body is read before the key
 (that has no side effects) so the hold can ride on the key lookup; any refusal after the hold
 gives it back, and upstream failures cost nothing. No database connection is held while
 upstream answers; streams are relayed and settled by ``relay``. A request naming fallback
@@ -219,13 +220,13 @@ class Completion:
         """Release the hold, charge upstream's cost (ledger, usage row, daily totals: one statement)
         and count the real tokens against the rate-limit windows, giving the concurrency slot back.
 
-        Runs once per request: a second call (an error after the settlement committed) does
-        nothing, and the database refuses a second settlement of the same id anyway. A success
-        without a reported cost queues ``generation_id``'s lookup (``billing.reconciliation``).
+        Once the statement ran, a second call (an error after the settlement committed) does
+        nothing; one after a failed statement tries again, and the database refuses a second
+        settlement of the same id whatever happened. A success without a reported cost queues
+        ``generation_id``'s lookup (``billing.reconciliation``).
         """
         if self.settled:
             return
-        self.settled = True
         markup = current_app.config["BILLING_MARKUP"]
         cost = pricing.charge(self.model, status, upstream_cost, prompt_tokens, completion_tokens, markup)
         reconcile = status != "error" and upstream_cost is None and isinstance(generation_id, str) and generation_id
@@ -258,6 +259,7 @@ class Completion:
         )
         with db.statement() as cur:  # settle_request is a single statement
             settled = settlement.settle_request(cur, finished)
+        self.settled = True
         self.held, self.hold_id = False, None
         if settled is None:  # another path settled this request already: nothing more to count
             logger.error("a second settlement was refused", extra={"request_id": self.facts.request_id})
