@@ -10,6 +10,7 @@ from blueprints.guards import admin_only
 from blueprints.monitor_schemas import AuditReportArgsSchema, SecurityEventArgsSchema, SecurityEventPageSchema
 from blueprints.query_args import date_range, page_cursor
 from ops_gateway.core import db, paging
+from ops_gateway.core.addresses import canonical_ip
 from ops_gateway.observability import security_events
 
 blp = Blueprint("admin_security", __name__, url_prefix="/admin", description="Security events and audit reports")
@@ -29,7 +30,7 @@ def security_event_list(args):
     """Security events, newest first, filtered by type, user, IP and date range (cursor pagination)."""
     start, end = date_range(args)
     cursor = page_cursor(args)
-    ip = str(args["ip"]) if args.get("ip") else None
+    ip = canonical_ip(str(args["ip"])) if args.get("ip") else None  # events are recorded in this spelling
     with db.transaction() as cur:
         rows = security_events.query_events(
             cur, args.get("type"), args.get("user_id"), ip, start, end, args["limit"], cursor

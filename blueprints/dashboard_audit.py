@@ -2,7 +2,6 @@
 
 import csv
 import io
-import ipaddress
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, render_template, request, stream_with_context
@@ -12,6 +11,7 @@ from blueprints.envelope import ApiError
 from blueprints.query_args import whole_number
 from ops_gateway.accounts import audit, security
 from ops_gateway.core import db, paging
+from ops_gateway.core.addresses import canonical_ip
 from ops_gateway.core.csv_cells import csv_cell
 from ops_gateway.core.errors import GatewayError
 from ops_gateway.core.timeparse import parse_timestamp
@@ -64,10 +64,9 @@ def _filters(args):
         filters["action"] = args.get("action") if args.get("action") in audit.ACTIONS else None
         filters["type"] = args.get("type") if args.get("type") in security.EVENT_TYPES else None
         if args.get("ip", "").strip():
-            try:
-                filters["ip"] = str(ipaddress.ip_address(args["ip"].strip()))
-            except ValueError:
-                raise ApiError(400, "invalid_filter", "IP must be an IPv4 or IPv6 address") from None
+            filters["ip"] = canonical_ip(args["ip"].strip())  # the spelling rows are recorded in
+            if filters["ip"] is None:
+                raise ApiError(400, "invalid_filter", "IP must be an IPv4 or IPv6 address")
         for name in ("start", "end"):
             if args.get(name, "").strip():
                 filters[name] = parse_timestamp(args[name], name)

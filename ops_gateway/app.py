@@ -18,6 +18,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from blueprints import envelope, request_hooks, request_limits
 from ops_gateway import __version__
 from ops_gateway.core import (
+    addresses,
     cli,
     db,
     docs_assets,
@@ -176,7 +177,8 @@ def create_app(overrides=None):
 
 
 def trust_forwarding_proxies(app):
-    """Behind TRUSTED_PROXY_COUNT proxies, ``request.remote_addr`` is the client they saw.
+    """Behind TRUSTED_PROXY_COUNT proxies, ``request.remote_addr`` is the client they saw, in its
+    canonical spelling (``addresses.CanonicalClientAddress``).
 
     Each of those proxies appends the address it was connected from to X-Forwarded-For, so the
     N-th entry from the right is the last one a client could not write itself; ProxyFix takes it
@@ -184,6 +186,7 @@ def trust_forwarding_proxies(app):
     IP decision (blocks, allowlists, Flask-Limiter, audit and security events, logs) reads it.
     Only X-Forwarded-For is taken: the dashboard reads X-Forwarded-Proto itself.
     """
+    app.wsgi_app = addresses.CanonicalClientAddress(app.wsgi_app)
     count = app.config["TRUSTED_PROXY_COUNT"]
     if count:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=0, x_host=0, x_port=0, x_prefix=0)

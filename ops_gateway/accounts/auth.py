@@ -8,7 +8,6 @@ audited, counted toward the per-IP block and raised as domain errors.
 """
 
 import hmac
-import ipaddress
 import logging
 
 from flask import current_app, g
@@ -16,6 +15,7 @@ from flask import current_app, g
 from ops_gateway.accounts import audit, keys, security
 from ops_gateway.billing import credits
 from ops_gateway.core import db
+from ops_gateway.core.addresses import canonical_ip
 from ops_gateway.core.errors import Forbidden, Unauthenticated
 from ops_gateway.limits.plans import LIMIT_COLUMNS
 from ops_gateway.observability import metrics
@@ -120,13 +120,10 @@ def _fail(kind, code, message, reason, ip, path, token=None, row=None):
 
 
 def database_ip(ip):
-    """The caller's address as the database compares it (IPv4 clients of a dual-stack listener
-    arrive as ::ffff:a.b.c.d and must match IPv4 ranges), or None when it is not an IP."""
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return None
-    return str(getattr(address, "ipv4_mapped", None) or address)
+    """The caller's address as the database compares it with the key's allowlist: its canonical
+    spelling (IPv4 clients of a dual-stack listener arrive as ::ffff:a.b.c.d and must match IPv4
+    ranges), or None when it is not an IP."""
+    return canonical_ip(ip)
 
 
 def _principal(row):

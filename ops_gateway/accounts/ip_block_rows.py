@@ -2,7 +2,8 @@
 
 Redis enforces a block (``security.BLOCK_KEY`` with a TTL); these rows are the record of it: who
 set it, why and until when, for listing, and for putting the Redis keys back after Redis loses its
-data (``ip_blocks.restore_blocks``). Plain functions taking the cursor first and returning dicts.
+data (``ip_blocks.restore_blocks``). Plain functions taking the cursor first and returning dicts;
+addresses come in their canonical spelling (``core.addresses.canonical_ip``), as the Redis keys do.
 """
 
 BLOCK_COLUMNS = "host(address) AS address, reason, actor, since, expires_at"

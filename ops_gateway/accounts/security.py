@@ -14,6 +14,7 @@ from limits import parse
 
 from ops_gateway.accounts import ip_block_rows, queries
 from ops_gateway.core import db, redis_store
+from ops_gateway.core.addresses import canonical_ip
 from ops_gateway.core.errors import RateLimited
 from ops_gateway.observability import metrics
 
@@ -43,6 +44,11 @@ def record_event(cur, event_type, user_id=None, api_key_id=None, ip=None, detail
     )
 
 
+def block_key(ip):
+    """The Redis key of ``ip``'s block, named by the address's canonical spelling."""
+    return BLOCK_KEY.format(ip=canonical_ip(ip) or ip)
+
+
 def window_limiter():
     """The ``limits`` fixed-window strategy on the shared Redis (Flask-Limiter's own)."""
     return current_app.extensions["ops_gateway.window_limiter"]
@@ -51,7 +57,7 @@ def window_limiter():
 def check_ip_block(ip):
     """Refuse a blocked IP with 429 before any key is looked at."""
     try:
-        ttl = redis_store.get_redis().ttl(BLOCK_KEY.format(ip=ip))
+        ttl = redis_store.get_redis().ttl(block_key(ip))
     except redis.RedisError:
         return
     if ttl and ttl > 0:
@@ -70,13 +76,14 @@ def ip_blocked_error(ttl):
 
 def note_auth_failure(ip):
     """Count a failed authentication; the failure that reaches AUTH_FAILURE_LIMIT blocks the IP (one event)."""
+    ip = canonical_ip(ip) or ip
     limit = parse(current_app.config["AUTH_FAILURE_LIMIT"])
     try:
         within = window_limiter().hit(limit, "authfail", ip)
         if within and window_limiter().get_window_stats(limit, "authfail", ip).remaining > 0:
             return
         block_seconds = current_app.config["AUTH_BLOCK_SECONDS"]
-        newly_blocked = redis_store.get_redis().set(BLOCK_KEY.format(ip=ip), 1, ex=block_seconds, nx=True)
+        newly_blocked = redis_store.get_redis().set(block_key(ip), 1, ex=block_seconds, nx=True)
     except redis.RedisError:
         return
     if newly_blocked:

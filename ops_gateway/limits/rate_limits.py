@@ -122,11 +122,11 @@ def _run_gate(principal, ip, mode, limits, window_keys, slot=None):
         *(window_keys[w.name] for w in REQUEST_WINDOWS),
     ]
     if redis_store.is_cluster(redis_store.get_redis()):
-        blocked = redis_store.get_redis().ttl(security.BLOCK_KEY.format(ip=ip))
+        blocked = redis_store.get_redis().ttl(security.block_key(ip))
         if blocked > 0:
             return [Verdict.IP_BLOCKED, 0, blocked, 0]
     else:
-        keys.append(security.BLOCK_KEY.format(ip=ip))
+        keys.append(security.block_key(ip))
     plan = {
         "mode": mode,
         "ip": ip,

@@ -134,3 +134,16 @@ def test_two_hops_with_a_count_of_two_see_the_client_the_outer_proxy_saw(behind_
     assert fail_auth_until_blocked(proxy, CLIENT_A, {"X-Forwarded-For": "1.2.3.4"}) == AUTH_FAILURES_BEFORE_BLOCK
     assert proxy.request(CLIENT_B, "GET", "/user/balance", bearer(key))[0] == 200
     assert sql("SELECT host(ip) AS ip FROM security_events WHERE type = 'ip_blocked'") == [{"ip": CLIENT_A}]
+
+
+def test_an_admin_block_holds_for_every_spelling_of_an_ipv6_client(behind_proxy, sql):
+    # Two trusted hops with one proxy started: the X-Forwarded-For a client sends stands for the outer proxy's.
+    proxy = behind_proxy(TRUSTED_PROXY_COUNT="2")
+    key = new_user_key(proxy)
+    block = {"ip": "2001:db8::1", "ttl_seconds": 600, "reason": "abuse"}
+    assert proxy.request(OPERATOR, "POST", "/admin/blocked-ips", ADMIN, block)[0] == 201
+    for spelling in ("2001:DB8::1", "2001:db8:0:0::1", "2001:0db8::0001"):
+        status, body = proxy.request(CLIENT_A, "GET", "/user/balance", {**bearer(key), "X-Forwarded-For": spelling})
+        assert (status, body["error"]["code"]) == (429, "ip_blocked"), spelling
+    assert proxy.request(CLIENT_A, "GET", "/user/balance", {**bearer(key), "X-Forwarded-For": "2001:db8::2"})[0] == 200
+    assert sql("SELECT host(address) AS ip FROM ip_blocks") == [{"ip": "2001:db8::1"}]
