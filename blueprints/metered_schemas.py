@@ -2,7 +2,7 @@
 
 import marshmallow as ma
 
-from blueprints.proxy_schemas import UsageSchema
+from blueprints.proxy_schemas import UsageSchema, fallback_models
 
 
 class _TextOrList(ma.fields.Raw):
@@ -26,6 +26,7 @@ class EmbeddingsRequestSchema(ma.Schema):
     )
     encoding_format = ma.fields.String(validate=ma.validate.OneOf(["float", "base64"]))
     dimensions = ma.fields.Integer(validate=ma.validate.Range(min=1, max=100_000))
+    models = fallback_models()
 
 
 class EmbeddingSchema(ma.Schema):
@@ -67,6 +68,7 @@ class ResponsesRequestSchema(ma.Schema):
     max_output_tokens = ma.fields.Integer(validate=ma.validate.Range(min=1, max=1_000_000))
     tools = ma.fields.List(ma.fields.Dict())
     reasoning = ma.fields.Dict(allow_none=True)
+    models = fallback_models()
 
 
 class ResponseUsageSchema(ma.Schema):

@@ -7,6 +7,18 @@ from blueprints.fields import Timestamp
 MAX_FALLBACK_MODELS = 10
 
 
+def fallback_models():
+    """The ``models`` field of every metered request: at most MAX_FALLBACK_MODELS model ids (strings)."""
+    return ma.fields.List(
+        ma.fields.String(validate=ma.validate.Length(min=1, max=200)),
+        validate=ma.validate.Length(max=MAX_FALLBACK_MODELS),
+        metadata={
+            "description": "OpenRouter fallbacks tried in order; the hold covers the dearest, the one "
+            "that answered is billed"
+        },
+    )
+
+
 class MessageSchema(ma.Schema):
     """One chat message; content is text or a list of content parts."""
 
@@ -45,14 +57,7 @@ class ChatCompletionRequestSchema(ma.Schema):
     temperature = ma.fields.Float(validate=ma.validate.Range(min=0, max=2))
     top_p = ma.fields.Float(validate=ma.validate.Range(min=0, max=1))
     stream_options = ma.fields.Dict()
-    models = ma.fields.List(
-        ma.fields.String(validate=ma.validate.Length(min=1, max=200)),
-        validate=ma.validate.Length(max=MAX_FALLBACK_MODELS),
-        metadata={
-            "description": "OpenRouter fallbacks tried in order; the hold covers the dearest, the one "
-            "that answered is billed"
-        },
-    )
+    models = fallback_models()
     provider = ma.fields.Dict(metadata={"description": "OpenRouter provider preferences, passed through"})
 
 

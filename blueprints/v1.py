@@ -105,7 +105,9 @@ def _serve(endpoint, schema):
     """Parse, hold, admit, call upstream and settle one metered request; its response.
 
     The body is parsed before the key lookup so the credit hold can ride on it; its 400/422 is
-    raised after authentication (``Completion.open``).
+    raised after authentication (``Completion.open``). A body over 64 KiB (or chunked) was read
+    only after its key passed a lookup of its own (``body_screen``), so a wrong key never costs
+    its parse.
     """
     try:
         body, invalid = blp.ARGUMENTS_PARSER.parse(schema, request, location="json"), None

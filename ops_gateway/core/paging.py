@@ -11,12 +11,19 @@ def encode_cursor(row):
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+# Row ids are bigint: a cursor naming anything else was not made here.
+_MAX_ROW_ID = 2**63 - 1
+
+
 def decode_cursor(cursor):
-    """(created_at, id) from a cursor; ValueError when it was not made by encode_cursor."""
+    """(created_at, id) from a cursor; ValueError when it was not made by encode_cursor (an id
+    that is not a whole number in bigint's range, such as ``1e400`` or ``1.5``, included)."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         created_at, row_id = json.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(created_at), int(row_id)
+        if type(row_id) is not int or not 0 <= row_id <= _MAX_ROW_ID:
+            raise ValueError("the cursor's id is not a row id")
+        return datetime.fromisoformat(created_at), row_id
     except (ValueError, TypeError) as exc:
         raise ValueError("invalid cursor") from exc
 

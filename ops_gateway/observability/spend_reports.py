@@ -29,6 +29,9 @@ DIMENSIONS = {
 }
 METRICS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cost", "avg_latency_ms")
 MAX_DAYS = 366
+# The days a report may name: far beyond any usage row, yet far enough from date.min and
+# date.max that the default range (29 days back) and the day after the last stay dates.
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9999, 12, 30)
 MAX_GROUPS = 100_000
 ENDPOINTS = tuple(endpoint.name for endpoint in (endpoints.CHAT, endpoints.EMBEDDINGS, endpoints.RESPONSES))
 
@@ -47,13 +50,16 @@ def parse_group_by(text, allowed=tuple(DIMENSIONS)):
 
 def _day(raw, parameter):
     try:
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
+        day = None
+    if day is None or not FIRST_DAY <= day <= LAST_DAY:
         raise BadRequest(
-            f"{parameter} must be a date such as 2026-01-31",
+            f"{parameter} must be a date from {FIRST_DAY} to {LAST_DAY}, such as 2026-01-31",
             {"parameter": parameter, "value": raw[:64]},
             code="invalid_date",
-        ) from None
+        )
+    return day
 
 
 def report_days(start_raw, end_raw, today=None):

@@ -2,10 +2,12 @@
 a 5xx (issue 15 #8).
 
 Hypothesis builds the hostile inputs a schema-driven fuzzer rarely tries: NUL bytes, unicode
-digits, huge and non-finite numbers, wrong types and deep nesting, in path segments, query
-arguments (the operation's own, from the OpenAPI spec, and made-up ones) and JSON bodies (the
-operation's own fields, and junk). Every route in the app's URL map outside the dashboard is
-covered, as the bootstrap admin and as a user; OpenRouter is faked with requests-mock.
+digits, huge and non-finite numbers (numbers a double cannot hold, such as ``1e400``, written
+into the JSON text as they are), wrong types and deep nesting, in path segments, query arguments
+(the operation's own, from the OpenAPI spec, and made-up ones) and JSON bodies (the operation's
+own fields, and junk). Every /v1 POST also gets plausible bodies with hostile ``models`` lists
+(issue 22). Every route in the app's URL map outside the dashboard is covered, as the bootstrap
+admin and as a user; OpenRouter is faked with requests-mock.
 """
 
 import json
@@ -23,12 +25,26 @@ HOSTILE_TEXT = ["a\x00b", "\x00", "²", "٣", "¹²³", "-1", "0", "9" * 40, "1e
 HUGE_NUMBERS = [10**30, -(10**30), 2**63, -(2**63) - 1, 1e308, -1e308, 5e-324]
 NON_FINITE = [float("nan"), float("inf"), float("-inf")]
 
+
+class Literal(str):
+    """JSON text written into a body as it is (json.dumps cannot write 1e400)."""
+
+
+# Numbers a double cannot hold: Python's parser reads the first three as infinities.
+OVERFLOWING = [
+    Literal("1e400"),
+    Literal("-1e400"),
+    Literal("1E+400"),
+    Literal("1" + "0" * 400),
+    Literal("-" + "9" * 312 + ".5"),
+]
+
 texts = st.one_of(st.sampled_from(HOSTILE_TEXT), st.text(max_size=30))
 leaves = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(),
-    st.sampled_from(HUGE_NUMBERS + NON_FINITE),
+    st.sampled_from(HUGE_NUMBERS + NON_FINITE + OVERFLOWING),
     st.floats(),
     texts,
 )
@@ -39,9 +55,48 @@ json_values = st.recursive(
 )
 
 
+# ``models`` as a client can send it: nested lists, objects, numbers, too many, too long, not a list.
+MODEL_ID = "openai/gpt-4o-mini"
+MODELS_SHAPES = [
+    [["x"]],
+    [{"a": 1}],
+    [1],
+    [None],
+    [""],
+    ["a" * 201],
+    [MODEL_ID] * 11,
+    [MODEL_ID] * 10,
+    [MODEL_ID, "unknown/model"],
+    [Literal("1e400")],
+    "x",
+    {"a": 1},
+    None,
+]
+metered_bodies = st.fixed_dictionaries(
+    {
+        "model": st.one_of(st.just(MODEL_ID), texts),
+        "messages": st.just([{"role": "user", "content": "hi"}]),
+        "input": st.one_of(st.just("hi"), json_values),
+        "models": st.sampled_from(MODELS_SHAPES),
+    },
+    optional={"max_tokens": leaves, "temperature": leaves, "stream": st.booleans()},
+)
+
+
+def to_json(value):
+    """``value`` as JSON text, ``Literal`` strings written as they are."""
+    if isinstance(value, Literal):
+        return str(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(key)}: {to_json(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(to_json(item) for item in value) + "]"
+    return json.dumps(value)
+
+
 def nested(value, depth):
-    """``value`` inside ``depth`` arrays."""
-    return "[" * depth + json.dumps(value) + "]" * depth
+    """``value`` as JSON text inside ``depth`` arrays."""
+    return "[" * depth + to_json(value) + "]" * depth
 
 
 def openapi_fields(spec, path, method):
@@ -67,7 +122,7 @@ def operations(app, spec):
 
 
 @st.composite
-def hostile_requests(draw, rule, query_names, body_fields, known_ids):
+def hostile_requests(draw, rule, query_names, body_fields, known_ids, method="GET"):
     """A URL and a raw JSON body for ``rule``, with hostile values wherever a client can put them."""
     url = rule.rule
     for placeholder, converter in re.findall(r"(<(?:(\w+):)?\w+>)", rule.rule):
@@ -79,15 +134,21 @@ def hostile_requests(draw, rule, query_names, body_fields, known_ids):
     names = st.sampled_from(query_names + ["junk"]) if query_names else st.just("junk")
     args = draw(st.dictionaries(names, texts, max_size=3))
     fields = st.sampled_from(body_fields) if body_fields else texts
-    body = draw(st.one_of(st.dictionaries(fields, json_values, max_size=5), json_values))
+    bodies = [st.dictionaries(fields, json_values, max_size=5), json_values]
+    if rule.rule.startswith("/v1/") and method == "POST":
+        bodies.append(metered_bodies)
+    body = draw(st.one_of(*bodies))
     depth = draw(st.sampled_from([0, 0, 0, 40, 2000, 100_000]))
-    return url, args, nested(body, depth) if depth else json.dumps(body)
+    return url, args, nested(body, depth)
 
 
 def assert_never_a_server_error(response, method, url, args, body):
-    """Success, or a 4xx in the error envelope."""
+    """Success, or a 4xx in the error envelope; never a success for a body with a number a double
+    cannot hold."""
     where = (method, url, args, body[:200])
     assert response.status_code < 500, (where, response.get_data(as_text=True)[:300])
+    if any(number in body for number in OVERFLOWING):
+        assert response.status_code >= 400, where
     if response.status_code >= 400 and method != "HEAD" and response.mimetype == "application/json":
         error = response.get_json()["error"]
         assert error["status"] == response.status_code and error["code"] and error["message"], where
@@ -121,7 +182,8 @@ def test_hostile_input_never_gets_a_server_error(make_app, upstream):
     assert len(found) >= 25
     for method, rule, query_names, body_fields in found:
         headers = ADMIN if rule.rule.startswith("/admin") else bearer(key)
-        fuzz_operation(client, method, hostile_requests(rule, query_names, body_fields, known_ids), headers)
+        requests = hostile_requests(rule, query_names, body_fields, known_ids, method)
+        fuzz_operation(client, method, requests, headers)
 
 
 def check_dashboard_page(client, url, names):

@@ -65,9 +65,14 @@ def test_oversized_body_is_refused_unread_and_the_connection_closed(gateway):
 
 def test_slow_body_clients_get_408_while_health_stays_fast(gateway):
     server = gateway(workers=1, **SLOW_CLIENT_TIMEOUTS)
+    _, _, key = create_user(server.url, "1.00")
+    # A body this large is read only for a valid key (a wrong one gets its 401 first, unread).
+    head = f"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {key}\r\n".encode()
     slow = [connect(server) for _ in range(20)]
     for sock in slow:
-        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Length: 100000\r\n\r\n{")
+        sock.sendall(head + b"Content-Length: 100000\r\n\r\n{")
+    keyless = connect(server)
+    keyless.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Length: 100000\r\n\r\n{")
     stop = threading.Event()
 
     def drip():  # one byte per half second: never enough to finish, always enough to look alive
@@ -88,6 +93,7 @@ def test_slow_body_clients_get_408_while_health_stays_fast(gateway):
         dripper.join()
     assert statistics.quantiles(latencies, n=100)[98] < 100, latencies
     assert all(answer.startswith(b"HTTP/1.1 408") for answer in answers), answers[0][:200]
+    assert read_until_closed(keyless).startswith(b"HTTP/1.1 401")
 
 
 def test_slow_header_clients_are_dropped_while_health_stays_fast(gateway):
