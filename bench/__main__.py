@@ -5,11 +5,12 @@ import sys
 
 import psutil
 
-from bench import baseline, capacity, endpoints, hostile, overhead, report, scale
+from bench import baseline, capacity, endpoints, hostile, overhead, refusals, report, scale
 from bench.environment import BenchEnvironment
 from bench.load import LoadToolMissing, require_wrk
 
-SUITES = ("overhead", "baseline", "endpoints", "capacity", "hostile", "scale")
+SUITES = ("overhead", "baseline", "endpoints", "capacity", "hostile", "refusals", "scale")
+WITHOUT_WRK = {"refusals", "scale"}  # the suites that drive their own requests
 
 
 def parse_args(argv):
@@ -49,7 +50,8 @@ def main(argv=None):
     """Start the environment, run the chosen suites, print and record the figures, stop everything."""
     args = parse_args(argv)
     try:
-        require_wrk()
+        if set(args.only) - WITHOUT_WRK:
+            require_wrk()
     except LoadToolMissing as missing:
         print(f"bench: {missing}", file=sys.stderr)
         return 2
@@ -91,6 +93,9 @@ def main(argv=None):
         if "hostile" in args.only:
             print("hostile clients (slow clients held open, 100 MB bodies):", flush=True)
             sections.append(("Hostile clients: slow connections and oversized bodies", hostile.run(env)[1]))
+        if "refusals" in args.only:
+            print("cheap refusals (4 MB bodies behind a wrong key or a blocked IP):", flush=True)
+            sections.append(("Cheap refusals: large bodies from callers refused", refusals.run(env)[1]))
         if "scale" in args.only:
             print("data scale:", flush=True)
             sections.append(("Data scale", scale.run(env, args.usage_rows, args.audit_rows)[1]))

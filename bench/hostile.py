@@ -1,10 +1,11 @@
 """Hostile clients: slow ones held open, and 100 MB bodies, against the default request limits.
 
-1. 200 slow clients (``bench/slowloris.py``: 100 trickle a 100 000-byte body a byte every 3 s,
-   100 trickle header lines every 3 s), each re-opened as soon as the gateway drops it, held
-   open while 200 sequential ``GET /health/live`` are timed (a new connection each, as a load
-   balancer's health check) and while the capacity suite's 128-client, 1 s-upstream load runs.
-   Then how many slow connections the gateway dropped, with what and after how long.
+1. 200 slow clients (``bench/slowloris.py``: 100 trickle a 100 000-byte body a byte every 3 s
+   with a valid key, 100 trickle header lines every 3 s), each re-opened as soon as the gateway
+   drops it, held open while 200 sequential ``GET /health/live`` are timed (a new connection
+   each, as a load balancer's health check) and while the capacity suite's 128-client,
+   1 s-upstream load runs. Then how many slow connections the gateway dropped, with what and
+   after how long.
 2. ``POST /v1/chat/completions`` with ``Content-Length: 104857600`` and the body streamed as fast
    as the gateway accepts it: time to the 413 status line and the workers' RSS growth, for one
    request and for six at once, without a key and with a valid one.
@@ -47,7 +48,7 @@ def run(env):
     try:
         slow_load.faults(env, latency_ms=slow_load.UPSTREAM_LATENCY_MS)
         access = _AccessLog(env.gateway.log_path)
-        with _SlowClients(host, port) as slow:
+        with _SlowClients(host, port, key) as slow:
             results["health"] = _time_health(env.gateway.url, HEALTH_REQUESTS)
             print(f"  /health/live, 200 slow clients open: {_health_text(results['health'])}", flush=True)
             slow_load.wait_settled(env.database_url, user_id)
@@ -150,8 +151,9 @@ def _health_text(r):
 class _SlowClients:
     """``bench.slowloris`` in a subprocess from READY to SIGTERM; its summary in ``summary``."""
 
-    def __init__(self, host, port):
+    def __init__(self, host, port, token):
         args = [sys.executable, "-m", "bench.slowloris", host, str(port), "--body", str(SLOW_BODY_CLIENTS)]
+        args += ["--token", token]  # a body this large is read only for a valid key
         args += ["--headers", str(SLOW_HEADER_CLIENTS), "--interval", str(SLOW_INTERVAL_SECONDS)]
         self.args = args
         self.summary = None
@@ -214,7 +216,8 @@ def _markdown(env, results):
     health, quiet, load, slow = results["health"], results["health_quiet"], results["load"], results["slow"]
     lines = [
         f"Gateway: {env.describe()['gateway']}; defaults MAX_REQUEST_BYTES 4 MiB, CLIENT_BODY_TIMEOUT_SECONDS 15,"
-        f" CLIENT_HEADER_TIMEOUT_SECONDS 5. {SLOW_BODY_CLIENTS} clients send headers with `Content-Length: 100000`"
+        f" CLIENT_HEADER_TIMEOUT_SECONDS 5. {SLOW_BODY_CLIENTS} clients send headers with a valid key and"
+        " `Content-Length: 100000`"
         f" then a body byte every {SLOW_INTERVAL_SECONDS} s, {SLOW_HEADER_CLIENTS} send the request line then a"
         f" header line every {SLOW_INTERVAL_SECONDS} s (`bench/slowloris.py`, gevent); each is re-opened as soon as"
         " the gateway drops it.",

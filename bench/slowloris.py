@@ -1,7 +1,8 @@
 """Slow clients held open against a server: ``python -m bench.slowloris host port``.
 
-``--body N`` clients send complete headers with ``Content-Length: 100000`` and then one body
-byte every ``--interval`` seconds; ``--headers N`` clients send the request line and then one
+``--body N`` clients send complete headers with ``Content-Length: 100000`` (and the bearer
+``--token``: the gateway reads a body that large only for a valid key) and then one body byte
+every ``--interval`` seconds; ``--headers N`` clients send the request line and then one
 header line every ``--interval`` seconds, never finishing. Whenever the server drops one, it is
 opened again at once, so N + N connections stay open (or being opened) until SIGTERM. Prints
 ``READY`` once every connection is open, then on SIGTERM one ``BENCH_JSON {...}`` line:
@@ -65,16 +66,17 @@ def _spread(values):
     return {"n": len(values), "min": min(values), "p50": statistics.median(values), "max": max(values)}
 
 
-def _request_head(host, port, kind):
+def _request_head(host, port, kind, token):
     if kind == "body":
+        authorization = f"Authorization: Bearer {token}\r\n" if token else ""
         return (
             f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {BODY_LENGTH}\r\n\r\n"
+            f"{authorization}Content-Length: {BODY_LENGTH}\r\n\r\n"
         ).encode()
     return b"POST /v1/chat/completions HTTP/1.1\r\n"
 
 
-def _one_connection(host, port, kind, tally, interval, stop, dropped_at):
+def _one_connection(host, port, kind, tally, interval, stop, dropped_at, token=None):
     """Open one slow connection and trickle until the server drops it (or we are stopped).
 
     Returns when it was dropped (None when stopped)."""
@@ -91,7 +93,7 @@ def _one_connection(host, port, kind, tally, interval, stop, dropped_at):
     tally.open += 1
     received, answered, sent, outcome = b"", None, 0, None
     try:
-        sock.sendall(_request_head(host, port, kind))
+        sock.sendall(_request_head(host, port, kind, token))
         next_send = opened + interval
         while not stop.is_set():
             sock.settimeout(max(0.0, next_send - time.monotonic()) or 0.001)
@@ -125,19 +127,19 @@ def _one_connection(host, port, kind, tally, interval, stop, dropped_at):
     return dropped
 
 
-def _keep_open(host, port, kind, tally, interval, stop):
+def _keep_open(host, port, kind, tally, interval, stop, token=None):
     """One slot: a slow connection, re-opened as soon as the server drops it."""
     dropped_at = None
     while not stop.is_set():
-        dropped_at = _one_connection(host, port, kind, tally, interval, stop, dropped_at)
+        dropped_at = _one_connection(host, port, kind, tally, interval, stop, dropped_at, token)
 
 
-def run(host, port, body_clients, header_clients, interval):
+def run(host, port, body_clients, header_clients, interval, token=None):
     kinds = {"body": Kind("body"), "headers": Kind("headers")}
     stop = Event()
     gevent.signal_handler(signal.SIGTERM, stop.set)
     slots = [(kinds["body"], "body")] * body_clients + [(kinds["headers"], "headers")] * header_clients
-    greenlets = [gevent.spawn(_keep_open, host, port, kind, tally, interval, stop) for tally, kind in slots]
+    greenlets = [gevent.spawn(_keep_open, host, port, kind, tally, interval, stop, token) for tally, kind in slots]
     wanted = body_clients + header_clients
     deadline = time.monotonic() + 30
     while sum(k.opened for k in kinds.values()) < wanted and time.monotonic() < deadline:
@@ -164,10 +166,11 @@ def main(argv=None):
     parser.add_argument("--body", type=int, default=100, help="clients trickling a body")
     parser.add_argument("--headers", type=int, default=100, help="clients trickling header lines")
     parser.add_argument("--interval", type=float, default=3.0, help="seconds between bytes / header lines")
+    parser.add_argument("--token", help="bearer key the body clients send")
     args = parser.parse_args(argv)
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    summary = run(args.host, args.port, args.body, args.headers, args.interval)
+    summary = run(args.host, args.port, args.body, args.headers, args.interval, args.token)
     print("BENCH_JSON " + json.dumps(summary), flush=True)
     return 0
 
