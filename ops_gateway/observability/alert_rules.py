@@ -18,7 +18,8 @@ rate_limit_surge     rate-limit 429s, last 5 min                   > ALERT_RATE_
 ==================== ============================================= ==============================
 
 (*) failed by the gateway or upstream: upstream refusing the client's own body (400/422,
-``bad_request``) is the client's error and does not count, so no client can fire it at will; a
+``bad_request``) or its moderation flagging the input (403, ``flagged``) is the client's error
+and does not count, so no client can fire it at will; a
 body the gateway refuses itself (invalid JSON, a non-finite number, bad fields) never reaches
 upstream nor a usage record, so it cannot count either.
 

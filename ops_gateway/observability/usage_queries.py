@@ -4,6 +4,11 @@ usage_records.
 Plain functions taking the cursor first and returning rows as dicts; read by ``usage_metrics``.
 """
 
+from ops_gateway.upstream.failures import CLIENT_CAUSED as _CLIENT_CAUSED_KINDS
+
+# The error codes of failures the client caused, as an SQL list (fixed strings, never input).
+CLIENT_CAUSED = ", ".join(f"'{kind}'" for kind in _CLIENT_CAUSED_KINDS)
+
 # Per (billed) model and endpoint: all-time, this month and today, over the days {where} selects
 # (one of USAGE_SCOPES).
 _USAGE_BY_MODEL_AND_ENDPOINT = """
@@ -32,12 +37,12 @@ LEFT JOIN LATERAL (SELECT prefix, last4 FROM api_keys WHERE user_id = top.user_i
 ORDER BY top.requests DESC, top.cost DESC
 """
 
-_RECENT_WINDOWS = """
+_RECENT_WINDOWS = f"""
 SELECT count(*) FILTER (WHERE created_at >= now() - interval '1 minute') AS requests_1m,
        count(*) FILTER (WHERE created_at >= now() - interval '5 minutes') AS requests_5m,
        count(*) FILTER (WHERE created_at >= now() - interval '5 minutes' AND status = 'error') AS errors_5m,
        count(*) FILTER (WHERE created_at >= now() - interval '5 minutes' AND status = 'error'
-                        AND error_code IS DISTINCT FROM 'bad_request') AS failures_5m,
+                        AND coalesce(error_code, '') NOT IN ({CLIENT_CAUSED})) AS failures_5m,
        count(*) AS requests_1h, count(*) FILTER (WHERE status = 'error') AS errors_1h,
        percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY latency_ms)
            FILTER (WHERE created_at >= now() - interval '5 minutes') AS latency,
@@ -95,8 +100,9 @@ def recent_completions(cur, limit):
 def recent_windows(cur):
     """Completion counts, errors and latency percentile arrays over the last 1/5/60 minutes.
 
-    ``failures_5m`` leaves out the errors the client's own body caused (upstream's 400/422,
-    recorded as ``bad_request``): only the gateway's and upstream's failures.
+    ``failures_5m`` leaves out the errors the client's own request caused (upstream's 400/422,
+    recorded as ``bad_request``, and its moderation's 403, ``flagged``): only the gateway's and
+    upstream's failures.
     """
     cur.execute(_RECENT_WINDOWS)
     return cur.fetchone()

@@ -11,16 +11,20 @@ from datetime import UTC, datetime
 import requests
 from urllib3.exceptions import NewConnectionError, ReadTimeoutError
 
-from ops_gateway.core.errors import BadRequest, NotFound, RateLimited, UpstreamFailed, UpstreamTimedOut
+from ops_gateway.core.errors import BadRequest, Forbidden, NotFound, RateLimited, UpstreamFailed, UpstreamTimedOut
 
 # The gateway's answer to each kind of upstream failure: (error kind, envelope code).
 ANSWERS = {
     "bad_request": (BadRequest, "upstream_bad_request"),
+    "flagged": (Forbidden, "content_flagged"),
     "not_found": (NotFound, "upstream_not_found"),
     "rate_limited": (RateLimited, "upstream_rate_limited"),
     "unavailable": (UpstreamFailed, "upstream_unavailable"),
     "timeout": (UpstreamTimedOut, "upstream_timeout"),
 }
+# The failures the client's own request caused (upstream refused its body, or its moderation
+# flagged the input): the client's errors, never counted as the gateway's or upstream's.
+CLIENT_CAUSED = ("bad_request", "flagged")
 CREDENTIALS_REJECTED = "upstream rejected the gateway's credentials"
 # Upstream error messages are passed through to clients; cap them so a huge body cannot.
 MAX_MESSAGE_CHARS = 1000
@@ -29,7 +33,7 @@ MAX_MESSAGE_CHARS = 1000
 class UpstreamError(Exception):
     """An upstream failure, classified by ``kind`` so the gateway can choose its own status."""
 
-    # kind is one of: bad_request, rate_limited, unavailable, timeout, not_found.
+    # kind is one of: bad_request, flagged, rate_limited, unavailable, timeout, not_found.
 
     def __init__(self, kind, message, status=None, retry_after=None):
         """Record the kind, a human message, the upstream status and Retry-After seconds."""
@@ -72,6 +76,8 @@ def error_for_response(response):
     status = response.status_code
     if status in (400, 422):
         return UpstreamError("bad_request", upstream_message(response), status)
+    if status == 403 and _flagged_by_moderation(response):
+        return UpstreamError("flagged", upstream_message(response), status)
     if status in (401, 403):
         return UpstreamError("unavailable", CREDENTIALS_REJECTED, status)
     if status == 404:
@@ -80,6 +86,18 @@ def error_for_response(response):
         retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         return UpstreamError("rate_limited", upstream_message(response), status, retry_after)
     return UpstreamError("unavailable", f"upstream answered with status {status}", status)
+
+
+def _flagged_by_moderation(response):
+    """Whether a 403 is OpenRouter's moderation refusing the input (its error's ``metadata`` names
+    the ``reasons`` and the ``flagged_input``), rather than the gateway's credentials."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    error = body.get("error") if isinstance(body, dict) else None
+    metadata = error.get("metadata") if isinstance(error, dict) else None
+    return isinstance(metadata, dict) and ("flagged_input" in metadata or "reasons" in metadata)
 
 
 def upstream_message(response):

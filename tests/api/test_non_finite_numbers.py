@@ -60,3 +60,19 @@ def test_error_rate_alert_ignores_bodies_upstream_refused_as_the_clients_fault(m
         assert evaluate_alert_rules()["error_rate"] == "firing"  # 2 of 22 failed upstream: 9%
     [alert] = sql("SELECT value FROM alerts WHERE rule = 'error_rate'")
     assert alert["value"] == 9.09
+
+
+def test_error_rate_alert_ignores_input_upstream_moderation_flagged(make_app, upstream):
+    app = make_app(ALERT_ERROR_RATE_PERCENT=5.0, **QUIET)
+    client = app.test_client()
+    _, key = create_user(client, credits="1.00", plan="enterprise")
+    flagged = {"error": {"code": 403, "message": "Your input was flagged", "metadata": {"reasons": ["harassment"]}}}
+    upstream.post(f"{UPSTREAM}/chat/completions", status_code=403, json=flagged)
+    for _ in range(20):
+        response = post_raw(client, "/v1/chat/completions", CHAT % '"top_p": 0.5', key)
+        assert_error(response, 403, "content_flagged")  # was 502 upstream_unavailable, counted as upstream's
+        assert response.get_json()["error"]["message"] == "Your input was flagged"
+    with app.app_context():
+        assert evaluate_alert_rules()["error_rate"] == "ok"
+    upstream.post(f"{UPSTREAM}/chat/completions", status_code=403, json={"error": {"message": "key disabled"}})
+    assert_error(post_raw(client, "/v1/chat/completions", CHAT % '"top_p": 0.5', key), 502, "upstream_unavailable")
