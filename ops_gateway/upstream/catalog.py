@@ -2,10 +2,12 @@
 
 The list lives in Postgres (``model_catalog`` row 1) so a refresh by any worker, instance or the
 scheduler is seen by all; each process keeps a copy for ``LOCAL_CHECK_SECONDS`` and re-reads it
-only when the shared version changed. A failed refresh never empties the list: the last good
-one keeps serving, marked stale. Hits and misses are counted in Redis (deployment-wide); each
-process adds its counts at most every ``COUNTER_FLUSH_SECONDS`` rather than once per request.
-Its statements are in ``catalog_queries``.
+only when the shared version changed. A refresh reads both of OpenRouter's model lists and merges
+them (``model_lists``). A failed refresh never empties the list: a list that could not be read
+keeps its previous entries, the others' new entries are stored, and the catalogue keeps serving,
+marked stale, its age unchanged (it is fresh again only once every list was read). Hits and misses
+are counted in Redis (deployment-wide); each process adds its counts at most every
+``COUNTER_FLUSH_SECONDS`` rather than once per request. Its statements are in ``catalog_queries``.
 """
 
 import collections
@@ -21,7 +23,7 @@ from flask import current_app
 from ops_gateway.billing import pricing
 from ops_gateway.core import db, redis_store
 from ops_gateway.observability import metrics
-from ops_gateway.upstream import catalog_queries
+from ops_gateway.upstream import catalog_queries, model_lists
 from ops_gateway.upstream.failures import UpstreamError
 
 logger = logging.getLogger("ops_gateway.openrouter")
@@ -66,35 +68,6 @@ def _copy():
     return current_app.extensions["ops_gateway.model_copy"]
 
 
-def serving_endpoints(raw_model):
-    """The /v1 endpoints a model serves: embeddings for models whose output is embeddings
-    (OpenRouter's ``architecture.output_modalities``), chat and responses for the others."""
-    architecture = raw_model.get("architecture")
-    modalities = architecture.get("output_modalities") if isinstance(architecture, dict) else None
-    return ["embeddings"] if isinstance(modalities, list) and "embeddings" in modalities else ["chat", "responses"]
-
-
-UNPRICED = "-1"  # OpenRouter's sentinel for a model without a price of its own (``openrouter/auto``)
-
-
-def _price_text(value):
-    """A listed per-token price as a decimal string; a missing one is unpriced, not free."""
-    return UNPRICED if value is None or value == "" else f"{Decimal(str(value)):f}"
-
-
-def normalise(raw_model):
-    """Keep what the gateway needs from an OpenRouter model entry; prices as decimal strings."""
-    pricing = raw_model.get("pricing") or {}
-    return {
-        "id": raw_model["id"],
-        "name": raw_model.get("name") or raw_model["id"],
-        "context_length": raw_model.get("context_length"),
-        "created": raw_model.get("created"),
-        "pricing": {"prompt": _price_text(pricing.get("prompt")), "completion": _price_text(pricing.get("completion"))},
-        "endpoints": serving_endpoints(raw_model),
-    }
-
-
 def with_hold_pricing(models):
     """``models`` by id, each unpriced one (``openrouter/auto``, a price missing or negative) given
     ``hold_pricing``: the dearest prompt and completion prices listed, so its hold bounds whatever
@@ -107,18 +80,13 @@ def with_hold_pricing(models):
 
 
 def refresh_models():
-    """Fetch the list from OpenRouter into the shared cache; on failure keep the old list and raise."""
+    """Fetch OpenRouter's model lists into the shared cache, merged; when a list fails, keep its
+    previous entries (store the others'), record the failure and raise it."""
     started = time.perf_counter()
-    client = current_app.extensions["ops_gateway.openrouter"]
-    try:
-        models = [normalise(m) for m in client.list_models() if isinstance(m, dict) and m.get("id")]
-    except (UpstreamError, KeyError, ValueError, ArithmeticError) as exc:
-        message = exc.message if isinstance(exc, UpstreamError) else f"malformed model list: {exc}"
-        with db.transaction() as cur:
-            catalog_queries.record_refresh_failure(cur, message[:500])
-        metrics.CACHE_REFRESHES.labels("failed").inc()
-        logger.error("model refresh failed; serving the previous list", extra={"error": message[:200]})
-        raise exc if isinstance(exc, UpstreamError) else UpstreamError("unavailable", message) from exc
+    entries, failures = model_lists.read_lists(current_app.extensions["ops_gateway.openrouter"])
+    if failures:
+        raise _record_failed_refresh(entries, failures)
+    models = model_lists.merged(entries, previous=())
     with db.transaction() as cur:
         catalog_queries.store_models(cur, models)
     metrics.CACHE_REFRESHES.labels("success").inc()
@@ -128,12 +96,32 @@ def refresh_models():
     return {"total_models": len(models), "duration_ms": duration_ms}
 
 
+def _record_failed_refresh(entries, failures):
+    """Record a refresh in which the lists named in failures were not read, storing the ones in
+    entries beside the others' previous entries; the UpstreamError to raise (the first failure's
+    kind, every failure's message)."""
+    message = "; ".join(error.message for error in failures.values())
+    with db.transaction() as cur:
+        if entries:
+            previous = catalog_queries.locked_catalog_models(cur)
+            catalog_queries.store_models_in_part(cur, model_lists.merged(entries, previous))
+        catalog_queries.record_refresh_failure(cur, message[:500])
+    _copy().checked_at = 0.0  # re-read on next use in this process
+    metrics.CACHE_REFRESHES.labels("failed").inc()
+    logger.error(
+        "model refresh failed; serving the previous entries of the lists not read",
+        extra={"error": message[:200], "lists_failed": sorted(failures), "lists_read": sorted(entries)},
+    )
+    first = next(iter(failures.values()))
+    return UpstreamError(first.kind, message, first.status, first.retry_after)
+
+
 def _load_shared():
     local = _copy()
     with db.transaction() as cur:
         head = catalog_queries.catalog_head(cur)
         if head["version"] != local.version:
-            local.models = with_hold_pricing(catalog_queries.catalog_models(cur))
+            local.models = with_hold_pricing(model_lists.with_endpoints(catalog_queries.catalog_models(cur)))
             local.version = head["version"]
         local.fetched_at = head["fetched_at"]
         local.checked_at = time.monotonic()

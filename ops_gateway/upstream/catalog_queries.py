@@ -24,6 +24,19 @@ def store_models(cur, models):
     )
 
 
+def store_models_in_part(cur, models):
+    """Replace the stored list after a refresh that read only some of upstream's lists: a new
+    version, but the fetch time and refresh count unchanged (the refresh failed)."""
+    cur.execute("UPDATE model_catalog SET models = %s, version = version + 1 WHERE id = 1", (Json(models),))
+
+
+def locked_catalog_models(cur):
+    """The stored list of normalised models, locked until the transaction ends (a refresh merges
+    new entries into it: two refreshes must not each keep what the other replaced)."""
+    cur.execute("SELECT models FROM model_catalog WHERE id = 1 FOR UPDATE")
+    return cur.fetchone()["models"]
+
+
 def catalog_head(cur):
     """The stored list's version and fetched_at."""
     cur.execute("SELECT version, fetched_at FROM model_catalog WHERE id = 1")

@@ -87,8 +87,17 @@ class OpenRouterClient:
             self._session.headers["Authorization"] = f"Bearer {api_key}"
 
     def list_models(self):
-        """Return the upstream model catalogue: the ``data`` list of ``GET /models``."""
-        call = _Call("GET", "/models")
+        """Return the ``data`` list of ``GET /models``: every model but the embedding models."""
+        return self._model_list("/models")
+
+    def list_embedding_models(self):
+        """Return the ``data`` list of ``GET /embeddings/models``: the embedding models, which
+        OpenRouter lists only there (entries of the same shape as ``list_models``)."""
+        return self._model_list("/embeddings/models")
+
+    def _model_list(self, path):
+        """GET one of upstream's model lists (path under the base URL) and return its ``data``."""
+        call = _Call("GET", path)
         try:
             response = self._send(call)
             models = _json_body(response).get("data")

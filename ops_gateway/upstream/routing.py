@@ -19,13 +19,13 @@ def requested_ids(body):
 
 def reachable_models(body, endpoint_name):
     """The catalogue entries of every model the request can reach; 404 for one not offered at
-    this endpoint (catalogue entries from before endpoints were recorded serve chat and responses)."""
+    this endpoint (the ``endpoints`` of its entry, ``model_lists``)."""
     models = []
     for model_id in requested_ids(body):
         model = model_catalog.find_model(model_id)
         if model is None:
             raise NotFound(f"model {model_id!r} is not offered", {"model": model_id}, code="model_not_found")
-        if endpoint_name not in model.get("endpoints", ("chat", "responses")):
+        if endpoint_name not in model["endpoints"]:
             message = f"model {model_id!r} does not serve {endpoint_name} requests"
             raise NotFound(message, {"model": model_id, "endpoint": endpoint_name}, code="model_not_found")
         models.append(model)

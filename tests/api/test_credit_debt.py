@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.api.test_proxy import MODELS, UPSTREAM, chat, completion, mock_openrouter
+from tests.api.test_proxy import UPSTREAM, chat, completion, mock_model_lists, mock_openrouter
 from tests.helpers import ADMIN, assert_error, create_user
 
 # 100,000 prompt and 20,000 completion tokens on gpt-4o-mini: far more than "hello" with
@@ -46,7 +46,7 @@ def test_usage_beyond_the_hold_is_charged_in_full_and_leaves_a_debt(client, debt
 
 
 def test_a_charge_within_the_hold_is_not_flagged(client, requests_mock, sql):
-    requests_mock.get(f"{UPSTREAM}/models", json=MODELS)
+    mock_model_lists(requests_mock)
     requests_mock.post(f"{UPSTREAM}/chat/completions", json=completion(5, 5))
     user, key = create_user(client, credits="1.00", plan="team")
     assert chat(client, key).status_code == 200
@@ -66,7 +66,7 @@ def test_a_debt_refuses_every_completion_even_a_free_one_without_calling_upstrea
 
 
 def test_a_zero_balance_may_still_use_a_free_model(client, requests_mock):
-    requests_mock.get(f"{UPSTREAM}/models", json=MODELS)
+    mock_model_lists(requests_mock)
     requests_mock.post(f"{UPSTREAM}/chat/completions", json=completion(5, 5))
     _, key = create_user(client, credits="0", plan="team")
     assert chat(client, key, model="test/free-model").status_code == 200

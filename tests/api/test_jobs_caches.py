@@ -5,6 +5,7 @@ from ops_gateway.upstream import catalog as model_catalog
 from tests.helpers import ADMIN
 
 MODELS_URL = "http://openrouter.test/api/v1/models"
+EMBEDDING_MODELS_URL = "http://openrouter.test/api/v1/embeddings/models"
 MODELS = {"data": [{"id": "m/a", "pricing": {"prompt": "0.000001", "completion": "0.000002"}}, {"id": "m/b"}]}
 
 
@@ -16,6 +17,7 @@ def run(client, name):
 
 def test_model_cache_refresh_fills_the_shared_catalogue(client, sql, requests_mock):
     requests_mock.get(MODELS_URL, json=MODELS)
+    requests_mock.get(EMBEDDING_MODELS_URL, json={"data": []})
     result = run(client, "refresh_model_cache")
     assert result["status"] == "success" and result["details"]["total_models"] == 2
     catalog = sql("SELECT jsonb_array_length(models) AS n, fetched_at, refresh_count FROM model_catalog")[0]
@@ -25,6 +27,7 @@ def test_model_cache_refresh_fills_the_shared_catalogue(client, sql, requests_mo
 def test_upstream_failure_is_a_failed_run_and_keeps_the_old_list(client, sql, requests_mock):
     sql("UPDATE model_catalog SET models = '[{\"id\": \"old\"}]', fetched_at = now() - interval '1 hour'")
     requests_mock.get(MODELS_URL, status_code=503)
+    requests_mock.get(EMBEDDING_MODELS_URL, status_code=503)
     result = run(client, "refresh_model_cache")
     assert result["status"] == "failed" and result["error"].startswith("UpstreamError")
     assert sql("SELECT models FROM model_catalog")[0]["models"] == [{"id": "old"}]

@@ -13,6 +13,7 @@ EVERY_SECOND = {job.interval_setting: 1 for job in JOBS.values()}
 
 def test_a_broken_job_records_failed_and_the_others_keep_running(make_app, sql, tmp_path, requests_mock):
     requests_mock.get("http://openrouter.test/api/v1/models", json={"data": [{"id": "m/a"}]})
+    requests_mock.get("http://openrouter.test/api/v1/embeddings/models", json={"data": []})
     blocker = tmp_path / "file"
     blocker.write_text("")
     app = make_app(BACKUP_DIR=str(blocker / "backups"), **EVERY_SECOND)

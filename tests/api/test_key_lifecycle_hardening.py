@@ -1,7 +1,7 @@
 """Key lifecycle limits a key holder cannot talk their way around: a key in its rotation grace
 period is only a credential, no key grants a scope it lacks, and expiry is final."""
 
-from tests.api.test_proxy import MODELS, UPSTREAM, completion
+from tests.api.test_proxy import UPSTREAM, completion, mock_model_lists
 from tests.helpers import assert_error, bearer, create_key, create_user
 
 # What a key scoped to keys:manage and usage:read lacks of "every scope" ([]).
@@ -15,7 +15,7 @@ def rotate_with_grace(client, key, key_id, seconds=3600):
 
 
 def test_key_in_grace_period_is_a_credential_but_never_manages_keys(client, sql, requests_mock):
-    requests_mock.get(f"{UPSTREAM}/models", json=MODELS)
+    mock_model_lists(requests_mock)
     requests_mock.post(f"{UPSTREAM}/chat/completions", json=completion())
     _, key = create_user(client, credits="1.00", plan="team")
     old, old_key = create_key(client, key, name="svc")

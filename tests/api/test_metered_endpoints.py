@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.api.test_proxy import MODELS, UPSTREAM, chat, completion
+from tests.api.test_proxy import MODELS, UPSTREAM, chat, completion, mock_model_lists
 from tests.helpers import assert_error, bearer, create_key, create_user
 
 EMBEDDER = {
@@ -21,12 +21,12 @@ DEAR = {
     "context_length": 200000,
     "pricing": {"prompt": "0.000003", "completion": "0.000015"},
 }
-CATALOGUE = {"data": [*MODELS["data"], EMBEDDER, DEAR]}
+CATALOGUE = {"data": [*MODELS["data"], DEAR]}  # GET /models; the embedder is listed apart, as OpenRouter does
 
 
 @pytest.fixture
 def upstream(requests_mock):
-    requests_mock.get(f"{UPSTREAM}/models", json=CATALOGUE)
+    mock_model_lists(requests_mock, CATALOGUE, [EMBEDDER])
     requests_mock.post(f"{UPSTREAM}/chat/completions", json=completion(10, 20))
     requests_mock.post(
         f"{UPSTREAM}/embeddings",
@@ -93,7 +93,8 @@ def test_embeddings_are_held_settled_and_recorded_as_their_endpoint(client, upst
 def test_a_model_is_served_only_at_its_endpoints_and_listed_with_them(client, upstream):
     _, key = create_user(client, credits="1.00", plan="team")
     listed = {m["id"]: m["endpoints"] for m in client.get("/v1/models", headers=bearer(key)).get_json()["data"]}
-    assert listed[EMBEDDER["id"]] == ["embeddings"] and listed["openai/gpt-4o-mini"] == ["chat", "responses"]
+    assert listed[EMBEDDER["id"]] == ["embeddings"]
+    assert listed["openai/gpt-4o-mini"] == ["chat", "responses", "messages"]
     assert_error(post(client, key, "embeddings", {"model": "openai/gpt-4o-mini", "input": "x"}), 404, "model_not_found")
     assert_error(chat(client, key, model=EMBEDDER["id"]), 404, "model_not_found")
 

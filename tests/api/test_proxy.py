@@ -43,9 +43,17 @@ def completion(prompt_tokens=10, completion_tokens=20):
     }
 
 
+def mock_model_lists(requests_mock, models=MODELS, embedding_models=()):
+    """Answer OpenRouter's two model lists through requests-mock: ``GET /models`` with models (a
+    ``{"data": [...]}`` body) and ``GET /embeddings/models`` with the embedding_models entries."""
+    requests_mock.get(f"{UPSTREAM}/models", json=models)
+    requests_mock.get(f"{UPSTREAM}/embeddings/models", json={"data": list(embedding_models)})
+    return requests_mock
+
+
 def mock_openrouter(requests_mock, prompt_tokens=10, completion_tokens=20):
-    """Answer the model list and every completion (with this usage) through requests-mock."""
-    requests_mock.get(f"{UPSTREAM}/models", json=MODELS)
+    """Answer the model lists and every completion (with this usage) through requests-mock."""
+    mock_model_lists(requests_mock)
     requests_mock.post(f"{UPSTREAM}/chat/completions", json=completion(prompt_tokens, completion_tokens))
     return requests_mock
 
@@ -106,7 +114,7 @@ def test_upstream_receives_gateway_credentials_not_client_key(client, user, upst
 
 def test_unknown_model_is_404_before_any_upstream_call(client, user, upstream):
     assert_error(chat(client, user[1], model="nope/none"), 404, "model_not_found")
-    assert [r.method for r in upstream.request_history] == ["GET"]  # the catalogue fetch only
+    assert [r.method for r in upstream.request_history] == ["GET", "GET"]  # the catalogue's two lists only
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 from ops_gateway.billing import pricing, settlement
 from ops_gateway.core import db
 from tests.api.test_metered_endpoints import CATALOGUE, DEAR, EMBEDDER
-from tests.api.test_proxy import UPSTREAM, chunk, completion, sse
+from tests.api.test_proxy import UPSTREAM, chunk, completion, mock_model_lists, sse
 from tests.helpers import ADMIN, assert_error, bearer, create_user
 
 MINI_PROMPT = Decimal("0.00000015")
@@ -27,7 +27,7 @@ TOOLS = [  # about 300 KB that upstream bills as prompt, none of it message text
 @pytest.fixture
 def upstream(requests_mock):
     """The metered endpoints' catalogue with the auto router listed at OpenRouter's "-1"."""
-    requests_mock.get(f"{UPSTREAM}/models", json={"data": [*CATALOGUE["data"], AUTO]})
+    mock_model_lists(requests_mock, {"data": [*CATALOGUE["data"], AUTO]}, [EMBEDDER])
     requests_mock.post(f"{UPSTREAM}/chat/completions", json=completion(10, 20))
     return requests_mock
 
@@ -162,7 +162,7 @@ def test_an_embedding_batch_is_held_for_every_input_not_one_context(client, upst
     client.patch(f"/admin/users/{capped_user['id']}", json={"budget": "0.002", "budget_period": "daily"}, headers=ADMIN)
     assert_error(client.post("/v1/embeddings", json=batch, headers=bearer(capped_key)), 402, "budget_exceeded")
     assert sql("SELECT count(*) AS n FROM usage_records") == [{"n": 0}]
-    assert upstream.call_count == 1  # the model list only: nothing was sent upstream
+    assert upstream.call_count == 2  # the two model lists only: nothing was sent upstream
 
 
 def test_the_auto_router_is_held_at_the_dearest_price_and_billed_what_upstream_reports(client, upstream, sql):

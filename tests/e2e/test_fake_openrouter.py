@@ -72,15 +72,14 @@ def ask(upstream, model="openai/gpt-4o-mini", **fields):
     return requests.post(f"{upstream.base_url}/chat/completions", json=body, timeout=10)
 
 
-def catalogue(upstream):
-    """The fake's /models entries by id."""
-    return {model["id"]: model for model in requests.get(f"{upstream.base_url}/models", timeout=10).json()["data"]}
+def catalogue(upstream, path="/models"):
+    """The entries by id of one of the fake's model lists (/models, or /embeddings/models)."""
+    return {model["id"]: model for model in requests.get(f"{upstream.base_url}{path}", timeout=10).json()["data"]}
 
 
 def test_usage_accounting_reports_the_cost_the_gateway_computes_from_the_catalogue(upstream):
     for model_id, model in catalogue(upstream).items():
-        if model["architecture"]["output_modalities"] != ["text"]:
-            continue  # embedding models: see test_embeddings_through_the_openai_sdk_are_priced_exactly
+        assert model["architecture"]["output_modalities"] == ["text"]  # embedding models are listed apart
         if pricing.is_unpriced(model["pricing"]):
             continue  # openrouter/auto: billed as the model it routes to (tests/unit/test_fake_openrouter_billing.py)
         answer = ask(upstream, model_id, max_tokens=7, usage={"include": True})
@@ -138,7 +137,7 @@ def sdk(upstream):
 
 
 def test_embeddings_through_the_openai_sdk_are_priced_exactly(upstream):
-    model = catalogue(upstream)["openai/text-embedding-3-small"]
+    model = catalogue(upstream, "/embeddings/models")["openai/text-embedding-3-small"]
     raw = sdk(upstream).embeddings.with_raw_response.create(  # the SDK asks for base64 and decodes it
         model=model["id"], input=["How far is the moon?", "x"], dimensions=16, extra_body={"usage": {"include": True}}
     )

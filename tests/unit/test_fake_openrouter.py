@@ -80,21 +80,24 @@ def sse_payloads(response):
 
 
 def test_catalogue_lists_models_with_per_token_pricing(client):
-    models = {model["id"]: model for model in client.get("/api/v1/models").json()["data"]}
-    assert len(models) == 9
+    listed = client.get("/api/v1/models").json()["data"] + client.get("/api/v1/embeddings/models").json()["data"]
+    models = {model["id"]: model for model in listed}
+    assert len(models) == len(listed) == 9
     assert models["openai/gpt-4o-mini"]["pricing"] == {"prompt": "0.00000015", "completion": "0.0000006"}
     assert models["test/free-model"]["pricing"] == {"prompt": "0", "completion": "0"}
     assert models["openrouter/auto"]["pricing"] == {"prompt": "-1", "completion": "-1"}  # as OpenRouter lists it
     assert all(model["context_length"] > 0 and model["name"] for model in models.values())
 
 
-def test_catalogue_marks_embedding_models_by_their_output_modality(client):
+def test_embedding_models_are_listed_apart_from_the_others_as_openrouter_lists_them(client):
     models = client.get("/api/v1/models").json()["data"]
-    embedding = {m["id"] for m in models if m["architecture"]["output_modalities"] == ["embeddings"]}
-    chat = {m["id"] for m in models if m["architecture"]["output_modalities"] == ["text"]}
-    assert embedding == {"openai/text-embedding-3-small", "openai/text-embedding-3-large"}
-    assert len(chat) == 7  # openrouter/auto included
-    assert {m["pricing"]["completion"] for m in models if m["id"] in embedding} == {"0"}
+    embedders = client.get("/api/v1/embeddings/models").json()["data"]
+    assert {m["id"] for m in embedders} == {"openai/text-embedding-3-small", "openai/text-embedding-3-large"}
+    assert all(m["architecture"]["output_modalities"] == ["embeddings"] for m in embedders)
+    assert {m["pricing"]["completion"] for m in embedders} == {"0"}
+    assert len(models) == 7  # openrouter/auto included
+    assert all(m["architecture"]["output_modalities"] == ["text"] for m in models)
+    assert {m["id"] for m in fake_openrouter.MODELS} == {m["id"] for m in models + embedders}  # MODELS: all
 
 
 def test_usage_is_deterministic(client):

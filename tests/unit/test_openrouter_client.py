@@ -76,6 +76,13 @@ def test_list_models_returns_the_data_list(requests_mock):
     assert make_client().list_models() == [{"id": "openai/gpt-4o-mini"}]
 
 
+def test_list_embedding_models_reads_openrouters_separate_list_and_retries_it(requests_mock, upstream_log):
+    embedder = {"id": "openai/text-embedding-3-small", "architecture": {"output_modalities": ["embeddings"]}}
+    requests_mock.get(f"{BASE_URL}/embeddings/models", [{"status_code": 502}, {"json": {"data": [embedder]}}])
+    assert make_client().list_embedding_models() == [embedder]
+    assert requests_mock.call_count == 2 and upstream_log.records[-1].upstream_path == "/embeddings/models"
+
+
 def test_list_models_retries_server_errors_until_success(requests_mock):
     requests_mock.get(MODELS_URL, [{"status_code": 503}, {"status_code": 502}, {"json": {"data": []}}])
     assert make_client().list_models() == []

@@ -1,7 +1,10 @@
 """The fake's model catalogue, its exact prices and the JSON of reported costs.
 
-Entries carry ``architecture.output_modalities`` as OpenRouter's ``GET /models`` does: ``["text"]``
-for chat models, ``["embeddings"]`` for embedding models (the value OpenRouter's model schema uses).
+Entries carry ``architecture.output_modalities`` as OpenRouter's lists do: ``["text"]`` for chat
+models, ``["embeddings"]`` for embedding models. OpenRouter lists them apart, and so does the fake:
+``GET /models`` the chat models only (MODELS_BODY), ``GET /embeddings/models`` the embedding models
+only (EMBEDDING_MODELS_BODY), each ``{"data": [...]}`` of entries of the same shape. MODELS holds
+every model, for the fake's own checks and for tests.
 
 ``openrouter/auto`` is listed as OpenRouter lists it: priced ``"-1"`` (no price of its own), serving
 chat and the Responses API. A request for it is answered by the model the ``auto_routes_to`` switch
@@ -48,7 +51,8 @@ MODEL_IDS = frozenset(m["id"] for m in MODELS)
 EMBEDDING_MODELS = frozenset(m["id"] for m in MODELS if "embeddings" in m["architecture"]["output_modalities"])
 CHAT_MODELS = MODEL_IDS - EMBEDDING_MODELS  # routers included: they serve chat and the Responses API
 PROVIDERS = {model["id"]: model["name"].partition(":")[0] for model in MODELS}
-MODELS_BODY = json.dumps({"data": MODELS}).encode()
+MODELS_BODY = json.dumps({"data": [m for m in MODELS if m["id"] in CHAT_MODELS]}).encode()
+EMBEDDING_MODELS_BODY = json.dumps({"data": [m for m in MODELS if m["id"] in EMBEDDING_MODELS]}).encode()
 # Where dumps_with_cost writes the cost: a string value no real data contains.
 COST_PLACEHOLDER = "\0cost\0"
 # Enough digits for any tokens x price x multiplier product: the cost stays exact, never rounded.

@@ -1,5 +1,8 @@
-"""The fake's routes: the model list, chat completions (JSON or SSE), embeddings, the Responses API,
+"""The fake's routes: the model lists, chat completions (JSON or SSE), embeddings, the Responses API,
 generation records and the control endpoints.
+
+``GET /models`` lists the chat models and ``GET /embeddings/models`` the embedding models, apart, as
+OpenRouter lists them (``catalogue``).
 
 Answers are deterministic (same request, same usage and text) and cheap to produce: a completion
 is max_tokens (else max_completion_tokens) words long (one stream chunk each),
@@ -30,6 +33,7 @@ import gevent
 from ops_gateway.upstream.fake_openrouter.catalogue import (
     CHAT_MODELS,
     EMBEDDING_MODELS,
+    EMBEDDING_MODELS_BODY,
     MODEL_IDS,
     MODELS,
     MODELS_BODY,
@@ -87,6 +91,7 @@ _COMPLETION_JSON = (
 )
 _USAGE_JSON = '{"prompt_tokens": %d, "completion_tokens": %d, "total_tokens": %d%s}'
 _GENERATION_ROUTES = ("/api/v1/chat/completions", "/api/v1/embeddings", "/api/v1/responses")
+_MODEL_LISTS = {"/api/v1/models": MODELS_BODY, "/api/v1/embeddings/models": EMBEDDING_MODELS_BODY}
 
 
 class FakeOpenRouter:
@@ -125,8 +130,8 @@ class FakeOpenRouter:
         route = self._generation_routes.get(path) if method == "POST" else None
         if route:
             return self._forced_failure(faults) or route(parsed_json(body), faults)
-        if (method, path) == ("GET", "/api/v1/models"):
-            return 200, JSON_HEADERS, MODELS_BODY
+        if method == "GET" and path in _MODEL_LISTS:
+            return 200, JSON_HEADERS, _MODEL_LISTS[path]
         if (method, path) == ("GET", "/api/v1/generation"):
             return generation_reply(self.generations, query, faults["generation_delay_ms"])
         return error_reply(404, f"no route for {method} {path}")
