@@ -8,17 +8,17 @@ back along the request's ``models``) and ``served_model`` (answers whatever was 
 Billing switches, so tests can show each way a gateway's books can drift from upstream's:
 
 - ``cost_multiplier`` (a number > 0, default 1): every reported cost (``usage.cost`` of chat,
-  embeddings, responses and streams, and the generation record's ``total_cost``) is the catalogue
-  price times this factor, as a dearer provider bills; tokens stay the same.
+  embeddings, responses, messages and streams, and the generation record's ``total_cost``) is the
+  catalogue price times this factor, as a dearer provider bills; tokens stay the same.
 - ``generation_delay_ms`` (default 0): a generation's record (``GET /api/v1/generation``) answers
   404 until this long after the request finished, as OpenRouter persists generations a moment late.
 - ``long_answer_tokens`` (null or a positive count up to MAX_LONG_ANSWER_TOKENS): a request that
   gives no output limit is answered with this many tokens, beyond the usual cap, as a model that
   answers long when nothing stops it; a request with a limit still gets at most its limit.
-- ``cut_stream_after`` (null or a count): a streamed chat or Responses call drops its connection
-  after this many content chunks (an answer with fewer is not cut), with no finish chunk, usage
-  event, ``[DONE]`` or ``response.completed``; the generation is recorded cancelled, billed for the
-  prompt and the chunks sent.
+- ``cut_stream_after`` (null or a count): a streamed chat, Responses or Messages call drops its
+  connection after this many content chunks (an answer with fewer is not cut), with no finish
+  chunk, usage event, ``[DONE]``, ``response.completed`` or ``message_delta``; the generation is
+  recorded cancelled, billed for the prompt and the chunks sent.
 - ``auto_routes_to`` (a priced chat model, default ``openai/gpt-4o-mini``): the model that answers
   a request for ``openrouter/auto``, named in the reply and billed at its price.
 

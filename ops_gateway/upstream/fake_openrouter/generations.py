@@ -1,9 +1,9 @@
 """The fake's generation records and ``GET /api/v1/generation?id=<id>``, in OpenRouter's shape.
 
-Every generation the fake serves (chat, embeddings, Responses; streamed or not, finished or cut)
-is recorded when it ends: the model that answered (the routed one), the router asked for, tokens,
-whether it was streamed and whether it was cancelled (the client went away, or ``cut_stream_after``
-dropped it), and what it billed: the prompt plus the output produced, at the catalogue's prices
+Every generation the fake serves (chat, embeddings, Responses, Messages; streamed or not, finished
+or cut) is recorded when it ends: the model that answered (the routed one), the router asked for,
+tokens, whether it was streamed and whether it was cancelled (the client went away, or
+``cut_stream_after`` dropped it), and what it billed: the prompt plus the output produced, at the catalogue's prices
 times ``cost_multiplier``. A cancelled stream is billed for the chunks produced before the cut, as
 OpenRouter bills a stream the client aborts. The record answers 404 (OpenRouter's "Generation not
 found") until ``generation_delay_ms`` after the request finished; a missing ``id`` is a 400. Like

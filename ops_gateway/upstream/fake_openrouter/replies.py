@@ -77,6 +77,24 @@ def flag(request, field, switch):
     return isinstance(options, dict) and options.get(switch) is True
 
 
+# Request options that steer generation rather than give it text: not billed as prompt. A field
+# not named here (messages, system, tools, response_format, one the fake has never heard of) counts.
+NOT_PROMPT_FIELDS = frozenset(
+    {
+        *("model", "models", "provider", "route", "transforms", "user", "plugins", "session_id", "trace"),
+        *("stream", "stream_options", "usage", "max_tokens", "max_completion_tokens", "stop", "n", "seed"),
+        *("temperature", "top_p", "top_k", "min_p", "top_a", "logit_bias", "logprobs", "top_logprobs"),
+        *("frequency_penalty", "presence_penalty", "repetition_penalty", "parallel_tool_calls", "reasoning"),
+        *("stop_sequences", "metadata", "thinking", "service_tier", "speed"),  # the Messages API's options
+    }
+)
+
+
+def request_prompt_tokens(request):
+    """The prompt tokens of a chat or Messages API request: its fields but NOT_PROMPT_FIELDS (prompt_tokens)."""
+    return prompt_tokens({field: value for field, value in request.items() if field not in NOT_PROMPT_FIELDS})
+
+
 def prompt_tokens(fields):
     """One token per PROMPT_BYTES_PER_TOKEN bytes of the fields, serialised compactly as one object.
 

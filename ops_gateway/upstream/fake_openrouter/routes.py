@@ -1,5 +1,5 @@
 """The fake's routes: the model lists, chat completions (JSON or SSE), embeddings, the Responses API,
-generation records and the control endpoints.
+the Messages API, generation records and the control endpoints.
 
 ``GET /models`` lists the chat models and ``GET /embeddings/models`` the embedding models, apart, as
 OpenRouter lists them (``catalogue``).
@@ -19,10 +19,12 @@ its prices make the cost, as with OpenRouter's fallbacks. ``openrouter/auto`` is
 preferences are accepted and ignored.
 
 Chat ids are ``gen-...`` (every chunk of a stream carries the same one), Responses ids ``resp_...``,
-embeddings ids ``gen-emb-...``; each reply also names its id in ``X-Generation-Id``, as OpenRouter
-does, and ``GET /api/v1/generation?id=`` answers for it (``generations``). With ``cut_stream_after`` a
-stream stops after that many content chunks (StreamCut: the server drops the connection), with
-no finish chunk, usage or ``[DONE]``.
+Messages ids ``msg_...``, embeddings ids ``gen-emb-...``; each reply also names its id in
+``X-Generation-Id``, as OpenRouter does, and ``GET /api/v1/generation?id=`` answers for it
+(``generations``). With ``cut_stream_after`` a stream stops after that many content chunks
+(StreamCut: the server drops the connection), with no finish chunk, usage or ``[DONE]``. The
+Messages API answers every error, the fault switches' included, in Anthropic's shape
+(``messages``), as OpenRouter's ``/messages`` does.
 """
 
 import json
@@ -46,6 +48,12 @@ from ops_gateway.upstream.fake_openrouter.embeddings import (
 )
 from ops_gateway.upstream.fake_openrouter.faults import FaultSwitches
 from ops_gateway.upstream.fake_openrouter.generations import GenerationLog, generation_reply, generations_directory
+from ops_gateway.upstream.fake_openrouter.messages import (
+    anthropic_error_reply,
+    messages_answer,
+    messages_input_tokens,
+    messages_problem,
+)
 from ops_gateway.upstream.fake_openrouter.replies import (
     DEFAULT_COMPLETION_TOKENS,
     JSON_HEADERS,
@@ -60,8 +68,8 @@ from ops_gateway.upstream.fake_openrouter.replies import (
     output_length,
     parsed_json,
     positive_int_problem,
-    prompt_tokens,
     reply_text,
+    request_prompt_tokens,
     words,
 )
 from ops_gateway.upstream.fake_openrouter.responses import (
@@ -72,16 +80,6 @@ from ops_gateway.upstream.fake_openrouter.responses import (
 
 __all__ = ["DEFAULT_COMPLETION_TOKENS", "MAX_COMPLETION_TOKENS", "MODELS", "FakeOpenRouter", "error_reply"]
 
-# Request options that steer generation rather than give it text: not billed as prompt. A field
-# not named here (messages, tools, response_format, one the fake has never heard of) counts.
-_NOT_PROMPT_FIELDS = frozenset(
-    {
-        *("model", "models", "provider", "route", "transforms", "user"),
-        *("stream", "stream_options", "usage", "max_tokens", "max_completion_tokens", "stop", "n", "seed"),
-        *("temperature", "top_p", "top_k", "min_p", "top_a", "logit_bias", "logprobs", "top_logprobs"),
-        *("frequency_penalty", "presence_penalty", "repetition_penalty", "parallel_tool_calls", "reasoning"),
-    }
-)
 # A non-streamed answer with %-placeholders for what varies: filling it in costs a fraction of
 # json.dumps, and all that goes in is JSON-safe as it is (numbers, known model ids, ASCII words).
 _COMPLETION_JSON = (
@@ -90,7 +88,8 @@ _COMPLETION_JSON = (
     '"usage": %s}'
 )
 _USAGE_JSON = '{"prompt_tokens": %d, "completion_tokens": %d, "total_tokens": %d%s}'
-_GENERATION_ROUTES = ("/api/v1/chat/completions", "/api/v1/embeddings", "/api/v1/responses")
+_GENERATION_ROUTES = ("/api/v1/chat/completions", "/api/v1/embeddings", "/api/v1/responses", "/api/v1/messages")
+_NO_ROUTE = (None, error_reply)  # not a generation route: refused in OpenRouter's own error shape
 _MODEL_LISTS = {"/api/v1/models": MODELS_BODY, "/api/v1/embeddings/models": EMBEDDING_MODELS_BODY}
 
 
@@ -104,16 +103,17 @@ class FakeOpenRouter:
         """Serve with the fault switches kept in state_file, generation records beside it."""
         self.faults = FaultSwitches(state_file)
         self.generations = GenerationLog(generations_directory(state_file))
-        self._served = {"completions": 0, "streams": 0, "embeddings": 0, "responses": 0}
+        self._served = {"completions": 0, "streams": 0, "embeddings": 0, "responses": 0, "messages": 0}
         self._control_routes = {
             ("GET", "/_control"): lambda body: json_reply(self.faults.current()),
             ("POST", "/_control"): self._change_faults,
             ("POST", "/_control/reset"): lambda body: json_reply(self.faults.reset()),
             ("GET", "/_stats"): self._stats,
         }
-        self._generation_routes = dict(
-            zip(_GENERATION_ROUTES, (self._chat_completion, self._embeddings, self._responses), strict=True)
-        )
+        # Each generation route: how it answers, and how it refuses (the Messages API in Anthropic's shape).
+        handlers = (self._chat_completion, self._embeddings, self._responses, self._messages)
+        refusals = (error_reply, error_reply, error_reply, anthropic_error_reply)
+        self._generation_routes = dict(zip(_GENERATION_ROUTES, zip(handlers, refusals, strict=True), strict=True))
 
     def answer(self, method, target, body):
         """Answer one request (target: its path and query); API routes pass the fault switches first,
@@ -125,19 +125,20 @@ class FakeOpenRouter:
         faults = self.faults.current()
         if faults["latency_ms"]:
             gevent.sleep(faults["latency_ms"] / 1000)
+        route, refuse = self._generation_routes.get(path, _NO_ROUTE) if method == "POST" else _NO_ROUTE
         if faults["outage"]:
-            return error_reply(503, "fake upstream outage")
-        route = self._generation_routes.get(path) if method == "POST" else None
+            return refuse(503, "fake upstream outage")
         if route:
-            return self._forced_failure(faults) or route(parsed_json(body), faults)
+            return self._forced_failure(faults, refuse) or route(parsed_json(body), faults)
         if method == "GET" and path in _MODEL_LISTS:
             return 200, JSON_HEADERS, _MODEL_LISTS[path]
         if (method, path) == ("GET", "/api/v1/generation"):
             return generation_reply(self.generations, query, faults["generation_delay_ms"])
         return error_reply(404, f"no route for {method} {path}")
 
-    def _forced_failure(self, faults):
-        """The error reply the status or fail_next switch forces on a generation request, or None."""
+    def _forced_failure(self, faults, refuse):
+        """The error reply (made by refuse) the status or fail_next switch forces on a generation
+        request, or None."""
         status, retry_after = faults["status"], None
         if status:
             retry_after = 1 if status == 429 else None
@@ -146,7 +147,7 @@ class FakeOpenRouter:
         if not status:
             return None
         headers = (("Retry-After", str(retry_after)),) if retry_after is not None else ()
-        return error_reply(status, f"fake upstream forced status {status}", headers)
+        return refuse(status, f"fake upstream forced status {status}", headers)
 
     def _chat_completion(self, request, faults):
         """Answer a chat completion, streamed as SSE when the request asks for it."""
@@ -154,7 +155,7 @@ class FakeOpenRouter:
         model, model_problem = _answering_model(request, faults, CHAT_MODELS)
         if problem or model_problem:
             return error_reply(*(problem or model_problem))
-        prompt = prompt_tokens({field: value for field, value in request.items() if field not in _NOT_PROMPT_FIELDS})
+        prompt = request_prompt_tokens(request)
         streamed = request.get("stream") is True
         generation = self._begin("gen-fake-", "completions", model, faults, streamed, prompt)
         asked = request.get("max_tokens") or request.get("max_completion_tokens")
@@ -201,6 +202,17 @@ class FakeOpenRouter:
         streamed = request.get("stream") is True
         generation = self._begin("resp_fake", "completions", model, faults, streamed, responses_input_tokens(request))
         return responses_answer(request, generation, faults, flag(request, "usage", "include"))
+
+    def _messages(self, request, faults):
+        """Answer a Messages API request, streamed as named SSE events when it asks for it."""
+        problem = messages_problem(request) if isinstance(request, dict) else _NOT_AN_OBJECT
+        model, model_problem = _answering_model(request, faults, CHAT_MODELS)
+        if problem or model_problem:
+            return anthropic_error_reply(*(problem or model_problem))
+        self._served["messages"] += 1
+        streamed = request.get("stream") is True
+        generation = self._begin("msg_fake", "completions", model, faults, streamed, messages_input_tokens(request))
+        return messages_answer(request, generation, faults)
 
     def _begin(self, prefix, api_type, model, faults, streamed, prompt):
         """Start recording a generation of model: a router is answered by the model it routes to."""
