@@ -15,7 +15,7 @@ keeps its one round trip.
 
 from flask import current_app, request
 
-from blueprints.guards import require_admin
+from blueprints.guards import key_authorization, require_admin
 from ops_gateway.accounts import auth, security
 
 # Above this many bytes a body waits for its caller to be known (a chat request with a long
@@ -30,7 +30,7 @@ def is_screened(content_length, chunked):
 
 def _bearer_key():
     """/v1 and /user: the IP block, then the bearer key (usable, from an allowed address)."""
-    auth.authenticate(request.headers.get("Authorization", ""), request.remote_addr, request.path)
+    auth.authenticate(key_authorization(), request.remote_addr, request.path)
 
 
 def _ip_block():

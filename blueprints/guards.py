@@ -12,6 +12,14 @@ from ops_gateway.accounts import auth, security
 from ops_gateway.core.extensions import limiter
 
 
+def key_authorization():
+    """The caller's key as an Authorization value: the header, else the anthropic SDK's
+    ``x-api-key`` (Claude Code sends ``Authorization: Bearer``, the SDK ``x-api-key``)."""
+    authorization = request.headers.get("Authorization", "")
+    api_key = request.headers.get("x-api-key")
+    return f"Bearer {api_key}" if api_key and not authorization else authorization
+
+
 def require_user():
     """before_request hook for /user: any valid key, within USER_RATE_LIMIT for that key."""
     principal = auth.authenticate(request.headers.get("Authorization", ""), request.remote_addr, request.path)

@@ -3,6 +3,7 @@
 import marshmallow as ma
 
 from blueprints.fields import Timestamp
+from ops_gateway.upstream.endpoints import ENDPOINT_NAMES
 
 MAX_FALLBACK_MODELS = 10
 
@@ -104,7 +105,7 @@ class ModelSchema(ma.Schema):
     context_length = ma.fields.Integer(allow_none=True)
     pricing = ma.fields.Nested(PricingSchema)
     endpoints = ma.fields.List(
-        ma.fields.String(metadata={"enum": ["chat", "embeddings", "responses"]}),
+        ma.fields.String(metadata={"enum": list(ENDPOINT_NAMES)}),
         metadata={"description": "the /v1 endpoints that serve this model"},
     )
 

@@ -1,4 +1,5 @@
-"""/v1: the OpenAI-compatible proxy (models, chat completions, embeddings, responses) for API-key holders."""
+"""/v1: the OpenAI-compatible proxy (models, chat completions, embeddings, responses) and the
+Anthropic Messages API (messages, count_tokens) for API-key holders."""
 
 from flask import Response, current_app, g, request, stream_with_context
 from flask_smorest import Blueprint
@@ -6,14 +7,23 @@ from werkzeug.exceptions import HTTPException
 
 from blueprints.docs import USER_ERRORS, documents_errors
 from blueprints.fields import format_money
+from blueprints.guards import key_authorization
+from blueprints.messages_schemas import (
+    AnthropicMessageSchema,
+    CountTokensRequestSchema,
+    CountTokensSchema,
+    MessagesRequestSchema,
+)
 from blueprints.metered_schemas import (
     EmbeddingsRequestSchema,
     EmbeddingsSchema,
     ResponseSchema,
     ResponsesRequestSchema,
 )
-from blueprints.proxy_schemas import ChatCompletionRequestSchema, ChatCompletionSchema, ModelListSchema
+from blueprints.proxy_schemas import ChatCompletionRequestSchema, ChatCompletionSchema, ModelListSchema, ModelSchema
 from ops_gateway.accounts import model_access
+from ops_gateway.billing import pricing
+from ops_gateway.core.errors import NotFound
 from ops_gateway.limits import rate_limits
 from ops_gateway.limits.windows import REQUESTS
 from ops_gateway.upstream import access, endpoints
@@ -25,21 +35,26 @@ blp = Blueprint("v1", __name__, url_prefix="/v1", description="OpenAI-compatible
 _COMPLETION_REQUEST = ChatCompletionRequestSchema()
 _EMBEDDINGS_REQUEST = EmbeddingsRequestSchema()
 _RESPONSES_REQUEST = ResponsesRequestSchema()
+_MESSAGES_REQUEST = MessagesRequestSchema()
 # The metered routes admit themselves, with their hold (``_serve``).
-_METERED = ("v1.chat_completions", "v1.embeddings", "v1.responses")
+_METERED = ("v1.chat_completions", "v1.embeddings", "v1.responses", "v1.messages")
 # The scope each /v1 route needs; any other path is only checked for the key and the IP block.
-_SCOPES = {"v1.list_models": "models:read"}
+_SCOPES = {"v1.list_models": "models:read", "v1.get_model": "models:read", "v1.count_tokens": "messages:write"}
+# Request headers passed on upstream: the Messages API's version and beta features.
+_FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 
 
 def _facts():
     """The request as the /v1 services need it."""
+    forwarded = {name: request.headers[name] for name in _FORWARDED_HEADERS if name in request.headers}
     return access.RequestFacts(
-        authorization=request.headers.get("Authorization", ""),
+        authorization=key_authorization(),
         client_ip=request.remote_addr,
         path=request.path,
         request_id=g.request_id,
         started=g.started,
         tags_header=request.headers.get("X-Gateway-Tags", ""),
+        upstream_headers=forwarded or None,
     )
 
 
@@ -74,31 +89,42 @@ def add_rate_limit_headers(response):
     return response
 
 
+def _model_entry(model):
+    """One catalogue model in OpenAI's shape, with OpenRouter's name, context, prices and the
+    endpoints that serve it."""
+    return {
+        "id": model["id"],
+        "object": "model",
+        "created": model.get("created") or 0,
+        "owned_by": model["id"].split("/")[0],
+        "name": model["name"],
+        "context_length": model.get("context_length"),
+        "pricing": model["pricing"],
+        "endpoints": model["endpoints"],
+    }
+
+
 @blp.route("/models")
 @blp.response(200, ModelListSchema)
 @documents_errors(blp, *USER_ERRORS, 502)
 def list_models():
     """Models offered to this key (its allowed_models), in OpenAI list format, from the shared cache
     (stale if upstream is down)."""
-    models = model_catalog.get_models()
     principal = g.admission.principal
-    return {
-        "object": "list",
-        "data": [
-            {
-                "id": m["id"],
-                "object": "model",
-                "created": m.get("created") or 0,
-                "owned_by": m["id"].split("/")[0],
-                "name": m["name"],
-                "context_length": m.get("context_length"),
-                "pricing": m["pricing"],
-                "endpoints": m.get("endpoints", ["chat", "responses"]),
-            }
-            for m in models.values()
-            if model_access.allowed(principal, m["id"])
-        ],
-    }
+    models = model_catalog.get_models().values()
+    return {"object": "list", "data": [_model_entry(m) for m in models if model_access.allowed(principal, m["id"])]}
+
+
+@blp.route("/models/<path:model_id>")
+@blp.response(200, ModelSchema)
+@documents_errors(blp, *USER_ERRORS, 404, 502)
+def get_model(model_id):
+    """One model offered to this key, in OpenAI's shape (``client.models.retrieve``); 404 for a
+    model not offered or not allowed for this key."""
+    model = model_catalog.find_model(model_id)
+    if model is None or not model_access.allowed(g.admission.principal, model_id):
+        raise NotFound(f"model {model_id!r} is not offered", {"model": model_id}, code="model_not_found")
+    return _model_entry(model)
 
 
 def _serve(endpoint, schema):
@@ -171,6 +197,32 @@ def responses():
     """Create a response (the OpenAI Responses API; tool calls and reasoning items pass through);
     streams its named events when stream=true; needs the responses:write scope."""
     return _serve(endpoints.RESPONSES, _RESPONSES_REQUEST)
+
+
+@blp.route("/messages", methods=["POST"])
+@_body_documented(MessagesRequestSchema)
+@blp.alt_response(
+    200, schema=AnthropicMessageSchema, description="a message, or text/event-stream when stream=true", success=True
+)
+@documents_errors(blp, *METERED_ERRORS)
+def messages():
+    """Create a message (the Anthropic Messages API: Claude Code, the anthropic SDK); the key may
+    come as ``x-api-key`` or ``Authorization: Bearer``; errors in Anthropic's shape; needs the
+    messages:write scope."""
+    return _serve(endpoints.MESSAGES, _MESSAGES_REQUEST)
+
+
+@blp.route("/messages/count_tokens", methods=["POST"])
+@blp.arguments(CountTokensRequestSchema)
+@blp.response(200, CountTokensSchema)
+@documents_errors(blp, *USER_ERRORS, 404, 422, 502)
+def count_tokens(body):
+    """The most input tokens a Messages request can be billed for (the gateway's own bound: the
+    body's bytes, the whole context with an image; OpenRouter offers no count); unmetered."""
+    model = model_catalog.find_model(body["model"])
+    if model is None or not model_access.allowed(g.admission.principal, body["model"]):
+        raise NotFound(f"model {body['model']!r} is not offered", {"model": body["model"]}, code="model_not_found")
+    return {"input_tokens": pricing.prompt_bound(body, model.get("context_length"), pricing.MESSAGES)}
 
 
 def _bound_client_writes():

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from blueprints import envelope, request_hooks, request_limits
+from blueprints import anthropic_errors, envelope, request_hooks, request_limits
 from ops_gateway import __version__
 from ops_gateway.core import (
     addresses,
@@ -171,6 +171,7 @@ def create_app(overrides=None):
     upstream_slots.init_app(app)
     register_blueprints(app)
     envelope.init_app(app)
+    anthropic_errors.init_app(app)
     cli.init_app(app)
     trust_forwarding_proxies(app)
     return app

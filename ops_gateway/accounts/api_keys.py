@@ -14,6 +14,7 @@ SCOPES = (
     "chat:write",
     "embeddings:write",
     "responses:write",
+    "messages:write",
     "usage:read",
     "keys:manage",
     "admin:read",

@@ -42,7 +42,11 @@ def charge(model, status, upstream_cost, prompt_tokens, completion_tokens, marku
 
 # Content parts upstream bills by something other than their bytes (an image, audio, a file): a
 # short URL can cost a thousand prompt tokens, so such a body may fill the whole context.
-_TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
+# Anthropic's tool calls, tool results and thinking blocks are text too (a tool result's own
+# content is looked into: it may hold an image).
+_TEXT_PART_TYPES = frozenset(
+    {"text", "input_text", "output_text", "tool_use", "tool_result", "thinking", "redacted_thinking"}
+)
 
 
 def body_bytes(body):
@@ -51,13 +55,15 @@ def body_bytes(body):
 
 
 def _content_parts(items):
-    """The content parts of a list of messages (chat) or input items (the Responses API)."""
+    """The content parts of a list of messages (chat, the Messages API) or input items (the
+    Responses API), and those nested in them (an Anthropic tool result's content)."""
     if not isinstance(items, list):
         return
     for item in items:
         content = item.get("content") if isinstance(item, dict) else None
         if isinstance(content, list):
             yield from content
+            yield from _content_parts(content)
 
 
 def _has_non_text_parts(items):
@@ -74,6 +80,7 @@ class RequestShape:
 
 
 CHAT = RequestShape("messages", ("max_tokens", "max_completion_tokens"))
+MESSAGES = RequestShape("messages", ("max_tokens",))
 EMBEDDINGS = RequestShape("input", (), batched=True)
 RESPONSES = RequestShape("input", ("max_output_tokens",))
 

@@ -33,7 +33,7 @@ MAX_DAYS = 366
 # date.max that the default range (29 days back) and the day after the last stay dates.
 FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9999, 12, 30)
 MAX_GROUPS = 100_000
-ENDPOINTS = tuple(endpoint.name for endpoint in (endpoints.CHAT, endpoints.EMBEDDINGS, endpoints.RESPONSES))
+ENDPOINTS = endpoints.ENDPOINT_NAMES
 
 
 def parse_group_by(text, allowed=tuple(DIMENSIONS)):

@@ -20,6 +20,7 @@ class RequestFacts:
     request_id: str
     started: float  # time.perf_counter() when the request arrived
     tags_header: str = ""  # X-Gateway-Tags, "" when absent
+    upstream_headers: dict | None = None  # headers passed on upstream (the Messages API's version and betas)
 
 
 def admit(facts, admission, scope):

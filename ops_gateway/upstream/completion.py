@@ -31,7 +31,7 @@ from ops_gateway.limits import rate_limits
 from ops_gateway.observability import metrics
 from ops_gateway.upstream import relay, routing
 from ops_gateway.upstream import slots as upstream_slots
-from ops_gateway.upstream.endpoints import CHAT, RESPONSES
+from ops_gateway.upstream.endpoints import CHAT
 from ops_gateway.upstream.failures import UpstreamError
 from ops_gateway.upstream.tags import request_tags
 
@@ -141,7 +141,7 @@ class Completion:
         payload = self.endpoint.payload(self.body, stream=False, output_limit=self.worst_case.output_limit)
         started = time.perf_counter()
         try:
-            result = getattr(_client(), self.endpoint.call)(payload)
+            result = getattr(_client(), self.endpoint.call)(payload, self.facts.upstream_headers)
         except UpstreamError as error:
             raise self._upstream_failure(error, (time.perf_counter() - started) * 1000) from None
         finally:
@@ -170,13 +170,13 @@ class Completion:
         payload = self.endpoint.payload(self.body, stream=True, output_limit=self.worst_case.output_limit)
         started = time.perf_counter()
         try:
-            upstream = getattr(_client(), self.endpoint.stream_call)(payload)
+            upstream = getattr(_client(), self.endpoint.stream_call)(payload, self.facts.upstream_headers)
         except BaseException as error:
             self.upstream_slot.release()
             if isinstance(error, UpstreamError):
                 raise self._upstream_failure(error, (time.perf_counter() - started) * 1000) from None
             raise
-        return relay.relay(self, upstream, started, responses=self.endpoint is RESPONSES)
+        return relay.relay(self, upstream, started)
 
     def settle_stream(self, status, progress, started):
         """Settle a stream that ended (success) or stopped early (incomplete) from what ``relay`` saw

@@ -1,4 +1,5 @@
-"""The metered /v1 endpoints: chat completions, embeddings and the Responses API.
+"""The metered /v1 endpoints: chat completions, embeddings, the Responses API and the Anthropic
+Messages API.
 
 Each is held, admitted, called and settled by the same pipeline (``completion.Completion``);
 what differs is here: the scope a key needs, the shape of the body that bounds its cost
@@ -19,7 +20,8 @@ class Endpoint:
     name: str  # usage_records.endpoint
     scope: str  # the key scope it needs
     shape: pricing.RequestShape
-    usage_fields: tuple  # upstream usage's (prompt, output) token fields; output None: no output
+    prompt_fields: tuple  # upstream usage's prompt token fields, summed (cache reads and writes too)
+    output_field: str | None  # ... its output token field (None: no output)
     call: str  # the OpenRouter client's method for a plain call
     stream_call: str | None = None  # ... for a streamed one (None: the endpoint does not stream)
 
@@ -27,10 +29,11 @@ class Endpoint:
         """Upstream's usage as ``prompt_tokens``/``completion_tokens``/``cost`` (None: none reported)."""
         if not isinstance(reported, dict):
             return None
-        prompt_field, output_field = self.usage_fields
+        counts = [reported.get(field) for field in self.prompt_fields]
+        counted = [count for count in counts if isinstance(count, int) and not isinstance(count, bool)]
         return {
-            "prompt_tokens": reported.get(prompt_field),
-            "completion_tokens": reported.get(output_field) if output_field else 0,
+            "prompt_tokens": sum(counted) if counted else None,
+            "completion_tokens": reported.get(self.output_field) if self.output_field else 0,
             "cost": reported.get("cost"),
         }
 
@@ -56,16 +59,31 @@ CHAT = Endpoint(
     "chat",
     "chat:write",
     pricing.CHAT,
-    ("prompt_tokens", "completion_tokens"),
+    ("prompt_tokens",),
+    "completion_tokens",
     "chat_completion",
     "stream_chat_completion",
 )
-EMBEDDINGS = Endpoint("embeddings", "embeddings:write", pricing.EMBEDDINGS, ("prompt_tokens", None), "embeddings")
+EMBEDDINGS = Endpoint("embeddings", "embeddings:write", pricing.EMBEDDINGS, ("prompt_tokens",), None, "embeddings")
 RESPONSES = Endpoint(
     "responses",
     "responses:write",
     pricing.RESPONSES,
-    ("input_tokens", "output_tokens"),
+    ("input_tokens",),
+    "output_tokens",
     "responses",
     "stream_responses",
 )
+# The Anthropic Messages API (Claude Code): input_tokens excludes the prompt cache's reads and
+# writes, which upstream bills as prompt too.
+MESSAGES = Endpoint(
+    "messages",
+    "messages:write",
+    pricing.MESSAGES,
+    ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"),
+    "output_tokens",
+    "messages",
+    "stream_messages",
+)
+METERED = (CHAT, EMBEDDINGS, RESPONSES, MESSAGES)
+ENDPOINT_NAMES = tuple(endpoint.name for endpoint in METERED)  # usage_records.endpoint's values

@@ -25,7 +25,7 @@ from ops_gateway.upstream.failures import (
     never_reached_upstream,
     retry_after_seconds,
 )
-from ops_gateway.upstream.streams import ChatCompletionStream, ResponsesStream
+from ops_gateway.upstream.streams import ChatCompletionStream, EventStream, ResponsesStream
 
 logger = logging.getLogger("ops_gateway.openrouter")
 
@@ -126,29 +126,39 @@ class OpenRouterClient:
         self._finish(call)
         return data
 
-    def chat_completion(self, payload):
+    def chat_completion(self, payload, headers=None):
         """Return the parsed JSON of a non-streaming ``POST /chat/completions``."""
-        return self.post("/chat/completions", {**payload, "stream": False})
+        return self.post("/chat/completions", {**payload, "stream": False}, headers)
 
-    def stream_chat_completion(self, payload):
+    def stream_chat_completion(self, payload, headers=None):
         """Start a streamed ``POST /chat/completions``; its ChatCompletionStream yields data payloads."""
-        return self.post_stream("/chat/completions", payload, ChatCompletionStream)
+        return self.post_stream("/chat/completions", payload, ChatCompletionStream, headers)
 
-    def embeddings(self, payload):
+    def embeddings(self, payload, headers=None):
         """Return the parsed JSON of ``POST /embeddings``."""
-        return self.post("/embeddings", payload)
+        return self.post("/embeddings", payload, headers)
 
-    def responses(self, payload):
+    def responses(self, payload, headers=None):
         """Return the parsed JSON of a non-streaming ``POST /responses`` (the Responses API)."""
-        return self.post("/responses", {**payload, "stream": False})
+        return self.post("/responses", {**payload, "stream": False}, headers)
 
-    def stream_responses(self, payload):
+    def stream_responses(self, payload, headers=None):
         """Start a streamed ``POST /responses``; its ResponsesStream yields (event name, data) pairs."""
-        return self.post_stream("/responses", payload, ResponsesStream)
+        return self.post_stream("/responses", payload, ResponsesStream, headers)
 
-    def post(self, path, payload):
+    def messages(self, payload, headers=None):
+        """Return the parsed JSON of a non-streaming ``POST /messages`` (the Anthropic Messages
+        API). Every POST takes ``headers`` to pass on besides the session's (the Messages API's
+        ``anthropic-version``/``anthropic-beta``)."""
+        return self.post("/messages", {**payload, "stream": False}, headers)
+
+    def stream_messages(self, payload, headers=None):
+        """Start a streamed ``POST /messages``; its EventStream yields (event name, data) pairs."""
+        return self.post_stream("/messages", payload, EventStream, headers)
+
+    def post(self, path, payload, headers=None):
         """POST payload as JSON to path (under the base URL), with retries; return the JSON answer."""
-        call = _Call("POST", path)
+        call = _Call("POST", path, headers=headers)
         try:
             body = _json_body(self._send(call, payload=payload))
         except UpstreamError as error:
@@ -157,13 +167,13 @@ class OpenRouterClient:
         self._finish(call)
         return body
 
-    def post_stream(self, path, payload, stream_class):
+    def post_stream(self, path, payload, stream_class, headers=None):
         """POST payload with ``"stream": true`` and return ``stream_class`` over the open response.
 
         Upstream error statuses raise UpstreamError here, before any event is read, so the
         caller can still answer with a proper error status; only this phase is ever retried.
         """
-        call = _Call("POST", path)
+        call = _Call("POST", path, headers=headers)
         try:
             response = self._send(call, payload={**payload, "stream": True}, stream=True)
         except UpstreamError as error:
@@ -228,6 +238,8 @@ class OpenRouterClient:
         request.method = call.method
         request.url = _normalised_url(self.base_url + call.path) + call.query
         request.headers = self._session.headers.copy()
+        if call.headers:
+            request.headers.update(call.headers)
         if payload is not None:
             request.body = _encode_json(payload)
             request.headers["Content-Length"] = str(len(request.body))
@@ -266,10 +278,11 @@ class OpenRouterClient:
 class _Call:
     """What one public call did upstream, for its log line and the on_call hook."""
 
-    def __init__(self, method, path, query=""):
+    def __init__(self, method, path, query="", headers=None):
         self.method = method
         self.path = path  # what logs and metrics name the call by
         self.query = query  # already quoted; kept out of the path's labels
+        self.headers = headers  # besides the session's (the Messages API's version and betas)
         self.started = time.perf_counter()
         self.attempts = 0
         self.status = None

@@ -1,12 +1,13 @@
 """Relaying an upstream stream to the client as server-sent events, settling it exactly once.
 
 Chat completions stream ``data:`` lines ending in ``[DONE]``; the Responses API streams named
-events (``event:`` + ``data:``) ending with ``response.completed``. Both relay each event as it
-arrives and settle once, whatever ends them: the last event, the client going away, upstream
-breaking, ``MAX_STREAM_SECONDS``, or the key's revocation (``key_watch``), checked after each
-event and each keep-alive comment. A stream is charged what upstream reported; one that ended
-without it is charged its whole prompt bound plus one token per output event (text, reasoning and
-tool-call deltas) until its generation lookup brings upstream's bill (``billing.reconciliation``).
+events (``event:`` + ``data:``) ending with ``response.completed``, the Messages API named events
+ending with ``message_stop``. Each event is relayed as it arrives, and the stream settles once,
+whatever ends it: the last event, the client going away, upstream breaking, ``MAX_STREAM_SECONDS``,
+or the key's revocation (``key_watch``), checked after each event and each keep-alive comment.
+A stream is charged what upstream reported; one that ended without it is charged its whole prompt
+bound plus one token per output event (text, reasoning and tool-call deltas) until its generation
+lookup brings upstream's bill (``billing.reconciliation``).
 """
 
 import json
@@ -38,9 +39,22 @@ class _Progress:
         self.generation_id = None
 
 
-def _error_event(code, message, event=None):
-    data = json.dumps({"error": {"code": code, "message": message}})
-    return (f"event: {event}\n" if event else "") + f"data: {data}\n\n"
+# Anthropic's error type for each way the gateway ends a stream early (the anthropic SDK raises it).
+_ANTHROPIC_TYPES = {
+    "stream_too_long": "timeout_error",
+    "api_key_revoked": "authentication_error",
+    "upstream_stream_error": "api_error",
+}
+
+
+def _error_event(code, message, stream_format):
+    """The SSE event telling the client why its stream ended early, in its API's shape."""
+    if stream_format == "chat":
+        return f"data: {json.dumps({'error': {'code': code, 'message': message}})}\n\n"
+    if stream_format == "messages":
+        error = {"type": _ANTHROPIC_TYPES[code], "message": message, "code": code}
+        return f"event: error\ndata: {json.dumps({'type': 'error', 'error': error})}\n\n"
+    return f"event: error\ndata: {json.dumps({'error': {'code': code, 'message': message}})}\n\n"
 
 
 def _cut_reason(cut_at, key_id):
@@ -52,30 +66,30 @@ def _cut_reason(cut_at, key_id):
     return None
 
 
-def relay(completion, upstream, started, responses=False):
+def relay(completion, upstream, started):
     """Yield the client's SSE text for ``upstream``'s events; settle ``completion`` exactly once."""
     progress = _Progress()
     cut_at = started + current_app.config["MAX_STREAM_SECONDS"]
     key_id = completion.principal["api_key_id"]
-    read = _read_responses_event if responses else _read_chat_event
-    error_event = "error" if responses else None
+    stream_format = completion.endpoint.name  # chat, responses or messages
+    read = _READERS[stream_format]
     OPEN_STREAMS.watch(key_id)
     try:
         for item in upstream:
             text, finished = (KEEP_ALIVE_TEXT, False) if item is KEEP_ALIVE else read(item, progress)
             if finished:
                 completion.settle_stream("success", progress, started)
-                if not responses:
+                if stream_format == "chat":
                     text = f": gateway-cost={format_money(completion.charged)}\n\n" + text
             yield text
             cut = None if completion.settled else _cut_reason(cut_at, key_id)
             if cut:
                 logger.warning("stream cut", extra={"request_id": completion.facts.request_id, "reason": cut[0]})
-                yield _error_event(*cut, error_event)
+                yield _error_event(*cut, stream_format)
                 break
     except UpstreamError as error:
         logger.warning("upstream stream broke", extra={"error_kind": error.kind})
-        yield _error_event("upstream_stream_error", error.message, error_event)
+        yield _error_event("upstream_stream_error", error.message, stream_format)
     finally:
         OPEN_STREAMS.forget(key_id)
         upstream.close()
@@ -111,3 +125,27 @@ def _read_responses_event(item, progress):
         progress.reported = response.get("usage") or progress.reported
         progress.generation_id = progress.generation_id or response.get("id")
     return f"event: {name}\ndata: {data}\n\n", name in ("response.completed", "response.incomplete")
+
+
+def _read_messages_event(item, progress):
+    """(client text, whether this ends the stream) for one Messages API ``(event, data)``: the
+    prompt's usage comes with ``message_start``, the output's (and upstream's cost) with
+    ``message_delta``."""
+    name, data = item
+    if name == "content_block_delta":  # text, a tool call's input, thinking
+        progress.output_events += 1
+    elif name in ("message_start", "message_delta"):
+        event = json.loads(data)
+        message = (event.get("message") if name == "message_start" else event) if isinstance(event, dict) else None
+        usage = message.get("usage") if isinstance(message, dict) else None
+        if isinstance(usage, dict):
+            if name == "message_start":  # its output count is a placeholder until the delta
+                usage = {field: value for field, value in usage.items() if field != "output_tokens"}
+            progress.reported = {**(progress.reported or {}), **usage}
+        if name == "message_start" and isinstance(message, dict):
+            progress.served_model = message.get("model") or progress.served_model
+            progress.generation_id = progress.generation_id or message.get("id")
+    return f"event: {name}\ndata: {data}\n\n", name == "message_stop"
+
+
+_READERS = {"chat": _read_chat_event, "responses": _read_responses_event, "messages": _read_messages_event}

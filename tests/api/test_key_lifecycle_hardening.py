@@ -5,7 +5,15 @@ from tests.api.test_proxy import UPSTREAM, completion, mock_model_lists
 from tests.helpers import assert_error, bearer, create_key, create_user
 
 # What a key scoped to keys:manage and usage:read lacks of "every scope" ([]).
-LACKING_OF_ALL = ["admin:read", "admin:write", "chat:write", "embeddings:write", "models:read", "responses:write"]
+LACKING_OF_ALL = [
+    "admin:read",
+    "admin:write",
+    "chat:write",
+    "embeddings:write",
+    "messages:write",
+    "models:read",
+    "responses:write",
+]
 
 
 def rotate_with_grace(client, key, key_id, seconds=3600):

@@ -48,11 +48,11 @@ TOOLS = [
 
 def request_for(index):
     """(path, body) of request ``index`` of the mix, which every user gets whole (the kind follows
-    the user's own request count). One in five is embeddings and one in five a Responses call
-    (every other one streamed); the rest are chat completions over every chat model in turn, a
-    stream every 10th, tools every 3rd and no max_tokens (upstream's default length) every 4th,
-    in every combination; every 6th stream is cut by its client after the first bytes. The chat
-    models include ``openrouter/auto``."""
+    the user's own request count). One in five is embeddings, one in five a Responses call and one
+    in five an Anthropic Messages call (every other one streamed); the rest are chat completions
+    over every chat model in turn, a stream every 10th, tools every 3rd and no max_tokens
+    (upstream's default length) every 4th, in every combination; every 6th stream is cut by its
+    client after the first bytes. The chat models include ``openrouter/auto``."""
     nth = index // USERS
     if nth % 5 == 1:
         inputs = [f"request {index} part {part}" for part in range(256 if nth % 3 == 0 else 2)]
@@ -62,6 +62,16 @@ def request_for(index):
         if nth % 3 == 0:
             body["tools"] = [{"type": "function", **tool["function"]} for tool in TOOLS]
         return "responses", body
+    if nth % 5 == 3:
+        body = {
+            "model": CHATTERS[nth % len(CHATTERS)],
+            "max_tokens": 8 if nth % 4 else 4096,
+            "messages": [{"role": "user", "content": f"request {index}"}],
+            "stream": nth % 2 == 0,
+        }
+        if nth % 3 == 0:
+            body["tools"] = [{"name": tool["function"]["name"], "input_schema": {"type": "object"}} for tool in TOOLS]
+        return "messages", body
     body = {
         "model": CHATTERS[nth % len(CHATTERS)],
         "messages": [{"role": "user", "content": f"request {index}"}],
@@ -137,9 +147,10 @@ def test_ten_thousand_requests_leave_every_ledger_exact_and_equal_to_upstream_co
     assert len(books) == USERS
     endpoints = sql("SELECT endpoint, count(*) AS n FROM usage_records GROUP BY endpoint ORDER BY endpoint")
     assert {row["endpoint"]: row["n"] for row in endpoints} == {
-        "chat": TOTAL_REQUESTS * 3 // 5,
+        "chat": TOTAL_REQUESTS * 2 // 5,
         "embeddings": TOTAL_REQUESTS // 5,
         "responses": TOTAL_REQUESTS // 5,
+        "messages": TOTAL_REQUESTS // 5,
     }
     for user in books:
         assert user["usage_rows"] == user["settlements"] == TOTAL_REQUESTS // USERS  # none settled twice

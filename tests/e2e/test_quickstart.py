@@ -46,17 +46,19 @@ def demo():
             server.interrupt()
 
 
-def test_readme_quickstart_blocks_cover_user_credits_curl_and_sdk():
+def test_readme_quickstart_blocks_cover_user_credits_curl_and_both_sdks():
     codes = [code for _, code in quickstart_blocks()]
-    assert [language for language, _ in quickstart_blocks()] == ["sh", "sh", "sh", "python"]
+    assert [language for language, _ in quickstart_blocks()] == ["sh", "sh", "sh", "python", "python"]
     assert "/admin/users" in codes[0] and "/credits" in codes[1]
     assert "/v1/chat/completions" in codes[2] and "from openai import OpenAI" in codes[3]
+    assert "from anthropic import Anthropic" in codes[4]
 
 
 def test_readme_quickstart_runs_verbatim_against_make_run_demo(demo, tmp_path):
     env = dict(os.environ, GATEWAY=demo.url, ADMIN_API_KEY=demo.line_after("demo admin key:"))
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]  # `python` with openai installed
-    env.pop("OPENAI_API_KEY", None)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]  # `python` with both SDKs
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL"):
+        env.pop(name, None)
     result = subprocess.run(
         ["bash", "-c", as_one_script(quickstart_blocks())],
         cwd=tmp_path,
@@ -71,5 +73,6 @@ def test_readme_quickstart_runs_verbatim_against_make_run_demo(demo, tmp_path):
     assert created["api_key"] and created["user"]["username"] == "ada"
     assert credits["user_id"] == created["user"]["id"]
     assert completion["choices"][0]["message"]["content"]
-    sdk_reply = result.stdout.splitlines()[-1]
-    assert sdk_reply and not sdk_reply.startswith("{")
+    openai_reply, anthropic_reply = result.stdout.splitlines()[-2:]
+    assert openai_reply and not openai_reply.startswith("{")
+    assert anthropic_reply.startswith("word0")  # the fake's answer through /v1/messages
