@@ -41,10 +41,11 @@ def use_origin_provider(provider):
     _origin_provider = provider
 
 
-def record(cur, action, actor, user_id=None, api_key_id=None, details=None, origin=None):
+def record(cur, action, actor, user_id=None, api_key_id=None, details=None, origin=None, flushed=True):
     """Insert one audit row using the caller's cursor (so it commits or rolls back with the change).
 
-    ``origin`` defaults to the current request's, as the HTTP layer reports it.
+    ``origin`` defaults to the current request's, as the HTTP layer reports it. ``flushed=False``
+    (a statement of its own): its commit does not wait for the WAL flush.
     """
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}: add it to audit.ACTIONS")
@@ -52,7 +53,7 @@ def record(cur, action, actor, user_id=None, api_key_id=None, details=None, orig
         origin = _origin_provider() if _origin_provider else NO_ORIGIN
     user_agent = origin.user_agent[:USER_AGENT_MAX] if origin.user_agent else None
     queries.insert_audit_row(
-        cur, user_id, api_key_id, action, actor, origin.ip, user_agent, origin.request_id, details or {}
+        cur, user_id, api_key_id, action, actor, origin.ip, user_agent, origin.request_id, details or {}, flushed
     )
 
 

@@ -51,6 +51,11 @@ _INSERT_AUDIT = (
     "INSERT INTO api_key_audit_logs (user_id, api_key_id, action, actor, ip, user_agent, request_id, details)"
     " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
 )
+# The same row as a statement of its own that commits without waiting for the WAL flush.
+_INSERT_AUDIT_UNFLUSHED = (
+    "INSERT INTO api_key_audit_logs (user_id, api_key_id, action, actor, ip, user_agent, request_id, details)"
+    " SELECT %s, %s, %s, %s, %s, %s, %s, %s FROM (SELECT set_config('synchronous_commit', 'off', true)) AS c"
+)
 
 
 def _unless_unique_violation(cur, savepoint, statement, params):
@@ -181,9 +186,10 @@ def count_active_keys(cur, user_id):
 # The audit log
 
 
-def insert_audit_row(cur, user_id, api_key_id, action, actor, ip, user_agent, request_id, details):
-    """One api_key_audit_logs row."""
-    cur.execute(_INSERT_AUDIT, (user_id, api_key_id, action, actor, ip, user_agent, request_id, Json(details)))
+def insert_audit_row(cur, user_id, api_key_id, action, actor, ip, user_agent, request_id, details, flushed=True):
+    """One api_key_audit_logs row; ``flushed=False``: its commit does not wait for the WAL flush."""
+    statement = _INSERT_AUDIT if flushed else _INSERT_AUDIT_UNFLUSHED
+    cur.execute(statement, (user_id, api_key_id, action, actor, ip, user_agent, request_id, Json(details)))
 
 
 def audit_page(cur, filters, start=None, end=None, limit=100, cursor=None):
