@@ -35,8 +35,8 @@ class AnthropicInputMessageSchema(ma.Schema):
                 raise ma.ValidationError('each content block must be an object with a string "type"')
 
 
-class MessagesRequestSchema(ma.Schema):
-    """Anthropic Messages API request; ``max_tokens`` is required, as Anthropic requires it."""
+class CountTokensRequestSchema(ma.Schema):
+    """What /v1/messages/count_tokens counts: the prompt of a Messages request."""
 
     class Meta:
         unknown = ma.INCLUDE
@@ -45,26 +45,17 @@ class MessagesRequestSchema(ma.Schema):
     messages = ma.fields.List(
         ma.fields.Nested(AnthropicInputMessageSchema), required=True, validate=ma.validate.Length(min=1)
     )
-    max_tokens = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=1_000_000))
     system = _SystemPrompt(metadata={"oneOf": [{"type": "string"}, {"type": "array"}]})
-    stream = ma.fields.Boolean(load_default=False)
     tools = ma.fields.List(ma.fields.Dict())
+
+
+class MessagesRequestSchema(CountTokensRequestSchema):
+    """Anthropic Messages API request: a prompt, and ``max_tokens``, required as Anthropic requires it."""
+
+    max_tokens = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=1_000_000))
+    stream = ma.fields.Boolean(load_default=False)
     temperature = ma.fields.Float(validate=ma.validate.Range(min=0, max=1))
     models = fallback_models()
-
-
-class CountTokensRequestSchema(ma.Schema):
-    """What /v1/messages/count_tokens counts: a Messages request without ``max_tokens``."""
-
-    class Meta:
-        unknown = ma.INCLUDE
-
-    model = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
-    messages = ma.fields.List(
-        ma.fields.Nested(AnthropicInputMessageSchema), required=True, validate=ma.validate.Length(min=1)
-    )
-    system = _SystemPrompt()
-    tools = ma.fields.List(ma.fields.Dict())
 
 
 class CountTokensSchema(ma.Schema):
