@@ -29,17 +29,22 @@ ERROR_DESCRIPTIONS = {
 }
 
 
-def documents_errors(blp, *statuses):
-    """Decorator adding the error envelope for each status to a view's OpenAPI responses."""
+def documents_errors(blp, *statuses, schema=None):
+    """Decorator adding the error envelope for each status to a view's OpenAPI responses
+    (``schema``: the errors' own shape instead, the Messages API's)."""
+
+    def documented(status):
+        if schema is None:
+            return blp.alt_response(status, response="DEFAULT_ERROR", description=ERROR_DESCRIPTIONS.get(status))
+        return blp.alt_response(status, schema=schema, description=ERROR_DESCRIPTIONS.get(status))
 
     def decorate(view):
-        return reduce(
-            lambda func, status: blp.alt_response(
-                status, response="DEFAULT_ERROR", description=ERROR_DESCRIPTIONS.get(status)
-            )(func),
-            statuses,
-            view,
-        )
+        view = reduce(lambda func, status: documented(status)(func), statuses, view)
+        if schema is None:
+            return view
+        # Errors in their own shape replace the envelope for the statuses not listed too.
+        default = {"description": "Error", "content": {"application/json": {"schema": schema}}}
+        return blp.doc(responses={"default": default})(view)
 
     return decorate
 

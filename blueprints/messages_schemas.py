@@ -89,3 +89,20 @@ class AnthropicMessageSchema(ma.Schema):
     content = ma.fields.List(ma.fields.Dict())
     stop_reason = ma.fields.String(allow_none=True)
     usage = ma.fields.Nested(AnthropicUsageSchema)
+
+
+class AnthropicErrorDetailSchema(ma.Schema):
+    """Anthropic's error object, with the gateway's own code and details."""
+
+    type = ma.fields.String(metadata={"description": "Anthropic's error type for the status"})
+    message = ma.fields.String()
+    code = ma.fields.String(allow_none=True, metadata={"description": "the gateway's machine-readable slug"})
+    details = ma.fields.Dict()
+
+
+class AnthropicErrorSchema(ma.Schema):
+    """An error of the Messages API routes, in Anthropic's shape (the SDK raises its typed errors)."""
+
+    type = ma.fields.String(metadata={"enum": ["error"]})
+    error = ma.fields.Nested(AnthropicErrorDetailSchema)
+    request_id = ma.fields.String(allow_none=True)

@@ -9,6 +9,7 @@ from blueprints.docs import USER_ERRORS, documents_errors
 from blueprints.fields import format_money
 from blueprints.guards import key_authorization
 from blueprints.messages_schemas import (
+    AnthropicErrorSchema,
     AnthropicMessageSchema,
     CountTokensRequestSchema,
     CountTokensSchema,
@@ -204,7 +205,7 @@ def responses():
 @blp.alt_response(
     200, schema=AnthropicMessageSchema, description="a message, or text/event-stream when stream=true", success=True
 )
-@documents_errors(blp, *METERED_ERRORS)
+@documents_errors(blp, *METERED_ERRORS, schema=AnthropicErrorSchema)
 def messages():
     """Create a message (the Anthropic Messages API: Claude Code, the anthropic SDK); the key may
     come as ``x-api-key`` or ``Authorization: Bearer``; errors in Anthropic's shape; needs the
@@ -215,7 +216,7 @@ def messages():
 @blp.route("/messages/count_tokens", methods=["POST"])
 @blp.arguments(CountTokensRequestSchema)
 @blp.response(200, CountTokensSchema)
-@documents_errors(blp, *USER_ERRORS, 404, 422, 502)
+@documents_errors(blp, *USER_ERRORS, 404, 422, 502, schema=AnthropicErrorSchema)
 def count_tokens(body):
     """The most input tokens a Messages request can be billed for (the gateway's own bound: the
     body's bytes, the whole context with an image; OpenRouter offers no count); unmetered."""
