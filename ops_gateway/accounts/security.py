@@ -79,8 +79,10 @@ def note_auth_failure(ip):
     ip = canonical_ip(ip) or ip
     limit = parse(current_app.config["AUTH_FAILURE_LIMIT"])
     try:
-        within = window_limiter().hit(limit, "authfail", ip)
-        if within and window_limiter().get_window_stats(limit, "authfail", ip).remaining > 0:
+        # The window's count in one call (what the strategy's hit does, without a second read):
+        # the failure that reaches the limit, and any past it, block.
+        failures = window_limiter().storage.incr(limit.key_for("authfail", ip), limit.get_expiry())
+        if failures < limit.amount:
             return
         block_seconds = current_app.config["AUTH_BLOCK_SECONDS"]
         newly_blocked = redis_store.get_redis().set(block_key(ip), 1, ex=block_seconds, nx=True)
