@@ -9,11 +9,13 @@ charge is upstream's reported cost times BILLING_MARKUP. A request upstream repo
 upstream's bill by its generation lookup later (``billing.reconciliation``).
 
 Refusals come in this order: 401/403 key, 403 scope, 400/422 body, 429 (IP block, concurrency,
-quotas, token and request windows), 404 unknown model, 402 credits, 503 upstream_busy. The body is read before the key
-(that has no side effects) so the hold can ride on the key lookup; any refusal after the hold
-gives it back, and upstream failures cost nothing. No database connection is held while
-upstream answers; streams are relayed and settled by ``relay``. A request naming fallback
-models holds for the dearest and is billed for the one that answered (``routing``).
+quotas, token and request windows), 404 unknown model, 402 credits, 503 upstream_busy. A body
+up to 64 KiB is read before the key (that has no side effects) so the hold can ride on the key
+lookup; a larger one only after its key passed a lookup of its own (``blueprints/body_screen``).
+Any refusal after the hold gives it back, and upstream failures cost nothing. No database
+connection is held while upstream answers; streams are relayed and settled by ``relay``. A
+request naming fallback models holds for the dearest and is billed for the one that answered
+(``routing``).
 """
 
 import logging
