@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -126,3 +127,20 @@ def start_gateway(tmp_dir, settings, workers=4, threads=8, extra_env=None):
     server.stop_signal = signal.SIGINT
     wait_for(f"{server.url}/health/live", timeout=60, process=server.process)
     return server
+
+
+def exchange(server, raw, finish_sending=False):
+    """Send raw bytes to ``server`` (then end the sending side if ``finish_sending``) and read until
+    it closes the connection: the status, lower-cased headers, body, and the seconds that took."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        started = time.monotonic()
+        sock.sendall(raw)
+        if finish_sending:
+            sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in header_lines)
+    return int(status_line.split(" ")[1]), headers, body, time.monotonic() - started

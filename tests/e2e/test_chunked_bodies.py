@@ -3,12 +3,11 @@ framing is a 400 in the envelope, never a 500, and a wrong key is answered witho
 the body at all."""
 
 import json
-import socket
-import time
 
 import pytest
 
 from tests.conftest import ADMIN_API_KEY
+from tests.e2e.servers import exchange
 from tests.e2e.test_proxy_e2e import MODEL, create_user
 
 CHAT = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}).encode()
@@ -26,23 +25,6 @@ def chunked_request(path, chunks, authorization=None, content_type="application/
     if authorization:
         head.append(f"Authorization: Bearer {authorization}")
     return ("\r\n".join(head) + "\r\n\r\n").encode() + chunks
-
-
-def exchange(server, raw, finish_sending=False):
-    """Send ``raw`` (then end the sending side if ``finish_sending``); the status, headers and JSON
-    body the gateway answers before it closes the connection, and the seconds that took."""
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        started = time.monotonic()
-        sock.sendall(raw)
-        if finish_sending:
-            sock.shutdown(socket.SHUT_WR)
-        received = b""
-        while chunk := sock.recv(65536):
-            received += chunk
-    head, _, body = received.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    headers = dict(line.lower().split(": ", 1) for line in header_lines)
-    return int(status_line.split(" ")[1]), headers, body, time.monotonic() - started
 
 
 def chunk(data):

@@ -1,9 +1,10 @@
 """Requests gunicorn refuses before the app runs still get the JSON error envelope, under both worker classes."""
 
 import json
-import socket
 
 import pytest
+
+from tests.e2e.servers import exchange
 
 MALFORMED = [
     pytest.param(
@@ -29,23 +30,10 @@ def worker_class(request):
     return request.param
 
 
-def exchange(server, raw):
-    """Send raw bytes and read until the server closes; the status, lower-cased headers and body."""
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall(raw)
-        received = b""
-        while chunk := sock.recv(65536):
-            received += chunk
-    head, _, body = received.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    headers = dict(line.lower().split(": ", 1) for line in header_lines)
-    return int(status_line.split(" ")[1]), headers, body
-
-
 @pytest.mark.parametrize(("raw", "status", "code"), MALFORMED)
 def test_malformed_request_gets_the_json_envelope_and_a_closed_connection(gateway, worker_class, raw, status, code):
     server = gateway(workers=1, WEB_WORKER_CLASS=worker_class)
-    got_status, headers, body = exchange(server, raw)
+    got_status, headers, body, _ = exchange(server, raw)
     assert got_status == status, body
     assert headers["content-type"] == "application/json"
     assert headers["connection"] == "close"
