@@ -116,16 +116,22 @@ def list_models():
     return {"object": "list", "data": [_model_entry(m) for m in models if model_access.allowed(principal, m["id"])]}
 
 
+def _model_offered_to_caller(model_id):
+    """The catalogue entry of a model this key may use; 404 for any other (a model the key may
+    not use is not offered to it)."""
+    model = model_catalog.find_model(model_id)
+    if model is None or not model_access.allowed(g.admission.principal, model_id):
+        raise NotFound(f"model {model_id!r} is not offered", {"model": model_id}, code="model_not_found")
+    return model
+
+
 @blp.route("/models/<path:model_id>")
 @blp.response(200, ModelSchema)
 @documents_errors(blp, *USER_ERRORS, 404, 502)
 def get_model(model_id):
     """One model offered to this key, in OpenAI's shape (``client.models.retrieve``); 404 for a
     model not offered or not allowed for this key."""
-    model = model_catalog.find_model(model_id)
-    if model is None or not model_access.allowed(g.admission.principal, model_id):
-        raise NotFound(f"model {model_id!r} is not offered", {"model": model_id}, code="model_not_found")
-    return _model_entry(model)
+    return _model_entry(_model_offered_to_caller(model_id))
 
 
 def _serve(endpoint, schema):
@@ -220,9 +226,7 @@ def messages():
 def count_tokens(body):
     """The most input tokens a Messages request can be billed for (the gateway's own bound: the
     body's bytes, the whole context with an image; OpenRouter offers no count); unmetered."""
-    model = model_catalog.find_model(body["model"])
-    if model is None or not model_access.allowed(g.admission.principal, body["model"]):
-        raise NotFound(f"model {body['model']!r} is not offered", {"model": body["model"]}, code="model_not_found")
+    model = _model_offered_to_caller(body["model"])
     return {"input_tokens": pricing.prompt_bound(body, model.get("context_length"), pricing.MESSAGES)}
 
 

@@ -158,10 +158,13 @@ def billable_tokens(reported_usage, prompt_fallback, completion_fallback):
 
 
 def _tokens(reported, fallback):
-    """A reported token count when it is a sane non-negative integer, else the fallback."""
-    if isinstance(reported, bool) or not isinstance(reported, int) or not 0 <= reported < 2**31:
-        return fallback
-    return reported
+    """A reported token count when it is a sane one, else the fallback."""
+    return reported if is_token_count(reported) else fallback
+
+
+def is_token_count(value):
+    """Whether upstream's value is a sane token count: a non-negative integer an integer column holds."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31
 
 
 def reported_cost(reported_usage):

@@ -37,14 +37,10 @@ def billed(generation):
     if cost is None:
         return None
     tokens = [
-        next((value for value in (generation.get(f"native_{field}"), generation.get(field)) if _count(value)), None)
+        next((n for n in (generation.get(f"native_{field}"), generation.get(field)) if pricing.is_token_count(n)), None)
         for field in ("tokens_prompt", "tokens_completion")
     ]
     return cost, *tokens
-
-
-def _count(value):
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31
 
 
 def reconcile(fetch, run_seconds=RUN_SECONDS):

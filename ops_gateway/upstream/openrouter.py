@@ -97,17 +97,7 @@ class OpenRouterClient:
 
     def _model_list(self, path):
         """GET one of upstream's model lists (path under the base URL) and return its ``data``."""
-        call = _Call("GET", path)
-        try:
-            response = self._send(call)
-            models = _json_body(response).get("data")
-            if not isinstance(models, list):
-                raise UpstreamError("unavailable", "upstream sent a malformed model list", call.status)
-        except UpstreamError as error:
-            self._finish(call, error)
-            raise
-        self._finish(call)
-        return models
+        return self._get_data(_Call("GET", path), list, "model list")
 
     def generation(self, generation_id):
         """Return the ``data`` of ``GET /generation?id=``: what upstream billed for one generation
@@ -115,13 +105,21 @@ class OpenRouterClient:
         posts it a moment after the request ends)."""
         call = _Call("GET", "/generation", query=f"?id={quote(generation_id, safe='')}")
         try:
-            data = _json_body(self._send(call)).get("data")
-            if not isinstance(data, dict):
-                raise UpstreamError("unavailable", "upstream sent a malformed generation", call.status)
+            return self._get_data(call, dict, "generation")
         except UpstreamError as error:
-            self._finish(call, error)
             if error.status == 404:
                 return None
+            raise
+
+    def _get_data(self, call, kind, what):
+        """Send the GET ``call`` (retried as idempotent) and return its body's ``data``, which must
+        be a ``kind``; the call is finished (logged, counted) whatever happens."""
+        try:
+            data = _json_body(self._send(call)).get("data")
+            if not isinstance(data, kind):
+                raise UpstreamError("unavailable", f"upstream sent a malformed {what}", call.status)
+        except UpstreamError as error:
+            self._finish(call, error)
             raise
         self._finish(call)
         return data
