@@ -13,10 +13,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 run: $(VENV)/.installed
-	$(PY) -m ops_gateway.core.devserver
+	$(PY) -m devtools.devserver
 
 run-demo: $(VENV)/.installed
-	$(PY) -m ops_gateway.core.devserver --demo
+	$(PY) -m devtools.devserver --demo
 
 # Browser tests drive Debian's headless Chromium; apt-get runs only when the driver is missing
 # (chromium-driver depends on chromium, so one file stands for both).

@@ -5,7 +5,7 @@ client or on an open stream costs kilobytes, not a thread, while the code stays 
 The standard library is patched here, in the master, before anything imports a network
 library (ssl above all), and psycopg2 gets a gevent wait callback (psycogreen) in each worker.
 Both worker classes answer the requests gunicorn refuses itself with the JSON error envelope
-(``ops_gateway.core.gunicorn_workers``).
+(``blueprints.gunicorn_workers``).
 """
 
 import os
@@ -35,8 +35,8 @@ bind = f"0.0.0.0:{_settings.PORT}"
 workers = _settings.WEB_CONCURRENCY
 # By dotted path, so the module (and gevent's workers) is imported after the patching above.
 worker_class = {
-    "gevent": "ops_gateway.core.gunicorn_workers.GeventWorker",
-    "gthread": "ops_gateway.core.gunicorn_workers.ThreadWorker",
+    "gevent": "blueprints.gunicorn_workers.GeventWorker",
+    "gthread": "blueprints.gunicorn_workers.ThreadWorker",
 }[_settings.WEB_WORKER_CLASS]
 worker_connections = _settings.WEB_WORKER_CONNECTIONS  # gevent
 threads = _settings.WEB_THREADS  # gthread
@@ -44,13 +44,13 @@ threads = _settings.WEB_THREADS  # gthread
 keepalive = _settings.CLIENT_HEADER_TIMEOUT_SECONDS
 timeout = 120
 graceful_timeout = 30
-accesslog = None  # ops_gateway.app writes the access log with request ids
+accesslog = None  # the app (blueprints/request_hooks.py) writes the access log with request ids
 
 
 def on_starting(server):
     """Resolve the services once in the master: the URLs set, embedded servers only with
     EMBEDDED_SERVICES=true (make run, tests), otherwise refuse to start naming what is missing."""
-    from ops_gateway.app import instance_path_from_env, resolve_services
+    from ops_gateway.services import instance_path_from_env, resolve_services
 
     settings = resolve_services(load_settings(os.environ), instance_path_from_env())
     for name in ("DATABASE_URL", "REDIS_URL", "KEY_HASH_SECRET", "ADMIN_API_KEY", "SECRET_KEY"):

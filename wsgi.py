@@ -1,5 +1,5 @@
 """WSGI entry point for gunicorn and ``flask --app wsgi``."""
 
-from ops_gateway.app import create_app
+from blueprints.app import create_app
 
 app = create_app()

@@ -15,7 +15,7 @@ import redis
 import requests
 from flask import Flask, Response, request
 
-from ops_gateway.accounts import keys
+from ops_gateway.accounts import key_material
 from ops_gateway.core.db import WaitingPool
 
 app = Flask(__name__)
@@ -43,7 +43,9 @@ def _pool():
 def chat_completions():
     """Look the key up, count the request, call upstream, record it."""
     pool = _pool()
-    digest = keys.hash_key(os.environ["KEY_HASH_SECRET"], request.headers["Authorization"].removeprefix("Bearer "))
+    digest = key_material.hash_key(
+        os.environ["KEY_HASH_SECRET"], request.headers["Authorization"].removeprefix("Bearer ")
+    )
     conn = pool.getconn()
     conn.autocommit = True  # one round trip per statement
     try:

@@ -6,7 +6,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from ops_gateway.app import create_app
+from blueprints.app import create_app
 from ops_gateway.core import embedded, migrations
 from ops_gateway.core.db import Database
 

@@ -8,8 +8,8 @@ from flask_smorest import Blueprint
 from blueprints.docs import ADMIN_ERRORS, documents_errors
 from blueprints.fields import Timestamp
 from blueprints.guards import admin_only
-from ops_gateway.accounts import ip_blocks
 from ops_gateway.core import db
+from ops_gateway.limits import ip_blocks
 
 blp = Blueprint("admin_ip_blocks", __name__, url_prefix="/admin", description="IP blocks (admin key)")
 admin_only(blp)

@@ -11,6 +11,7 @@ from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from blueprints import paging
 from blueprints.account_schemas import (
     ApiKeySchema,
     RevealedKeySchema,
@@ -23,7 +24,7 @@ from blueprints.guards import admin_only
 from blueprints.query_args import page_cursor
 from blueprints.user_keys import KeyListArgsSchema, KeyPageSchema
 from ops_gateway.accounts import api_keys, users
-from ops_gateway.core import db, paging
+from ops_gateway.core import db
 
 blp = Blueprint(
     "admin_keys", __name__, url_prefix="/admin/users", description="Any user's API keys, on their behalf (admin key)"

@@ -5,11 +5,12 @@ from datetime import UTC
 from flask import Response
 from flask_smorest import Blueprint
 
+from blueprints import paging
 from blueprints.docs import ADMIN_ERRORS, documents_errors
 from blueprints.guards import admin_only
 from blueprints.monitor_schemas import AuditReportArgsSchema, SecurityEventArgsSchema, SecurityEventPageSchema
 from blueprints.query_args import date_range, page_cursor
-from ops_gateway.core import db, paging
+from ops_gateway.core import db
 from ops_gateway.core.addresses import canonical_ip
 from ops_gateway.observability import security_events
 

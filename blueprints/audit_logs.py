@@ -3,12 +3,13 @@
 from flask import g
 from flask_smorest import Blueprint
 
+from blueprints import paging
 from blueprints.account_schemas import AdminAuditLogArgsSchema, AuditLogArgsSchema, AuditLogPageSchema
 from blueprints.docs import ADMIN_ERRORS, USER_ERRORS, documents_errors
 from blueprints.guards import admin_only, require_scope, require_user
 from blueprints.query_args import date_range, page_cursor
-from ops_gateway.accounts import audit
-from ops_gateway.core import db, paging
+from ops_gateway.core import db
+from ops_gateway.telemetry import audit
 
 user_blp = Blueprint("user_audit", __name__, url_prefix="/user/api-keys", description="Your API-key audit log")
 user_blp.before_request(require_user)

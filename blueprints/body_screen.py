@@ -16,7 +16,8 @@ keeps its one round trip.
 from flask import current_app, request
 
 from blueprints.guards import key_authorization, require_admin
-from ops_gateway.accounts import auth, security
+from ops_gateway.accounts import auth
+from ops_gateway.limits import security
 
 # Above this many bytes a body waits for its caller to be known (a chat request with a long
 # conversation pays one more key lookup; a 401 for any body costs what a bodiless one does).

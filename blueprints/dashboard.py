@@ -11,19 +11,19 @@ from functools import partial
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
+from blueprints import component_status as dashboard_status
 from blueprints import dashboard_format
 from blueprints import dashboard_session as dashboard_auth
 from blueprints.dashboard_charts import time_chart
 from blueprints.envelope import ApiError, response_headers, status_of
 from blueprints.guards import limit_admin_blueprint
-from ops_gateway.accounts import security
 from ops_gateway.core import db
 from ops_gateway.core.errors import GatewayError
 from ops_gateway.dashboard import queries as dashboard_queries
 from ops_gateway.dashboard import series as dashboard_series
 from ops_gateway.dashboard import sessions as dashboard_sessions
-from ops_gateway.dashboard import status as dashboard_status
-from ops_gateway.observability import system_monitor
+from ops_gateway.limits import security
+from ops_gateway.observability import system_state
 from ops_gateway.upstream import catalog as model_catalog
 from ops_gateway.upstream.failures import UpstreamError
 from scheduler import history, runner
@@ -148,7 +148,7 @@ def overview():
     status = dashboard_status.snapshot()
     with db.transaction() as cur:
         series = dashboard_series.last_24h(cur)
-        alerts = system_monitor.active_alerts(cur)
+        alerts = system_state.active_alerts(cur)
     return render_template(
         "dashboard/overview.html",
         status=status,

@@ -6,16 +6,18 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Response, render_template, request, stream_with_context
 
+from blueprints import paging
 from blueprints.dashboard import protect
 from blueprints.envelope import ApiError
 from blueprints.query_args import whole_number
-from ops_gateway.accounts import audit, security
-from ops_gateway.core import db, paging
+from blueprints.timeparse import parse_timestamp
+from ops_gateway.core import db
 from ops_gateway.core.addresses import canonical_ip
 from ops_gateway.core.csv_cells import csv_cell
 from ops_gateway.core.errors import GatewayError
-from ops_gateway.core.timeparse import parse_timestamp
+from ops_gateway.limits import security
 from ops_gateway.observability import security_events
+from ops_gateway.telemetry import audit
 
 blp = Blueprint("dashboard_audit", __name__, url_prefix="/dashboard/audit", template_folder="templates")
 protect(blp)

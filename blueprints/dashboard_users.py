@@ -11,13 +11,14 @@ from blueprints.account_schemas import CreditAdjustmentSchema
 from blueprints.dashboard import protect
 from blueprints.limit_schemas import RateLimitsSchema
 from blueprints.query_args import whole_number
-from ops_gateway.accounts import audit, users
+from ops_gateway.accounts import users
 from ops_gateway.billing import budgets
 from ops_gateway.billing.money import format_money
 from ops_gateway.core import db
 from ops_gateway.core.errors import GatewayError, NotFound
 from ops_gateway.limits import limit_overrides
 from ops_gateway.limits.windows import LIMIT_FIELDS
+from ops_gateway.telemetry import audit
 
 blp = Blueprint("dashboard_users", __name__, url_prefix="/dashboard/users", template_folder="templates")
 protect(blp)

@@ -1,11 +1,11 @@
 """Documenting views: the error envelope statuses each can return, and the ones that need no API key.
 
-Every operation needs an API key unless its view says otherwise (``ops_gateway.core.docs_assets``).
+Every operation needs an API key unless its view says otherwise (``blueprints.docs_assets``).
 """
 
 from functools import reduce
 
-from ops_gateway.core.docs_assets import METRICS_TOKEN_SCHEME
+from blueprints.docs_assets import METRICS_TOKEN_SCHEME
 
 # ``@blp.doc(**PUBLIC)``: answers without credentials (health checks for load balancers).
 PUBLIC = {"security": []}

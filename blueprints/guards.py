@@ -8,8 +8,9 @@ authenticated caller is ``g.user`` for the rest of the request.
 
 from flask import current_app, g, request
 
-from ops_gateway.accounts import auth, security
+from ops_gateway.accounts import auth
 from ops_gateway.core.extensions import limiter
+from ops_gateway.limits import security
 
 
 def key_authorization():

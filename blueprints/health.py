@@ -4,7 +4,7 @@ from flask_smorest import Blueprint
 
 from blueprints.docs import PUBLIC
 from blueprints.schemas import HealthSchema, LiveSchema, ReadySchema
-from ops_gateway.observability.health import health_report, readiness
+from ops_gateway.observability.health_checks import health_report, readiness
 
 blp = Blueprint("health", __name__, url_prefix="/health", description="Liveness, readiness and dependency health")
 

@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from blueprints.docs import METRICS_TOKEN, documents_errors
 from blueprints.envelope import ApiError
-from ops_gateway.observability import metrics
+from ops_gateway.telemetry import metrics
 
 blp = Blueprint("metrics", __name__, url_prefix="/metrics", description="Prometheus metrics")
 

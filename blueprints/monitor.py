@@ -7,7 +7,7 @@ from blueprints.docs import ADMIN_ERRORS, USER_ERRORS, documents_errors
 from blueprints.guards import admin_only, require_scope, require_user
 from blueprints.monitor_schemas import AdminMonitorSchema, AlertListArgsSchema, AlertListSchema, UserMonitorSchema
 from ops_gateway.core import db
-from ops_gateway.observability import monitoring, system_monitor
+from ops_gateway.observability import monitor_documents, system_state
 
 user_blp = Blueprint("user_monitor", __name__, url_prefix="/user", description="Your usage and rate limits")
 user_blp.before_request(require_user)
@@ -21,7 +21,7 @@ admin_only(admin_blp)
 def user_monitor():
     """Your usage (all time, this month, today, per model), balance and rate-limit windows; needs usage:read."""
     require_scope("usage:read")
-    return monitoring.user_monitor(g.user)
+    return monitor_documents.user_monitor(g.user)
 
 
 @admin_blp.route("/monitor")
@@ -29,7 +29,7 @@ def user_monitor():
 @documents_errors(admin_blp, *ADMIN_ERRORS)
 def admin_monitor():
     """Usage, top users, recent activity, performance, cache, database, resources, jobs and firing alerts."""
-    return monitoring.admin_monitor()
+    return monitor_documents.admin_monitor()
 
 
 @admin_blp.route("/alerts")
@@ -39,6 +39,6 @@ def admin_monitor():
 def alert_list(args):
     """Alerts firing now, and the most recent incidents (firing or resolved) newest first."""
     with db.transaction() as cur:
-        active = system_monitor.active_alerts(cur)
-        recent = system_monitor.recent_alerts(cur, args.get("status"), args["limit"])
+        active = system_state.active_alerts(cur)
+        recent = system_state.recent_alerts(cur, args.get("status"), args["limit"])
     return {"status": "success", "active": active, "recent": recent}

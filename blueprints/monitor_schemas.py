@@ -5,7 +5,7 @@ import marshmallow as ma
 from blueprints.account_schemas import BudgetSchema
 from blueprints.fields import Money, Timestamp
 from blueprints.proxy_schemas import CacheInfoSchema
-from ops_gateway.accounts import security
+from ops_gateway.limits import security
 from ops_gateway.limits.windows import LIMIT_FIELDS
 from ops_gateway.observability.spend_reports import ENDPOINTS
 

@@ -3,7 +3,7 @@
 import marshmallow as ma
 
 from blueprints.fields import Timestamp
-from ops_gateway.upstream.endpoints import ENDPOINT_NAMES
+from ops_gateway.pipeline.endpoints import ENDPOINT_NAMES
 
 MAX_FALLBACK_MODELS = 10
 

@@ -1,8 +1,8 @@
 """Query arguments shared by the log endpoints: a validated date range and an opaque cursor."""
 
 from blueprints.envelope import ApiError
-from ops_gateway.core.paging import decode_cursor
-from ops_gateway.core.timeparse import parse_timestamp
+from blueprints.paging import decode_cursor
+from blueprints.timeparse import parse_timestamp
 
 
 def whole_number(raw, max_digits=18):

@@ -7,8 +7,7 @@ import uuid
 
 from flask import g, has_request_context, request
 
-from ops_gateway.accounts import audit
-from ops_gateway.observability import metrics
+from ops_gateway.telemetry import audit, metrics
 
 logger = logging.getLogger("ops_gateway.app")
 

@@ -30,8 +30,8 @@ from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge
 
 from blueprints import body_screen
+from blueprints.lingering import half_close_and_drain
 from ops_gateway.core.errors import BadRequest, GatewayError, RequestTimeout, TooLarge
-from ops_gateway.core.lingering import half_close_and_drain
 
 # Set in the WSGI environ when the connection must not be reused; gunicorn.conf.py's
 # post_request hook closes it (gunicorn ignores a Connection header set by the app).

@@ -2,8 +2,8 @@
 
 from flask import Blueprint, Response, render_template
 
+from blueprints import component_status as dashboard_status
 from blueprints.dashboard_charts import badge
-from ops_gateway.dashboard import status as dashboard_status
 
 blp = Blueprint("status_page", __name__, template_folder="templates")
 

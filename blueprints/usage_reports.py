@@ -3,6 +3,7 @@
 from flask import Response, g
 from flask_smorest import Blueprint
 
+from blueprints import paging
 from blueprints.docs import ADMIN_ERRORS, USER_ERRORS, documents_errors
 from blueprints.guards import admin_only, require_scope, require_user
 from blueprints.query_args import page_cursor
@@ -12,7 +13,7 @@ from blueprints.usage_report_schemas import (
     UserUsageArgsSchema,
     UserUsageSchema,
 )
-from ops_gateway.core import db, paging
+from ops_gateway.core import db
 from ops_gateway.observability import spend_reports
 
 admin_blp = Blueprint("admin_reports", __name__, url_prefix="/admin/reports", description="Spend reports (admin)")

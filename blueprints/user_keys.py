@@ -5,6 +5,7 @@ from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from blueprints import paging
 from blueprints.account_schemas import (
     ApiKeySchema,
     BalanceSchema,
@@ -21,7 +22,7 @@ from blueprints.query_args import page_cursor
 from ops_gateway.accounts import api_keys
 from ops_gateway.accounts.grants import Granter, refusals_audited
 from ops_gateway.billing import budgets
-from ops_gateway.core import db, paging
+from ops_gateway.core import db
 
 blp = Blueprint("user", __name__, url_prefix="/user", description="Balance and API keys of the calling user")
 blp.before_request(require_user)

@@ -27,9 +27,9 @@ from ops_gateway.billing import pricing
 from ops_gateway.core.errors import NotFound
 from ops_gateway.limits import rate_limits
 from ops_gateway.limits.windows import REQUESTS
-from ops_gateway.upstream import access, endpoints
+from ops_gateway.pipeline import access, endpoints
+from ops_gateway.pipeline.completion import Completion
 from ops_gateway.upstream import catalog as model_catalog
-from ops_gateway.upstream.completion import Completion
 
 blp = Blueprint("v1", __name__, url_prefix="/v1", description="OpenAI-compatible API (bearer API key)")
 # Instances, not the classes: webargs would build the schema (and its nested ones) on every request.

@@ -2,7 +2,7 @@
 
 The package itself imports nothing, so gunicorn's master can read the settings (and patch the
 standard library for gevent workers) before any network library is imported. The app factory
-is ``ops_gateway.app.create_app``.
+is ``blueprints.app.create_app``; the process wiring it shares with the clock is ``ops_gateway.services``.
 """
 
 __version__ = "0.1.0"

@@ -17,9 +17,9 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 
-from ops_gateway.app import create_app
-from ops_gateway.maintenance.jobs import JOBS, interval_seconds, jitter_seconds
+from ops_gateway import services
 from scheduler import runner
+from scheduler.jobs import JOBS, interval_seconds, jitter_seconds
 
 logger = logging.getLogger("ops_gateway.scheduler")
 
@@ -80,7 +80,8 @@ def build_scheduler(app, scheduler_class=BlockingScheduler):
 
 def main():
     """Run the clock until SIGTERM/SIGINT."""
-    app = create_app()
+    app = services.create_service_app()
+    services.init_domains(app)
     scheduler = build_scheduler(app)
     signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
     logger.info(

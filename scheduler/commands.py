@@ -6,8 +6,8 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from ops_gateway.maintenance.jobs import JOBS, interval_seconds
 from scheduler import runner
+from scheduler.jobs import JOBS, interval_seconds
 
 jobs_cli = AppGroup("jobs", help="Scheduler jobs, run by hand.")
 

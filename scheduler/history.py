@@ -8,7 +8,7 @@ from functools import partial
 
 from psycopg2.extras import Json
 
-from ops_gateway.maintenance.jobs import JOBS, interval_seconds, jitter_seconds
+from scheduler.jobs import JOBS, interval_seconds, jitter_seconds
 
 _RUN_COLUMNS = "id, job, status, started_at, finished_at, duration_ms, details, error, runner"
 

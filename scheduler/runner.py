@@ -18,8 +18,8 @@ from flask import current_app
 
 from ops_gateway.core import db
 from ops_gateway.core.errors import NotFound
-from ops_gateway.maintenance.jobs import JOBS, JobSkipped, interval_seconds
 from scheduler import history
+from scheduler.jobs import JOBS, JobSkipped, interval_seconds
 from scheduler.leases import Lease, lease_seconds
 
 logger = logging.getLogger("ops_gateway.scheduler")

@@ -15,7 +15,7 @@ import psycopg2.extras
 import pytest
 import redis
 
-from ops_gateway.app import create_app
+from blueprints.app import create_app
 from ops_gateway.core import embedded, migrations
 from ops_gateway.core.db import Database
 

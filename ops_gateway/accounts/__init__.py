@@ -1,3 +1,3 @@
-"""Who may call the gateway: users, API keys (hashed, masked), authentication, the audit trail
-of key events, and the request-path IP guard (brute-force blocks, new-IP events). The SQL of
-users, keys and the audit log is in ``queries``."""
+"""Floor 4, who may call the gateway: users, API keys (hashed and masked, ``key_material``),
+authentication, key grants (budgets, scopes, models) and which models a key may use. The SQL
+of users and keys is in ``queries``."""

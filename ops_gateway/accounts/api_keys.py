@@ -5,9 +5,10 @@ from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 
-from ops_gateway.accounts import audit, grants, keys, model_access, queries
+from ops_gateway.accounts import grants, key_material, model_access, queries
 from ops_gateway.billing import budgets
 from ops_gateway.core.errors import Conflict, NotFound
+from ops_gateway.telemetry import audit
 
 SCOPES = (
     "models:read",
@@ -23,7 +24,7 @@ SCOPES = (
 
 
 def _hash(full_key):
-    return keys.hash_key(current_app.config["KEY_HASH_SECRET"], full_key)
+    return key_material.hash_key(current_app.config["KEY_HASH_SECRET"], full_key)
 
 
 def _networks(ip_allowlist):
@@ -32,8 +33,8 @@ def _networks(ip_allowlist):
 
 
 def _insert(cur, user_id, name, environment, expires_at, ip_allowlist, scopes, models=()):
-    full_key = keys.generate_key(environment)
-    prefix, last4 = keys.display_parts(full_key)
+    full_key = key_material.generate_key(environment)
+    prefix, last4 = key_material.display_parts(full_key)
     networks = _networks(ip_allowlist)
     row = queries.insert_key(
         cur, user_id, name, environment, _hash(full_key), prefix, last4, scopes, networks, expires_at, models
@@ -115,7 +116,7 @@ def create_key(
     row, full_key = _insert(cur, user_id, name, environment, expires_at, ip_allowlist, scopes, allowed_models)
     if budgets.apply_changes(cur, "key", row["id"], cap, user_id):
         row = get_key(cur, user_id, row["id"])
-    details = {"name": name, "key": keys.mask(row["prefix"], row["last4"]), **audit_safe(cap)}
+    details = {"name": name, "key": key_material.mask(row["prefix"], row["last4"]), **audit_safe(cap)}
     audit.record(cur, "create", actor, user_id, row["id"], details)
     return row, full_key
 
@@ -212,8 +213,8 @@ def rotate_key(cur, user_id, key_id, actor, grace_seconds=0, granter=None):
         # The replacement would inherit the expiry and be born unusable.
         raise Conflict("an expired key cannot be rotated; create a new key", code="api_key_inactive")
     grace_until = queries.mark_rotated(cur, key_id, grace_seconds)
-    full_key = keys.generate_key(old["environment"])
-    prefix, last4 = keys.display_parts(full_key)
+    full_key = key_material.generate_key(old["environment"])
+    prefix, last4 = key_material.display_parts(full_key)
     new = queries.insert_replacement(cur, key_id, _hash(full_key), prefix, last4)
     audit.record(
         cur,
@@ -238,13 +239,13 @@ def revoke_key(cur, user_id, key_id, actor, force=False):
         raise Conflict("this is your last active key; pass ?force=true to revoke it anyway", code="last_active_key")
     queries.mark_revoked(cur, key_id)
     audit.record(
-        cur, "delete", actor, user_id, key_id, {"forced": force, "key": keys.mask(row["prefix"], row["last4"])}
+        cur, "delete", actor, user_id, key_id, {"forced": force, "key": key_material.mask(row["prefix"], row["last4"])}
     )
     return get_key(cur, user_id, key_id)
 
 
 def find_by_full_key(cur, full_key):
     """The key row for a full key (by its hash), or None."""
-    if not keys.KEY_PATTERN.match(full_key or ""):
+    if not key_material.KEY_PATTERN.match(full_key or ""):
         return None
     return queries.key_by_hash(cur, _hash(full_key))

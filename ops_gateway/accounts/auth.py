@@ -12,13 +12,14 @@ import logging
 
 from flask import current_app, g
 
-from ops_gateway.accounts import audit, keys, security
+from ops_gateway.accounts import key_material
 from ops_gateway.billing import credits
 from ops_gateway.core import db
 from ops_gateway.core.addresses import canonical_ip
 from ops_gateway.core.errors import Forbidden, Unauthenticated
+from ops_gateway.limits import security
 from ops_gateway.limits.plans import LIMIT_COLUMNS
-from ops_gateway.observability import metrics
+from ops_gateway.telemetry import audit, metrics
 
 logger = logging.getLogger("ops_gateway.security")
 
@@ -97,7 +98,7 @@ def _audit_failure(action, actor, reason, path, token=None, row=None):
     Its commit does not wait for the WAL flush, so an attacker's refusals cost one round trip and
     no disk wait; only a database crash within that moment could lose the row.
     """
-    details = {"reason": reason, "key_prefix": keys.token_prefix(token), "path": path}
+    details = {"reason": reason, "key_prefix": key_material.token_prefix(token), "path": path}
     with db.statement() as cur:
         audit.record(
             cur,
@@ -136,7 +137,7 @@ def _principal(row):
     principal = dict(row)
     for column in ("key_hash", "rejection", "ip_allowed"):
         principal.pop(column)
-    principal["key_mask"] = keys.mask(row["prefix"], row["last4"])
+    principal["key_mask"] = key_material.mask(row["prefix"], row["last4"])
     principal["actor"] = f"user:{row['user_id']}"
     return principal
 
@@ -171,9 +172,9 @@ def _authenticate_bearer(authorization, ip, path, hold=None, request_id=None):
 def authenticate_token(token, ip, path, hold=None, request_id=None):
     """Check a presented key (bearer header or the dashboard's sign-in form) from ``ip``, and set
     ``g.user``; failures are audited (with ``path``) and counted."""
-    if not keys.KEY_PATTERN.match(token):
+    if not key_material.KEY_PATTERN.match(token):
         _fail(Unauthenticated, "invalid_api_key", "the API key is not valid", "malformed_key", ip, path, token)
-    digest = keys.hash_key(current_app.config["KEY_HASH_SECRET"], token)
+    digest = key_material.hash_key(current_app.config["KEY_HASH_SECRET"], token)
     params = {"digest": digest, "ip": database_ip(ip)}
     if hold is not None:
         params.update(hold=hold, request_id=request_id, hold_seconds=credits.hold_lifetime_seconds(current_app.config))
@@ -201,7 +202,12 @@ def authenticate_admin(authorization, ip, path, method):
     token, _ = bearer_token(authorization)
     bootstrap = current_app.config.get("ADMIN_API_KEY")
     if token and bootstrap and hmac.compare_digest(token.encode(), bootstrap.encode()):
-        g.user = {"user_id": None, "role": "admin", "actor": "admin:bootstrap", "key_mask": keys.mask_key(token)}
+        g.user = {
+            "user_id": None,
+            "role": "admin",
+            "actor": "admin:bootstrap",
+            "key_mask": key_material.mask_key(token),
+        }
         return g.user
     principal = _authenticate_bearer(authorization, ip, path)
     if principal["role"] != "admin":

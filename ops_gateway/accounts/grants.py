@@ -11,10 +11,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ops_gateway.accounts import audit, queries
+from ops_gateway.accounts import queries
 from ops_gateway.billing.money import format_money
 from ops_gateway.core import db
 from ops_gateway.core.errors import Forbidden
+from ops_gateway.telemetry import audit
 
 
 class GrantRefused(Forbidden):

@@ -1,4 +1,4 @@
-"""The accounts domain's SQL: users, API keys, the audit log, security events and key IP history.
+"""The accounts domain's SQL: users and API keys.
 
 Plain functions taking the cursor first and returning rows as dicts. A unique-name violation
 comes back as None or False (rolled back to a savepoint, so the caller's transaction goes on);
@@ -6,7 +6,6 @@ the service decides what it means.
 """
 
 import psycopg2
-from psycopg2.extras import Json
 
 from ops_gateway.core.sql_where import Where
 
@@ -20,7 +19,6 @@ KEY_COLUMNS = (
     " budget, budget_period, budget_alert_thresholds, status,"
     " expires_at, grace_until, created_at, last_used_at, revoked_at"
 )
-AUDIT_COLUMNS = "id, user_id, api_key_id, action, actor, host(ip) AS ip, user_agent, request_id, details, created_at"
 
 _INSERT_USER = f"INSERT INTO users (email, username, plan, role) VALUES (%s, %s, %s, %s) RETURNING {USER_COLUMNS}"
 
@@ -45,16 +43,6 @@ _INSERT_REPLACEMENT = (
 _MARK_ROTATED = (
     "UPDATE api_keys SET status = 'rotated', grace_until = now() + make_interval(secs => %s)"
     " WHERE id = %s RETURNING grace_until"
-)
-
-_INSERT_AUDIT = (
-    "INSERT INTO api_key_audit_logs (user_id, api_key_id, action, actor, ip, user_agent, request_id, details)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-)
-# The same row as a statement of its own that commits without waiting for the WAL flush.
-_INSERT_AUDIT_UNFLUSHED = (
-    "INSERT INTO api_key_audit_logs (user_id, api_key_id, action, actor, ip, user_agent, request_id, details)"
-    " SELECT %s, %s, %s, %s, %s, %s, %s, %s FROM (SELECT set_config('synchronous_commit', 'off', true)) AS c"
 )
 
 
@@ -183,43 +171,6 @@ def count_active_keys(cur, user_id):
     return cur.fetchone()["active"]
 
 
-# The audit log
-
-
-def insert_audit_row(cur, user_id, api_key_id, action, actor, ip, user_agent, request_id, details, flushed=True):
-    """One api_key_audit_logs row; ``flushed=False``: its commit does not wait for the WAL flush."""
-    statement = _INSERT_AUDIT if flushed else _INSERT_AUDIT_UNFLUSHED
-    cur.execute(statement, (user_id, api_key_id, action, actor, ip, user_agent, request_id, Json(details)))
-
-
-def audit_page(cur, filters, start=None, end=None, limit=100, cursor=None):
-    """A newest-first page of audit rows: ``filters`` (user_id, api_key_id, action) equal, created_at in range."""
-    where = Where().equal_all(filters).between("created_at", start, end).older_than_cursor(cursor)
-    cur.execute(
-        f"SELECT {AUDIT_COLUMNS} FROM api_key_audit_logs WHERE {where.sql} ORDER BY created_at DESC, id DESC LIMIT %s",
-        where.params + [limit],
-    )
-    return cur.fetchall()
-
-
-def count_audit_rows(cur, filters, counted_days, row_ranges):
-    """Audit rows matching ``filters``: the day counters of sql/0007 for ``counted_days`` ((first, stop), a
-    half-open range of UTC days, or None) plus the rows of each (start, end, end_inclusive) range; one statement."""
-    parts = []
-    if counted_days is not None:
-        first, stop = counted_days
-        by_key = filters["user_id"] is not None or filters["api_key_id"] is not None
-        table = "audit_log_key_counts" if by_key else "audit_log_daily_counts"
-        where = Where().equal_all(filters).at_or_after("day", first).before("day", stop, inclusive=False)
-        parts.append((f"(SELECT coalesce(sum(n), 0) FROM {table} WHERE {where.sql})", where.params))
-    for start, end, end_inclusive in row_ranges:
-        where = Where().equal_all(filters).between("created_at", start, end, end_inclusive)
-        parts.append((f"(SELECT count(*) FROM api_key_audit_logs WHERE {where.sql})", where.params))
-    total = " + ".join(subquery for subquery, _ in parts)
-    cur.execute(f"SELECT ({total})::bigint AS total", [value for _, params in parts for value in params])
-    return cur.fetchone()["total"]
-
-
 def unusable_keys(cur, key_ids):
     """Those of ``key_ids`` that may no longer be used (revoked, expired, past grace, user suspended)."""
     cur.execute(
@@ -228,31 +179,3 @@ def unusable_keys(cur, key_ids):
         (list(key_ids),),
     )
     return {row["id"] for row in cur.fetchall()}
-
-
-# Security events and key IP history
-
-
-def upsert_security_event(cur, event_type, user_id, api_key_id, ip, details, dedupe_key):
-    """Insert a security event, or count one more on the row of the same ``dedupe_key``."""
-    cur.execute(
-        "INSERT INTO security_events (type, user_id, api_key_id, ip, details, dedupe_key)"
-        " VALUES (%s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (dedupe_key) DO UPDATE SET count = security_events.count + 1, last_seen_at = now()",
-        (event_type, user_id, api_key_id, ip, Json(details or {}), dedupe_key),
-    )
-
-
-def insert_key_ip(cur, api_key_id, ip):
-    """Remember that a key was used from ``ip``; the new row ({"ip"}) or None if it was already known."""
-    cur.execute(
-        "INSERT INTO key_ip_history (api_key_id, ip) VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING ip",
-        (api_key_id, ip),
-    )
-    return cur.fetchone()
-
-
-def count_key_ips(cur, api_key_id):
-    """How many IPs a key has ever been used from."""
-    cur.execute("SELECT count(*) AS seen FROM key_ip_history WHERE api_key_id = %s", (api_key_id,))
-    return cur.fetchone()["seen"]

@@ -2,10 +2,11 @@
 
 from decimal import Decimal
 
-from ops_gateway.accounts import api_keys, audit, queries
+from ops_gateway.accounts import api_keys, queries
 from ops_gateway.billing import budgets, credits
 from ops_gateway.billing.money import format_money
 from ops_gateway.core.errors import Conflict, Invalid, NotFound
+from ops_gateway.telemetry import audit
 
 
 def _check_plan(cur, plan):

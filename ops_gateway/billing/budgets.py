@@ -14,12 +14,11 @@ from decimal import Decimal
 
 from flask import current_app
 
-from ops_gateway.accounts import audit
 from ops_gateway.billing import budget_queries, credits
 from ops_gateway.billing.money import format_money
 from ops_gateway.core import db
 from ops_gateway.core.errors import Invalid, PaymentRequired
-from ops_gateway.observability import alerts
+from ops_gateway.telemetry import alerts, audit
 
 logger = logging.getLogger("ops_gateway.billing")
 

@@ -11,8 +11,8 @@ from contextlib import contextmanager
 
 from flask import current_app, g
 
-from ops_gateway.core import pooler
-from ops_gateway.core.pool import (
+from ops_gateway.core import session_settings
+from ops_gateway.core.connection_pool import (
     UNAVAILABLE_ERRORS,
     Database,
     GatewayConnection,
@@ -112,13 +112,13 @@ def init_app(app, database):
     """Attach the Database to the app, check its sessions, and return connections after every request.
 
     A session check that finds the database unreachable is logged and skipped (``/health/ready``
-    reports it); one that finds sessions unusable stops start-up (``pooler.PoolerError``).
+    reports it); one that finds sessions unusable stops start-up (``session_settings.PoolerError``).
     """
     TimedCursor.slow_query_ms = app.config["SLOW_QUERY_MS"]
     Prepared.enabled = app.config["DB_PREPARED_STATEMENTS"]
     app.extensions["ops_gateway.db"] = database
     app.teardown_appcontext(release_request_connection)
     try:
-        pooler.check_sessions(database, Prepared.enabled)
+        session_settings.check_sessions(database, Prepared.enabled)
     except UNAVAILABLE_ERRORS as exc:
         logger.error("database unreachable at start-up; session checks skipped: %s", exc.__class__.__name__)

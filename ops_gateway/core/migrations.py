@@ -11,7 +11,7 @@ import re
 from contextlib import contextmanager
 from pathlib import Path
 
-from ops_gateway.core.pool import committed
+from ops_gateway.core.connection_pool import committed
 
 logger = logging.getLogger("ops_gateway.db")
 

@@ -5,7 +5,7 @@ import re
 
 import psycopg2
 
-from ops_gateway.core.pool import GatewayConnection
+from ops_gateway.core.connection_pool import GatewayConnection
 
 logger = logging.getLogger("ops_gateway.db")
 

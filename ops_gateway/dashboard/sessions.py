@@ -18,10 +18,12 @@ import time
 import redis
 from flask import current_app
 
-from ops_gateway.accounts import audit, auth, keys, security
+from ops_gateway.accounts import auth, key_material
 from ops_gateway.core import db, redis_store
 from ops_gateway.core.errors import Forbidden
 from ops_gateway.dashboard import queries as dashboard_queries
+from ops_gateway.limits import security
+from ops_gateway.telemetry import audit
 
 logger = logging.getLogger("ops_gateway.security")
 
@@ -38,7 +40,7 @@ def bootstrap_mac(bootstrap_key):
 
 def _refuse(principal, reason, error, path, token=None):
     """A valid key that may not do this: audited like the API's 403 (not counted toward an IP block)."""
-    details = {"reason": reason, "key_prefix": keys.token_prefix(token), "path": path}
+    details = {"reason": reason, "key_prefix": key_material.token_prefix(token), "path": path}
     with db.transaction() as cur:
         audit.record(cur, "auth_failure", principal["actor"], principal["user_id"], principal["api_key_id"], details)
     raise error

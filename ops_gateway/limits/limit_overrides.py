@@ -1,9 +1,9 @@
 """Plans and per-user rate-limit overrides as admins see them: read, set, clear (each change audited)."""
 
-from ops_gateway.accounts import audit
 from ops_gateway.core.errors import NotFound
 from ops_gateway.limits import plans, queries
 from ops_gateway.limits.windows import LIMIT_FIELDS
+from ops_gateway.telemetry import audit
 
 
 def list_plans(cur):

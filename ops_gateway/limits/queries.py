@@ -1,6 +1,9 @@
-"""The limits domain's SQL: plans, per-user overrides, and the usage the quotas are rebuilt from.
+"""The limits domain's SQL: plans, per-user overrides, the usage the quotas are rebuilt from, security
+events and key IP history.
 Plain functions taking the cursor first and returning dicts; their column lists come from the
 window registry (``plans``, ``windows``)."""
+
+from psycopg2.extras import Json
 
 from ops_gateway.limits import plans
 
@@ -47,3 +50,31 @@ def usage_since(cur, user_id, sums):
         f"SELECT {selects} FROM usage_daily_totals WHERE user_id = %s AND day >= %s", [*days, user_id, min(days)]
     )
     return cur.fetchone()
+
+
+# Security events and key IP history
+
+
+def upsert_security_event(cur, event_type, user_id, api_key_id, ip, details, dedupe_key):
+    """Insert a security event, or count one more on the row of the same ``dedupe_key``."""
+    cur.execute(
+        "INSERT INTO security_events (type, user_id, api_key_id, ip, details, dedupe_key)"
+        " VALUES (%s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (dedupe_key) DO UPDATE SET count = security_events.count + 1, last_seen_at = now()",
+        (event_type, user_id, api_key_id, ip, Json(details or {}), dedupe_key),
+    )
+
+
+def insert_key_ip(cur, api_key_id, ip):
+    """Remember that a key was used from ``ip``; the new row ({"ip"}) or None if it was already known."""
+    cur.execute(
+        "INSERT INTO key_ip_history (api_key_id, ip) VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING ip",
+        (api_key_id, ip),
+    )
+    return cur.fetchone()
+
+
+def count_key_ips(cur, api_key_id):
+    """How many IPs a key has ever been used from."""
+    cur.execute("SELECT count(*) AS seen FROM key_ip_history WHERE api_key_id = %s", (api_key_id,))
+    return cur.fetchone()["seen"]

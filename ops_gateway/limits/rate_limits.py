@@ -29,15 +29,14 @@ from pathlib import Path
 import redis
 from flask import current_app
 
-from ops_gateway.accounts import security
 from ops_gateway.billing.credits import hold_lifetime_seconds
 from ops_gateway.core import db, redis_store
 from ops_gateway.core.errors import RateLimited, Unavailable
 from ops_gateway.core.extensions import limiter
-from ops_gateway.limits import quota_usage, windows
-from ops_gateway.limits import status as window_status
+from ops_gateway.limits import quota_usage, security, windows
+from ops_gateway.limits import window_status as window_status
 from ops_gateway.limits.windows import QUOTA_PERIODS, QUOTAS, REQUEST_WINDOWS, TOKEN_WINDOWS, WINDOWS
-from ops_gateway.observability import metrics
+from ops_gateway.telemetry import metrics
 
 logger = logging.getLogger("ops_gateway.app")
 

@@ -13,7 +13,7 @@ from flask import current_app
 
 from ops_gateway.core import db
 from ops_gateway.maintenance import backup
-from ops_gateway.observability import alerts
+from ops_gateway.telemetry import alerts
 
 FAILED_RULE = "backup_verification_failed"
 STALE_RULE = "backup_stale"

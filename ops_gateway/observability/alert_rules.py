@@ -35,7 +35,8 @@ import redis
 from flask import current_app
 
 from ops_gateway.core import db
-from ops_gateway.observability import alerts, health, security_events, system_monitor, usage_metrics
+from ops_gateway.observability import health_checks, security_events, system_state, usage_metrics
+from ops_gateway.telemetry import alerts
 
 logger = logging.getLogger("ops_gateway.app")
 
@@ -84,7 +85,7 @@ def _performance_readings(config):
 
 
 def _health_readings(config):
-    report, _ = health.health_report()
+    report, _ = health_checks.health_report()
     dependencies = {name: report[name] for name in ("database", "redis", "openrouter")}
     return [
         Reading(
@@ -98,7 +99,7 @@ def _health_readings(config):
 
 
 def _resource_readings(config):
-    samples = system_monitor.deployment_samples()
+    samples = system_state.deployment_samples()
     if not samples:
         return []  # no web process reported in the last minute and a half: nothing to judge
     pool = max(samples, key=lambda s: s["pool_in_use"] / s["pool_max"] if s["pool_max"] else 0)

@@ -10,9 +10,9 @@ import json
 
 from flask import current_app
 
-from ops_gateway.accounts import security
 from ops_gateway.core import db
 from ops_gateway.core.csv_cells import csv_cell
+from ops_gateway.limits import security
 from ops_gateway.observability import queries
 
 REPORT_ITERSIZE = 2000

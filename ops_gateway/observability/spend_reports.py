@@ -11,12 +11,12 @@ import csv
 import io
 from datetime import UTC, date, datetime, time, timedelta
 
-from ops_gateway.accounts import keys
+from ops_gateway.accounts import key_material
 from ops_gateway.billing.money import format_money
 from ops_gateway.core.csv_cells import csv_cell
 from ops_gateway.core.errors import BadRequest
 from ops_gateway.observability import spend_queries
-from ops_gateway.upstream import endpoints
+from ops_gateway.pipeline import endpoints
 
 # Dimension -> (rollup column, the columns a report shows for it).
 DIMENSIONS = {
@@ -92,7 +92,7 @@ def usage_report(cur, group_by, first, last, user_id=None, endpoint=None):
     for row in rows:
         if "api_key_id" in columns:
             prefix, last4 = row.pop("prefix"), row.pop("last4")
-            row["masked_key"] = keys.mask(prefix, last4) if prefix else None
+            row["masked_key"] = key_material.mask(prefix, last4) if prefix else None
     return {
         "start_date": first,
         "end_date": last,

@@ -1,3 +1,3 @@
-"""OpenRouter: the HTTP client, the shared model catalogue, the completion pipeline (hold,
-admit, call, settle) and the per-instance cap on upstream calls; plus the fake OpenRouter used
-by tests and benchmarks."""
+"""Floor 5, OpenRouter itself: the HTTP client (``openrouter``), its stream readers (``streams``),
+the model lists and the shared model catalogue (``catalog``, its SQL in ``catalog_queries``), and
+what upstream's failures mean (``failures``). The metered request that uses them is ``pipeline``."""

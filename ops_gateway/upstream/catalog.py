@@ -22,7 +22,7 @@ from flask import current_app
 
 from ops_gateway.billing import pricing
 from ops_gateway.core import db, redis_store
-from ops_gateway.observability import metrics
+from ops_gateway.telemetry import metrics
 from ops_gateway.upstream import catalog_queries, model_lists
 from ops_gateway.upstream.failures import UpstreamError
 

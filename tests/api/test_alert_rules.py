@@ -8,8 +8,9 @@ import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from ops_gateway.observability import alerts, system_monitor
+from ops_gateway.observability import system_state
 from ops_gateway.observability.alert_rules import evaluate_alert_rules
+from ops_gateway.telemetry import alerts
 from tests.helpers import ADMIN, bearer
 
 # Thresholds no test machine reaches, so only the rule under test can fire.
@@ -92,12 +93,12 @@ def test_rate_limit_surge_counts_folded_repeats(make_app, sql):
 def test_resource_rules_read_every_web_process_sample(make_app, redis_client):
     app = make_app(ALERT_CPU_PERCENT=80.0, ALERT_MEMORY_PERCENT=1000.0, ALERT_POOL_SATURATION_PERCENT=50.0)
     hot = {"cpu_percent": 97.0, "memory_percent": 1.0, "pool_in_use": 9, "pool_max": 12, "at": time.time()}
-    redis_client.hset(system_monitor.SAMPLES_KEY, "web-2:42", json.dumps(hot))
+    redis_client.hset(system_state.SAMPLES_KEY, "web-2:42", json.dumps(hot))
     stale = {**hot, "at": 0}
-    redis_client.hset(system_monitor.SAMPLES_KEY, "web-9:1", json.dumps(stale))
+    redis_client.hset(system_state.SAMPLES_KEY, "web-9:1", json.dumps(stale))
     outcome = evaluate(app)
     assert (outcome["cpu_usage"], outcome["db_pool_saturation"], outcome["memory_usage"]) == ("firing",) * 2 + ("ok",)
-    assert not redis_client.hexists(system_monitor.SAMPLES_KEY, "web-9:1")  # a stopped process is forgotten
+    assert not redis_client.hexists(system_state.SAMPLES_KEY, "web-9:1")  # a stopped process is forgotten
 
 
 def test_health_status_alert_follows_dependencies(make_app, sql):

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from ops_gateway.observability import alerts
+from ops_gateway.telemetry import alerts
 from tests.api.test_alert_rules import QUIET
 from tests.api.test_proxy import chat
 from tests.helpers import ADMIN, assert_error, bearer, create_key, create_user

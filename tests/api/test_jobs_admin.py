@@ -3,8 +3,8 @@
 import json
 from datetime import UTC, datetime
 
-from ops_gateway.maintenance.jobs import JOBS
 from scheduler import runner
+from scheduler.jobs import JOBS
 from tests.helpers import ADMIN, assert_error
 
 

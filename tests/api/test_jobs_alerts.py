@@ -3,7 +3,7 @@
 import pytest
 import requests
 
-from ops_gateway.observability import alerts
+from ops_gateway.telemetry import alerts
 
 WEBHOOK = "http://hooks.test/alerts"
 

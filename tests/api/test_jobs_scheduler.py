@@ -4,8 +4,8 @@ import time
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from ops_gateway.maintenance.jobs import JOBS
 from scheduler.clock import build_scheduler
+from scheduler.jobs import JOBS
 from tests.helpers import ADMIN
 
 EVERY_SECOND = {job.interval_setting: 1 for job in JOBS.values()}

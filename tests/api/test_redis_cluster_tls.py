@@ -13,7 +13,7 @@ import pytest
 import redis
 from redis.exceptions import RedisClusterException
 
-from ops_gateway.accounts import security
+from ops_gateway.limits import security
 from tests.api.test_proxy import chat
 from tests.e2e.redis_servers import RedisCluster
 from tests.helpers import ADMIN, assert_error, bearer, create_user

@@ -1,8 +1,8 @@
-"""Start-up session settings (core/pooler.py) when many processes start at once."""
+"""Start-up session settings (core/session_settings.py) when many processes start at once."""
 
 from concurrent.futures import ThreadPoolExecutor
 
-from ops_gateway.core import pooler
+from ops_gateway.core import session_settings
 from ops_gateway.core.db import Database
 
 
@@ -13,7 +13,9 @@ def test_processes_starting_together_set_the_role_default_without_colliding(data
     databases = [Database(database_url) for _ in range(8)]
     try:
         with ThreadPoolExecutor(8) as pool:
-            refused = list(pool.map(lambda database: pooler.set_role_defaults(database, row["name"]), databases))
+            refused = list(
+                pool.map(lambda database: session_settings.set_role_defaults(database, row["name"]), databases)
+            )
     finally:
         for database in databases:
             database.reset()

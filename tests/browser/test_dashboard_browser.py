@@ -2,7 +2,7 @@
 
 import requests
 
-from ops_gateway.upstream.fake_openrouter import MODELS
+from devtools.fake_openrouter import MODELS
 from tests.conftest import ADMIN_API_KEY
 from tests.helpers import ADMIN, bearer
 

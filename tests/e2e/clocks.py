@@ -7,7 +7,7 @@ import time
 from collections import defaultdict
 from contextlib import contextmanager
 
-from ops_gateway.maintenance.jobs import JOBS
+from scheduler.jobs import JOBS
 from tests.e2e.servers import ROOT, stop_processes
 
 

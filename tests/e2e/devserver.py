@@ -29,7 +29,7 @@ def scratch_instance():
 
 
 class DevServer:
-    """``python -m ops_gateway.core.devserver`` with its output in a log file."""
+    """``python -m devtools.devserver`` with its output in a log file."""
 
     def __init__(self, instance_path, *args, port=None, env=None):
         """Start it; ``env`` entries set to None are removed from the inherited environment."""
@@ -41,7 +41,7 @@ class DevServer:
             merged.pop(name, None) if value is None else merged.__setitem__(name, value)
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "ops_gateway.core.devserver", *args],
+                [sys.executable, "-m", "devtools.devserver", *args],
                 cwd=ROOT,
                 env=merged,
                 stdout=log,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import requests
 
-from ops_gateway.core.ports import unused_port as free_port  # below the ephemeral range
+from devtools.ports import unused_port as free_port  # below the ephemeral range
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,7 +86,7 @@ def start_fake_openrouter(tmp_dir, workers=1):
     args = [
         sys.executable,
         "-m",
-        "ops_gateway.upstream.fake_openrouter",
+        "devtools.fake_openrouter",
         "--port",
         str(port),
         "--workers",

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import requests
 
-from ops_gateway.upstream.fake_openrouter import MODELS
+from devtools.fake_openrouter import MODELS
 from tests.e2e.test_proxy_e2e import ADMIN
 
 EMBEDDERS = [m["id"] for m in MODELS if "embeddings" in m["architecture"]["output_modalities"]]

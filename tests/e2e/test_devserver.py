@@ -86,7 +86,7 @@ def test_a_second_run_leaves_the_first_ones_servers_and_metrics_alone(instance):
 def test_a_setting_that_does_not_parse_is_one_line_and_a_failed_start(tmp_path):
     env = dict(os.environ, INSTANCE_PATH=str(tmp_path), PORT="abc")
     result = subprocess.run(
-        [sys.executable, "-m", "ops_gateway.core.devserver"], cwd=ROOT, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "devtools.devserver"], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]

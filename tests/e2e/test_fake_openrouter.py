@@ -12,10 +12,10 @@ import psutil
 import pytest
 import requests
 
+from devtools.fake_openrouter import RECHECK_SECONDS
+from devtools.fake_openrouter.routes import DEFAULT_COMPLETION_TOKENS
 from ops_gateway.billing import pricing
 from ops_gateway.upstream.failures import UpstreamError
-from ops_gateway.upstream.fake_openrouter import RECHECK_SECONDS
-from ops_gateway.upstream.fake_openrouter.routes import DEFAULT_COMPLETION_TOKENS
 from ops_gateway.upstream.openrouter import OpenRouterClient
 from tests.e2e.servers import start_fake_openrouter
 

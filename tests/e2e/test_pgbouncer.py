@@ -10,10 +10,10 @@ import pytest
 import requests
 
 from ops_gateway.core import migrations
-from ops_gateway.core.pool import Database
-from ops_gateway.core.pooler import PoolerError
+from ops_gateway.core.connection_pool import Database
 from ops_gateway.core.prepared import Prepared
-from ops_gateway.maintenance.jobs import JOBS
+from ops_gateway.core.session_settings import PoolerError
+from scheduler.jobs import JOBS
 from tests.conftest import admin_execute
 from tests.e2e.clocks import clock_env, running_clocks, scheduled_runs_by_tick
 from tests.e2e.servers import ROOT
@@ -26,7 +26,7 @@ TICK_SECONDS = 4
 # into the pooler's server connections: it needs a direct connection, not a transaction pooler.
 POOLED_JOBS = [job for job in JOBS.values() if job.name != "backup_verification"]
 _MIGRATE = (
-    "import sys; from ops_gateway.core import migrations; from ops_gateway.core.pool import Database;"
+    "import sys; from ops_gateway.core import migrations; from ops_gateway.core.connection_pool import Database;"
     " print(','.join(migrations.migrate(Database(sys.argv[1]))))"
 )
 

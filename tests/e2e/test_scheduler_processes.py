@@ -2,7 +2,7 @@
 
 import time
 
-from ops_gateway.maintenance.jobs import JOBS
+from scheduler.jobs import JOBS
 from tests.e2e.clocks import clock_env, running_clocks, scheduled_runs_by_tick
 
 TICK_SECONDS = 5

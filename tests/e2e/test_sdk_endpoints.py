@@ -7,7 +7,7 @@ from decimal import Decimal
 import openai
 import requests
 
-from ops_gateway.upstream.fake_openrouter.faults import RECHECK_SECONDS
+from devtools.fake_openrouter.faults import RECHECK_SECONDS
 from tests.e2e.test_proxy_e2e import MODEL, create_user
 
 FALLBACK = "meta-llama/llama-3.1-8b-instruct"

@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from ops_gateway.upstream import fake_openrouter
-from ops_gateway.upstream.fake_openrouter import FakeOpenRouter, FakeOpenRouterServer
+from devtools import fake_openrouter
+from devtools.fake_openrouter import FakeOpenRouter, FakeOpenRouterServer
 
 COMPLETIONS = "/api/v1/chat/completions"
 EMBEDDINGS = "/api/v1/embeddings"

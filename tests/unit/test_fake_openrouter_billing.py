@@ -14,9 +14,9 @@ from decimal import Decimal
 import pytest
 import requests
 
-from ops_gateway.upstream import fake_openrouter
-from ops_gateway.upstream.fake_openrouter import FakeOpenRouter, StreamCut
-from ops_gateway.upstream.fake_openrouter.catalogue import PRICES, ROUTERS, cost
+from devtools import fake_openrouter
+from devtools.fake_openrouter import FakeOpenRouter, StreamCut
+from devtools.fake_openrouter.catalogue import PRICES, ROUTERS, cost
 from tests.unit.test_fake_openrouter import (  # noqa: F401 - fixtures, used by name
     COMPLETIONS,
     EMBED,

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from ops_gateway.upstream import fake_openrouter
+from devtools import fake_openrouter
 from tests.unit.test_fake_openrouter import (  # noqa: F401 - fixtures, used by name
     COMPLETIONS,
     EMBED,

@@ -12,8 +12,8 @@ from decimal import Decimal
 import pytest
 import requests
 
-from ops_gateway.upstream.fake_openrouter import FakeOpenRouter, StreamCut
-from ops_gateway.upstream.fake_openrouter.replies import prompt_tokens
+from devtools.fake_openrouter import FakeOpenRouter, StreamCut
+from devtools.fake_openrouter.replies import prompt_tokens
 from tests.unit.test_fake_openrouter import client, serve_fake, state_file  # noqa: F401 - fixtures, used by name
 from tests.unit.test_fake_openrouter_billing import GENERATION, MINI, SONNET, priced, record_of
 from tests.unit.test_fake_openrouter_endpoints import exact, named_events

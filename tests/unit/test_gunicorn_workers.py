@@ -6,7 +6,7 @@ from unittest import mock
 
 import pytest
 
-from ops_gateway.core.gunicorn_workers import GeventWorker, ThreadWorker
+from blueprints.gunicorn_workers import GeventWorker, ThreadWorker
 
 
 @pytest.mark.parametrize("worker_class", [GeventWorker, ThreadWorker])

@@ -3,8 +3,8 @@
 from datetime import UTC, datetime, timedelta
 
 from ops_gateway.core.config import load_settings
-from ops_gateway.maintenance.jobs import JOBS, interval_seconds, jitter_seconds
 from scheduler.clock import AlignedIntervalTrigger
+from scheduler.jobs import JOBS, interval_seconds, jitter_seconds
 from scheduler.leases import MAX_LEASE_SECONDS, lease_seconds
 
 

@@ -8,7 +8,7 @@ import threading
 import pytest
 import requests
 
-from ops_gateway.core.ports import unused_port
+from devtools.ports import unused_port
 from ops_gateway.upstream.failures import CREDENTIALS_REJECTED, UpstreamError
 from ops_gateway.upstream.openrouter import OpenRouterClient
 from ops_gateway.upstream.streams import KEEP_ALIVE

@@ -10,7 +10,7 @@ import requests
 from prometheus_client import REGISTRY
 
 from ops_gateway.core.config import ConfigError, load_settings
-from ops_gateway.observability import metrics
+from ops_gateway.telemetry import metrics
 from ops_gateway.upstream import openrouter
 from ops_gateway.upstream.failures import UpstreamError
 from ops_gateway.upstream.openrouter import OpenRouterClient

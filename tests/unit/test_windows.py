@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from blueprints.limit_schemas import EffectiveWindowsSchema, PlanSchema, RateLimitsSchema
 from blueprints.monitor_schemas import RateLimitWindowsSchema
-from ops_gateway.limits import plans, status, windows
+from ops_gateway.limits import plans, window_status, windows
 from ops_gateway.limits.windows import QUOTAS, REQUESTS, TOKENS, WINDOWS, Window
 
 
@@ -108,7 +108,7 @@ def test_reset_seconds_are_whole_seconds_rounded_down_and_never_negative():
 def test_status_reads_a_count_and_a_ttl_per_window_in_registry_order():
     limits = {w.name: 10 for w in WINDOWS}
     replies = ["3", 30, None, -2, "10", 500, "100", 40, None, -2, "0", 86000]
-    report = status.status_from(limits, replies)
+    report = window_status.status_from(limits, replies)
     assert list(report) == [w.name for w in WINDOWS]
     assert [report[w.name]["remaining"] for w in WINDOWS] == [7, 10, 0, 0, 10, 10]
     assert 28 <= report["requests_per_minute"]["reset_seconds"] <= 30
@@ -128,7 +128,7 @@ def test_headers_report_the_tightest_window_of_each_kind():
         "tokens_per_hour": window(9000, 900, 100),
         "tokens_per_day": window(90000, 9000, 100),
     }
-    assert status.headers_for(report) == {
+    assert window_status.headers_for(report) == {
         "X-RateLimit-Limit-Requests": "100",
         "X-RateLimit-Remaining-Requests": "2",
         "X-RateLimit-Reset-Requests": "1200s",
@@ -143,5 +143,5 @@ def test_headers_report_the_tightest_window_of_each_kind():
 
 def test_ties_go_to_the_shorter_window():
     report = {w.name: window(10, 5, w.seconds) for w in WINDOWS}
-    headers = status.headers_for(report)
+    headers = window_status.headers_for(report)
     assert headers["X-RateLimit-Reset-Requests"] == "60s" and headers["X-RateLimit-Reset-Tokens"] == "60s"

@@ -13,10 +13,10 @@ import redis
 from flask import current_app
 from limits import parse
 
-from ops_gateway.accounts import ip_block_rows, security
 from ops_gateway.core import db, redis_store
 from ops_gateway.core.addresses import canonical_ip
 from ops_gateway.core.errors import BadRequest, Conflict, NotFound, Unavailable
+from ops_gateway.limits import ip_block_queries, security
 
 MIN_BLOCK_SECONDS = 60  # the bounds of a manual block (POST /admin/blocked-ips ttl_seconds)
 MAX_BLOCK_SECONDS = 30 * 86400
@@ -45,7 +45,7 @@ def _redis_call(operation):
 
 def list_blocks(cur):
     """Every IP block in force, newest first."""
-    return ip_block_rows.blocks_in_force(cur)
+    return ip_block_queries.blocks_in_force(cur)
 
 
 def block_ip(cur, ip, seconds, reason, actor, caller_ip=None):
@@ -57,7 +57,7 @@ def block_ip(cur, ip, seconds, reason, actor, caller_ip=None):
     address = block_address(ip)
     if caller_ip and address == canonical_ip(caller_ip):
         raise Conflict("you cannot block the address you are calling from", {"ip": address}, code="own_ip")
-    row = ip_block_rows.upsert_block(cur, address, reason, actor, seconds)
+    row = ip_block_queries.upsert_block(cur, address, reason, actor, seconds)
     _redis_call(lambda cache: cache.set(security.block_key(address), 1, ex=seconds))
     security.record_event(
         cur, "ip_blocked", ip=address, details={"reason": reason, "block_seconds": seconds, "actor": actor}
@@ -68,7 +68,7 @@ def block_ip(cur, ip, seconds, reason, actor, caller_ip=None):
 def unblock_ip(cur, ip, actor):
     """Lift the block of ``ip`` at once (row and Redis key); 404 ``ip_not_blocked`` when there is none."""
     address = block_address(ip)
-    row = ip_block_rows.delete_block(cur, address)
+    row = ip_block_queries.delete_block(cur, address)
     removed = _redis_call(lambda cache: cache.delete(security.block_key(address)))
     # A fresh start: with its failure window still full, the next failure would block it again.
     failure_limit = parse(current_app.config["AUTH_FAILURE_LIMIT"])
@@ -87,7 +87,7 @@ def restore_blocks():
     Returns ``{"blocks_in_force": n, "restored": m}``.
     """
     with db.transaction() as cur:
-        blocks = ip_block_rows.lock_blocks_in_force(cur)
+        blocks = ip_block_queries.lock_blocks_in_force(cur)
         if not blocks:
             return {"blocks_in_force": 0, "restored": 0}
         # Not a transaction: each key is on its own (on a cluster, in its own slot).

@@ -19,8 +19,8 @@ import json
 
 import gevent
 
-from ops_gateway.upstream.fake_openrouter.catalogue import dumps_with_cost, usage_with_cost
-from ops_gateway.upstream.fake_openrouter.replies import (
+from devtools.fake_openrouter.catalogue import dumps_with_cost, usage_with_cost
+from devtools.fake_openrouter.replies import (
     JSON_HEADERS,
     SLOT,
     SSE_HEADERS,

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from ops_gateway.accounts import queries
+from ops_gateway.telemetry import audit_queries
 
 ACTIONS = (  # every action ``record`` writes, so the dashboard can filter by each
     "create",
@@ -52,7 +52,7 @@ def record(cur, action, actor, user_id=None, api_key_id=None, details=None, orig
     if origin is None:
         origin = _origin_provider() if _origin_provider else NO_ORIGIN
     user_agent = origin.user_agent[:USER_AGENT_MAX] if origin.user_agent else None
-    queries.insert_audit_row(
+    audit_queries.insert_audit_row(
         cur, user_id, api_key_id, action, actor, origin.ip, user_agent, origin.request_id, details or {}, flushed
     )
 
@@ -89,18 +89,18 @@ def count_logs(cur, user_id=None, key_id=None, action=None, start=None, end=None
     filters = {"user_id": user_id, "api_key_id": key_id, "action": action}
     days = _whole_days(start, end)
     if days is None:  # the range lies within two partial days: count its rows
-        return queries.count_audit_rows(cur, filters, None, [(start, end, True)])
+        return audit_queries.count_audit_rows(cur, filters, None, [(start, end, True)])
     first, stop = days
     row_ranges = []
     if start is not None and start < _midnight(first):
         row_ranges.append((start, _midnight(first), False))
     if end is not None:
         row_ranges.append((_midnight(stop), end, True))
-    return queries.count_audit_rows(cur, filters, days, row_ranges)
+    return audit_queries.count_audit_rows(cur, filters, days, row_ranges)
 
 
 def query_logs(cur, user_id=None, key_id=None, action=None, start=None, end=None, limit=100, cursor=None, count=True):
     """(exact total matching, newest-first page): every filter maps onto an index; ``count=False`` skips the total."""
     total = count_logs(cur, user_id, key_id, action, start, end) if count else None
     filters = {"user_id": user_id, "api_key_id": key_id, "action": action}
-    return total, queries.audit_page(cur, filters, start, end, limit, cursor)
+    return total, audit_queries.audit_page(cur, filters, start, end, limit, cursor)

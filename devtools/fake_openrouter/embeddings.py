@@ -11,8 +11,8 @@ import base64
 import struct
 import zlib
 
-from ops_gateway.upstream.fake_openrouter.catalogue import dumps_with_cost, usage_with_cost
-from ops_gateway.upstream.fake_openrouter.replies import JSON_HEADERS, PROMPT_BYTES_PER_TOKEN, positive_int_problem
+from devtools.fake_openrouter.catalogue import dumps_with_cost, usage_with_cost
+from devtools.fake_openrouter.replies import JSON_HEADERS, PROMPT_BYTES_PER_TOKEN, positive_int_problem
 
 DEFAULT_DIMENSIONS = 8
 MAX_DIMENSIONS = 3072

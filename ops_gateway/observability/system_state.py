@@ -16,7 +16,8 @@ import psutil
 import redis
 
 from ops_gateway.core import db, redis_store
-from ops_gateway.observability import metrics, queries
+from ops_gateway.observability import queries
+from ops_gateway.telemetry import alert_queries, metrics
 
 SAMPLES_KEY = "gw:monitor:samples"
 SAMPLE_SECONDS = 10
@@ -120,12 +121,12 @@ def scheduler_status(cur):
 
 def active_alerts(cur):
     """Alerts firing now, newest first."""
-    return queries.firing_alerts(cur)
+    return alert_queries.firing_alerts(cur)
 
 
 def recent_alerts(cur, status=None, limit=50):
     """The newest incidents, optionally of one status."""
-    return queries.recent_alerts(cur, status, limit)
+    return alert_queries.recent_alerts(cur, status, limit)
 
 
 def init_app(app):

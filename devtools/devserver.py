@@ -19,12 +19,12 @@ import sys
 import time
 from contextlib import contextmanager
 
-from ops_gateway.app import instance_path_from_env, resolve_services
+from devtools.fake_upstream import start_fake_openrouter
 from ops_gateway.core import migrations
 from ops_gateway.core.config import ConfigError, load_settings
 from ops_gateway.core.db import Database
 from ops_gateway.core.embedded import stop_postgres, stop_redis
-from ops_gateway.core.fake_upstream import start_fake_openrouter
+from ops_gateway.services import instance_path_from_env, resolve_services
 
 STOP_TIMEOUT_SECONDS = 30
 NO_UPSTREAM_WARNING = (
@@ -50,7 +50,7 @@ def main(argv=None):
 
 
 def _parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m ops_gateway.core.devserver", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m devtools.devserver", description=__doc__.split("\n")[0])
     parser.add_argument("--demo", action="store_true", help="run against the bundled fake OpenRouter")
     return parser.parse_args(argv)
 

@@ -7,7 +7,7 @@ import time
 import urllib.error
 import urllib.request
 
-from ops_gateway.core.ports import unused_port
+from devtools.ports import unused_port
 
 START_TIMEOUT_SECONDS = 15
 
@@ -19,7 +19,7 @@ def start_fake_openrouter(instance_path):
     """
     port = unused_port("127.0.0.1")
     state_file = os.path.join(instance_path, "fake-openrouter.json")
-    args = [sys.executable, "-m", "ops_gateway.upstream.fake_openrouter", "--port", str(port)]
+    args = [sys.executable, "-m", "devtools.fake_openrouter", "--port", str(port)]
     process = subprocess.Popen([*args, "--state-file", state_file], process_group=0)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + START_TIMEOUT_SECONDS

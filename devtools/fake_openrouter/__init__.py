@@ -19,20 +19,20 @@ holding nothing but their own greenlet: one process holds thousands of slow conn
 open streams (docs/performance.md, capacity suite). Nothing is monkey-patched; the server only uses
 gevent's own sockets and sleep, so it also runs in a thread of another program (the tests).
 
-Run it with ``python -m ops_gateway.upstream.fake_openrouter [--host H] [--port P] [--workers N]``.
+Run it with ``python -m devtools.fake_openrouter [--host H] [--port P] [--workers N]``.
 """
 
-from ops_gateway.upstream.fake_openrouter.catalogue import MODELS
-from ops_gateway.upstream.fake_openrouter.faults import (
+from devtools.fake_openrouter.catalogue import MODELS
+from devtools.fake_openrouter.faults import (
     DEFAULT_FAULTS,
     RECHECK_SECONDS,
     FaultSwitches,
     default_state_file,
 )
-from ops_gateway.upstream.fake_openrouter.generations import GenerationLog, generations_directory
-from ops_gateway.upstream.fake_openrouter.replies import StreamCut
-from ops_gateway.upstream.fake_openrouter.routes import FakeOpenRouter
-from ops_gateway.upstream.fake_openrouter.server import DEFAULT_PORT, FakeOpenRouterServer, main, serve
+from devtools.fake_openrouter.generations import GenerationLog, generations_directory
+from devtools.fake_openrouter.replies import StreamCut
+from devtools.fake_openrouter.routes import FakeOpenRouter
+from devtools.fake_openrouter.server import DEFAULT_PORT, FakeOpenRouterServer, main, serve
 
 __all__ = [
     "DEFAULT_FAULTS",

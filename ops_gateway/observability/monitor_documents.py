@@ -5,11 +5,11 @@ from datetime import UTC, datetime
 
 import redis
 
-from ops_gateway.accounts import keys
+from ops_gateway.accounts import key_material
 from ops_gateway.billing import budgets
 from ops_gateway.core import db
-from ops_gateway.limits import status as rate_limit_status
-from ops_gateway.observability import queries, system_monitor, usage_metrics
+from ops_gateway.limits import window_status as rate_limit_status
+from ops_gateway.observability import queries, system_state, usage_metrics
 from ops_gateway.upstream import catalog as model_catalog
 
 logger = logging.getLogger("ops_gateway.app")
@@ -22,7 +22,7 @@ def _now():
 def _masked(row):
     """A top-user row with its key's mask in place of the key's prefix and last four characters."""
     prefix, last4 = row.pop("prefix"), row.pop("last4")
-    return {**row, "api_key": keys.mask(prefix, last4) if prefix else None}
+    return {**row, "api_key": key_material.mask(prefix, last4) if prefix else None}
 
 
 def user_monitor(principal):
@@ -57,9 +57,9 @@ def admin_monitor():
         recent = usage_metrics.recent_activity(cur)
         performance = usage_metrics.recent_performance(cur)
         billing = usage_metrics.upstream_reconciliation(cur)
-        database = system_monitor.database_status(cur)
-        scheduler = system_monitor.scheduler_status(cur)
-        alerts = system_monitor.active_alerts(cur)
+        database = system_state.database_status(cur)
+        scheduler = system_state.scheduler_status(cur)
+        alerts = system_state.active_alerts(cur)
     return {
         "status": "success",
         "timestamp": _now(),
@@ -76,7 +76,7 @@ def admin_monitor():
             "billing": billing,
             "cache": model_catalog.cache_status(),
             "database": database,
-            "resources": system_monitor.process_resources(),
+            "resources": system_state.process_resources(),
             "scheduler": scheduler,
             "alerts": alerts,
         },

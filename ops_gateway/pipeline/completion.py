@@ -30,12 +30,12 @@ from ops_gateway.billing.money import format_money
 from ops_gateway.core import db
 from ops_gateway.core.errors import BadRequest, NotFound
 from ops_gateway.limits import rate_limits
-from ops_gateway.observability import metrics
-from ops_gateway.upstream import relay, routing
-from ops_gateway.upstream import slots as upstream_slots
-from ops_gateway.upstream.endpoints import CHAT
+from ops_gateway.pipeline import relay, routing
+from ops_gateway.pipeline import slots as upstream_slots
+from ops_gateway.pipeline.endpoints import CHAT
+from ops_gateway.pipeline.tags import request_tags
+from ops_gateway.telemetry import metrics
 from ops_gateway.upstream.failures import UpstreamError
-from ops_gateway.upstream.tags import request_tags
 
 logger = logging.getLogger("ops_gateway.openrouter")
 

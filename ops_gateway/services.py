@@ -1,8 +1,8 @@
-"""The app factory: settings, logging, database, Redis, migrations, request limits, blueprints.
+"""The process wiring every entry point shares: settings, logging, database, Redis, migrations.
 
-This module is the composition root: the one place under ``ops_gateway/`` that wires in the HTTP
-layer (``blueprints/``: the views, per-request hooks, request limits and the error envelope).
-Services never import it.
+The web app (``blueprints.app.create_app``), the clock (``scheduler``), the ``flask`` CLI and
+gunicorn's master all start here; the HTTP layer is added on top by ``blueprints.app`` alone, so
+nothing under ``ops_gateway/`` imports it.
 """
 
 import hashlib
@@ -13,25 +13,15 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
 
-from blueprints import anthropic_errors, envelope, request_hooks, request_limits
-from ops_gateway import __version__
-from ops_gateway.core import (
-    addresses,
-    cli,
-    db,
-    docs_assets,
-    embedded,
-    migrations,
-    redis_store,
-)
+from ops_gateway import __version__, cli
+from ops_gateway.core import db, embedded, migrations, redis_store
 from ops_gateway.core.config import load_settings
-from ops_gateway.core.extensions import api
+from ops_gateway.core.logging_setup import configure_logging
 from ops_gateway.limits import rate_limits
-from ops_gateway.observability import system_monitor
+from ops_gateway.observability import system_state
+from ops_gateway.pipeline import slots as upstream_slots
 from ops_gateway.upstream import catalog as model_catalog
-from ops_gateway.upstream import slots as upstream_slots
 
 logger = logging.getLogger("ops_gateway.app")
 security_logger = logging.getLogger("ops_gateway.security")
@@ -106,26 +96,22 @@ def warn_if_metrics_open(config, embedded_database):
         )
 
 
-def create_app(overrides=None):
-    """Build the WSGI app: settings, logging, database, Redis, migrations, blueprints."""
+def create_service_app(overrides=None):
+    """A Flask app with settings, logging, the database pool and Redis bound, migrated if configured.
+
+    The clock runs its jobs in this app's context; ``blueprints.app.create_app`` adds the HTTP
+    layer and then calls ``init_domains``.
+    """
     overrides = dict(overrides or {})
     instance_path = overrides.pop("INSTANCE_PATH", None) or instance_path_from_env()
-    app = Flask(__name__, instance_path=instance_path)
+    # import name "ops_gateway": the app's root (and its static/ folder) is this package
+    app = Flask("ops_gateway", instance_path=instance_path)
     os.makedirs(app.instance_path, exist_ok=True)
     settings = load_settings(os.environ, overrides)
     embedded_database = uses_embedded_database(settings.DATABASE_URL, app.instance_path)
     settings = resolve_services(settings, app.instance_path)
     app.config.update(settings)
     app.config.update(
-        API_TITLE="ops-gateway",
-        API_VERSION=__version__,
-        OPENAPI_VERSION="3.0.3",
-        OPENAPI_URL_PREFIX="/",
-        OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="/docs-assets/",
-        OPENAPI_REDOC_PATH="/redoc",
-        OPENAPI_REDOC_URL="/static/redoc/redoc.standalone.js",
         JSON_SORT_KEYS=False,
         STARTED_AT=time.time(),
         # rate-limit windows (limits library)
@@ -137,8 +123,6 @@ def create_app(overrides=None):
         ),
         VERSION=__version__,
     )
-    from ops_gateway.core.logging_setup import configure_logging
-
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
     warn_if_metrics_open(app.config, embedded_database)
 
@@ -160,37 +144,16 @@ def create_app(overrides=None):
     )
     if app.config["RUN_MIGRATIONS_ON_START"]:
         run_startup_migrations(database)
-
-    request_hooks.init_app(app)
-    request_limits.init_app(app)
-    system_monitor.init_app(app)
-    docs_assets.init_app(app)
-    api.init_app(app)
-    rate_limits.init_app(app)
-    model_catalog.init_app(app)
-    upstream_slots.init_app(app)
-    register_blueprints(app)
-    envelope.init_app(app)
-    anthropic_errors.init_app(app)
-    cli.init_app(app)
-    trust_forwarding_proxies(app)
     return app
 
 
-def trust_forwarding_proxies(app):
-    """Behind TRUSTED_PROXY_COUNT proxies, ``request.remote_addr`` is the client they saw, in its
-    canonical spelling (``addresses.CanonicalClientAddress``).
-
-    Each of those proxies appends the address it was connected from to X-Forwarded-For, so the
-    N-th entry from the right is the last one a client could not write itself; ProxyFix takes it
-    (and leaves the socket address when the header has fewer entries). Wrapped outermost, so every
-    IP decision (blocks, allowlists, Flask-Limiter, audit and security events, logs) reads it.
-    Only X-Forwarded-For is taken: the dashboard reads X-Forwarded-Proto itself.
-    """
-    app.wsgi_app = addresses.CanonicalClientAddress(app.wsgi_app)
-    count = app.config["TRUSTED_PROXY_COUNT"]
-    if count:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=0, x_host=0, x_port=0, x_prefix=0)
+def init_domains(app):
+    """Bind what the domains keep per app: resource samples, rate-limit scripts, the catalogue, slots, CLI."""
+    system_state.init_app(app)
+    rate_limits.init_app(app)
+    model_catalog.init_app(app)
+    upstream_slots.init_app(app)
+    cli.init_app(app)
 
 
 def run_startup_migrations(database):
@@ -199,15 +162,3 @@ def run_startup_migrations(database):
         migrations.migrate(database)
     except db.UNAVAILABLE_ERRORS as exc:
         logger.error("database unreachable at start-up; migrations deferred: %s", exc.__class__.__name__)
-
-
-def register_blueprints(app):
-    """Every HTTP surface, registered through the Api so it appears in the OpenAPI spec."""
-    from blueprints import all_blueprints, dashboard_session, html_blueprints
-
-    for blueprint in all_blueprints():
-        api.register_blueprint(blueprint)
-    # The dashboard and /status are HTML pages: plain Flask blueprints, not part of the API spec.
-    for blueprint in html_blueprints():
-        app.register_blueprint(blueprint)
-    dashboard_session.init_app(app)

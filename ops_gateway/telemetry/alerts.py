@@ -14,7 +14,7 @@ import requests
 from flask import current_app
 
 from ops_gateway.core import db
-from ops_gateway.observability import queries
+from ops_gateway.telemetry import alert_queries
 
 logger = logging.getLogger("ops_gateway.app")
 
@@ -73,7 +73,7 @@ def fire_alert(rule, message, severity="warning", value=None, threshold=None, de
     an alert must not wait on the webhook.
     """
     with db.transaction() as cur:
-        alert = queries.upsert_firing_alert(cur, rule, severity, message, value, threshold, details or {})
+        alert = alert_queries.upsert_firing_alert(cur, rule, severity, message, value, threshold, details or {})
     if alert["created"]:
         logger.warning("alert firing", extra={"rule": rule, "severity": severity, "alert_message": message})
     if announce and _announce_firing(alert):
@@ -88,7 +88,7 @@ def announce_pending():
     those whose webhook call failed and those that fired again within their cooldown.
     """
     with db.transaction() as cur:
-        pending = queries.unannounced_alerts(cur)
+        pending = alert_queries.unannounced_alerts(cur)
     return sum(_announce_firing(alert) for alert in pending)
 
 
@@ -101,24 +101,24 @@ def _announce_firing(alert):
     if not current_app.config["ALERT_WEBHOOK_URL"]:
         return False
     with db.transaction() as cur:
-        claimed = queries.claim_firing_message(cur, alert["id"], current_app.config["ALERT_COOLDOWN_SECONDS"])
+        claimed = alert_queries.claim_firing_message(cur, alert["id"], current_app.config["ALERT_COOLDOWN_SECONDS"])
     if not claimed:
         return False
     if deliver_webhook(firing_text(alert)):
         return True
     with db.transaction() as cur:
-        queries.release_firing_message(cur, alert["id"])
+        alert_queries.release_firing_message(cur, alert["id"])
     return False
 
 
 def resolve_alert(rule):
     """Mark the rule's firing alert resolved and announce it if its firing was announced; the row or None."""
     with db.transaction() as cur:
-        alert = queries.resolve_firing_alert(cur, rule)
+        alert = alert_queries.resolve_firing_alert(cur, rule)
     if alert is None:
         return None
     logger.info("alert resolved", extra={"rule": rule})
     if alert["notifications"] > 0 and deliver_webhook(resolved_text(alert)):
         with db.transaction() as cur:
-            queries.count_message_sent(cur, alert["id"])
+            alert_queries.count_message_sent(cur, alert["id"])
     return alert

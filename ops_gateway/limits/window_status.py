@@ -7,9 +7,8 @@ headers (and, for requests, the IETF ``RateLimit-*`` ones) of its tightest windo
 import time
 from datetime import UTC, datetime
 
-from ops_gateway.accounts import security
 from ops_gateway.core import redis_store
-from ops_gateway.limits import plans, windows
+from ops_gateway.limits import plans, security, windows
 from ops_gateway.limits.windows import KINDS, LIMIT_FIELDS, WINDOWS
 
 

@@ -21,7 +21,7 @@ import secrets
 import psycopg2
 from psycopg2 import sql
 
-from ops_gateway.core.pool import UTC_NAMES
+from ops_gateway.core.connection_pool import UTC_NAMES
 from ops_gateway.core.prepared import SHARED_SESSIONS_MESSAGE
 
 logger = logging.getLogger("ops_gateway.db")

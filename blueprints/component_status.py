@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from flask import current_app
 
 from ops_gateway.core import db
-from ops_gateway.maintenance.jobs import JOBS, interval_seconds
-from ops_gateway.observability import health, system_monitor
+from ops_gateway.observability import health_checks, system_state
+from scheduler.jobs import JOBS, interval_seconds
 
 SCHEDULER_MIN_STALE_SECONDS = 300
 SEVERITY = {"operational": 0, "unknown": 0, "degraded": 1, "outage": 2}
@@ -37,7 +37,7 @@ def _last_job_runs():
     """The last run of every job, or None when the database is unreachable."""
     try:
         with db.transaction() as cur:
-            return system_monitor.scheduler_status(cur)
+            return system_state.scheduler_status(cur)
     except db.UNAVAILABLE_ERRORS:
         db.get_database().discard_idle()
         return None
@@ -45,7 +45,7 @@ def _last_job_runs():
 
 def snapshot():
     """{overall, components: {name: {label, state, detail}}, scheduler_failing, report, checked_at}."""
-    report, _ = health.health_report()
+    report, _ = health_checks.health_report()
     last_runs = _last_job_runs() if report["database"] == "connected" else None
     scheduler, failing = scheduler_state(last_runs, current_app.config) if last_runs is not None else ("unknown", [])
     states = {

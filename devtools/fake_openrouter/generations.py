@@ -27,8 +27,8 @@ import re
 import time
 from urllib.parse import parse_qs
 
-from ops_gateway.upstream.fake_openrouter.catalogue import COST_PLACEHOLDER, PROVIDERS, cost, dumps_with_cost
-from ops_gateway.upstream.fake_openrouter.replies import JSON_HEADERS, error_reply
+from devtools.fake_openrouter.catalogue import COST_PLACEHOLDER, PROVIDERS, cost, dumps_with_cost
+from devtools.fake_openrouter.replies import JSON_HEADERS, error_reply
 
 SLOTS = 65536
 SLOT_BYTES = 512

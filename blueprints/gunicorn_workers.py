@@ -21,7 +21,7 @@ from gunicorn import util
 from gunicorn.workers.ggevent import GeventWorker as _GunicornGeventWorker
 from gunicorn.workers.gthread import ThreadWorker as _GunicornThreadWorker
 
-from ops_gateway.core.lingering import half_close_and_drain
+from blueprints.lingering import half_close_and_drain
 
 # code and message by the status gunicorn chose; a status not listed takes 400's or 500's
 ERRORS = {

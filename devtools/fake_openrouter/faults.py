@@ -35,7 +35,7 @@ import os
 import tempfile
 import time
 
-from ops_gateway.upstream.fake_openrouter.catalogue import CHAT_MODELS, PRICES
+from devtools.fake_openrouter.catalogue import CHAT_MODELS, PRICES
 
 DEFAULT_FAULTS = {
     "outage": False,

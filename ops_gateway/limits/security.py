@@ -12,11 +12,11 @@ import redis
 from flask import current_app, g, has_request_context
 from limits import parse
 
-from ops_gateway.accounts import ip_block_rows, queries
 from ops_gateway.core import db, redis_store
 from ops_gateway.core.addresses import canonical_ip
 from ops_gateway.core.errors import RateLimited
-from ops_gateway.observability import metrics
+from ops_gateway.limits import ip_block_queries, queries
+from ops_gateway.telemetry import metrics
 
 logger = logging.getLogger("ops_gateway.security")
 
@@ -91,7 +91,7 @@ def note_auth_failure(ip):
     if newly_blocked:
         with db.transaction() as cur:
             # Redis enforces the block; the row lists it and lets restore_ip_blocks set it again.
-            ip_block_rows.upsert_block(cur, ip, "repeated_auth_failures", "system", block_seconds)
+            ip_block_queries.upsert_block(cur, ip, "repeated_auth_failures", "system", block_seconds)
             record_event(
                 cur,
                 "ip_blocked",

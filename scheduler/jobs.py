@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from ops_gateway.accounts import ip_blocks
 from ops_gateway.billing import budgets, credits, reconciliation
 from ops_gateway.core import db, redis_store
 from ops_gateway.dashboard import series as dashboard_series
+from ops_gateway.limits import ip_blocks
 from ops_gateway.maintenance import backup_verification, cache_cleanup, db_maintenance, retention, rollups
 from ops_gateway.observability import alert_rules
 from ops_gateway.upstream import catalog as model_catalog

@@ -32,7 +32,7 @@ import os
 
 import gevent
 
-from ops_gateway.upstream.fake_openrouter.catalogue import (
+from devtools.fake_openrouter.catalogue import (
     CHAT_MODELS,
     EMBEDDING_MODELS,
     EMBEDDING_MODELS_BODY,
@@ -41,20 +41,20 @@ from ops_gateway.upstream.fake_openrouter.catalogue import (
     MODELS_BODY,
     ROUTERS,
 )
-from ops_gateway.upstream.fake_openrouter.embeddings import (
+from devtools.fake_openrouter.embeddings import (
     embeddings_answer,
     embeddings_input_tokens,
     embeddings_problem,
 )
-from ops_gateway.upstream.fake_openrouter.faults import FaultSwitches
-from ops_gateway.upstream.fake_openrouter.generations import GenerationLog, generation_reply, generations_directory
-from ops_gateway.upstream.fake_openrouter.messages import (
+from devtools.fake_openrouter.faults import FaultSwitches
+from devtools.fake_openrouter.generations import GenerationLog, generation_reply, generations_directory
+from devtools.fake_openrouter.messages import (
     anthropic_error_reply,
     messages_answer,
     messages_input_tokens,
     messages_problem,
 )
-from ops_gateway.upstream.fake_openrouter.replies import (
+from devtools.fake_openrouter.replies import (
     DEFAULT_COMPLETION_TOKENS,
     JSON_HEADERS,
     MAX_COMPLETION_TOKENS,
@@ -72,7 +72,7 @@ from ops_gateway.upstream.fake_openrouter.replies import (
     request_prompt_tokens,
     words,
 )
-from ops_gateway.upstream.fake_openrouter.responses import (
+from devtools.fake_openrouter.responses import (
     responses_answer,
     responses_input_tokens,
     responses_problem,

@@ -12,7 +12,7 @@ import threading
 from flask import current_app
 
 from ops_gateway.core.errors import Unavailable
-from ops_gateway.observability import metrics
+from ops_gateway.telemetry import metrics
 
 
 class UpstreamSlots:

@@ -21,10 +21,10 @@ import gevent
 from gevent.pool import Pool
 from gevent.server import StreamServer
 
-from ops_gateway.upstream.fake_openrouter.faults import FaultSwitches, default_state_file
-from ops_gateway.upstream.fake_openrouter.generations import GenerationLog, generations_directory
-from ops_gateway.upstream.fake_openrouter.replies import StreamCut
-from ops_gateway.upstream.fake_openrouter.routes import FakeOpenRouter, error_reply
+from devtools.fake_openrouter.faults import FaultSwitches, default_state_file
+from devtools.fake_openrouter.generations import GenerationLog, generations_directory
+from devtools.fake_openrouter.replies import StreamCut
+from devtools.fake_openrouter.routes import FakeOpenRouter, error_reply
 
 DEFAULT_PORT = 8099
 # Longer than a client pool's idle time, so reused connections are not cut mid-request.
