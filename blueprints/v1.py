@@ -59,27 +59,33 @@ def _facts():
     )
 
 
+def _open(v1_request):
+    """Remember the request's owner (an ``access.Access`` or a ``Completion``) and open it."""
+    g.v1_request = v1_request
+    v1_request.open()
+
+
 @blp.before_request
 def admit_request():
     """Authenticate and admit every /v1 request but a metered one, whose view does it with its hold."""
     if request.endpoint in _METERED and request.method == "POST":
         return
-    g.admission = rate_limits.Admission(request.remote_addr)
-    access.admit(_facts(), g.admission, _SCOPES.get(request.endpoint))
+    _open(access.Access(_facts(), _SCOPES.get(request.endpoint)))
 
 
 @blp.teardown_request
-def free_concurrency_slot(exc=None):
-    """Release a slot the settlement did not (a request that failed between admission and upstream)."""
-    admission = g.get("admission")
-    if admission is not None and admission.principal is not None:
-        rate_limits.release_slot(admission)
+def close_request(exc=None):
+    """Let the request's owner give back what it still holds (after a stream, once it ended)."""
+    v1_request = g.get("v1_request")
+    if v1_request is not None:
+        v1_request.close()
 
 
 @blp.after_request
 def add_rate_limit_headers(response):
     """Every /v1 response to a known caller carries the request and token window headers."""
-    admission = g.get("admission")
+    v1_request = g.get("v1_request")
+    admission = v1_request.admission if v1_request is not None else None
     if admission is None or admission.principal is None or admission.skipped:
         return response
     if REQUESTS.headers[0] not in response.headers:  # a 429 for a request window carries its own
@@ -111,7 +117,7 @@ def _model_entry(model):
 def list_models():
     """Models offered to this key (its allowed_models), in OpenAI list format, from the shared cache
     (stale if upstream is down)."""
-    principal = g.admission.principal
+    principal = g.v1_request.principal
     models = model_catalog.get_models().values()
     return {"object": "list", "data": [_model_entry(m) for m in models if model_access.allowed(principal, m["id"])]}
 
@@ -120,7 +126,7 @@ def _model_offered_to_caller(model_id):
     """The catalogue entry of a model this key may use; 404 for any other (a model the key may
     not use is not offered to it)."""
     model = model_catalog.find_model(model_id)
-    if model is None or not model_access.allowed(g.admission.principal, model_id):
+    if model is None or not model_access.allowed(g.v1_request.principal, model_id):
         raise NotFound(f"model {model_id!r} is not offered", {"model": model_id}, code="model_not_found")
     return model
 
@@ -147,8 +153,7 @@ def _serve(endpoint, schema):
     except HTTPException as error:  # webargs' 400/422, raised once the caller is known
         body, invalid = None, error
     completion = Completion(_facts(), body, invalid, endpoint)
-    g.admission = completion.admission
-    completion.open()
+    _open(completion)
     if completion.streamed:
         _bound_client_writes()
         response = Response(stream_with_context(completion.stream()), mimetype="text/event-stream")

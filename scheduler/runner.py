@@ -18,7 +18,7 @@ from flask import current_app
 
 from ops_gateway.core import db
 from ops_gateway.core.errors import NotFound
-from scheduler import history
+from ops_gateway.maintenance import job_run_queries as job_runs
 from scheduler.jobs import JOBS, JobSkipped, interval_seconds
 from scheduler.leases import Lease, lease_seconds
 
@@ -32,7 +32,7 @@ def runner_id():
 
 def claim_tick(cur, name, tick):
     """Record that ``tick`` of the job is being run; False when it (or a later one) already was."""
-    return history.claim_tick(cur, name, tick, runner_id())
+    return job_runs.claim_tick(cur, name, tick, runner_id())
 
 
 def run_job(name, trigger="manual", tick=None, actor=None):
@@ -55,11 +55,11 @@ def run_job(name, trigger="manual", tick=None, actor=None):
         lease = Lease(conn, name, runner_id(), lease_seconds(interval_seconds(job, current_app.config)))
         with conn.cursor() as cur:
             if not lease.take():
-                return history.record_skipped(cur, name, runner_id(), {**meta, "reason": "running_elsewhere"})
+                return job_runs.record_skipped(cur, name, runner_id(), {**meta, "reason": "running_elsewhere"})
             try:
-                history.fail_orphans(cur, name)
+                job_runs.fail_orphans(cur, name)
                 if tick is not None and not claim_tick(cur, name, tick):
-                    return history.record_skipped(cur, name, runner_id(), {**meta, "reason": "tick_already_run"})
+                    return job_runs.record_skipped(cur, name, runner_id(), {**meta, "reason": "tick_already_run"})
                 return _execute(cur, job, meta, lease)
             finally:
                 lease.release()
@@ -68,7 +68,7 @@ def run_job(name, trigger="manual", tick=None, actor=None):
 
 
 def _execute(cur, job, meta, lease):
-    run_id = history.record_start(cur, job.name, runner_id(), meta)
+    run_id = job_runs.record_start(cur, job.name, runner_id(), meta)
     started = time.perf_counter()
     status, details, error = "success", dict(meta), None
     try:
@@ -81,6 +81,6 @@ def _execute(cur, job, meta, lease):
         logger.exception("job failed", extra={"job": job.name})
         status, error = "failed", f"{exc.__class__.__name__}: {exc}"[:2000]
     duration_ms = (time.perf_counter() - started) * 1000
-    run = history.record_finish(cur, run_id, status, duration_ms, details, error)
+    run = job_runs.record_finish(cur, run_id, status, duration_ms, details, error)
     logger.info("job finished", extra={"job": job.name, "status": status, "duration_ms": round(duration_ms, 1)})
     return run

@@ -124,7 +124,8 @@ held AS (
     RETURNING {_BUDGET_FIGURES.format(scope="key", alias="k")}
 ), ledger AS (
     INSERT INTO credit_transactions (user_id, amount, balance_after, kind, reason, actor, request_id, settlement_id)
-    SELECT %(user_id)s, -charged, balance, 'usage', %(reason)s, %(actor)s, %(request_id)s, %(settlement_id)s
+    SELECT %(user_id)s, -charged, balance, 'usage', 'usage: ' || coalesce(%(served_model)s::text, %(model)s::text),
+           %(actor)s, %(request_id)s, %(settlement_id)s
     FROM charge WHERE charged > 0
 )"""
 
@@ -140,9 +141,12 @@ _RECORD = """, record AS (
     INSERT INTO usage_records (request_id, user_id, api_key_id, model, prompt_tokens, completion_tokens,
         total_tokens, cost, status, upstream_status, error_code, latency_ms, upstream_latency_ms, overhead_ms,
         streamed, exceeded_hold, upstream_cost, tags, endpoint, served_model, settlement_id)
-    SELECT %(request_id)s, %(user_id)s, %(api_key_id)s, %(model)s, %(prompt)s, %(completion)s, %(total)s, charged,
-           %(status)s, %(upstream_status)s, %(error_code)s, %(latency_ms)s, %(upstream_ms)s, %(overhead_ms)s,
-           %(streamed)s, charged > %(reserved)s, %(upstream_cost)s, %(tags)s::text[], %(endpoint)s, %(served_model)s,
+    SELECT %(request_id)s, %(user_id)s, %(api_key_id)s, %(model)s::text, %(prompt_tokens)s::int,
+           %(completion_tokens)s::int, %(prompt_tokens)s::int + %(completion_tokens)s::int, charged, %(status)s::text,
+           %(upstream_status)s, %(error_code)s, %(latency_ms)s::float8, %(upstream_latency_ms)s::float8,
+           CASE WHEN %(upstream_latency_ms)s::float8 IS NOT NULL
+                THEN greatest(%(latency_ms)s::float8 - %(upstream_latency_ms)s::float8, 0) END,
+           %(streamed)s, charged > %(held)s, %(upstream_cost)s, %(tags)s::text[], %(endpoint)s, %(served_model)s,
            %(settlement_id)s
     FROM charge
     RETURNING id, created_at
@@ -156,7 +160,7 @@ _RECORD = """, record AS (
     INSERT INTO usage_daily_totals AS t (day, user_id, model, endpoint, requests, errors, prompt_tokens,
         completion_tokens, cost, last_request_at, upstream_reported, upstream_cost, cost_upstream_reported)
     SELECT (now() AT TIME ZONE 'UTC')::date, %(user_id)s, coalesce(%(served_model)s, %(model)s), %(endpoint)s, 1,
-           %(errors)s, %(prompt)s, %(completion)s,
+           CASE WHEN %(status)s::text = 'success' THEN 0 ELSE 1 END, %(prompt_tokens)s::int, %(completion_tokens)s::int,
            charged, now(), (%(upstream_cost)s::numeric IS NOT NULL)::int, coalesce(%(upstream_cost)s, 0),
            CASE WHEN %(upstream_cost)s::numeric IS NULL THEN 0 ELSE charged END
     FROM charge
@@ -181,11 +185,8 @@ def settle_request(cur, params, charges):
     or None when its settlement id was settled already (nothing changed).
 
     ``charges``: whether anything was held or costs anything; a free request only records its
-    usage. ``params``: settlement_id, user_id, hold_id, reserved, cost, upstream_cost, markup,
-    generation_id (a generation to look up for its cost; None: none), tags, actor, request_id,
-    reason, api_key_id, model (asked for), served_model (billed; None: the same), endpoint,
-    prompt, completion, total, status, errors, upstream_status, error_code, latency_ms,
-    upstream_ms, overhead_ms, streamed.
+    usage. ``params``: the fields of ``settlement.FinishedRequest`` by name; the statement derives
+    the ledger reason, total tokens, overhead and error count from them.
     """
     (_SETTLE_REQUEST if charges else _RECORD_FREE_REQUEST).execute(cur, params)
     return cur.fetchone()

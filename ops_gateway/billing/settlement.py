@@ -44,38 +44,7 @@ class FinishedRequest:
 def settle_request(cur, request):
     """Charge and record one ``FinishedRequest``; return (charged, balance_after, the figures of
     each budget it was charged to), or None when it was settled already."""
-    prompt, completion = request.prompt_tokens, request.completion_tokens
-    upstream_ms = request.upstream_latency_ms
-    params = {
-        "settlement_id": request.settlement_id,
-        "markup": request.markup,
-        "generation_id": request.generation_id,
-        "user_id": request.user_id,
-        "hold_id": request.hold_id,
-        "reserved": request.held,
-        "cost": request.cost,
-        "upstream_cost": request.upstream_cost,
-        "tags": request.tags,
-        "endpoint": request.endpoint,
-        "served_model": request.served_model,
-        "actor": request.actor,
-        "request_id": request.request_id,
-        "reason": f"usage: {request.served_model or request.model}",
-        "api_key_id": request.api_key_id,
-        "model": request.model,
-        "prompt": prompt,
-        "completion": completion,
-        "total": prompt + completion,
-        "status": request.status,
-        "errors": 0 if request.status == "success" else 1,
-        "upstream_status": request.upstream_status,
-        "error_code": request.error_code,
-        "latency_ms": request.latency_ms,
-        "upstream_ms": upstream_ms,
-        "overhead_ms": None if upstream_ms is None else max(request.latency_ms - upstream_ms, 0.0),
-        "streamed": request.streamed,
-    }
-    row = queries.settle_request(cur, params, charges=request.cost > 0 or request.held > 0)
+    row = queries.settle_request(cur, vars(request), charges=request.cost > 0 or request.held > 0)
     if row is None:
         return None
     return row["charged"], row["balance"], [row["user_budget"], row["key_budget"]]

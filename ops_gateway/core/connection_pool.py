@@ -183,7 +183,7 @@ class Database:
 
     def _connect_kwargs(self):
         # keepalives make a vanished server fail fast instead of hanging a request. No startup
-        # ``options``: PgBouncer refuses them (statement_timeout is a role default: core/pooler.py).
+        # ``options``: PgBouncer refuses them (statement_timeout is a role default: core/session_settings.py).
         return {
             "connect_timeout": self.connect_timeout_s,
             "cursor_factory": TimedCursor,

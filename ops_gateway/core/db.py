@@ -2,7 +2,7 @@
 
 A request borrows a connection for each ``transaction()`` or ``statement()`` block and gives it
 back at the block's end, so it never holds one while it waits on upstream or on a slow client.
-SQL is always parameterised; rows come back as dicts. The pool itself is ``core/pool.py``,
+SQL is always parameterised; rows come back as dicts. The pool itself is ``core/connection_pool.py``,
 prepared hot-path statements ``core/prepared.py``; their names are re-exported here for callers.
 """
 

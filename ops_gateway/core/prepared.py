@@ -27,7 +27,7 @@ class Prepared:
     settlement; figures in docs/performance.md). Written with ``%(name)s`` parameters like any
     other statement; with ``DB_PREPARED_STATEMENTS=false`` (PgBouncer in transaction mode) it
     runs as plain SQL. Start-up refuses prepared statements where sessions are shared
-    (core/pooler.py); should sharing show up later anyway, the process stops preparing at the
+    (core/session_settings.py); should sharing show up later anyway, the process stops preparing at the
     first sign of it instead of failing every request.
     """
 

@@ -8,7 +8,7 @@ Hence, checked once per process at start-up:
   CURRENT_USER IN DATABASE ... SET``), set here when a session shows another value. Every server
   connection opened afterwards starts with it, directly or through any pooler, and the hot path
   spends no round trip on it. (The timezone is SET per connection instead, see
-  ``pool.Database.connect``: PgBouncer tracks it per client and imposes its own cached value on
+  ``connection_pool.Database.connect``: PgBouncer tracks it per client and imposes its own cached value on
   server connections, whatever the role's default.) Both are checked here.
 - Prepared statements (``DB_PREPARED_STATEMENTS``) need a client connection to keep its server
   session. A statement prepared on one connection that another connection can see (or that its

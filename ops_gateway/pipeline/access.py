@@ -23,18 +23,37 @@ class RequestFacts:
     upstream_headers: dict | None = None  # headers passed on upstream (the Messages API's version and betas)
 
 
-def admit(facts, admission, scope):
-    """Authenticate the caller into ``admission`` and admit the request, or raise its refusal.
+class Access:
+    """A /v1 request that is not a completion (the model list, one model, count_tokens, a path /v1
+    does not serve), from its key to its response headers: it owns its ``Admission``.
 
-    ``scope``: what the route needs; its request is counted against the request windows. None
-    for a path /v1 does not serve: only the IP block is checked and nothing is counted (its 404
-    comes after the key).
+    ``Completion`` is its metered counterpart, with the same ``open``/``close``/``admission``.
     """
-    admission.principal = auth.authenticate_and_hold(facts.authorization, facts.client_ip, facts.path, None)
-    if scope is None:
-        rate_limits.gate(admission, rate_limits.Mode.IP_ONLY)
-        return
-    refusal = auth.scope_error(admission.principal, scope)
-    if refusal:
-        rate_limits.refuse_uncounted(admission, refusal)
-    rate_limits.gate(admission, rate_limits.Mode.REQUESTS)
+
+    def __init__(self, facts, scope):
+        """``scope``: what the route needs; its request is counted against the request windows.
+        None for a path /v1 does not serve: only the IP block is checked and nothing is counted
+        (its 404 comes after the key)."""
+        self.facts = facts
+        self.scope = scope
+        self.admission = rate_limits.Admission(facts.client_ip)
+
+    @property
+    def principal(self):
+        """The authenticated caller (None until ``open`` checked the key)."""
+        return self.admission.principal
+
+    def open(self):
+        """Authenticate the caller and admit the request, or raise its refusal."""
+        facts, admission = self.facts, self.admission
+        admission.principal = auth.authenticate_and_hold(facts.authorization, facts.client_ip, facts.path, None)
+        if self.scope is None:
+            rate_limits.gate(admission, rate_limits.Mode.IP_ONLY)
+            return
+        refusal = auth.scope_error(admission.principal, self.scope)
+        if refusal:
+            rate_limits.refuse_uncounted(admission, refusal)
+        rate_limits.gate(admission, rate_limits.Mode.REQUESTS)
+
+    def close(self):
+        """Nothing to give back: such a request takes no concurrency slot."""

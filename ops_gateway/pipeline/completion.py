@@ -37,11 +37,16 @@ from ops_gateway.pipeline.tags import request_tags
 from ops_gateway.telemetry import metrics
 from ops_gateway.upstream.failures import UpstreamError
 
-logger = logging.getLogger("ops_gateway.openrouter")
+logger = logging.getLogger("ops_gateway.pipeline")
 
 
 class Completion:
-    """One metered request: what was asked, who asked, what is held, and how it ended."""
+    """One metered request: what was asked, who asked, what is held, and how it ended.
+
+    It owns the request's admission (its concurrency slot), its credit hold, its upstream slot and
+    its settlement from ``open`` to ``close``; ``relay`` reports a stream's end through
+    ``stream_finished`` and ``stream_ended``.
+    """
 
     def __init__(self, facts, body, invalid=None, endpoint=CHAT):
         """``facts``: the ``access.RequestFacts``; ``body``: the validated body, or None with
@@ -58,6 +63,7 @@ class Completion:
         self.held = False
         self.hold_id = None  # the hold's credit_holds row
         self.upstream_slot = None
+        self.upstream_started = None  # time.perf_counter() when upstream was called
         self.charged = self.balance = None
         self.latency_ms = self.upstream_latency_ms = None
         self.settlement_id = str(uuid.uuid4())  # the database settles each id once
@@ -141,14 +147,14 @@ class Completion:
     def complete(self):
         """Call upstream without streaming, settle, and return upstream's JSON."""
         payload = self.endpoint.payload(self.body, stream=False, output_limit=self.worst_case.output_limit)
-        started = time.perf_counter()
+        self.upstream_started = time.perf_counter()
         try:
             result = getattr(_client(), self.endpoint.call)(payload, self.facts.upstream_headers)
         except UpstreamError as error:
-            raise self._upstream_failure(error, (time.perf_counter() - started) * 1000) from None
+            raise self._upstream_failure(error) from None
         finally:
-            self.upstream_slot.release()
-        upstream_ms = (time.perf_counter() - started) * 1000
+            self._release_upstream_slot()
+        upstream_ms = self._upstream_ms()
         usage = self.endpoint.usage(result.get("usage"))
         # Without reported usage the prompt and output are charged at their bounds until the
         # generation lookup brings upstream's bill: nothing unreported is free.
@@ -170,41 +176,73 @@ class Completion:
         """Start a streaming call (its errors surface here, before any byte is sent); return the
         iterator of server-sent events, which settles when it ends."""
         payload = self.endpoint.payload(self.body, stream=True, output_limit=self.worst_case.output_limit)
-        started = time.perf_counter()
+        self.upstream_started = time.perf_counter()
         try:
             upstream = getattr(_client(), self.endpoint.stream_call)(payload, self.facts.upstream_headers)
         except BaseException as error:
-            self.upstream_slot.release()
+            self._release_upstream_slot()
             if isinstance(error, UpstreamError):
-                raise self._upstream_failure(error, (time.perf_counter() - started) * 1000) from None
+                raise self._upstream_failure(error) from None
             raise
-        return relay.relay(self, upstream, started)
+        return relay.relay(
+            upstream,
+            self,
+            stream_format=self.endpoint.name,
+            key_id=self.principal["api_key_id"],
+            request_id=self.facts.request_id,
+            cut_at=self.upstream_started + current_app.config["MAX_STREAM_SECONDS"],
+        )
 
-    def settle_stream(self, status, progress, started):
-        """Settle a stream that ended (success) or stopped early (incomplete) from what ``relay`` saw
-        of it: without reported usage, its whole prompt bound and one token per output event."""
+    def stream_finished(self, progress):
+        """``relay``: the stream's last event arrived; settle it as a success and return the charge."""
+        self._settle_stream("success", progress)
+        return self.charged
+
+    def stream_ended(self, progress):
+        """``relay``: the stream is over, however it ended; free the upstream slot and settle a
+        stream that stopped early (client gone, upstream broke, cut) as incomplete."""
+        self._release_upstream_slot()
+        if not self.settled:
+            self._settle_stream("incomplete", progress)
+
+    def close(self):
+        """The request is over (its teardown): give back a concurrency or upstream slot still held
+        (a request that failed between admission and its settlement)."""
+        self._release_upstream_slot()
+        rate_limits.release_slot(self.admission)
+
+    def _settle_stream(self, status, progress):
+        """Settle from what ``relay`` saw: without reported usage, the whole prompt bound and one
+        token per output event."""
         usage = self.endpoint.usage(progress.reported)
         prompt, completion = pricing.billable_tokens(usage, self.worst_case.prompt_bound, progress.output_events)
         self._bill_served(progress.served_model)
-        upstream_ms = (time.perf_counter() - started) * 1000
         self._settle(
             status,
             prompt,
             completion,
             200,
-            upstream_latency_ms=upstream_ms,
+            upstream_latency_ms=self._upstream_ms(),
             upstream_cost=pricing.reported_cost(usage),
             generation_id=progress.generation_id,
         )
+
+    def _upstream_ms(self):
+        return (time.perf_counter() - self.upstream_started) * 1000
+
+    def _release_upstream_slot(self):
+        slot, self.upstream_slot = self.upstream_slot, None
+        if slot is not None:
+            slot.release()
 
     def _bill_served(self, served_id):
         """Bill the model that answered (a fallback, maybe) rather than the one held for."""
         self.model = routing.billed_model(self.models, served_id)
 
-    def _upstream_failure(self, error, upstream_latency_ms):
+    def _upstream_failure(self, error):
         """Settle a failed call (it costs nothing) and return the domain error to raise."""
         self._settle(
-            "error", upstream_status=error.status, error_code=error.kind, upstream_latency_ms=upstream_latency_ms
+            "error", upstream_status=error.status, error_code=error.kind, upstream_latency_ms=self._upstream_ms()
         )
         return error.as_domain_error()
 

@@ -14,14 +14,12 @@ import json
 import logging
 import time
 
-from flask import current_app
-
 from ops_gateway.accounts.key_watch import OPEN_STREAMS
 from ops_gateway.billing.money import format_money
 from ops_gateway.upstream.failures import UpstreamError
 from ops_gateway.upstream.streams import KEEP_ALIVE
 
-logger = logging.getLogger("ops_gateway.openrouter")
+logger = logging.getLogger("ops_gateway.pipeline")
 
 KEEP_ALIVE_TEXT = ": processing\n\n"  # an SSE comment: every client ignores it
 # A chat chunk carrying any of these is output upstream bills (text, reasoning, tool calls).
@@ -66,25 +64,30 @@ def _cut_reason(cut_at, key_id):
     return None
 
 
-def relay(completion, upstream, started):
-    """Yield the client's SSE text for ``upstream``'s events; settle ``completion`` exactly once."""
+def relay(upstream, listener, *, stream_format, key_id, request_id, cut_at):
+    """Yield the client's SSE text for ``upstream``'s events (``stream_format``: chat, responses or
+    messages) until its last one, the key's revocation or ``cut_at`` (a perf_counter time).
+
+    ``listener`` (the ``Completion``) is told once when the last event arrives
+    (``stream_finished``, which returns the charge) and once when the stream is over, however it
+    ended (``stream_ended``).
+    """
     progress = _Progress()
-    cut_at = started + current_app.config["MAX_STREAM_SECONDS"]
-    key_id = completion.principal["api_key_id"]
-    stream_format = completion.endpoint.name  # chat, responses or messages
     read = _READERS[stream_format]
+    done = False
     OPEN_STREAMS.watch(key_id)
     try:
         for item in upstream:
             text, finished = (KEEP_ALIVE_TEXT, False) if item is KEEP_ALIVE else read(item, progress)
             if finished:
-                completion.settle_stream("success", progress, started)
+                done = True
+                charged = listener.stream_finished(progress)
                 if stream_format == "chat":
-                    text = f": gateway-cost={format_money(completion.charged)}\n\n" + text
+                    text = f": gateway-cost={format_money(charged)}\n\n" + text
             yield text
-            cut = None if completion.settled else _cut_reason(cut_at, key_id)
+            cut = None if done else _cut_reason(cut_at, key_id)
             if cut:
-                logger.warning("stream cut", extra={"request_id": completion.facts.request_id, "reason": cut[0]})
+                logger.warning("stream cut", extra={"request_id": request_id, "reason": cut[0]})
                 yield _error_event(*cut, stream_format)
                 break
     except UpstreamError as error:
@@ -93,9 +96,7 @@ def relay(completion, upstream, started):
     finally:
         OPEN_STREAMS.forget(key_id)
         upstream.close()
-        completion.upstream_slot.release()
-        if not completion.settled:
-            completion.settle_stream("incomplete", progress, started)
+        listener.stream_ended(progress)
 
 
 def _read_chat_event(data, progress):
