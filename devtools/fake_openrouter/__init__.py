@@ -2,7 +2,7 @@
 
 It serves the model lists (``catalogue``: the chat models, ``openrouter/auto`` included, at
 ``/models`` and the embedding models at ``/embeddings/models``, apart as OpenRouter lists them), chat
-completions (``routes``), embeddings (``embeddings``), the Responses API (``responses``), the
+completions (``chat``), embeddings (``embeddings``), the Responses API (``responses``), the
 Anthropic Messages API (``messages``) and the record of every generation it served
 (``generations``: ``GET /api/v1/generation?id=``). Answers are deterministic
 (same request, same usage and text) and cheap to produce, because benchmarks use this server as the

@@ -20,14 +20,12 @@ message_delta. The message id (``msg_...``) is the generation's, named in ``X-Ge
 
 import json
 
-import gevent
-
 from devtools.fake_openrouter.catalogue import dumps_with_cost, usage_with_cost
 from devtools.fake_openrouter.replies import (
     JSON_HEADERS,
     SLOT,
     SSE_HEADERS,
-    StreamCut,
+    StreamRecord,
     json_reply,
     json_template,
     output_length,
@@ -164,7 +162,7 @@ def _stream_events(message, generation, output_tokens, cost_usd, delay_ms, cut_a
         return f"event: {kind}\ndata: {dumps_with_cost(data, cost_usd) if with_cost else json.dumps(data)}\n\n"
 
     block = message["content"][0]
-    produced, finished = 0, False
+    record = StreamRecord(generation)
     try:
         usage = {**message["usage"], "output_tokens": 0}
         usage.pop("cost", None)
@@ -178,23 +176,14 @@ def _stream_events(message, generation, output_tokens, cost_usd, delay_ms, cut_a
             yield event("ping")
             delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
             pieces = iter([event("content_block_delta", index=0, delta=delta)])
-        count = 0
-        for count, piece in enumerate(pieces, start=1):
-            if count - 1 == cut_after:
-                raise StreamCut
-            if delay_ms:
-                gevent.sleep(delay_ms / 1000)
-            produced = output_tokens if block["type"] == "tool_use" else count
-            yield piece
-        if count == cut_after:
-            raise StreamCut
-        finished = True  # every token is out: what follows cannot cancel it
+        tokens_each = output_tokens if block["type"] == "tool_use" else 1  # one delta carries a tool call
+        yield from record.paced(pieces, delay_ms, cut_after, tokens_each)
         yield event("content_block_stop", index=0)
         delta = {"stop_reason": message["stop_reason"], "stop_sequence": None}
         yield event("message_delta", with_cost=True, delta=delta, usage=message["usage"])
         yield event("message_stop")
     finally:
-        generation.finish(produced, cancelled=not finished)
+        record.close()
 
 
 def _text_deltas(output_tokens):

@@ -8,6 +8,8 @@ is built once and kept while the switch stays, so a long answer costs what a sho
 import functools
 import json
 
+import gevent
+
 DEFAULT_COMPLETION_TOKENS = 16
 MAX_COMPLETION_TOKENS = 256
 PROMPT_BYTES_PER_TOKEN = 4
@@ -17,10 +19,40 @@ WORDS = [f"word{i}" for i in range(MAX_COMPLETION_TOKENS)]
 REPLIES = [" ".join(WORDS[:count]) for count in range(MAX_COMPLETION_TOKENS + 1)]
 # A string value no real data contains: json_template splits a JSON text where it stands.
 SLOT = "\0slot\0"
+NOT_AN_OBJECT = (400, "request body must be a JSON object")
 
 
 class StreamCut(Exception):  # noqa: N818 - it names what happens, as StopIteration does
     """Raised by a stream's events where the server must drop the connection (``cut_stream_after``)."""
+
+
+class StreamRecord:
+    """What a streamed answer has sent of its output, recorded on its generation when the stream ends:
+    finished, or cancelled after what was sent (cut, or the client went away)."""
+
+    def __init__(self, generation):
+        self.generation = generation
+        self.produced = 0
+        self.finished = False
+
+    def paced(self, deltas, delay_ms, cut_after, tokens_each=1):
+        """Yield each output delta when it is due (``chunk_delay_ms``), counting ``tokens_each`` per
+        delta; after ``cut_after`` of them (when not None) the connection drops (StreamCut)."""
+        sent = 0
+        for sent, delta in enumerate(deltas, start=1):
+            if sent - 1 == cut_after:
+                raise StreamCut
+            if delay_ms:
+                gevent.sleep(delay_ms / 1000)
+            self.produced += tokens_each
+            yield delta
+        if sent == cut_after:
+            raise StreamCut
+        self.finished = True  # every token is out: what follows cannot cancel it
+
+    def close(self):
+        """Record the generation (the stream's ``finally``)."""
+        self.generation.finish(self.produced, cancelled=not self.finished)
 
 
 def words(count):

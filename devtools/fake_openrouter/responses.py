@@ -17,14 +17,12 @@ response's id: a stream's when its last event was produced or it was cut or the 
 import itertools
 import json
 
-import gevent
-
 from devtools.fake_openrouter.catalogue import dumps_with_cost, usage_with_cost
 from devtools.fake_openrouter.replies import (
     JSON_HEADERS,
     SLOT,
     SSE_HEADERS,
-    StreamCut,
+    StreamRecord,
     json_template,
     output_length,
     positive_int_problem,
@@ -118,7 +116,7 @@ def _stream_events(response, generation, output_tokens, cost_usd, delay_ms, cut_
         data = {"type": kind, "sequence_number": next(sequence), **fields}
         return f"event: {kind}\ndata: {dumps_with_cost(data, cost_usd) if with_cost else json.dumps(data)}\n\n"
 
-    produced, finished = 0, False
+    record = StreamRecord(generation)
     try:
         pending = {**response, "status": "in_progress", "output": [], "usage": None}
         yield event("response.created", response=pending)
@@ -137,22 +135,14 @@ def _stream_events(response, generation, output_tokens, cost_usd, delay_ms, cut_
             head, middle, tail = json_template(
                 {"type": kind, "sequence_number": SLOT, **part, "delta": SLOT, "logprobs": []}
             )
-            for position, word in enumerate(words(output_tokens)):
-                if position == cut_after:
-                    raise StreamCut
-                if delay_ms:
-                    gevent.sleep(delay_ms / 1000)
-                produced += 1
-                # Leading spaces after the first word make the deltas concatenate to the full text.
-                delta = f'"{word}"' if position == 0 else f'" {word}"'
-                yield f"event: {kind}\ndata: {head}{next(sequence)}{middle}{delta}{tail}\n\n"
-            if output_tokens == cut_after:
-                raise StreamCut
-            finished = True  # every token is out: what follows cannot cancel it
+            # Leading spaces after the first word make the deltas concatenate to the full text.
+            spaced = (f'"{word}"' if n == 0 else f'" {word}"' for n, word in enumerate(words(output_tokens)))
+            deltas = (f"event: {kind}\ndata: {head}{next(sequence)}{middle}{quoted}{tail}\n\n" for quoted in spaced)
+            yield from record.paced(deltas, delay_ms, cut_after)
             text = item["content"][0]["text"]
             yield event("response.output_text.done", **part, text=text, logprobs=[])
             yield event("response.content_part.done", **part, part=item["content"][0])
             yield event("response.output_item.done", output_index=index, item=item)
         yield event("response.completed", with_cost=True, response=response)
     finally:
-        generation.finish(produced, cancelled=not finished)
+        record.close()

@@ -1,4 +1,4 @@
-"""The fake's routes: the model lists, chat completions (JSON or SSE), embeddings, the Responses API,
+"""The fake's routes: the model lists, chat completions (JSON or SSE, ``chat``), embeddings, the Responses API,
 the Messages API, generation records and the control endpoints.
 
 ``GET /models`` lists the chat models and ``GET /embeddings/models`` the embedding models, apart, as
@@ -27,7 +27,6 @@ Messages API answers every error, the fault switches' included, in Anthropic's s
 (``messages``), as OpenRouter's ``/messages`` does.
 """
 
-import json
 import os
 
 import gevent
@@ -41,6 +40,7 @@ from devtools.fake_openrouter.catalogue import (
     MODELS_BODY,
     ROUTERS,
 )
+from devtools.fake_openrouter.chat import chat_answer, chat_problem
 from devtools.fake_openrouter.embeddings import (
     embeddings_answer,
     embeddings_input_tokens,
@@ -58,19 +58,12 @@ from devtools.fake_openrouter.replies import (
     DEFAULT_COMPLETION_TOKENS,
     JSON_HEADERS,
     MAX_COMPLETION_TOKENS,
-    SLOT,
-    SSE_HEADERS,
-    StreamCut,
+    NOT_AN_OBJECT,
     error_reply,
     flag,
     json_reply,
-    json_template,
-    output_length,
     parsed_json,
-    positive_int_problem,
-    reply_text,
     request_prompt_tokens,
-    words,
 )
 from devtools.fake_openrouter.responses import (
     responses_answer,
@@ -80,14 +73,6 @@ from devtools.fake_openrouter.responses import (
 
 __all__ = ["DEFAULT_COMPLETION_TOKENS", "MAX_COMPLETION_TOKENS", "MODELS", "FakeOpenRouter", "error_reply"]
 
-# A non-streamed answer with %-placeholders for what varies: filling it in costs a fraction of
-# json.dumps, and all that goes in is JSON-safe as it is (numbers, known model ids, ASCII words).
-_COMPLETION_JSON = (
-    '{"id": "%s", "created": %d, "model": "%s", "object": "chat.completion", '
-    '"choices": [{"index": 0, "message": {"role": "assistant", "content": "%s"}, "finish_reason": "stop"}], '
-    '"usage": %s}'
-)
-_USAGE_JSON = '{"prompt_tokens": %d, "completion_tokens": %d, "total_tokens": %d%s}'
 _GENERATION_ROUTES = ("/api/v1/chat/completions", "/api/v1/embeddings", "/api/v1/responses", "/api/v1/messages")
 _NO_ROUTE = (None, error_reply)  # not a generation route: refused in OpenRouter's own error shape
 _MODEL_LISTS = {"/api/v1/models": MODELS_BODY, "/api/v1/embeddings/models": EMBEDDING_MODELS_BODY}
@@ -151,39 +136,19 @@ class FakeOpenRouter:
 
     def _chat_completion(self, request, faults):
         """Answer a chat completion, streamed as SSE when the request asks for it."""
-        problem = _chat_problem(request)
+        problem = chat_problem(request)
         model, model_problem = _answering_model(request, faults, CHAT_MODELS)
         if problem or model_problem:
             return error_reply(*(problem or model_problem))
         prompt = request_prompt_tokens(request)
         streamed = request.get("stream") is True
         generation = self._begin("gen-fake-", "completions", model, faults, streamed, prompt)
-        asked = request.get("max_tokens") or request.get("max_completion_tokens")
-        completion_tokens = output_length(asked, faults["long_answer_tokens"])
-        usage_accounting = flag(request, "usage", "include")
-        cost_usd = generation.cost(completion_tokens) if usage_accounting else None
-        usage = _usage_json(prompt, completion_tokens, cost_usd)
-        headers = (("X-Generation-Id", generation.id),)
-        created = generation.created // 1_000_000
         self._served["streams" if streamed else "completions"] += 1
-        if not streamed:
-            generation.finish(completion_tokens)
-            text = reply_text(completion_tokens)
-            reply = _COMPLETION_JSON % (generation.id, created, generation.model, text, usage)
-            return 200, (*JSON_HEADERS, *headers), reply.encode()
-        envelope = {"id": generation.id, "created": created, "model": generation.model}
-        with_usage = usage_accounting or flag(request, "stream_options", "include_usage")
-        delay_ms, cut_after = faults["chunk_delay_ms"], faults["cut_stream_after"]
-        events = _completion_events(
-            envelope, generation, completion_tokens, usage if with_usage else None, delay_ms, cut_after
-        )
-        # Without delays or a cut the whole stream is one write; else each event leaves when it is due.
-        body = events if delay_ms or cut_after is not None else "".join(events).encode()
-        return 200, (*SSE_HEADERS, *headers), body
+        return chat_answer(request, generation, faults, prompt)
 
     def _embeddings(self, request, faults):
         """Answer an embeddings request."""
-        problem = embeddings_problem(request) if isinstance(request, dict) else _NOT_AN_OBJECT
+        problem = embeddings_problem(request) if isinstance(request, dict) else NOT_AN_OBJECT
         model, model_problem = _answering_model(request, faults, EMBEDDING_MODELS)
         if problem or model_problem:
             return error_reply(*(problem or model_problem))
@@ -194,7 +159,7 @@ class FakeOpenRouter:
 
     def _responses(self, request, faults):
         """Answer a Responses API request, streamed as named SSE events when it asks for it."""
-        problem = responses_problem(request) if isinstance(request, dict) else _NOT_AN_OBJECT
+        problem = responses_problem(request) if isinstance(request, dict) else NOT_AN_OBJECT
         model, model_problem = _answering_model(request, faults, CHAT_MODELS)
         if problem or model_problem:
             return error_reply(*(problem or model_problem))
@@ -205,7 +170,7 @@ class FakeOpenRouter:
 
     def _messages(self, request, faults):
         """Answer a Messages API request, streamed as named SSE events when it asks for it."""
-        problem = messages_problem(request) if isinstance(request, dict) else _NOT_AN_OBJECT
+        problem = messages_problem(request) if isinstance(request, dict) else NOT_AN_OBJECT
         model, model_problem = _answering_model(request, faults, CHAT_MODELS)
         if problem or model_problem:
             return anthropic_error_reply(*(problem or model_problem))
@@ -235,9 +200,6 @@ class FakeOpenRouter:
         return json_reply({"pid": os.getpid(), "completions_served": completions, **counts})
 
 
-_NOT_AN_OBJECT = (400, "request body must be a JSON object")
-
-
 def _answering_model(request, faults, endpoint_models):
     """(model, None) for the model that answers the request, or (None, (status, message)).
 
@@ -246,7 +208,7 @@ def _answering_model(request, faults, endpoint_models):
     endpoint, as OpenRouter checks them before routing.
     """
     if not isinstance(request, dict):
-        return None, _NOT_AN_OBJECT
+        return None, NOT_AN_OBJECT
     model = request.get("model")
     fallbacks = request.get("models", [])
     if not (fallbacks or faults["served_model"] or faults["unavailable_models"]):
@@ -270,59 +232,3 @@ def _answering_model(request, faults, endpoint_models):
     if available is None:
         return None, (503, f"No available model among {', '.join(candidates)}")
     return available, None
-
-
-def _chat_problem(body):
-    """Return why a chat completion request is invalid (status, message), or None."""
-    if not isinstance(body, dict):
-        return _NOT_AN_OBJECT
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
-        return 400, "messages is required and must be a non-empty list of objects"
-    return positive_int_problem(body, "max_tokens", "max_completion_tokens")
-
-
-def _usage_json(prompt_tokens, completion_tokens, cost_usd):
-    """The usage object as JSON text, ``cost`` (when given) written as the Decimal's fixed-point digits.
-
-    json.dumps would pass the cost through a float; written literally, a client parsing the
-    number as Decimal reads back exactly the value computed here.
-    """
-    cost_field = f', "cost": {cost_usd:f}' if cost_usd is not None else ""
-    return _USAGE_JSON % (prompt_tokens, completion_tokens, prompt_tokens + completion_tokens, cost_field)
-
-
-def _completion_events(envelope, generation, completion_tokens, usage, delay_ms, cut_after):
-    """Yield the SSE events of a streamed completion: one chunk per word, then stop, usage, [DONE].
-
-    ``usage`` is the usage object's JSON text (see _usage_json), spliced in as it is. After
-    cut_after content chunks (when not None) StreamCut ends the events. The generation is recorded
-    when they end: finished, or cancelled after the chunks produced (cut, or the client went away).
-    """
-    chunk = {**envelope, "object": "chat.completion.chunk"}
-
-    def event(choices):
-        return f"data: {json.dumps({**chunk, 'choices': choices})}\n\n"
-
-    head, tail = json_template({**chunk, "choices": [{"index": 0, "delta": {"content": SLOT}, "finish_reason": None}]})
-    produced, finished = 0, False
-    try:
-        for index, word in enumerate(words(completion_tokens)):
-            if index == cut_after:
-                raise StreamCut
-            if delay_ms:
-                gevent.sleep(delay_ms / 1000)
-            produced += 1
-            if index == 0:
-                yield event([{"index": 0, "delta": {"role": "assistant", "content": word}, "finish_reason": None}])
-            else:  # leading spaces after the first word make the deltas concatenate to the full reply
-                yield f'data: {head}" {word}"{tail}\n\n'
-        if completion_tokens == cut_after:
-            raise StreamCut
-        finished = True  # every token is out: what follows cannot cancel it
-        yield event([{"index": 0, "delta": {}, "finish_reason": "stop"}])
-        if usage is not None:
-            yield f'data: {json.dumps({**chunk, "choices": []})[:-1]}, "usage": {usage}}}\n\n'
-        yield "data: [DONE]\n\n"
-    finally:
-        generation.finish(produced, cancelled=not finished)
