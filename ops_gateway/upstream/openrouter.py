@@ -5,8 +5,8 @@ embeddings, responses) is billed upstream, so it is retried only when upstream c
 the work: it answered 429, 502 or 503, or the connection was never made. Every wait honours
 ``Retry-After`` and ends before the call's deadline (its start plus the read timeout), and a
 stream is retried only until its status arrives, never once events flow. Every call ends in one
-log line on ``ops_gateway.openrouter`` and one ``on_call`` notification, whatever its outcome;
-every retry in one ``on_retry`` notification.
+log line on ``ops_gateway.openrouter`` and one ``on_call`` notification, whatever its outcome, and
+every retry in one ``on_retry`` notification (``calls.UpstreamCall``).
 """
 
 import functools
@@ -18,6 +18,7 @@ from urllib.parse import quote
 import requests
 from requests.adapters import HTTPAdapter
 
+from ops_gateway.upstream.calls import UpstreamCall
 from ops_gateway.upstream.failures import (
     UpstreamError,
     error_for_exception,
@@ -97,13 +98,13 @@ class OpenRouterClient:
 
     def _model_list(self, path):
         """GET one of upstream's model lists (path under the base URL) and return its ``data``."""
-        return self._get_data(_Call("GET", path), list, "model list")
+        return self._get_data(UpstreamCall("GET", path), list, "model list")
 
     def generation(self, generation_id):
         """Return the ``data`` of ``GET /generation?id=``: what upstream billed for one generation
         (``total_cost``, native token counts), or None while it is not there yet (404: OpenRouter
         posts it a moment after the request ends)."""
-        call = _Call("GET", "/generation", query=f"?id={quote(generation_id, safe='')}")
+        call = UpstreamCall("GET", "/generation", query=f"?id={quote(generation_id, safe='')}")
         try:
             return self._get_data(call, dict, "generation")
         except UpstreamError as error:
@@ -119,9 +120,9 @@ class OpenRouterClient:
             if not isinstance(data, kind):
                 raise UpstreamError("unavailable", f"upstream sent a malformed {what}", call.status)
         except UpstreamError as error:
-            self._finish(call, error)
+            call.finish(self.on_call, error)
             raise
-        self._finish(call)
+        call.finish(self.on_call)
         return data
 
     def chat_completion(self, payload, headers=None):
@@ -156,13 +157,13 @@ class OpenRouterClient:
 
     def post(self, path, payload, headers=None):
         """POST payload as JSON to path (under the base URL), with retries; return the JSON answer."""
-        call = _Call("POST", path, headers=headers)
+        call = UpstreamCall("POST", path, headers=headers)
         try:
             body = _json_body(self._send(call, payload=payload))
         except UpstreamError as error:
-            self._finish(call, error)
+            call.finish(self.on_call, error)
             raise
-        self._finish(call)
+        call.finish(self.on_call)
         return body
 
     def post_stream(self, path, payload, stream_class, headers=None):
@@ -171,13 +172,13 @@ class OpenRouterClient:
         Upstream error statuses raise UpstreamError here, before any event is read, so the
         caller can still answer with a proper error status; only this phase is ever retried.
         """
-        call = _Call("POST", path, headers=headers)
+        call = UpstreamCall("POST", path, headers=headers)
         try:
             response = self._send(call, payload={**payload, "stream": True}, stream=True)
         except UpstreamError as error:
-            self._finish(call, error)
+            call.finish(self.on_call, error)
             raise
-        return stream_class(response, on_end=lambda error: self._finish(call, error))
+        return stream_class(response, on_end=lambda error: call.finish(self.on_call, error))
 
     def _send(self, call, payload=None, stream=False):
         """Send the request, retrying what is safe to retry; return a 2xx response or raise."""
@@ -197,7 +198,7 @@ class OpenRouterClient:
             else:
                 call.status = response.status_code
                 if 200 <= response.status_code < 300:
-                    self._retried(call, "succeeded")
+                    call.retried("succeeded", self.on_retry)
                     return response
                 status = response.status_code
                 retryable = status in RETRYABLE_POST_STATUSES or (idempotent and status >= 500)
@@ -205,28 +206,15 @@ class OpenRouterClient:
                     retry_after = retry_after_seconds(response.headers.get("Retry-After"))
                 error, cause, failure = error_for_response(response), None, str(status)
                 response.close()
-            self._retried(call, "failed")
+            call.retried("failed", self.on_retry)
             if not retryable or call.attempts > budget:
                 raise error from cause
             delay = retry_after if retry_after is not None else self.backoff_seconds * 2 ** (call.attempts - 1)
             if time.perf_counter() + delay >= call.started + self.timeouts[1]:
-                self._notify_retry(call, "skipped_deadline")
+                call.notify_retry("skipped_deadline", self.on_retry)
                 raise error from cause
             call.retry_causes.append(failure)
             time.sleep(delay)
-
-    def _retried(self, call, outcome):
-        """Report a retry's outcome once its attempt has an answer (first attempts are not retries)."""
-        if call.attempts > 1:
-            self._notify_retry(call, outcome)
-
-    def _notify_retry(self, call, outcome):
-        """Tell the on_retry hook; like on_call, a failing hook never fails the call."""
-        if self.on_retry is not None:
-            try:
-                self.on_retry(call.path, outcome)
-            except Exception:
-                logger.exception("on_retry hook failed for %s %s", call.method, call.path)
 
     def _prepare(self, call, payload):
         """Build the request Session.request would: the session's headers and cookies, a JSON body."""
@@ -244,47 +232,6 @@ class OpenRouterClient:
         if self._session.cookies:  # only if upstream ever set one
             request.prepare_cookies(self._session.cookies.copy())
         return request
-
-    def _finish(self, call, error=None):
-        """Log the call's one line and notify the on_call hook."""
-        latency_ms = round((time.perf_counter() - call.started) * 1000, 1)
-        ok = error is None
-        log = logger.info if ok else logger.warning
-        log(
-            "upstream %s %s -> %s",
-            call.method,
-            call.path,
-            call.status if ok else error.kind,
-            extra={
-                "upstream_method": call.method,
-                "upstream_path": call.path,
-                "upstream_status": call.status,
-                "latency_ms": latency_ms,
-                "attempts": call.attempts,
-                "retry_causes": call.retry_causes,
-                "error_kind": None if ok else error.kind,
-            },
-        )
-        if self.on_call is not None:
-            try:
-                self.on_call(call.path, call.status, latency_ms, ok)
-            except Exception:
-                # Metrics are a side channel: their failure must never fail a user's request.
-                logger.exception("on_call hook failed for %s %s", call.method, call.path)
-
-
-class _Call:
-    """What one public call did upstream, for its log line and the on_call hook."""
-
-    def __init__(self, method, path, query="", headers=None):
-        self.method = method
-        self.path = path  # what logs and metrics name the call by
-        self.query = query  # already quoted; kept out of the path's labels
-        self.headers = headers  # besides the session's (the Messages API's version and betas)
-        self.started = time.perf_counter()
-        self.attempts = 0
-        self.status = None
-        self.retry_causes = []
 
 
 @functools.cache
