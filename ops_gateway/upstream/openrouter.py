@@ -11,7 +11,6 @@ every retry in one ``on_retry`` notification (``calls.UpstreamCall``).
 
 import functools
 import json
-import logging
 import time
 from urllib.parse import quote
 
@@ -27,8 +26,6 @@ from ops_gateway.upstream.failures import (
     retry_after_seconds,
 )
 from ops_gateway.upstream.streams import ChatCompletionStream, EventStream, ResponsesStream
-
-logger = logging.getLogger("ops_gateway.openrouter")
 
 # Failures worth repeating for an idempotent request: the next attempt may well succeed.
 _TRANSIENT_EXCEPTIONS = (
