@@ -11,23 +11,12 @@ import logging
 import threading
 import uuid
 
+from ops_gateway.maintenance import job_run_queries
+
 logger = logging.getLogger("ops_gateway.scheduler")
 
 MAX_LEASE_SECONDS = 60.0  # also the lease of runs by hand of unscheduled jobs
 MIN_LEASE_SECONDS = 0.5
-
-_TAKE = """
-INSERT INTO job_locks AS l (job, holder, expires_at)
-VALUES (%(job)s, %(holder)s, now() + %(seconds)s * interval '1 second')
-ON CONFLICT (job) DO UPDATE SET holder = EXCLUDED.holder, taken_at = now(), expires_at = EXCLUDED.expires_at
-WHERE l.expires_at < now()
-RETURNING job
-"""
-_RENEW = (
-    "UPDATE job_locks SET expires_at = now() + %(seconds)s * interval '1 second'"
-    " WHERE job = %(job)s AND holder = %(holder)s"
-)
-_RELEASE = "DELETE FROM job_locks WHERE job = %(job)s AND holder = %(holder)s"
 
 
 def lease_seconds(interval):
@@ -48,13 +37,12 @@ class Lease:
     def take(self):
         """Take the lease if it is free or expired; whether it was taken."""
         with self.conn.cursor() as cur:
-            cur.execute(_TAKE, self.params)
-            return cur.fetchone() is not None
+            return job_run_queries.take_lease(cur, self.params)
 
     def release(self):
         """Give the lease back (only ours: after an expiry another runner may hold it)."""
         with self.conn.cursor() as cur:
-            cur.execute(_RELEASE, self.params)
+            job_run_queries.release_lease(cur, self.params)
 
     def __enter__(self):
         """Renew the lease in the background while the block runs."""
@@ -72,8 +60,7 @@ class Lease:
         while not self._stop.wait(self.params["seconds"] / 3):
             try:
                 with self.conn.cursor() as cur:
-                    cur.execute(_RENEW, self.params)
-                    if cur.rowcount == 0:
+                    if not job_run_queries.renew_lease(cur, self.params):
                         logger.error("job lease lost to another runner", extra={"job": self.params["job"]})
             except Exception:
                 logger.exception("job lease renewal failed", extra={"job": self.params["job"]})

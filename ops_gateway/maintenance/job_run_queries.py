@@ -1,5 +1,6 @@
-"""The clock's SQL: the job leases that let one runner take each tick, and the job_runs history
-the runner writes and /admin/jobs reads. Plain functions taking the cursor first and returning dicts."""
+"""The clock's SQL: the tick leases that let one runner take each tick, the job locks a running job
+holds (``scheduler/leases.py``), and the job_runs history the runner writes and /admin/jobs reads.
+Plain functions taking the cursor first and returning dicts."""
 
 import json
 from functools import partial
@@ -81,3 +82,36 @@ def recent_runs(cur, names, limit, include_skipped):
     for row in cur.fetchall():
         runs[row["job"]].append(row)
     return runs
+
+
+# Job locks: one row per running job, its holder and expiry (params: job, holder, seconds)
+
+_TAKE = """
+INSERT INTO job_locks AS l (job, holder, expires_at)
+VALUES (%(job)s, %(holder)s, now() + %(seconds)s * interval '1 second')
+ON CONFLICT (job) DO UPDATE SET holder = EXCLUDED.holder, taken_at = now(), expires_at = EXCLUDED.expires_at
+WHERE l.expires_at < now()
+RETURNING job
+"""
+_RENEW = (
+    "UPDATE job_locks SET expires_at = now() + %(seconds)s * interval '1 second'"
+    " WHERE job = %(job)s AND holder = %(holder)s"
+)
+_RELEASE = "DELETE FROM job_locks WHERE job = %(job)s AND holder = %(holder)s"
+
+
+def take_lease(cur, params):
+    """Take a job's lock if it is free or expired; whether it was taken."""
+    cur.execute(_TAKE, params)
+    return cur.fetchone() is not None
+
+
+def renew_lease(cur, params):
+    """Extend our lock; False when another runner holds it now."""
+    cur.execute(_RENEW, params)
+    return cur.rowcount > 0
+
+
+def release_lease(cur, params):
+    """Give our lock back (only ours: after an expiry another runner may hold it)."""
+    cur.execute(_RELEASE, params)
