@@ -6,10 +6,14 @@ code path asks twice. A request whose cost upstream has not reported yet is queu
 generation lookup in the same statement (``reconciliation``).
 """
 
+import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from ops_gateway.billing import queries
+from ops_gateway.billing.money import format_money
+
+logger = logging.getLogger("ops_gateway.billing")
 
 
 @dataclass(frozen=True)
@@ -43,8 +47,21 @@ class FinishedRequest:
 
 def settle_request(cur, request):
     """Charge and record one ``FinishedRequest``; return (charged, balance_after, the figures of
-    each budget it was charged to), or None when it was settled already."""
+    each budget it was charged to), or None when it was settled already (logged: a code path
+    asked twice). A charge above the hold is logged too (and marked ``exceeded_hold``)."""
     row = queries.settle_request(cur, vars(request), charges=request.cost > 0 or request.held > 0)
     if row is None:
+        logger.error("a second settlement was refused", extra={"request_id": request.request_id})
         return None
+    if row["charged"] > request.held:
+        logger.warning(
+            "charge exceeded the hold",
+            extra={
+                "request_id": request.request_id,
+                "user_id": request.user_id,
+                "held": format_money(request.held),
+                "charged": format_money(row["charged"]),
+                "balance": format_money(row["balance"]),
+            },
+        )
     return row["charged"], row["balance"], [row["user_budget"], row["key_budget"]]

@@ -9,13 +9,11 @@ charge is upstream's reported cost times BILLING_MARKUP. A request upstream repo
 upstream's bill by its generation lookup later (``billing.reconciliation``).
 
 Refusals come in this order: 401/403 key, 403 scope, 400/422 body, 429 (IP block, concurrency,
-quotas, token and request windows), 404 unknown model, 402 credits, 503 upstream_busy. A body
-up to 64 KiB is read before the key (that has no side effects) so the hold can ride on the key
-lookup; a larger one only after its key passed a lookup of its own (``blueprints/body_screen``).
-Any refusal after the hold gives it back, and upstream failures cost nothing. No database
-connection is held while upstream answers; streams are relayed and settled by ``relay``. A
-request naming fallback models holds for the dearest and is billed for the one that answered
-(``routing``).
+quotas, token and request windows), 404 unknown model, 402 credits, 503 upstream_busy; any
+refusal after the hold gives it back, and upstream failures cost nothing. A body up to 64 KiB is
+read before the key so the hold can ride on the key lookup (``blueprints/body_screen``). No
+database connection is held while upstream answers. Fallback models: held for the dearest,
+billed for the one that answered (``routing``).
 """
 
 import logging
@@ -26,7 +24,6 @@ from flask import current_app
 
 from ops_gateway.accounts import auth
 from ops_gateway.billing import budgets, credits, pricing, settlement
-from ops_gateway.billing.money import format_money
 from ops_gateway.core import db
 from ops_gateway.core.errors import BadRequest, NotFound
 from ops_gateway.limits import rate_limits
@@ -102,16 +99,11 @@ class Completion:
         if refusal is None:
             try:
                 self.tags = request_tags(self.facts.tags_header, self.body)
-                self.models = routing.reachable_models(self.body, self.endpoint.name)
+                self.models, self.model, self.worst_case = routing.plan(self.body, self.endpoint, current_app.config)
             except (BadRequest, UpstreamError) as error:  # bad tags; a catalogue never fetched (502)
                 refusal = error
             except NotFound as error:  # raised after the rate limits, as before
                 unknown_model = error
-        if self.models:
-            config = current_app.config
-            self.model, self.worst_case = routing.dearest_worst_case(
-                self.models, self.body, config["DEFAULT_MAX_TOKENS"], self.endpoint.shape, config["BILLING_MARKUP"]
-            )
         facts = self.facts
         self.admission.principal = auth.authenticate_and_hold(
             facts.authorization, facts.client_ip, facts.path, self.hold, facts.request_id
@@ -154,19 +146,17 @@ class Completion:
             raise self._upstream_failure(error) from None
         finally:
             self._release_upstream_slot()
-        upstream_ms = self._upstream_ms()
         usage = self.endpoint.usage(result.get("usage"))
         # Without reported usage the prompt and output are charged at their bounds until the
         # generation lookup brings upstream's bill: nothing unreported is free.
         worst = self.worst_case
         prompt, completion = pricing.billable_tokens(usage, worst.prompt_bound, worst.output_limit)
-        self._bill_served(result.get("model"))
+        self.model = routing.billed_model(self.models, result.get("model"))  # a fallback, maybe
         self._settle(
             "success",
             prompt,
             completion,
             200,
-            upstream_latency_ms=upstream_ms,
             upstream_cost=pricing.reported_cost(usage),
             generation_id=result.get("id"),
         )
@@ -216,13 +206,12 @@ class Completion:
         token per output event."""
         usage = self.endpoint.usage(progress.reported)
         prompt, completion = pricing.billable_tokens(usage, self.worst_case.prompt_bound, progress.output_events)
-        self._bill_served(progress.served_model)
+        self.model = routing.billed_model(self.models, progress.served_model)
         self._settle(
             status,
             prompt,
             completion,
             200,
-            upstream_latency_ms=self._upstream_ms(),
             upstream_cost=pricing.reported_cost(usage),
             generation_id=progress.generation_id,
         )
@@ -235,15 +224,9 @@ class Completion:
         if slot is not None:
             slot.release()
 
-    def _bill_served(self, served_id):
-        """Bill the model that answered (a fallback, maybe) rather than the one held for."""
-        self.model = routing.billed_model(self.models, served_id)
-
     def _upstream_failure(self, error):
         """Settle a failed call (it costs nothing) and return the domain error to raise."""
-        self._settle(
-            "error", upstream_status=error.status, error_code=error.kind, upstream_latency_ms=self._upstream_ms()
-        )
+        self._settle("error", upstream_status=error.status, error_code=error.kind)
         return error.as_domain_error()
 
     def _settle(
@@ -253,7 +236,6 @@ class Completion:
         completion_tokens=0,
         upstream_status=None,
         error_code=None,
-        upstream_latency_ms=None,
         upstream_cost=None,
         generation_id=None,
     ):
@@ -271,6 +253,7 @@ class Completion:
         cost = pricing.charge(self.model, status, upstream_cost, prompt_tokens, completion_tokens, markup)
         reconcile = status != "error" and upstream_cost is None and isinstance(generation_id, str) and generation_id
         latency_ms = (time.perf_counter() - self.facts.started) * 1000
+        upstream_latency_ms = self._upstream_ms()
         principal = self.principal
         finished = settlement.FinishedRequest(
             settlement_id=self.settlement_id,
@@ -302,30 +285,9 @@ class Completion:
         self.settled = True
         self.held, self.hold_id = False, None
         if settled is None:  # another path settled this request already: nothing more to count
-            logger.error("a second settlement was refused", extra={"request_id": self.facts.request_id})
             return
         charged, balance, settled_budgets = settled
-        if charged > self.hold:  # recorded as usage_records.exceeded_hold by the settlement
-            logger.warning(
-                "charge exceeded the hold",
-                extra={
-                    "request_id": self.facts.request_id,
-                    "user_id": principal["user_id"],
-                    "held": format_money(self.hold),
-                    "charged": format_money(charged),
-                    "balance": format_money(balance),
-                },
-            )
-        metrics.observe_completion(
-            self.model["id"],
-            upstream_status,
-            upstream_latency_ms,
-            prompt_tokens,
-            completion_tokens,
-            cost,
-            charged,
-            upstream_cost,
-        )
+        metrics.observe_completion(finished, charged)
         rate_limits.charge_tokens(self.admission, prompt_tokens + completion_tokens)
         budgets.announce(principal, self.facts.request_id, settled_budgets)
         self.charged, self.balance = charged, balance

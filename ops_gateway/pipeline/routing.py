@@ -41,10 +41,14 @@ def access_refusal(principal, body):
     return None
 
 
-def dearest_worst_case(models, body, default_max_tokens, shape, markup):
-    """(model, worst case) of the reachable model whose worst case costs most: what is held."""
-    cases = [(model, pricing.worst_case(model, body, default_max_tokens, shape, markup)) for model in models]
-    return max(cases, key=lambda case: case[1].cost)
+def plan(body, endpoint, config):
+    """(every reachable model, the one whose worst case costs most, that worst case): what is held.
+    Raises ``reachable_models``' 404."""
+    models = reachable_models(body, endpoint.name)
+    default_max_tokens, markup = config["DEFAULT_MAX_TOKENS"], config["BILLING_MARKUP"]
+    cases = [(model, pricing.worst_case(model, body, default_max_tokens, endpoint.shape, markup)) for model in models]
+    model, worst_case = max(cases, key=lambda case: case[1].cost)
+    return models, model, worst_case
 
 
 def billed_model(models, served_id):

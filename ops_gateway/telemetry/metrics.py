@@ -106,16 +106,18 @@ def observe_upstream_retry(endpoint, outcome):
     UPSTREAM_RETRIES.labels(endpoint, outcome).inc()
 
 
-def observe_completion(
-    model, upstream_status, upstream_latency_ms, prompt_tokens, completion_tokens, cost, charged, upstream_cost=None
-):
-    """A completion was settled: upstream outcome, tokens, cost, credits and upstream's own cost."""
+def observe_completion(finished, charged):
+    """A completion was settled (``finished``: its ``billing.settlement.FinishedRequest``): upstream
+    outcome, tokens, cost, credits charged and upstream's own cost, by the model billed."""
+    model = finished.served_model or finished.model
+    upstream_status, upstream_latency_ms = finished.upstream_status, finished.upstream_latency_ms
+    cost, upstream_cost = finished.cost, finished.upstream_cost
     status = str(upstream_status) if upstream_status else "no_response"
     UPSTREAM_REQUESTS.labels(model, status).inc()
     if upstream_latency_ms is not None:
         UPSTREAM_LATENCY.labels(model, status).observe(upstream_latency_ms / 1000)
-    TOKENS.labels(model, "prompt").inc(prompt_tokens)
-    TOKENS.labels(model, "completion").inc(completion_tokens)
+    TOKENS.labels(model, "prompt").inc(finished.prompt_tokens)
+    TOKENS.labels(model, "completion").inc(finished.completion_tokens)
     COST.labels(model).inc(float(cost))
     CREDITS_CHARGED.labels(model).inc(float(charged))
     if upstream_cost is not None:
