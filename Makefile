@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run run-demo test lint bench screenshots
+.PHONY: run run-demo test test-fast lint bench screenshots
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,9 +42,18 @@ $(REDIS_SERVER):
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server redis-tools
 
+# Everything, as CI runs it, on two pytest-xdist workers: each worker is a session with its own
+# embedded Postgres and Redis; --dist loadfile keeps a module's tests (and its module-scoped servers)
+# on one worker.
 test: $(VENV)/.installed $(CHROMEDRIVER) $(PGBOUNCER) $(REDIS_SERVER)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
+
+# The quick loop while working: ruff, then the unit and api tests except those marked slow or
+# needs_servers (Debian's redis-server); no apt-get step. Markers: pyproject.toml.
+test-fast: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q -n 2 -m "not slow and not needs_servers" tests/unit tests/api
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -1,7 +1,11 @@
 """Shared fixtures: one embedded Postgres and Redis per test session, a fresh database per test.
 
 Each test's database is cloned from a migrated template (fast, and tests never see each
-other's rows); Redis is flushed per test. Nothing of our own is mocked.
+other's rows); Redis is flushed per test. Nothing of our own is mocked. Under pytest-xdist each
+worker is a session of its own, with its own servers in its own temp dir.
+
+Every test is marked by its folder (``unit``, ``api``, ``e2e``, ``browser``); the markers are
+registered in pyproject.toml.
 """
 
 import shutil
@@ -22,6 +26,16 @@ from ops_gateway.core.db import Database
 KEY_HASH_SECRET = "test-key-hash-secret"
 ADMIN_API_KEY = "gw_admin_test_bootstrap_key_0123456789abcdef"
 TEMPLATE_DB = "gw_template"
+TESTS = Path(__file__).resolve().parent
+FOLDER_MARKERS = ("unit", "api", "e2e", "browser")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects on the markers
+def pytest_collection_modifyitems(items):
+    """Mark each test with its folder's marker: ``tests/api/...`` is ``api``, and so on."""
+    for item in items:
+        if item.path.is_relative_to(TESTS) and (folder := item.path.relative_to(TESTS).parts[0]) in FOLDER_MARKERS:
+            item.add_marker(folder)
 
 
 def url_for_database(url, name):

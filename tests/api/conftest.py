@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.api.test_proxy import mock_openrouter
+from tests.helpers.upstream import mock_openrouter
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import pytest
 from ops_gateway.core import migrations
 from ops_gateway.core.db import Database
 from ops_gateway.maintenance import retention
-from tests.api.test_jobs_retention import run_retention
 from tests.conftest import admin_execute, url_for_database
+from tests.helpers.jobs import run_retention
 
 # What the counter tables must hold: recomputed from the rows themselves (no empty counters).
 EXPECTED_DAILY = (

@@ -7,9 +7,9 @@ from decimal import Decimal
 import pytest
 
 from ops_gateway.telemetry import alerts
-from tests.api.test_alert_rules import QUIET
-from tests.api.test_proxy import chat
 from tests.helpers import ADMIN, assert_error, bearer, create_key, create_user
+from tests.helpers.jobs import QUIET
+from tests.helpers.upstream import chat
 
 COST = Decimal(10) * Decimal("0.00000015") + Decimal(20) * Decimal("0.0000006")  # the faked usage: 0.0000135
 

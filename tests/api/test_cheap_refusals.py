@@ -13,14 +13,14 @@ import pytest
 from blueprints.body_screen import SCREENED_BODY_BYTES
 from blueprints.proxy_schemas import MAX_FALLBACK_MODELS
 from ops_gateway.observability.alert_rules import evaluate_alert_rules
-from tests.api.test_dashboard import sign_in
 from tests.helpers import ADMIN, assert_error, bearer, create_user
+from tests.helpers.dashboard import sign_in
+from tests.helpers.jobs import QUIET
 
 WRONG_KEY = "gw_live_" + "w" * 43
 MODEL = "openai/gpt-4o-mini"
 # 4 MB of messages without content: parsing and validating it cost seconds of CPU.
 BIG_CHAT = json.dumps({"model": MODEL, "messages": [{"role": "user"}] * 220_000}).encode()
-QUIET = {"ALERT_CPU_PERCENT": 1000.0, "ALERT_MEMORY_PERCENT": 1000.0, "ALERT_POOL_SATURATION_PERCENT": 1000.0}
 
 
 class CountingBody(io.BytesIO):

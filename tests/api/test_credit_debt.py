@@ -5,8 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from tests.api.test_proxy import UPSTREAM, chat, completion, mock_model_lists, mock_openrouter
 from tests.helpers import ADMIN, assert_error, create_user
+from tests.helpers.upstream import UPSTREAM, chat, completion, mock_model_lists, mock_openrouter
 
 # 100,000 prompt and 20,000 completion tokens on gpt-4o-mini: far more than "hello" with
 # max_tokens 50 can be held for, and more than the user has.

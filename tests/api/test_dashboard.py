@@ -2,30 +2,12 @@
 
 import csv
 import io
-import re
 
 import pytest
 
 from tests.conftest import ADMIN_API_KEY
 from tests.helpers import ADMIN, bearer, create_user
-
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def csrf_of(client, path="/dashboard/login"):
-    """The CSRF token of the form on ``path``."""
-    response = client.get(path)
-    match = CSRF.search(response.get_data(as_text=True))
-    assert match, response.get_data(as_text=True)[:500]
-    return match.group(1)
-
-
-def sign_in(client, key=ADMIN_API_KEY, **environ):
-    """POST the sign-in form with a fresh token; return the response."""
-    token = csrf_of(client)
-    return client.post(
-        "/dashboard/login", data={"api_key": key, "csrf_token": token, "next": ""}, environ_overrides=environ
-    )
+from tests.helpers.dashboard import csrf_of, sign_in
 
 
 def audit_rows(sql, action):

@@ -4,6 +4,7 @@ Every operation is exercised with a bounded number of generated requests, with a
 key on user routes and the admin key on admin routes; OpenRouter is faked with requests-mock.
 """
 
+import pytest
 import schemathesis
 from hypothesis import given
 from schemathesis.checks import not_a_server_error
@@ -30,6 +31,7 @@ def fuzz_operation(operation, headers):
     run()
 
 
+@pytest.mark.slow  # every documented operation, generated requests
 def test_generated_requests_get_documented_answers(app, upstream):
     _, key = create_user(app.test_client(), credits="1000.00", plan="enterprise")
     schema = schemathesis.openapi.from_wsgi("/openapi.json", app)

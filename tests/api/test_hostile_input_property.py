@@ -15,11 +15,12 @@ as a user; OpenRouter is faked with requests-mock.
 import json
 import re
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.api.test_dashboard import sign_in
 from tests.helpers import ADMIN, bearer, create_key, create_user, repeatable_examples
+from tests.helpers.dashboard import sign_in
 
 EXAMPLES_PER_OPERATION = 25
 NOT_THE_API = ("/dashboard", "/static", "/docs", "/redoc")
@@ -185,6 +186,7 @@ def fuzz_operation(client, method, requests, headers):
     run()
 
 
+@pytest.mark.slow  # hundreds of generated bodies
 def test_hostile_input_never_gets_a_server_error(make_app, upstream):
     # Thousands of refusals from one address: lift the brute-force block and the admin IP limit.
     app = make_app(AUTH_FAILURE_LIMIT="100000 per 5 minutes", ADMIN_RATE_LIMIT="100000 per minute")

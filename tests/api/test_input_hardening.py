@@ -3,8 +3,8 @@ unicode digits (issue 15 #8). JSON envelope on the API, an HTML page on the dash
 
 import pytest
 
-from tests.api.test_dashboard import sign_in
 from tests.helpers import ADMIN, assert_error, bearer, create_user
+from tests.helpers.dashboard import sign_in
 
 NUL = "a\u0000b"
 

@@ -3,13 +3,8 @@
 from datetime import UTC, date, datetime, timedelta
 
 from ops_gateway.maintenance import retention
-from tests.helpers import ADMIN, holding_lock
-
-
-def run_retention(client):
-    response = client.post("/admin/jobs/retention/run", headers=ADMIN)
-    assert response.status_code == 200 and response.get_json()["status"] == "success", response.get_json()
-    return response.get_json()["details"]
+from tests.helpers import holding_lock
+from tests.helpers.jobs import run_retention
 
 
 def count(sql, table, where="TRUE", params=None):

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from tests.api.test_dashboard import csrf_of, sign_in
 from tests.helpers import ADMIN, assert_error, bearer, create_key, create_user
+from tests.helpers.dashboard import csrf_of, sign_in
 
 CAP = {"budget": "5.00", "budget_period": "monthly", "budget_alert_thresholds": [0.5, 0.8, 1.0]}
 KEPT_ON_ROTATION = (

@@ -1,8 +1,8 @@
 """Key lifecycle limits a key holder cannot talk their way around: a key in its rotation grace
 period is only a credential, no key grants a scope it lacks, and expiry is final."""
 
-from tests.api.test_proxy import UPSTREAM, completion, mock_model_lists
 from tests.helpers import assert_error, bearer, create_key, create_user
+from tests.helpers.upstream import UPSTREAM, completion, mock_model_lists
 
 # What a key scoped to keys:manage and usage:read lacks of "every scope" ([]).
 LACKING_OF_ALL = [

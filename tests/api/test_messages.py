@@ -6,9 +6,10 @@ from decimal import Decimal
 
 import pytest
 
-from tests.api.test_proxy import UPSTREAM
-from tests.api.test_upstream_bill import SSE, books, cut_after, run_reconciliation
 from tests.helpers import ADMIN, bearer, create_key, create_user
+from tests.helpers.billing import books, cut_after
+from tests.helpers.jobs import run_reconciliation
+from tests.helpers.upstream import SSE, UPSTREAM
 
 MODEL = "openai/gpt-4o-mini"
 BODY = {"model": MODEL, "max_tokens": 64, "messages": [{"role": "user", "content": "hello"}]}

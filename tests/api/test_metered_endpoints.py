@@ -5,23 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from tests.api.test_proxy import MODELS, UPSTREAM, chat, completion, mock_model_lists
 from tests.helpers import assert_error, bearer, create_key, create_user
-
-EMBEDDER = {
-    "id": "openai/text-embedding-3-small",
-    "name": "Embedding small",
-    "context_length": 8192,
-    "pricing": {"prompt": "0.00000002", "completion": "0"},
-    "architecture": {"output_modalities": ["embeddings"]},
-}
-DEAR = {
-    "id": "anthropic/claude-3.5-sonnet",
-    "name": "Sonnet",
-    "context_length": 200000,
-    "pricing": {"prompt": "0.000003", "completion": "0.000015"},
-}
-CATALOGUE = {"data": [*MODELS["data"], DEAR]}  # GET /models; the embedder is listed apart, as OpenRouter does
+from tests.helpers.upstream import CATALOGUE, DEAR, EMBEDDER, UPSTREAM, chat, completion, mock_model_lists
 
 
 @pytest.fixture

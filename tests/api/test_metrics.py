@@ -1,31 +1,15 @@
 """/metrics: Prometheus text with the gateway's counters moving as requests happen."""
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.api.test_proxy import UPSTREAM, chat
 from tests.helpers import ADMIN, assert_error, bearer, create_user
+from tests.helpers.metrics import scrape, value
+from tests.helpers.upstream import UPSTREAM, chat
 
 MODEL = "openai/gpt-4o-mini"
 
 
 pytestmark = pytest.mark.usefixtures("upstream")  # OpenRouter faked for every test
-
-
-def scrape(client, headers=None):
-    """{(sample name, frozenset of labels): value} from GET /metrics."""
-    response = client.get("/metrics", headers=headers or {})
-    assert response.status_code == 200
-    assert response.mimetype == "text/plain"
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(response.get_data(as_text=True))
-        for sample in family.samples
-    }
-
-
-def value(samples, name, **labels):
-    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 def test_completion_moves_http_upstream_token_cost_and_cache_metrics(client):

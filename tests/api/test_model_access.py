@@ -2,8 +2,8 @@
 
 import pytest
 
-from tests.api.test_proxy import chat
 from tests.helpers import ADMIN, assert_error, bearer, create_key, create_user
+from tests.helpers.upstream import chat
 
 
 def listed(client, key):

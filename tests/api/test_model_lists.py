@@ -4,9 +4,8 @@ merges them with each model's endpoints from its list, and keeps a failed list's
 import pytest
 from psycopg2.extras import Json
 
-from tests.api.test_metered_endpoints import DEAR, EMBEDDER
-from tests.api.test_proxy import MODELS, UPSTREAM, chat, completion, mock_model_lists
 from tests.helpers import ADMIN, assert_error, bearer, create_user
+from tests.helpers.upstream import DEAR, EMBEDDER, MODELS, UPSTREAM, chat, completion, mock_model_lists
 
 CHAT_ENDPOINTS = ["chat", "responses", "messages"]
 LARGE = {**EMBEDDER, "id": "openai/text-embedding-3-large", "pricing": {"prompt": "0.00000013", "completion": "0"}}

@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 
 from ops_gateway.observability import usage_metrics
-from tests.api.test_proxy import UPSTREAM, chat, completion
 from tests.helpers import ADMIN, assert_error, bearer, create_key, create_user
+from tests.helpers.upstream import UPSTREAM, chat, completion
 
 PRICE = {"prompt": Decimal("0.00000015"), "completion": Decimal("0.0000006")}
 

@@ -4,10 +4,10 @@ the error-rate alert."""
 import pytest
 
 from ops_gateway.observability.alert_rules import evaluate_alert_rules
-from tests.api.test_proxy import UPSTREAM, completion
 from tests.helpers import ADMIN, assert_error, bearer, create_user
+from tests.helpers.jobs import QUIET
+from tests.helpers.upstream import UPSTREAM, completion
 
-QUIET = {"ALERT_CPU_PERCENT": 1000.0, "ALERT_MEMORY_PERCENT": 1000.0, "ALERT_POOL_SATURATION_PERCENT": 1000.0}
 CHAT = '{"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5, %s}'
 
 

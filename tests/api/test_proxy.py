@@ -8,64 +8,7 @@ import requests
 
 from blueprints.fields import format_money
 from tests.helpers import ADMIN, assert_error, bearer, create_key, create_user
-
-UPSTREAM = "http://openrouter.test/api/v1"
-MODELS = {
-    "data": [
-        {
-            "id": "openai/gpt-4o-mini",
-            "name": "GPT-4o mini",
-            "context_length": 128000,
-            "pricing": {"prompt": "0.00000015", "completion": "0.0000006"},
-        },
-        {
-            "id": "test/free-model",
-            "name": "Free",
-            "context_length": 4096,
-            "pricing": {"prompt": "0", "completion": "0"},
-        },
-    ]
-}
-
-
-def completion(prompt_tokens=10, completion_tokens=20):
-    return {
-        "id": "gen-1",
-        "object": "chat.completion",
-        "created": 1,
-        "model": "openai/gpt-4o-mini",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
-    }
-
-
-def mock_model_lists(requests_mock, models=MODELS, embedding_models=()):
-    """Answer OpenRouter's two model lists through requests-mock: ``GET /models`` with models (a
-    ``{"data": [...]}`` body) and ``GET /embeddings/models`` with the embedding_models entries."""
-    requests_mock.get(f"{UPSTREAM}/models", json=models)
-    requests_mock.get(f"{UPSTREAM}/embeddings/models", json={"data": list(embedding_models)})
-    return requests_mock
-
-
-def mock_openrouter(requests_mock, prompt_tokens=10, completion_tokens=20):
-    """Answer the model lists and every completion (with this usage) through requests-mock."""
-    mock_model_lists(requests_mock)
-    requests_mock.post(f"{UPSTREAM}/chat/completions", json=completion(prompt_tokens, completion_tokens))
-    return requests_mock
-
-
-def chat(client, key, **body):
-    payload = {
-        "model": "openai/gpt-4o-mini",
-        "messages": [{"role": "user", "content": "hello"}],
-        "max_tokens": 50,
-        **body,
-    }
-    return client.post("/v1/chat/completions", json=payload, headers=bearer(key))
+from tests.helpers.upstream import UPSTREAM, chat, chunk, sse
 
 
 @pytest.fixture
@@ -178,22 +121,6 @@ def test_upstream_timeout_is_504(client, user, upstream, sql):
     upstream.post(f"{UPSTREAM}/chat/completions", exc=requests.exceptions.ReadTimeout)
     assert_error(chat(client, user[1]), 504, "upstream_timeout")
     assert sql("SELECT credits FROM users WHERE id = %s", (user[0]["id"],))[0]["credits"] == Decimal("1.00")
-
-
-def sse(*events):
-    return "".join(f"data: {e if isinstance(e, str) else json.dumps(e)}\n\n" for e in events)
-
-
-def chunk(content=None, usage=None):
-    event = {
-        "id": "gen-1",
-        "object": "chat.completion.chunk",
-        "model": "openai/gpt-4o-mini",
-        "choices": [] if usage else [{"index": 0, "delta": {"content": content}}],
-    }
-    if usage:
-        event["usage"] = usage
-    return event
 
 
 def test_stream_relays_chunks_and_charges_reported_usage(client, user, upstream, sql):

@@ -6,28 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 
-from tests.api.test_proxy import chat
 from tests.helpers import ADMIN, assert_error, create_user
-
-WINDOW_HEADERS = (
-    "X-RateLimit-Limit-Requests",
-    "X-RateLimit-Remaining-Requests",
-    "X-RateLimit-Reset-Requests",
-    "X-RateLimit-Limit-Tokens",
-    "X-RateLimit-Remaining-Tokens",
-    "X-RateLimit-Reset-Tokens",
-    "RateLimit-Limit",
-    "RateLimit-Remaining",
-    "RateLimit-Reset",
-)
-
+from tests.helpers.limits import WINDOW_HEADERS, set_limits
+from tests.helpers.upstream import chat
 
 pytestmark = pytest.mark.usefixtures("upstream")  # OpenRouter faked for every test
-
-
-def set_limits(client, **target_and_limits):
-    rate_limits = target_and_limits.pop("rate_limits")
-    return client.post("/admin/limit", json={**target_and_limits, "rate_limits": rate_limits}, headers=ADMIN)
 
 
 def test_plans_are_listed_with_documented_values(client):

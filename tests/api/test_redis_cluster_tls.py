@@ -14,13 +14,17 @@ import redis
 from redis.exceptions import RedisClusterException
 
 from ops_gateway.limits import security
-from tests.api.test_proxy import chat
 from tests.e2e.redis_servers import RedisCluster
 from tests.helpers import ADMIN, assert_error, bearer, create_user
+from tests.helpers.upstream import chat
 
-pytestmark = pytest.mark.skipif(
-    not shutil.which("redis-server") or not shutil.which("openssl"), reason="needs Debian's redis-server and openssl"
-)
+pytestmark = [
+    pytest.mark.needs_servers,
+    pytest.mark.skipif(
+        not shutil.which("redis-server") or not shutil.which("openssl"),
+        reason="needs Debian's redis-server and openssl",
+    ),
+]
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ admission script cannot run."""
 
 import pytest
 
-from tests.api.test_proxy import chat
 from tests.helpers import assert_error, create_user
+from tests.helpers.upstream import chat
 
 pytestmark = pytest.mark.usefixtures("upstream")  # OpenRouter faked for every test
 

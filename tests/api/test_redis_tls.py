@@ -21,9 +21,12 @@ from tests.helpers import assert_error
 
 REDIS_SERVER = Path("/usr/bin/redis-server")  # Debian's package; the embedded one has no TLS
 
-pytestmark = pytest.mark.skipif(
-    not REDIS_SERVER.exists() or not shutil.which("openssl"), reason="needs Debian's redis-server and openssl"
-)
+pytestmark = [
+    pytest.mark.needs_servers,
+    pytest.mark.skipif(
+        not REDIS_SERVER.exists() or not shutil.which("openssl"), reason="needs Debian's redis-server and openssl"
+    ),
+]
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from decimal import Decimal
 import pytest
 
 from ops_gateway.accounts.key_watch import OPEN_STREAMS
-from tests.api.test_proxy import UPSTREAM, chat, chunk, completion, sse
 from tests.helpers import ADMIN, bearer, create_key, create_user
+from tests.helpers.upstream import UPSTREAM, chat, chunk, completion, sse
 
 PRICES = (Decimal("0.00000015"), Decimal("0.0000006"))  # gpt-4o-mini in the faked catalogue
 STREAM_BODY = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "x"}], "stream": True}

@@ -3,9 +3,9 @@
 import threading
 from decimal import Decimal
 
-from tests.api.test_metrics import scrape, value
-from tests.api.test_proxy import chat
 from tests.helpers import ADMIN, assert_error, create_user
+from tests.helpers.metrics import scrape, value
+from tests.helpers.upstream import chat
 
 
 def release_later(seconds, release):

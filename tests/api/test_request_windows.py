@@ -2,9 +2,9 @@
 
 import pytest
 
-from tests.api.test_proxy import chat
-from tests.api.test_rate_limits import set_limits
 from tests.helpers import assert_error, bearer, create_user
+from tests.helpers.limits import set_limits
+from tests.helpers.upstream import chat
 
 pytestmark = pytest.mark.usefixtures("upstream")  # OpenRouter faked for every test
 

@@ -37,7 +37,7 @@ def test_brute_force_blocks_the_ip_with_one_event_while_others_still_work(make_a
 
 
 def test_a_blocked_ip_gets_429_on_v1_even_with_a_valid_key(make_app, requests_mock):
-    from tests.api.test_proxy import mock_model_lists
+    from tests.helpers.upstream import mock_model_lists
 
     mock_model_lists(requests_mock)
     app = make_app(AUTH_FAILURE_LIMIT="2 per 5 minutes")

@@ -9,14 +9,14 @@ import pytest
 
 from ops_gateway.billing import pricing, settlement
 from ops_gateway.core import db
-from tests.api.test_metered_endpoints import CATALOGUE, DEAR, EMBEDDER
-from tests.api.test_proxy import UPSTREAM, chunk, completion, mock_model_lists, sse
 from tests.helpers import ADMIN, assert_error, bearer, create_user
+from tests.helpers.billing import books, cut_after
+from tests.helpers.jobs import run_reconciliation
+from tests.helpers.upstream import CATALOGUE, DEAR, EMBEDDER, SSE, UPSTREAM, chunk, completion, mock_model_lists, sse
 
 MINI_PROMPT = Decimal("0.00000015")
 AUTO = {"id": "openrouter/auto", "name": "Auto Router", "context_length": 2000000,
         "pricing": {"prompt": "-1", "completion": "-1"}}  # fmt: skip
-SSE = {"Content-Type": "text/event-stream"}
 MESSAGES = [{"role": "user", "content": "x"}]
 TOOLS = [  # about 300 KB that upstream bills as prompt, none of it message text
     {"type": "function", "function": {"name": f"f{i}", "description": "d" * 3000, "parameters": {"type": "object"}}}
@@ -30,37 +30,6 @@ def upstream(requests_mock):
     mock_model_lists(requests_mock, {"data": [*CATALOGUE["data"], AUTO]}, [EMBEDDER])
     requests_mock.post(f"{UPSTREAM}/chat/completions", json=completion(10, 20))
     return requests_mock
-
-
-def run_reconciliation(client):
-    run = client.post("/admin/jobs/reconcile_generations/run", headers=ADMIN)
-    assert run.status_code == 200, run.get_json()
-    return run.get_json()["details"]
-
-
-def books(sql, user_id):
-    """The user's balance and holds, the ledger's sum and every usage row, with the open holds."""
-    [user] = sql("SELECT credits, reserved_credits FROM users WHERE id = %s", (user_id,))
-    [ledger] = sql(
-        "SELECT coalesce(sum(amount), 0) AS spent, count(*) AS rows FROM credit_transactions"
-        " WHERE user_id = %s AND kind IN ('usage', 'usage_reconciled')",
-        (user_id,),
-    )
-    usage = sql(
-        "SELECT status, cost, upstream_cost, prompt_tokens, completion_tokens FROM usage_records"
-        " WHERE user_id = %s ORDER BY id",
-        (user_id,),
-    )
-    [holds] = sql("SELECT coalesce(sum(amount), 0) AS held FROM credit_holds WHERE user_id = %s", (user_id,))
-    return {**user, **ledger, "usage": usage, "held": holds["held"]}
-
-
-def cut_after(response, events):
-    """Read ``events`` server-sent events of a streamed response, then hang up."""
-    chunks = iter(response.response)
-    received = "".join(next(chunks).decode() for _ in range(events))
-    response.close()
-    return received
 
 
 def test_a_cut_stream_pays_its_whole_prompt_bound_then_exactly_what_upstream_billed(client, upstream, sql):

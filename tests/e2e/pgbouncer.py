@@ -15,10 +15,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import psycopg2
 
+from scheduler.jobs import JOBS
 from tests.e2e.servers import free_port, stop_processes
 
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 POSTGRES_USER = "pgserver"  # under root, the embedded Postgres (and PgBouncer, which refuses root) runs as this
+TICK_SECONDS = 4  # every job's interval for the clocks that tests run behind PgBouncer
+# backup_verification runs pg_dump/pg_restore, whose session-level SETs (search_path) would leak
+# into the pooler's server connections: it needs a direct connection, not a transaction pooler.
+POOLED_JOBS = [job for job in JOBS.values() if job.name != "backup_verification"]
 
 
 class PgBouncer:

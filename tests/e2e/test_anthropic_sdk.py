@@ -7,8 +7,7 @@ import anthropic
 import pytest
 import requests
 
-from tests.e2e.test_proxy_e2e import ADMIN, MODEL, create_user
-from tests.e2e.test_sdk_endpoints import books
+from tests.e2e.gateway_calls import ADMIN, MODEL, books, create_user
 
 QUESTION = {"role": "user", "content": "How far is the moon?"}
 TOOLS = [{"name": "distance", "description": "distance to a body", "input_schema": {"type": "object"}}]

@@ -9,9 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import psutil
+import pytest
 import requests
 
-from tests.e2e.test_proxy_e2e import ADMIN, MODEL, complete, create_user
+from tests.e2e.gateway_calls import ADMIN, MODEL, complete, create_user
+
+pytestmark = pytest.mark.slow  # load, slow clients and stream limits against real servers
 
 SLOW_CLIENT_TIMEOUTS = {"CLIENT_HEADER_TIMEOUT_SECONDS": "2", "CLIENT_BODY_TIMEOUT_SECONDS": "2"}
 

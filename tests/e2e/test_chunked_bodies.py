@@ -7,8 +7,8 @@ import json
 import pytest
 
 from tests.conftest import ADMIN_API_KEY
+from tests.e2e.gateway_calls import MODEL, create_user
 from tests.e2e.servers import exchange
-from tests.e2e.test_proxy_e2e import MODEL, create_user
 
 CHAT = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}).encode()
 

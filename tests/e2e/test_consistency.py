@@ -8,10 +8,13 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
+import pytest
 import requests
 
 from devtools.fake_openrouter import MODELS
-from tests.e2e.test_proxy_e2e import ADMIN
+from tests.e2e.gateway_calls import ADMIN
+
+pytestmark = pytest.mark.slow  # 10,000 requests
 
 EMBEDDERS = [m["id"] for m in MODELS if "embeddings" in m["architecture"]["output_modalities"]]
 CHATTERS = [m["id"] for m in MODELS if m["id"] not in EMBEDDERS]

@@ -62,6 +62,7 @@ def test_without_upstream_key_one_warning_and_health_says_unconfigured(instance)
         assert server.interrupt() == 0
 
 
+@pytest.mark.slow  # two dev servers started and stopped in turn
 def test_a_second_run_leaves_the_first_ones_servers_and_metrics_alone(instance):
     first = DevServer(instance, "--demo")
     try:

@@ -20,7 +20,7 @@ import requests
 
 from ops_gateway.core import embedded, migrations
 from ops_gateway.core.db import Database
-from tests.e2e.test_proxy_e2e import ADMIN, complete, create_user
+from tests.e2e.gateway_calls import ADMIN, complete, create_user
 
 BODY = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 8}
 
@@ -78,6 +78,7 @@ def load(url, headers, stop, results):
             results.append((None, time.monotonic() - started, None))
 
 
+@pytest.mark.slow  # a private Postgres stopped and restarted under load
 def test_postgres_outage_under_load_is_503_then_recovers(tmp_path, test_settings, upstream, private_postgres):
     from tests.e2e.servers import start_gateway
 

@@ -13,18 +13,14 @@ from ops_gateway.core import migrations
 from ops_gateway.core.connection_pool import Database
 from ops_gateway.core.prepared import Prepared
 from ops_gateway.core.session_settings import PoolerError
-from scheduler.jobs import JOBS
 from tests.conftest import admin_execute
 from tests.e2e.clocks import clock_env, running_clocks, scheduled_runs_by_tick
+from tests.e2e.gateway_calls import complete
+from tests.e2e.pgbouncer import POOLED_JOBS, TICK_SECONDS
 from tests.e2e.servers import ROOT
-from tests.e2e.test_proxy_e2e import complete
 from tests.helpers import ADMIN, bearer
 from tests.helpers import create_user as create_user_in_app
 
-TICK_SECONDS = 4
-# backup_verification runs pg_dump/pg_restore, whose session-level SETs (search_path) would leak
-# into the pooler's server connections: it needs a direct connection, not a transaction pooler.
-POOLED_JOBS = [job for job in JOBS.values() if job.name != "backup_verification"]
 _MIGRATE = (
     "import sys; from ops_gateway.core import migrations; from ops_gateway.core.connection_pool import Database;"
     " print(','.join(migrations.migrate(Database(sys.argv[1]))))"
@@ -106,6 +102,7 @@ def test_migrations_from_two_processes_through_pgbouncer_apply_each_file_once(se
         admin_execute(services["pg_url"], f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+@pytest.mark.slow  # three whole clock ticks
 def test_two_clocks_through_pgbouncer_run_each_job_once_per_tick_and_leave_no_lock(
     tmp_path, test_settings, upstream, bounced_url, sql, make_app
 ):

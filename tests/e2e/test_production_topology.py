@@ -8,17 +8,18 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
+import pytest
 import redis
 import requests
 
 from tests.e2e.clocks import clock_env, running_clocks, scheduled_runs_by_tick
-from tests.e2e.test_pgbouncer import POOLED_JOBS, TICK_SECONDS
-from tests.e2e.test_proxy_e2e import MODEL, create_user
-from tests.e2e.test_rate_limits_e2e import limit_per_minute_in_a_fresh_window
+from tests.e2e.gateway_calls import MODEL, create_user, limit_per_minute_in_a_fresh_window
+from tests.e2e.pgbouncer import POOLED_JOBS, TICK_SECONDS
 
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
 
 
+@pytest.mark.slow  # clock ticks on a whole topology
 def test_two_instances_and_two_clocks_on_pgbouncer_and_a_redis_cluster(
     gateway, redis_cluster, bounced_url, tmp_path, test_settings, upstream, sql
 ):

@@ -7,36 +7,7 @@ from decimal import Decimal
 import openai
 import requests
 
-from tests.conftest import ADMIN_API_KEY
-
-ADMIN = {"Authorization": f"Bearer {ADMIN_API_KEY}"}
-MODEL = "openai/gpt-4o-mini"
-
-
-def create_user(base, credits, plan="team"):
-    response = requests.post(
-        f"{base}/admin/users",
-        json={"email": f"{credits}-{plan}@example.com", "credits": credits, "plan": plan},
-        headers=ADMIN,
-        timeout=10,
-    )
-    assert response.status_code == 201, response.text
-    body = response.json()
-    return body["user"]["id"], {"Authorization": f"Bearer {body['api_key']}"}, body["api_key"]
-
-
-def complete(base, headers, stream=False, content="hello there", max_tokens=16):
-    body = {
-        "model": MODEL,
-        "messages": [{"role": "user", "content": content}],
-        "max_tokens": max_tokens,
-        "stream": stream,
-    }
-    response = requests.post(f"{base}/v1/chat/completions", json=body, headers=headers, timeout=30, stream=stream)
-    if stream and response.status_code == 200:
-        events = [line for line in response.iter_lines(decode_unicode=True) if line.startswith("data: ")]
-        return response.status_code, events
-    return response.status_code, response.json()
+from tests.e2e.gateway_calls import ADMIN, MODEL, complete, create_user
 
 
 def test_completions_across_workers_charge_exactly_what_usage_records(gateway, sql):

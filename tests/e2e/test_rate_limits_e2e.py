@@ -1,34 +1,15 @@
 """Exact rate limiting across gunicorn workers sharing one Redis."""
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 
-from tests.api.test_rate_limits import WINDOW_HEADERS
-from tests.e2e.test_proxy_e2e import ADMIN, complete, create_user
+from tests.e2e.gateway_calls import ADMIN, complete, create_user, limit_per_minute_in_a_fresh_window
+from tests.helpers.limits import WINDOW_HEADERS
 
 
-def wait_for_fresh_minute_window():
-    """Fixed windows reset on the minute: keep a burst from straddling two windows."""
-    second = time.time() % 60
-    if second > 45:
-        time.sleep(60 - second + 0.5)
-
-
-def limit_per_minute_in_a_fresh_window(base_url, user_id, limit):
-    """Set the user's requests_per_minute through /admin/limit, then wait for a window to start
-    far enough from its end for a burst to fit in it."""
-    limited = requests.post(
-        f"{base_url}/admin/limit",
-        json={"user_id": user_id, "rate_limits": {"requests_per_minute": limit}},
-        headers=ADMIN,
-        timeout=10,
-    )
-    assert limited.status_code == 200, limited.text
-    wait_for_fresh_minute_window()
-
-
+@pytest.mark.slow  # may wait up to 15 s for a fresh minute window
 def test_limit_of_20_per_minute_admits_exactly_20_of_100_concurrent(gateway, sql):
     server = gateway(workers=4)
     user_id, headers, _ = create_user(server.url, "10.00", plan="enterprise")

@@ -5,8 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from tests.e2e.test_proxy_e2e import MODEL, create_user
-from tests.e2e.test_rate_limits_e2e import limit_per_minute_in_a_fresh_window
+from tests.e2e.gateway_calls import MODEL, create_user, limit_per_minute_in_a_fresh_window
 
 
 def test_two_instances_on_a_redis_cluster_enforce_limits_exactly_and_block_bad_keys(gateway, redis_cluster):

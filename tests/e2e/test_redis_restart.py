@@ -8,8 +8,8 @@ import pytest
 import redis
 import requests
 
+from tests.e2e.gateway_calls import complete, create_user
 from tests.e2e.redis_servers import RestartableRedis
-from tests.e2e.test_proxy_e2e import complete, create_user
 
 
 @pytest.fixture

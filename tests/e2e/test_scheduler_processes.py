@@ -2,6 +2,8 @@
 
 import time
 
+import pytest
+
 from scheduler.jobs import JOBS
 from tests.e2e.clocks import clock_env, running_clocks, scheduled_runs_by_tick
 
@@ -9,6 +11,7 @@ TICK_SECONDS = 5
 OBSERVE_SECONDS = 3 * TICK_SECONDS + 2  # at least three whole ticks once both clocks are up
 
 
+@pytest.mark.slow  # three whole clock ticks
 def test_two_clocks_run_every_job_exactly_once_per_tick(tmp_path, test_settings, upstream, sql):
     env = clock_env(test_settings, upstream, tmp_path / "backups", TICK_SECONDS)
     with running_clocks(env, tmp_path) as (clocks, logs):

@@ -8,21 +8,9 @@ import openai
 import requests
 
 from devtools.fake_openrouter.faults import RECHECK_SECONDS
-from tests.e2e.test_proxy_e2e import MODEL, create_user
+from tests.e2e.gateway_calls import MODEL, books, create_user
 
 FALLBACK = "meta-llama/llama-3.1-8b-instruct"
-
-
-def books(sql, user_id):
-    [row] = sql(
-        "SELECT u.credits, u.reserved_credits,"
-        " (SELECT coalesce(sum(cost), 0) FROM usage_records WHERE user_id = u.id) AS usage,"
-        " (SELECT coalesce(sum(upstream_cost), 0) FROM usage_records WHERE user_id = u.id) AS upstream,"
-        " (SELECT coalesce(-sum(amount), 0) FROM credit_transactions WHERE user_id = u.id AND kind = 'usage') AS debits"
-        " FROM users u WHERE u.id = %s",
-        (user_id,),
-    )
-    return row
 
 
 def test_the_openai_sdk_embeds_responds_and_falls_back_through_the_gateway(gateway, upstream, sql):

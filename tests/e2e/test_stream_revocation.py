@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 import requests
 
-from tests.e2e.test_proxy_e2e import ADMIN, MODEL, create_user
+from tests.e2e.gateway_calls import ADMIN, MODEL, create_user
 
 CUT_WITHIN_SECONDS = 10
 

@@ -3,7 +3,6 @@
 import http.client
 import json
 import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -11,72 +10,17 @@ import pytest
 import requests
 
 from devtools import fake_openrouter
-from devtools.fake_openrouter import FakeOpenRouter, FakeOpenRouterServer
-
-COMPLETIONS = "/api/v1/chat/completions"
-EMBEDDINGS = "/api/v1/embeddings"
-RESPONSES = "/api/v1/responses"
-EMBED = {"model": "openai/text-embedding-3-small", "input": "hello"}
-RESPOND = {"model": "openai/gpt-4o-mini", "input": "hello"}
-WORDS_16 = " ".join(f"word{i}" for i in range(16))
-
-
-class Client:
-    """A keep-alive HTTP session against one fake, taking paths instead of URLs."""
-
-    def __init__(self, port):
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.session = requests.Session()
-
-    def get(self, path, **options):
-        return self.session.get(self.url + path, timeout=10, **options)
-
-    def post(self, path, **options):
-        return self.session.post(self.url + path, timeout=10, **options)
-
-
-@pytest.fixture
-def state_file(tmp_path):
-    """A fault-switch file private to the test."""
-    return tmp_path / "faults.json"
-
-
-@pytest.fixture
-def serve_fake():
-    """Start fakes on free ports, each serving from a thread; all are stopped after the test."""
-    servers = []
-
-    def start(state_file):
-        server = FakeOpenRouterServer(("127.0.0.1", 0), FakeOpenRouter(state_file))
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return Client(server.server_address[1])
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
-
-
-@pytest.fixture
-def client(serve_fake, state_file):
-    """A client of a fake whose faults live in the test's own file."""
-    return serve_fake(state_file)
-
-
-def ask(client, content="x" * 40, **fields):
-    """POST one user message to the completions route."""
-    body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": content}], **fields}
-    return client.post(COMPLETIONS, json=body)
-
-
-def sse_payloads(response):
-    """Split an SSE body into its data payloads."""
-    events = response.text.split("\n\n")
-    assert events.pop() == ""  # every event, [DONE] included, ends with a blank line
-    assert all(event.startswith("data: ") for event in events)
-    return [event.removeprefix("data: ") for event in events]
+from tests.helpers.fake_openrouter import (
+    COMPLETIONS,
+    EMBED,
+    EMBEDDINGS,
+    RESPOND,
+    RESPONSES,
+    WORDS_16,
+    Client,
+    ask,
+    sse_payloads,
+)
 
 
 def test_catalogue_lists_models_with_per_token_pricing(client):

@@ -1,10 +1,6 @@
 """Fake OpenRouter: what it bills and how a client finds out (the cost multiplier, generation
 records, long answers, streams cut mid-way, openrouter/auto), as OpenRouter does."""
 
-# The fixtures come from test_fake_openrouter (imported, so pytest finds them); parameters named
-# after them are not redefinitions.
-# ruff: noqa: F811
-
 import json
 import socket
 import time
@@ -17,41 +13,23 @@ import requests
 from devtools import fake_openrouter
 from devtools.fake_openrouter import FakeOpenRouter, StreamCut
 from devtools.fake_openrouter.catalogue import PRICES, ROUTERS, cost
-from tests.unit.test_fake_openrouter import (  # noqa: F401 - fixtures, used by name
+from tests.helpers.fake_openrouter import (
     COMPLETIONS,
     EMBED,
     EMBEDDINGS,
+    GENERATION,
+    MINI,
     RESPOND,
     RESPONSES,
+    SONNET,
     ask,
-    client,
-    serve_fake,
+    exact,
+    generation,
+    named_events,
+    priced,
+    record_of,
     sse_payloads,
-    state_file,
 )
-from tests.unit.test_fake_openrouter_endpoints import exact, named_events
-
-GENERATION = "/api/v1/generation"
-MINI = ("openai/gpt-4o-mini", Decimal("0.00000015"), Decimal("0.0000006"))
-SONNET = ("anthropic/claude-3.5-sonnet", Decimal("0.000003"), Decimal("0.000015"))
-
-
-def priced(model, prompt_tokens, completion_tokens, factor=Decimal(1)):
-    """What the tokens cost at model's (id, prompt price, completion price), times factor."""
-    _, prompt_price, completion_price = model
-    return (prompt_tokens * prompt_price + completion_tokens * completion_price) * factor
-
-
-def generation(client, generation_id):
-    """GET the generation record of generation_id; the response."""
-    return client.get(GENERATION, params={"id": generation_id})
-
-
-def record_of(client, generation_id):
-    """The generation record's data, numbers as Decimal; fails unless it is there."""
-    response = generation(client, generation_id)
-    assert response.status_code == 200, response.text
-    return exact(response)["data"]
 
 
 def chat(**fields):
@@ -63,12 +41,6 @@ def answered(fake, path, body):
     """fake.answer to a POST of body: (status, headers as a dict, body: bytes or the events' iterator)."""
     status, headers, reply = fake.answer("POST", path, json.dumps(body).encode())
     return status, dict(headers), reply
-
-
-@pytest.fixture
-def fake(state_file):
-    """A fake answering in-process, without a server."""
-    return FakeOpenRouter(state_file)
 
 
 # cost_multiplier

@@ -1,9 +1,5 @@
 """Fake OpenRouter: embeddings, the Responses API, model fallbacks and one-shot failures."""
 
-# The fixtures come from test_fake_openrouter (imported, so pytest finds them); parameters named
-# after them are not redefinitions.
-# ruff: noqa: F811
-
 import base64
 import json
 import struct
@@ -12,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from devtools import fake_openrouter
-from tests.unit.test_fake_openrouter import (  # noqa: F401 - fixtures, used by name
+from tests.helpers.fake_openrouter import (
     COMPLETIONS,
     EMBED,
     EMBEDDINGS,
@@ -20,24 +16,9 @@ from tests.unit.test_fake_openrouter import (  # noqa: F401 - fixtures, used by 
     RESPONSES,
     WORDS_16,
     ask,
-    client,
-    serve_fake,
-    state_file,
+    exact,
+    named_events,
 )
-
-
-def exact(response):
-    """The response's JSON with numbers as Decimal, so costs compare exactly."""
-    return json.loads(response.text, parse_float=Decimal)
-
-
-def named_events(response):
-    """Split a Responses API SSE body into (event name, parsed data) pairs."""
-    events = []
-    for block in response.text.split("\n\n")[:-1]:
-        name_line, data_line = block.split("\n")
-        events.append((name_line.removeprefix("event: "), json.loads(data_line.removeprefix("data: "))))
-    return events
 
 
 def test_embeddings_answer_one_vector_per_input_in_openai_shape(client):

@@ -2,21 +2,15 @@
 one message or named SSE events, tool use, Anthropic's error shape, usage with cost, generation
 records and the switches that chat and responses honour."""
 
-# The fixtures come from test_fake_openrouter (imported, so pytest finds them); parameters named
-# after them are not redefinitions.
-# ruff: noqa: F811
-
 import json
 from decimal import Decimal
 
 import pytest
 import requests
 
-from devtools.fake_openrouter import FakeOpenRouter, StreamCut
+from devtools.fake_openrouter import StreamCut
 from devtools.fake_openrouter.replies import prompt_tokens
-from tests.unit.test_fake_openrouter import client, serve_fake, state_file  # noqa: F401 - fixtures, used by name
-from tests.unit.test_fake_openrouter_billing import GENERATION, MINI, SONNET, priced, record_of
-from tests.unit.test_fake_openrouter_endpoints import exact, named_events
+from tests.helpers.fake_openrouter import GENERATION, MINI, SONNET, exact, named_events, priced, record_of
 
 MESSAGES = "/api/v1/messages"
 HELLO = [{"role": "user", "content": "hello there"}]
@@ -38,12 +32,6 @@ def send(client, **fields):
 def text_of(events):
     """The text a stream's text_delta events spell."""
     return "".join(data["delta"]["text"] for name, data in events if name == "content_block_delta")
-
-
-@pytest.fixture
-def fake(state_file):
-    """A fake answering in-process, without a server."""
-    return FakeOpenRouter(state_file)
 
 
 def test_a_message_is_answered_in_anthropics_shape_with_usage_and_its_exact_cost(client):

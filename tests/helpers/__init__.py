@@ -2,6 +2,11 @@
 
 Users and keys are made through the admin and user endpoints (never straight into the
 database), so a test that uses these helpers also exercises the real account code paths.
+
+The modules beside this one hold one subject's helpers each: ``upstream`` (OpenRouter faked
+with requests-mock), ``dashboard``, ``metrics``, ``billing``, ``limits``, ``jobs`` and
+``fake_openrouter`` (the fake's own tests). A helper two test modules need lives here or in a
+``conftest.py``, never in a ``test_*.py`` module.
 """
 
 import itertools
