@@ -5,11 +5,11 @@ import sys
 
 import psutil
 
-from bench import baseline, capacity, endpoints, hostile, overhead, refusals, report, scale
+from bench import baseline, capacity, comparison, endpoints, hostile, overhead, refusals, report, scale
 from bench.environment import BenchEnvironment
 from bench.load import LoadToolMissing, require_wrk
 
-SUITES = ("overhead", "baseline", "endpoints", "capacity", "hostile", "refusals", "scale")
+SUITES = ("compare", "overhead", "baseline", "endpoints", "capacity", "hostile", "refusals", "scale")
 WITHOUT_WRK = {"refusals", "scale"}  # the suites that drive their own requests
 
 
@@ -76,6 +76,10 @@ def main(argv=None):
             print(f"bench: WARNING the machine was {background:.0f}% busy before the run; figures will be noisy")
         for name, value in facts.items():
             print(f"  {name}: {value}")
+        if "compare" in args.only:
+            print("side by side (bare proxy gthread/gevent, ops-gateway, LiteLLM; stages):", flush=True)
+            section = comparison.run(env, args.duration, comparison.CONCURRENCY)[1]
+            sections.append(("Side by side: bare proxy, ops-gateway, LiteLLM", section))
         if "overhead" in args.only:
             print("gateway overhead (POST /v1/chat/completions vs the fake OpenRouter directly):", flush=True)
             sections.append(("Gateway overhead", overhead.run(env, args.duration, args.concurrency)[1]))

@@ -18,8 +18,10 @@ from tests.e2e.servers import Server, free_port, wait_for
 
 
 @contextmanager
-def bare_proxy(env):
-    """The bare proxy running beside the gateway, on the same stores and upstream: yields (server, key)."""
+def bare_proxy(env, worker_class=None):
+    """The bare proxy running beside the gateway, on the same stores and upstream (with the gateway's
+    worker class unless ``worker_class`` says otherwise): yields (server, key)."""
+    worker_class = worker_class or env.worker_class
     _, key = env.create_user(f"bench-baseline-{free_port()}@example.com")
     with psycopg2.connect(env.database_url) as conn, conn.cursor() as cur:  # the table it writes to
         cur.execute(
@@ -28,11 +30,11 @@ def bare_proxy(env):
         )
     conn.close()
     port = free_port()
-    gunicorn = ["-m", "gunicorn", "-k", env.worker_class, "-w", str(env.web_concurrency)]  # as the gateway
+    gunicorn = ["-m", "gunicorn", "-k", worker_class, "-w", str(env.web_concurrency)]  # as the gateway
     gunicorn += ["--threads", str(env.web_threads), "--worker-connections", str(env.worker_connections)]
     args = [sys.executable, *gunicorn, "-b", f"127.0.0.1:{port}", "bench.bare_proxy:app"]
     settings = {"DATABASE_URL": env.database_url, "REDIS_URL": env.redis_url, "KEY_HASH_SECRET": KEY_HASH_SECRET}
-    settings["WEB_WORKER_CLASS"] = env.worker_class
+    settings["WEB_WORKER_CLASS"] = worker_class
     settings["OPENROUTER_BASE_URL"] = env.upstream.base_url
     server = Server(args, port, {**os.environ, **settings}, env.instance / f"bare-proxy-{port}.log")
     try:

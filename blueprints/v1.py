@@ -83,8 +83,12 @@ def close_request(exc=None):
 
 @blp.after_request
 def add_rate_limit_headers(response):
-    """Every /v1 response to a known caller carries the request and token window headers."""
+    """Every /v1 response to a known caller carries the request and token window headers; a metered
+    one its stages' times (``Server-Timing``)."""
     v1_request = g.get("v1_request")
+    if isinstance(v1_request, Completion) and v1_request.upstream_started is not None:
+        v1_request.clock.mark("respond")
+        response.headers["Server-Timing"] = v1_request.clock.header()
     admission = v1_request.admission if v1_request is not None else None
     if admission is None or admission.principal is None or admission.skipped:
         return response

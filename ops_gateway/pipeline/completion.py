@@ -16,7 +16,6 @@ database connection is held while upstream answers. Fallback models: held for th
 billed for the one that answered (``routing``).
 """
 
-import logging
 import time
 import uuid
 
@@ -30,11 +29,12 @@ from ops_gateway.limits import rate_limits
 from ops_gateway.pipeline import relay, routing
 from ops_gateway.pipeline import slots as upstream_slots
 from ops_gateway.pipeline.endpoints import CHAT
+from ops_gateway.pipeline.stages import StageClock
 from ops_gateway.pipeline.tags import request_tags
 from ops_gateway.telemetry import metrics
 from ops_gateway.upstream.failures import UpstreamError
 
-logger = logging.getLogger("ops_gateway.pipeline")
+_CLIENT = "ops_gateway.openrouter"  # the OpenRouterClient the catalogue made for this app
 
 
 class Completion:
@@ -57,14 +57,14 @@ class Completion:
         self.model = None  # the one held for (the dearest), then the one billed
         self.tags = []
         self.worst_case = None  # pricing.WorstCase: what is held
-        self.held = False
-        self.hold_id = None  # the hold's credit_holds row
-        self.upstream_slot = None
-        self.upstream_started = None  # time.perf_counter() when upstream was called
+        self.held, self.hold_id = False, None  # whether credits are held; the hold's credit_holds row
+        self.upstream_slot = self.upstream_started = None  # the slot; perf_counter() when upstream was called
+        self.relaying = False  # a stream is out to the client: its end gives the slots back
         self.charged = self.balance = None
         self.latency_ms = self.upstream_latency_ms = None
-        self.settlement_id = str(uuid.uuid4())  # the database settles each id once
-        self.settled = False
+        self.settlement_id, self.settled = str(uuid.uuid4()), False  # the database settles each id once
+        self.clock = StageClock(facts.started)  # Server-Timing: parse, auth, admit, upstream, settle
+        self.clock.mark("parse")  # the view read and validated the body before making this
 
     @property
     def principal(self):
@@ -84,9 +84,8 @@ class Completion:
     @property
     def credits_remaining(self):
         """The balance after settlement (or, when nothing was charged, the spendable balance at the key lookup)."""
-        if self.balance is not None:
-            return self.balance
-        return self.principal["credits"] - self.principal["reserved_credits"]
+        spendable = self.principal["credits"] - self.principal["reserved_credits"]
+        return self.balance if self.balance is not None else spendable
 
     @property
     def overhead_ms(self):
@@ -109,6 +108,7 @@ class Completion:
             facts.authorization, facts.client_ip, facts.path, self.hold, facts.request_id
         )
         self.held, self.hold_id = self.principal["held"], self.principal["hold_id"]
+        self.clock.mark("auth")
         budget_refusal = None
         try:
             if self.principal["budgeted"] and self.hold is not None:  # the key lookup did not hold
@@ -126,6 +126,7 @@ class Completion:
             if not self.held:
                 raise budget_refusal or credits.payment_required(self.principal, self.model["id"], self.worst_case)
             self.upstream_slot = upstream_slots.acquire()
+            self.clock.mark("admit")
         except BaseException:
             self._give_back_hold()
             raise
@@ -141,25 +142,21 @@ class Completion:
         payload = self.endpoint.payload(self.body, stream=False, output_limit=self.worst_case.output_limit)
         self.upstream_started = time.perf_counter()
         try:
-            result = getattr(_client(), self.endpoint.call)(payload, self.facts.upstream_headers)
+            result = getattr(current_app.extensions[_CLIENT], self.endpoint.call)(payload, self.facts.upstream_headers)
         except UpstreamError as error:
             raise self._upstream_failure(error) from None
         finally:
             self._release_upstream_slot()
+        self.clock.mark("upstream")
         usage = self.endpoint.usage(result.get("usage"))
         # Without reported usage the prompt and output are charged at their bounds until the
         # generation lookup brings upstream's bill: nothing unreported is free.
         worst = self.worst_case
         prompt, completion = pricing.billable_tokens(usage, worst.prompt_bound, worst.output_limit)
         self.model = routing.billed_model(self.models, result.get("model"))  # a fallback, maybe
-        self._settle(
-            "success",
-            prompt,
-            completion,
-            200,
-            upstream_cost=pricing.reported_cost(usage),
-            generation_id=result.get("id"),
-        )
+        cost, generation_id = pricing.reported_cost(usage), result.get("id")
+        self._settle("success", prompt, completion, 200, upstream_cost=cost, generation_id=generation_id)
+        self.clock.mark("settle")
         return result
 
     def stream(self):
@@ -168,12 +165,16 @@ class Completion:
         payload = self.endpoint.payload(self.body, stream=True, output_limit=self.worst_case.output_limit)
         self.upstream_started = time.perf_counter()
         try:
-            upstream = getattr(_client(), self.endpoint.stream_call)(payload, self.facts.upstream_headers)
+            upstream = getattr(current_app.extensions[_CLIENT], self.endpoint.stream_call)(
+                payload, self.facts.upstream_headers
+            )
         except BaseException as error:
             self._release_upstream_slot()
             if isinstance(error, UpstreamError):
                 raise self._upstream_failure(error) from None
             raise
+        self.clock.mark("upstream")  # its status and headers: the events follow
+        self.relaying = True
         return relay.relay(
             upstream,
             self,
@@ -191,13 +192,16 @@ class Completion:
     def stream_ended(self, progress):
         """``relay``: the stream is over, however it ended; free the upstream slot and settle a
         stream that stopped early (client gone, upstream broke, cut) as incomplete."""
+        self.relaying = False
         self._release_upstream_slot()
         if not self.settled:
             self._settle_stream("incomplete", progress)
 
     def close(self):
-        """The request is over (its teardown): give back a concurrency or upstream slot still held
-        (a request that failed between admission and its settlement)."""
+        """The request's teardown: give back a concurrency or upstream slot a failure left held. Flask
+        tears a streamed request down when its view returns, before the stream: that one is skipped."""
+        if self.relaying:
+            return
         self._release_upstream_slot()
         rate_limits.release_slot(self.admission)
 
@@ -207,14 +211,8 @@ class Completion:
         usage = self.endpoint.usage(progress.reported)
         prompt, completion = pricing.billable_tokens(usage, self.worst_case.prompt_bound, progress.output_events)
         self.model = routing.billed_model(self.models, progress.served_model)
-        self._settle(
-            status,
-            prompt,
-            completion,
-            200,
-            upstream_cost=pricing.reported_cost(usage),
-            generation_id=progress.generation_id,
-        )
+        cost, generation_id = pricing.reported_cost(usage), progress.generation_id
+        self._settle(status, prompt, completion, 200, upstream_cost=cost, generation_id=generation_id)
 
     def _upstream_ms(self):
         return (time.perf_counter() - self.upstream_started) * 1000
@@ -292,7 +290,3 @@ class Completion:
         budgets.announce(principal, self.facts.request_id, settled_budgets)
         self.charged, self.balance = charged, balance
         self.latency_ms, self.upstream_latency_ms = latency_ms, upstream_latency_ms
-
-
-def _client():
-    return current_app.extensions["ops_gateway.openrouter"]
