@@ -13,7 +13,7 @@ import requests
 
 from bench.baseline import bare_proxy
 from bench.cpu import CpuMeter
-from bench.litellm_proxy import litellm_proxy
+from bench.litellm_proxy import MASTER_KEY, litellm_proxy
 from bench.load import run_wrk
 from bench.overhead import BODY
 
@@ -44,7 +44,7 @@ def run(env, duration, concurrency=CONCURRENCY):
     results[name] = _load(name, f"{env.gateway.url}/v1/chat/completions", key, concurrency, duration, env)
     with litellm_proxy(env) as server:
         results["LiteLLM proxy"] = _load(
-            "LiteLLM proxy", f"{server.url}/v1/chat/completions", "sk-bench", concurrency, duration, env, server
+            "LiteLLM proxy", f"{server.url}/v1/chat/completions", MASTER_KEY, concurrency, duration, env, server
         )
     stages = sample_stages(f"{env.gateway.url}/v1/chat/completions", key)
     return results, _markdown(direct, results, name, stages)

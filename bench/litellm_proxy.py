@@ -3,7 +3,8 @@
 It lives in a virtualenv of its own (``LITELLM_VENV``, default ``instance/bench-litellm``), made and
 filled from PyPI the first time, so its many dependencies never meet the gateway's. It serves the
 bench's model as an OpenAI-compatible deployment at the fake's base URL, with as many workers as
-the gateway has, no master key, no callbacks and the local model cost map (no network at start).
+the gateway has, a master key (it refuses to start without one), no callbacks and the local model
+cost map (no network at start).
 """
 
 import os
@@ -18,6 +19,8 @@ from tests.e2e.servers import Server, free_port, wait_for
 VERSION = "1.108.5"  # later 1.108.x pin extras the package index does not carry
 VENV = Path(os.environ.get("LITELLM_VENV") or Path(__file__).resolve().parents[1] / "instance" / "bench-litellm")
 START_TIMEOUT_SECONDS = 120  # it imports a great deal
+# It refuses to start without a master key (no database: the key is checked from its settings).
+MASTER_KEY = "sk-bench-master-key-0123456789abcdef"
 
 
 def ensure_installed():
@@ -54,6 +57,7 @@ def litellm_proxy(env):
     args = [str(executable), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
     args += ["--num_workers", str(env.web_concurrency)]
     quiet = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"}
+    quiet["LITELLM_MASTER_KEY"] = MASTER_KEY
     server = Server(args, port, {**os.environ, **quiet}, env.instance / f"litellm-{port}.log")
     try:
         wait_for(f"{server.url}/health/liveliness", timeout=START_TIMEOUT_SECONDS, process=server.process)
