@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run run-demo test test-fast lint bench screenshots
+.PHONY: run run-demo psql psql-demo test test-fast lint bench screenshots
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,13 @@ run: $(VENV)/.installed
 
 run-demo: $(VENV)/.installed
 	$(PY) -m devtools.devserver --demo
+
+# psql on the database of a running `make run` (`make run-demo`), or on DATABASE_URL when set.
+psql: $(VENV)/.installed
+	$(PY) -m devtools.psql
+
+psql-demo: $(VENV)/.installed
+	$(PY) -m devtools.psql --demo
 
 # Browser tests drive Debian's headless Chromium; apt-get runs only when the driver is missing
 # (chromium-driver depends on chromium, so one file stands for both).

@@ -31,7 +31,10 @@ def _fresh_multiprocess_dir():
 
 _fresh_multiprocess_dir()  # before importing the app, whose modules define the metrics
 
-bind = f"0.0.0.0:{_settings.PORT}"
+bind = f"[{_settings.HOST}]:{_settings.PORT}" if ":" in _settings.HOST else f"{_settings.HOST}:{_settings.PORT}"
+# gunicorn's runtime control socket (gunicornc) is unused here, and its default path is one per
+# home folder: two runs on two ports would share it and the first to stop would remove it.
+control_socket_disable = True
 workers = _settings.WEB_CONCURRENCY
 # By dotted path, so the module (and gevent's workers) is imported after the patching above.
 worker_class = {

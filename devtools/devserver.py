@@ -27,6 +27,7 @@ from ops_gateway.core.embedded import stop_postgres, stop_redis
 from ops_gateway.services import instance_path_from_env, resolve_services
 
 STOP_TIMEOUT_SECONDS = 30
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 NO_UPSTREAM_WARNING = (
     "ops-gateway: warning: OPENROUTER_API_KEY is not set, so /v1 requests will fail and /health says"
     " degraded (openrouter: unconfigured). Set it, or run `make run-demo` for the bundled fake upstream."
@@ -40,13 +41,20 @@ def main(argv=None):
         settings = load_settings(os.environ, {"EMBEDDED_SERVICES": True})
     except ConfigError as exc:
         sys.exit(f"ops-gateway: {exc}")
-    refuse_if_port_busy(settings.PORT)
-    instance_path = instance_path_from_env()
-    if args.demo and not os.environ.get("INSTANCE_PATH"):
-        instance_path = os.path.join(instance_path, "demo")  # the fake's models stay out of real data
+    refuse_if_port_busy(local_host(), settings.PORT)
+    instance_path = run_instance_path(args.demo)
     os.makedirs(instance_path, exist_ok=True)
     with embedded_servers_in_use(instance_path):
         sys.exit(_run(settings, instance_path, args.demo))
+
+
+def run_instance_path(demo):
+    """Where a run keeps its data: INSTANCE_PATH, else ``instance/`` (``instance/demo/`` for the
+    demo, so the fake's models stay out of real data)."""
+    instance_path = instance_path_from_env()
+    if demo and not os.environ.get("INSTANCE_PATH"):
+        instance_path = os.path.join(instance_path, "demo")
+    return instance_path
 
 
 def _parse_args(argv):
@@ -55,12 +63,25 @@ def _parse_args(argv):
     return parser.parse_args(argv)
 
 
-def refuse_if_port_busy(port):
+def local_host():
+    """The address ``make run`` binds: HOST when set, else loopback only, so a development gateway
+    (its bootstrap admin key live, /metrics open) is not reachable from the network by default."""
+    return os.environ.get("HOST") or "127.0.0.1"
+
+
+def local_url(host, port):
+    """The gateway's URL on this machine (a wildcard address is reached through loopback)."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def refuse_if_port_busy(host, port):
     """Exit with one line when PORT is taken (gunicorn would retry, fail and leave us exiting 0)."""
-    with socket.socket() as probe:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
         try:
-            probe.bind(("0.0.0.0", port))
+            probe.bind((host, port))
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
                 raise
@@ -94,7 +115,7 @@ def embedded_servers_in_use(instance_path):
 def _run(settings, instance_path, demo):
     """Run the children until Ctrl-C, SIGTERM or one of them exits; return the exit status."""
     settings = resolve_services(settings, instance_path)
-    env = dict(os.environ, INSTANCE_PATH=instance_path)
+    env = dict(os.environ, INSTANCE_PATH=instance_path, HOST=local_host())
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     for name in ("DATABASE_URL", "REDIS_URL", "KEY_HASH_SECRET", "ADMIN_API_KEY", "SECRET_KEY"):
         env[name] = settings[name]
@@ -104,11 +125,14 @@ def _run(settings, instance_path, demo):
     if demo:
         fake, env["OPENROUTER_BASE_URL"] = start_fake_openrouter(instance_path)
         env["OPENROUTER_API_KEY"] = "demo-key-for-the-fake-upstream"
+        env.setdefault("DEFAULT_PLAN", "dev")  # trial's 10 requests a minute would stop a newcomer's first tries
         helpers.append(fake)
     elif not settings.OPENROUTER_API_KEY:
         print(NO_UPSTREAM_WARNING, file=sys.stderr, flush=True)
 
-    print(f"ops-gateway on http://127.0.0.1:{settings.PORT}  (docs: /docs, health: /health)", flush=True)
+    exposed = "" if env["HOST"] in LOOPBACK else f"; bound to {env['HOST']}: reachable from the network"
+    url = local_url(env["HOST"], settings.PORT)
+    print(f"ops-gateway on {url}  (docs: /docs, health: /health{exposed})", flush=True)
     if demo:
         print(f"demo upstream: the bundled fake OpenRouter at {env['OPENROUTER_BASE_URL']}", flush=True)
         print(f"demo admin key: {settings.ADMIN_API_KEY}", flush=True)

@@ -19,6 +19,7 @@ from ops_gateway.limits import ip_blocks
 from ops_gateway.maintenance import backup_verification, cache_cleanup, db_maintenance, retention, rollups
 from ops_gateway.observability import alert_rules
 from ops_gateway.upstream import catalog as model_catalog
+from ops_gateway.upstream import openrouter
 from ops_gateway.upstream.failures import UpstreamError
 
 MIN_INTERVAL_SECONDS = 1.0
@@ -56,7 +57,10 @@ def jitter_seconds(interval):
 
 
 def refresh_model_cache():
-    """Fetch the model list from OpenRouter into the shared catalogue."""
+    """Fetch the model list from OpenRouter into the shared catalogue (skipped without an upstream:
+    a failure every interval would only repeat what start-up and /health already say)."""
+    if not openrouter.is_configured(current_app.config):
+        raise JobSkipped("OPENROUTER_API_KEY is not set")
     return model_catalog.refresh_models()
 
 

@@ -90,6 +90,7 @@ class Variable:
     help: str = ""
 
 
+OPENROUTER_DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
 VARIABLES = [
     Variable("DATABASE_URL", None, help="PostgreSQL URL; required unless EMBEDDED_SERVICES"),
     Variable("REDIS_URL", None, help="Redis URL; required unless EMBEDDED_SERVICES"),
@@ -99,7 +100,7 @@ VARIABLES = [
     Variable("REDIS_SSL_CA_CERTS", None, _parse_readable_file, "PEM CA bundle for rediss:// (a private CA)"),
     Variable("TRUSTED_PROXY_COUNT", 0, _parse_positive_int, "proxies appending X-Forwarded-For; 0 = socket address"),
     Variable("OPENROUTER_API_KEY", None, help="key the gateway uses upstream"),
-    Variable("OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1", help="upstream API base"),
+    Variable("OPENROUTER_BASE_URL", OPENROUTER_DEFAULT_BASE_URL, help="upstream API base"),
     Variable("OPENROUTER_TIMEOUT_SECONDS", 60.0, _parse_positive_float, "upstream read timeout"),
     Variable("UPSTREAM_RETRIES", 1, _parse_positive_int, "retries of a call upstream answered 429/502/503"),
     Variable("ADMIN_API_KEY", None, help="bootstrap admin key (embedded run generates one)"),
@@ -107,6 +108,7 @@ VARIABLES = [
     Variable("SECRET_KEY", None, help="Flask session secret (defaults to a value derived from KEY_HASH_SECRET)"),
     Variable("LOG_LEVEL", "info", _choice("error", "warning", "info", "debug")),
     Variable("LOG_FORMAT", "text", _choice("json", "text")),
+    Variable("HOST", "0.0.0.0", help="address gunicorn binds (make run: 127.0.0.1 unless set)"),
     Variable("PORT", 8000, _parse_positive_int),
     Variable("WEB_CONCURRENCY", 2, _parse_positive_int, help="gunicorn worker processes"),
     Variable("WEB_WORKER_CLASS", "gevent", _choice("gevent", "gthread"), "gevent: a waiting request costs a greenlet"),

@@ -12,10 +12,12 @@ from redis.exceptions import RedisClusterException
 from ops_gateway.core import db, migrations, redis_store
 from ops_gateway.limits import rate_limits
 from ops_gateway.observability import queries
+from ops_gateway.upstream import openrouter
 
 logger = logging.getLogger("ops_gateway.app")
 
 HEALTH_QUERY_TIMEOUT_MS = 1000
+UNCONFIGURED_REASON = "OPENROUTER_API_KEY is not set: /v1 requests cannot reach OpenRouter"
 
 
 def _database_probe():
@@ -34,9 +36,7 @@ def _database_probe():
 
 def openrouter_state(row):
     """connected / error / unconfigured, from the last model-list fetch (no live call)."""
-    config = current_app.config
-    configured = config["OPENROUTER_API_KEY"] or config["OPENROUTER_BASE_URL"] != "https://openrouter.ai/api/v1"
-    if not configured:
+    if not openrouter.is_configured(current_app.config):
         return "unconfigured"
     if row is None or row["last_attempt_at"] is None:
         return "connected" if row is not None else "error"
@@ -77,7 +77,7 @@ def degraded_reasons(database_ok, redis_status, openrouter, row):
     elif redis_status == "failing":
         reasons.append("redis answers but the admission script fails: rate limits are not applied")
     if openrouter == "unconfigured":
-        reasons.append("OPENROUTER_API_KEY is not set: /v1 requests cannot reach OpenRouter")
+        reasons.append(UNCONFIGURED_REASON)
     elif openrouter == "error":
         reasons.append("the last OpenRouter model-list fetch failed")
     return reasons

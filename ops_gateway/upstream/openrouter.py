@@ -17,6 +17,7 @@ from urllib.parse import quote
 import requests
 from requests.adapters import HTTPAdapter
 
+from ops_gateway.core.config import OPENROUTER_DEFAULT_BASE_URL
 from ops_gateway.upstream.calls import UpstreamCall
 from ops_gateway.upstream.failures import (
     UpstreamError,
@@ -26,6 +27,13 @@ from ops_gateway.upstream.failures import (
     retry_after_seconds,
 )
 from ops_gateway.upstream.streams import ChatCompletionStream, EventStream, ResponsesStream
+
+
+def is_configured(config):
+    """Whether the gateway can reach an upstream: a key, or a base URL of its own (the fake, a
+    self-hosted OpenRouter-compatible server) that may need none."""
+    return bool(config["OPENROUTER_API_KEY"]) or config["OPENROUTER_BASE_URL"] != OPENROUTER_DEFAULT_BASE_URL
+
 
 # Failures worth repeating for an idempotent request: the next attempt may well succeed.
 _TRANSIENT_EXCEPTIONS = (

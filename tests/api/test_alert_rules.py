@@ -111,6 +111,14 @@ def test_health_status_alert_follows_dependencies(make_app, sql):
     }
 
 
+def test_an_unset_upstream_key_alone_does_not_fire_the_health_alert_but_with_redis_down_it_does(make_app, sql):
+    unconfigured = {"OPENROUTER_API_KEY": None, "OPENROUTER_BASE_URL": "https://openrouter.ai/api/v1", **QUIET}
+    assert evaluate(make_app(**unconfigured))["health_status"] == "ok"
+    assert evaluate(make_app(**unconfigured, REDIS_URL="redis://127.0.0.1:1/0"))["health_status"] == "firing"
+    [alert] = sql("SELECT message FROM alerts WHERE rule = 'health_status'")
+    assert alert["message"] == "gateway is degraded: database connected, redis disconnected, openrouter unconfigured"
+
+
 def test_a_failing_webhook_is_tried_once_per_run_for_a_firing_rule(make_app, requests_mock, monkeypatch):
     monkeypatch.setattr(alerts, "WEBHOOK_BACKOFF_SECONDS", 0)
     url = "http://hooks.test/down"

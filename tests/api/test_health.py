@@ -2,6 +2,8 @@
 
 from datetime import datetime
 
+from tests.helpers import ADMIN
+
 
 def test_health_reports_connected_dependencies(client, sql):
     sql("INSERT INTO users (email, plan) VALUES ('a@example.com', 'trial'), ('b@example.com', 'trial')")
@@ -42,6 +44,12 @@ def test_openrouter_unconfigured_without_key_is_degraded_with_the_reason(make_ap
     assert body["openrouter"] == "unconfigured"
     assert body["status"] == "degraded"
     assert any("OPENROUTER_API_KEY" in reason for reason in body["reasons"])
+
+
+def test_without_upstream_key_the_model_refresh_job_is_skipped_not_failed(make_app):
+    app = make_app(OPENROUTER_API_KEY=None, OPENROUTER_BASE_URL="https://openrouter.ai/api/v1")
+    run = app.test_client().post("/admin/jobs/refresh_model_cache/run", headers=ADMIN).get_json()
+    assert (run["status"], run["details"]["reason"], run["error"]) == ("skipped", "OPENROUTER_API_KEY is not set", None)
 
 
 def test_redis_down_is_degraded_not_unhealthy(make_app):

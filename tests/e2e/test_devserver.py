@@ -31,6 +31,15 @@ def cached_model_count(server, admin_headers):
         time.sleep(0.3)
 
 
+def psql(instance, query):
+    """``make psql`` on the run's instance folder, one query, unaligned output."""
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    command = [sys.executable, "-m", "devtools.psql", "--", "-tAc", query]
+    return subprocess.run(
+        command, cwd=ROOT, env={**env, "INSTANCE_PATH": str(instance)}, capture_output=True, text=True
+    )
+
+
 def test_demo_run_serves_the_fake_catalogue_and_ctrl_c_stops_everything_quietly(instance):
     server = DevServer(instance, "--demo")
     try:
@@ -40,6 +49,11 @@ def test_demo_run_serves_the_fake_catalogue_and_ctrl_c_stops_everything_quietly(
         admin = {"Authorization": f"Bearer {server.line_after('demo admin key:')}"}
         assert cached_model_count(server, admin) > 0  # refreshed at start-up, not at the clock's first tick
         assert "model catalogue refreshed:" in server.output()
+        assert psql(instance, "SELECT count(*) FROM plans").stdout.strip() == "4"  # make psql
+        created = requests.post(
+            f"{server.url}/admin/users", json={"email": "new@example.com"}, headers=admin, timeout=5
+        )
+        assert created.json()["user"]["plan"] == "dev"  # not trial's 10 a minute for a newcomer's first tries
     finally:
         assert server.interrupt() == 0
     output = server.output()
@@ -48,16 +62,25 @@ def test_demo_run_serves_the_fake_catalogue_and_ctrl_c_stops_everything_quietly(
     assert not (instance / "redis" / "redis.sock").exists()
     with pytest.raises(requests.ConnectionError):
         requests.get(fake_url + "/models", timeout=2)  # the fake stopped with make run-demo
+    stopped = psql(instance, "SELECT 1")  # never starts a server it would leave behind
+    assert stopped.returncode == 1 and "no embedded Postgres is running" in stopped.stderr
 
 
 def test_without_upstream_key_one_warning_and_health_says_unconfigured(instance):
-    server = DevServer(instance, env={"OPENROUTER_API_KEY": None, "OPENROUTER_BASE_URL": None})
+    home = instance.with_name("home")  # gunicorn would put its control socket under it
+    home.mkdir()
+    env = {"OPENROUTER_API_KEY": None, "OPENROUTER_BASE_URL": None, "HOST": None, "HOME": str(home)}
+    server = DevServer(instance, env={**env, "XDG_RUNTIME_DIR": None})
     try:
         health = server.wait_healthy(statuses=("degraded",))
         assert health["openrouter"] == "unconfigured"
         assert any("OPENROUTER_API_KEY" in reason for reason in health["reasons"])
         warnings = [line for line in server.output().splitlines() if "OPENROUTER_API_KEY is not set" in line]
         assert len(warnings) == 1 and "make run-demo" in warnings[0]
+        assert server.line_after("ops-gateway on").startswith(f"{server.url}  (docs")
+        with pytest.raises(requests.ConnectionError):  # loopback only: 0.0.0.0 would answer on 127.0.0.2 too
+            requests.get(f"http://127.0.0.2:{server.port}/health/live", timeout=2)
+        assert not (home / ".gunicorn").exists()  # no control socket shared between runs
     finally:
         assert server.interrupt() == 0
 
