@@ -11,7 +11,12 @@ from blueprints.guards import admin_only
 from ops_gateway.core import db
 from ops_gateway.limits import ip_blocks
 
-blp = Blueprint("admin_ip_blocks", __name__, url_prefix="/admin", description="IP blocks (admin key)")
+blp = Blueprint(
+    "admin_ip_blocks",
+    __name__,
+    url_prefix="/admin",
+    description="Block a client address for a while, list the blocks, lift one (admin key)",
+)
 admin_only(blp)
 
 

@@ -12,7 +12,11 @@ from scheduler import history, runner
 from scheduler.commands import list_command, run_command
 
 blp = Blueprint(
-    "admin_jobs", __name__, url_prefix="/admin/jobs", description="Scheduler jobs (admin key)", cli_group="jobs"
+    "admin_jobs",
+    __name__,
+    url_prefix="/admin/jobs",
+    description="The scheduler's jobs with their last runs, and running one now (admin key)",
+    cli_group="jobs",
 )
 admin_only(blp)
 # The blueprint carries the operator commands too, so `flask --app wsgi jobs ...` exists wherever the routes do.

@@ -27,7 +27,10 @@ from ops_gateway.accounts import api_keys, users
 from ops_gateway.core import db
 
 blp = Blueprint(
-    "admin_keys", __name__, url_prefix="/admin/users", description="Any user's API keys, on their behalf (admin key)"
+    "admin_keys",
+    __name__,
+    url_prefix="/admin/users",
+    description="List, create, update, revoke and rotate any user's API keys on their behalf (admin key)",
 )
 admin_only(blp)
 

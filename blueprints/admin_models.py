@@ -11,7 +11,12 @@ from blueprints.proxy_schemas import CacheStatusSchema, RefreshResultSchema
 from ops_gateway.upstream import catalog as model_catalog
 from ops_gateway.upstream.failures import UpstreamError
 
-blp = Blueprint("admin_models", __name__, url_prefix="/admin", description="Model cache (admin key)")
+blp = Blueprint(
+    "admin_models",
+    __name__,
+    url_prefix="/admin",
+    description="The shared OpenRouter model catalogue: its state, and a refresh on demand (admin key)",
+)
 admin_only(blp)
 
 

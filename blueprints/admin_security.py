@@ -14,7 +14,12 @@ from ops_gateway.core import db
 from ops_gateway.core.addresses import canonical_ip
 from ops_gateway.observability import security_events
 
-blp = Blueprint("admin_security", __name__, url_prefix="/admin", description="Security events and audit reports")
+blp = Blueprint(
+    "admin_security",
+    __name__,
+    url_prefix="/admin",
+    description="Security events (blocks, new key IPs, rate-limit breaches) and audit reports (admin key)",
+)
 admin_only(blp)
 
 REPORT_FORMATS = {

@@ -19,7 +19,12 @@ from blueprints.guards import admin_only
 from ops_gateway.accounts import users
 from ops_gateway.core import db
 
-blp = Blueprint("admin_users", __name__, url_prefix="/admin/users", description="User administration (admin key)")
+blp = Blueprint(
+    "admin_users",
+    __name__,
+    url_prefix="/admin/users",
+    description="Create, list, update and suspend users; grant or remove credits (admin key)",
+)
 admin_only(blp)
 
 

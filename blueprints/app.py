@@ -10,6 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from blueprints import (
     all_blueprints,
     anthropic_errors,
+    api_overview,
     dashboard_session,
     docs_assets,
     envelope,
@@ -40,7 +41,8 @@ def create_app(overrides=None):
     request_limits.init_app(app)
     services.init_domains(app)
     docs_assets.init_app(app)
-    api.init_app(app)
+    api_overview.init_app(app, all_blueprints())
+    api.init_app(app, spec_kwargs={"extra_plugins": [api_overview.TagTitles()]})
     register_blueprints(app)
     envelope.init_app(app)
     anthropic_errors.init_app(app)

@@ -11,9 +11,19 @@ from blueprints.query_args import date_range, page_cursor
 from ops_gateway.core import db
 from ops_gateway.telemetry import audit
 
-user_blp = Blueprint("user_audit", __name__, url_prefix="/user/api-keys", description="Your API-key audit log")
+user_blp = Blueprint(
+    "user_audit",
+    __name__,
+    url_prefix="/user/api-keys",
+    description="Who did what to your account and API keys, newest first",
+)
 user_blp.before_request(require_user)
-admin_blp = Blueprint("admin_audit", __name__, url_prefix="/admin", description="Audit log across users (admin)")
+admin_blp = Blueprint(
+    "admin_audit",
+    __name__,
+    url_prefix="/admin",
+    description="The audit trail of every user, key and admin action, filterable (admin key)",
+)
 admin_only(admin_blp)
 
 

@@ -30,10 +30,10 @@ SECURITY_SCHEMES = {
 def init_app(app):
     """Route /docs-assets/<file> to Swagger UI's files, and give the spec its security; before
     ``api.init_app``, which reads API_SPEC_OPTIONS."""
-    app.config["API_SPEC_OPTIONS"] = {
-        "components": {"securitySchemes": SECURITY_SCHEMES},
-        "security": [{API_KEY_SCHEME: []}],
-    }
+    app.config.setdefault("API_SPEC_OPTIONS", {}).update(
+        components={"securitySchemes": SECURITY_SCHEMES},
+        security=[{API_KEY_SCHEME: []}],
+    )
 
     @app.route("/docs-assets/<path:filename>")
     def swagger_ui_asset(filename):

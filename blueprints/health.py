@@ -6,7 +6,12 @@ from blueprints.docs import PUBLIC
 from blueprints.schemas import HealthSchema, LiveSchema, ReadySchema
 from ops_gateway.observability.health_checks import health_report, readiness
 
-blp = Blueprint("health", __name__, url_prefix="/health", description="Liveness, readiness and dependency health")
+blp = Blueprint(
+    "health",
+    __name__,
+    url_prefix="/health",
+    description="Liveness and readiness probes and per-dependency health, for load balancers (no key)",
+)
 
 
 @blp.route("")

@@ -10,7 +10,12 @@ from blueprints.docs import METRICS_TOKEN, documents_errors
 from blueprints.envelope import ApiError
 from ops_gateway.telemetry import metrics
 
-blp = Blueprint("metrics", __name__, url_prefix="/metrics", description="Prometheus metrics")
+blp = Blueprint(
+    "metrics",
+    __name__,
+    url_prefix="/metrics",
+    description="Prometheus metrics for scraping (METRICS_TOKEN when one is set)",
+)
 
 
 @blp.route("")

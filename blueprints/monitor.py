@@ -9,9 +9,16 @@ from blueprints.monitor_schemas import AdminMonitorSchema, AlertListArgsSchema, 
 from ops_gateway.core import db
 from ops_gateway.observability import monitor_documents, system_state
 
-user_blp = Blueprint("user_monitor", __name__, url_prefix="/user", description="Your usage and rate limits")
+user_blp = Blueprint(
+    "user_monitor", __name__, url_prefix="/user", description="Your current usage against your rate limits and quotas"
+)
 user_blp.before_request(require_user)
-admin_blp = Blueprint("admin_monitor", __name__, url_prefix="/admin", description="Gateway monitoring (admin)")
+admin_blp = Blueprint(
+    "admin_monitor",
+    __name__,
+    url_prefix="/admin",
+    description="Gateway-wide traffic, latency and errors, and the alerts firing (admin key)",
+)
 admin_only(admin_blp)
 
 

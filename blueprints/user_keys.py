@@ -24,7 +24,12 @@ from ops_gateway.accounts.grants import Granter, refusals_audited
 from ops_gateway.billing import budgets
 from ops_gateway.core import db
 
-blp = Blueprint("user", __name__, url_prefix="/user", description="Balance and API keys of the calling user")
+blp = Blueprint(
+    "user",
+    __name__,
+    url_prefix="/user",
+    description="Your credit balance and budgets; create, list, revoke and rotate your own API keys",
+)
 blp.before_request(require_user)
 
 __all__ = ["blp", "require_scope"]  # require_scope is re-exported for other blueprints

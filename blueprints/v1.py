@@ -31,7 +31,12 @@ from ops_gateway.pipeline import access, endpoints
 from ops_gateway.pipeline.completion import Completion
 from ops_gateway.upstream import catalog as model_catalog
 
-blp = Blueprint("v1", __name__, url_prefix="/v1", description="OpenAI-compatible API (bearer API key)")
+blp = Blueprint(
+    "v1",
+    __name__,
+    url_prefix="/v1",
+    description="Chat completions, embeddings, responses and models as OpenAI's API, and Anthropic's Messages API",
+)
 # Instances, not the classes: webargs would build the schema (and its nested ones) on every request.
 _COMPLETION_REQUEST = ChatCompletionRequestSchema()
 _EMBEDDINGS_REQUEST = EmbeddingsRequestSchema()

@@ -84,16 +84,23 @@ def _point(start, row):
 
 
 def summarise(points):
-    """Totals of the series: requests, errors, error rate (%), tokens, cost, and the newest closed p95."""
+    """Totals of the series: requests, errors, error rate (%), tokens, cost, and the newest p95.
+
+    The p95 is the newest closed bucket's with traffic; the current bucket's (``p95_partial``) only
+    while no closed bucket has any, so in the first minutes of traffic the card shows a figure
+    rather than "—" next to the requests it counts.
+    """
     known = [p for p in points if p["requests"] is not None]
     requests = sum(p["requests"] for p in known)
     errors = sum(p["errors"] for p in known)
-    p95s = [p["p95_ms"] for p in points[:-1] if p["p95_ms"] is not None]
+    closed = [p for p in points[:-1] if p["p95_ms"] is not None]
+    newest = closed[-1] if closed else points[-1]
     return {
         "requests": requests,
         "errors": errors,
         "error_rate": round(100.0 * errors / requests, 2) if requests else 0.0,
         "tokens": sum(p["tokens"] for p in known),
         "cost": sum((p["cost"] for p in known), start=0),
-        "p95_ms": p95s[-1] if p95s else None,
+        "p95_ms": newest["p95_ms"],
+        "p95_partial": not closed,
     }

@@ -45,6 +45,24 @@ def test_overview_shows_components_charts_and_security_headers(client):
     assert response.headers["X-Frame-Options"] == "DENY" and response.headers["Cache-Control"] == "no-store"
 
 
+def test_p95_card_shows_the_latency_of_the_first_minutes_of_traffic(client, sql):
+    sql(
+        "INSERT INTO usage_records (request_id, user_id, model, status, latency_ms)"
+        " SELECT 'r' || i, 1, 'm', 'success', i * 100 FROM generate_series(1, 4) AS i"
+    )
+    sign_in(client)
+    page = client.get("/dashboard/").get_data(as_text=True)
+    assert '<div class="label">p95 latency</div><div class="value">385 ms</div>' in page
+
+
+def test_a_user_without_spend_caps_gets_the_padded_empty_state(client):
+    user, _ = create_user(client)
+    sign_in(client)
+    page = client.get(f"/dashboard/users/{user['id']}").get_data(as_text=True)
+    budgets = page[page.index('id="user-budgets"') :]
+    assert budgets.index('<div class="empty">No spend caps') < budgets.index("</section>")
+
+
 def test_pages_need_a_signed_in_admin(client):
     response = client.get("/dashboard/users")
     assert response.status_code == 302 and "/dashboard/login" in response.headers["Location"]

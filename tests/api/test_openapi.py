@@ -57,3 +57,16 @@ def test_health_routes_need_no_key_and_metrics_takes_its_own_token(client):
             assert required_security(spec, operation) == [], path
     metrics = spec["paths"]["/metrics"]["get"]
     assert {"MetricsToken": []} in required_security(spec, metrics)
+
+
+def test_spec_describes_the_api_and_titles_every_tag_it_uses(client):
+    spec = client.get("/openapi.json").get_json()
+    description = spec["info"]["description"]
+    assert "Authorization: Bearer" in description and '"error"' in description
+    declared = {tag["name"]: tag for tag in spec["tags"]}
+    used = {tag for _, _, operation in operations(spec) for tag in operation["tags"]}
+    assert "Model API (OpenAI- and Anthropic-compatible)" in used and "Admin: users" in used
+    for name in used:
+        assert name in declared, f"operation tag {name!r} is not declared"
+        assert "_" not in name and name[0].isupper(), f"tag {name!r} is not a title"
+        assert declared[name].get("description"), f"tag {name!r} has no description"
