@@ -76,7 +76,7 @@ def roll_up_everything(app, days):
     with app.app_context(), db.transaction() as cur:
         db.set_local(cur, "statement_timeout", "30min")
         started = time.perf_counter()
-        rows = queries.rewrite_report_days(cur, end - timedelta(days=days + 1), end)
+        rows, _ = queries.rewrite_report_days(cur, end - timedelta(days=days + 1), end)
         elapsed = time.perf_counter() - started
         cur.execute(
             "SELECT (SELECT count(*) FROM usage_key_daily) AS keys, (SELECT count(*) FROM usage_tag_daily) AS tags"

@@ -9,7 +9,7 @@ from blueprints.guards import admin_only
 from blueprints.limit_schemas import EffectiveLimitsSchema, PlanListSchema, SetRateLimitRequest, SetRateLimitResponse
 from ops_gateway.accounts import users
 from ops_gateway.core import db
-from ops_gateway.limits import limit_overrides
+from ops_gateway.limits import limit_overrides, window_caps
 
 blp = Blueprint("admin_limits", __name__, url_prefix="/admin", description="Plans and rate limits (admin key)")
 admin_only(blp)
@@ -29,7 +29,10 @@ def list_plans():
 @blp.response(200, SetRateLimitResponse)
 @documents_errors(blp, *ADMIN_ERRORS, 404, 422)
 def set_limit(body):
-    """Override a user's windows (by user_id or api_key); applies to their next request everywhere."""
+    """Override a user's windows (by user_id or api_key); applies to their next request everywhere.
+
+    ``warnings`` names each window that a longer window of its kind caps, so such a limit is never set silently.
+    """
     with db.transaction() as cur:
         if body.get("user_id") is not None:
             user_id = users.get_user(cur, body["user_id"])["id"]
@@ -37,7 +40,13 @@ def set_limit(body):
             user_id = users.user_for_key(cur, body["api_key"])
         limit_overrides.set_overrides(cur, user_id, body["rate_limits"], g.user["actor"])
         limits, _, _ = limit_overrides.effective_for_user(cur, user_id)
-    return {"status": "success", "message": "rate limits updated", "user_id": user_id, "rate_limits": limits}
+    return {
+        "status": "success",
+        "message": "rate limits updated",
+        "user_id": user_id,
+        "rate_limits": limits,
+        "warnings": window_caps.capped_windows(limits),
+    }
 
 
 @blp.route("/limit/<int:user_id>")

@@ -36,6 +36,16 @@ class EffectiveWindowsSchema(integer_fields(LIMIT_FIELDS)):
     """Effective value of every window."""
 
 
+class LimitWarningSchema(ma.Schema):
+    """A window that a longer window of its kind caps: its limit kept up for the longer window's
+    length exceeds the longer window's limit."""
+
+    code = ma.fields.String(metadata={"enum": ["capped_by_longer_window"]})
+    window = ma.fields.String(metadata={"enum": list(LIMIT_FIELDS), "example": "requests_per_minute"})
+    capped_by = ma.fields.String(metadata={"enum": list(LIMIT_FIELDS), "example": "requests_per_hour"})
+    message = ma.fields.String()
+
+
 class SetRateLimitResponse(ma.Schema):
     """Result of POST /admin/limit."""
 
@@ -43,6 +53,11 @@ class SetRateLimitResponse(ma.Schema):
     message = ma.fields.String()
     user_id = ma.fields.Integer()
     rate_limits = ma.fields.Nested(EffectiveWindowsSchema)
+    warnings = ma.fields.List(
+        ma.fields.Nested(LimitWarningSchema),
+        required=True,
+        metadata={"description": "windows of the effective limits that a longer window caps; empty: none"},
+    )
 
 
 class EffectiveLimitsSchema(ma.Schema):

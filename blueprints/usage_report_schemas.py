@@ -5,6 +5,13 @@ import marshmallow as ma
 from blueprints.fields import Money, Timestamp
 from ops_gateway.observability.spend_reports import ENDPOINTS
 
+FRESH = {
+    "load_default": False,
+    "metadata": {
+        "description": "add the usage not rolled up yet, read from the usage records (400 fresh_span_too_long"
+        " when that is more than 24 hours of the report's range)"
+    },
+}
 ENDPOINT_FILTER = {
     "validate": ma.validate.OneOf(ENDPOINTS),
     "metadata": {"description": "count only this /v1 endpoint's requests (default: every endpoint)"},
@@ -26,6 +33,7 @@ class UsageReportArgsSchema(ma.Schema):
     start_date = ma.fields.String(metadata={"format": "date", "description": "default: 29 days before end_date"})
     end_date = ma.fields.String(metadata={"format": "date", "description": "default: today (UTC)"})
     format = ma.fields.String(load_default="json", validate=ma.validate.OneOf(["json", "csv"]))
+    fresh = ma.fields.Boolean(**FRESH)
 
 
 class UserUsageArgsSchema(ma.Schema):
@@ -40,6 +48,7 @@ class UserUsageArgsSchema(ma.Schema):
     endpoint = ma.fields.String(**ENDPOINT_FILTER)
     start_date = ma.fields.String(metadata={"format": "date", "description": "default: 29 days before end_date"})
     end_date = ma.fields.String(metadata={"format": "date", "description": "default: today (UTC)"})
+    fresh = ma.fields.Boolean(**FRESH)
     limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=500))
     cursor = ma.fields.String(metadata={"description": "next_cursor from the previous page of requests"})
 
@@ -61,7 +70,7 @@ class UsageGroupSchema(ma.Schema):
     prompt_tokens = ma.fields.Integer()
     completion_tokens = ma.fields.Integer()
     cost = Money()
-    avg_latency_ms = ma.fields.Float(allow_none=True)
+    avg_latency_ms = ma.fields.Float(allow_none=True, metadata={"description": "rounded to 2 decimals"})
 
 
 class UsageReportSchema(ma.Schema):
@@ -72,7 +81,11 @@ class UsageReportSchema(ma.Schema):
     group_by = ma.fields.List(ma.fields.String())
     endpoint = ma.fields.String(allow_none=True, metadata={"description": "the endpoint filter; null: every endpoint"})
     rolled_up_at = Timestamp(
-        allow_none=True, metadata={"description": "when today's figures were computed (the last usage_rollup run)"}
+        allow_none=True,
+        metadata={
+            "description": "the last usage_rollup run: the rollups count the requests made before it (fresh=true"
+            " adds the later ones); null: never rolled up"
+        },
     )
     groups = ma.fields.List(ma.fields.Nested(UsageGroupSchema))
 

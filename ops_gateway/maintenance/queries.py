@@ -47,42 +47,49 @@ def rewrite_rollups(cur, granularity, start, end):
 
 
 # Spend-report rollups (sql/0017, 0018): whole UTC days per (user, key, model, endpoint), and per
-# tag. Their model is the billed one (the one that answered), as in usage_daily_totals.
+# tag, summed from the records as sql/0023's views count them (the billed model; an untagged
+# request under the NULL tag, so a tag report still adds up to every request).
 
-_REPORT_METRICS = """count(*), count(*) FILTER (WHERE status <> 'success'), sum(prompt_tokens),
-       sum(completion_tokens), sum(cost), sum(latency_ms)"""
-_REPORT_GROUP = "(created_at AT TIME ZONE 'UTC')::date, user_id, api_key_id, coalesce(served_model, model), endpoint"
-_REPORT_RANGE = "created_at >= %(start)s AND created_at < %(end)s"
+_REPORT_SUMS = """sum(requests), sum(errors), sum(prompt_tokens), sum(completion_tokens), sum(cost),
+       sum(latency_ms_sum)"""
+# The rollups hold exactly the records created before the watermark, so a report can add the rest.
+_REPORT_RANGE = "created_at >= %(start)s AND created_at < %(end)s AND created_at < %(watermark)s"
 
 _INSERT_KEY_DAILY = f"""
 INSERT INTO usage_key_daily (day, user_id, api_key_id, model, endpoint, requests, errors, prompt_tokens,
                              completion_tokens, cost, latency_ms_sum)
-SELECT {_REPORT_GROUP}, {_REPORT_METRICS}
-FROM usage_records WHERE {_REPORT_RANGE}
+SELECT day, user_id, api_key_id, model, endpoint, {_REPORT_SUMS}
+FROM usage_report_records WHERE {_REPORT_RANGE}
 GROUP BY 1, 2, 3, 4, 5
 """
 
-# An untagged request counts under the NULL tag, so a tag report still adds up to every request.
 _INSERT_TAG_DAILY = f"""
 INSERT INTO usage_tag_daily (day, user_id, api_key_id, model, endpoint, tag, requests, errors, prompt_tokens,
                              completion_tokens, cost, latency_ms_sum)
-SELECT {_REPORT_GROUP}, tag, {_REPORT_METRICS}
-FROM usage_records
-CROSS JOIN LATERAL unnest(CASE WHEN tags = '{{}}' THEN ARRAY[NULL::text] ELSE tags END) AS tag
-WHERE {_REPORT_RANGE}
+SELECT day, user_id, api_key_id, model, endpoint, tag, {_REPORT_SUMS}
+FROM usage_report_tag_records WHERE {_REPORT_RANGE}
 GROUP BY 1, 2, 3, 4, 5, 6
+"""
+
+_MOVE_WATERMARK = """
+INSERT INTO report_rollup_watermark (rolled_up_at) VALUES (clock_timestamp())
+ON CONFLICT (id) DO UPDATE SET rolled_up_at = EXCLUDED.rolled_up_at
+RETURNING rolled_up_at
 """
 
 
 def rewrite_report_days(cur, start, end):
-    """Replace the report rollups of the UTC days in [start, end) (midnights); the rows written."""
-    params = {"start": start, "end": end, "first": start.date(), "stop": end.date()}
+    """Replace the report rollups of the UTC days in [start, end) (midnights) with the records created
+    before now, which becomes their watermark; (the rows written, the watermark)."""
+    cur.execute(_MOVE_WATERMARK)
+    watermark = cur.fetchone()["rolled_up_at"]
+    params = {"start": start, "end": end, "first": start.date(), "stop": end.date(), "watermark": watermark}
     written = 0
     for table, insert in (("usage_key_daily", _INSERT_KEY_DAILY), ("usage_tag_daily", _INSERT_TAG_DAILY)):
         cur.execute(f"DELETE FROM {table} WHERE day >= %(first)s AND day < %(stop)s", params)
         cur.execute(insert, params)
         written += cur.rowcount
-    return written
+    return written, watermark
 
 
 # Retention

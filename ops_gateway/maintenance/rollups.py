@@ -51,6 +51,11 @@ def roll_up(cur, now=None):
     # The report rollups follow the daily window: today (partial, so reports lag by at most one
     # run), the lookback for late rows, and any gap the daily rollup is catching up on.
     start, end = windows["day"]
-    report["report_days"] = {"start": start.isoformat(), "end": end.isoformat()}
-    report["report_days"]["rows"] = queries.rewrite_report_days(cur, start, end)
+    rows, watermark = queries.rewrite_report_days(cur, start, end)
+    report["report_days"] = {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "rows": rows,
+        "rolled_up_at": watermark.isoformat(),
+    }
     return report

@@ -2,9 +2,10 @@
 
 Served from the daily report rollups (``maintenance.rollups``, rewritten every usage_rollup run),
 so a 90-day report sums a few rows per (day, user, key, model, endpoint) instead of every usage
-record; a model there is the billed one (the one that answered a request with fallbacks);
-today's figures are as of the last run (``rolled_up_at``). The caller's last requests come from
-usage_records itself, one index-ordered page at a time.
+record; a model there is the billed one (the one that answered a request with fallbacks). The
+rollups hold the records created before their watermark (``rolled_up_at``, the last run); a
+fresh report adds the records after it, read from usage_records, for at most MAX_FRESH_SPAN.
+The caller's last requests come from usage_records itself, one index-ordered page at a time.
 """
 
 import csv
@@ -33,6 +34,9 @@ MAX_DAYS = 366
 # date.max that the default range (29 days back) and the day after the last stay dates.
 FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9999, 12, 30)
 MAX_GROUPS = 100_000
+# The most a fresh report reads from usage_records: the job rolls up every few minutes, so a longer
+# gap means it is not running, and the raw rows of days would make a report as slow as no rollups.
+MAX_FRESH_SPAN = timedelta(days=1)
 ENDPOINTS = endpoints.ENDPOINT_NAMES
 
 
@@ -77,12 +81,40 @@ def report_days(start_raw, end_raw, today=None):
     return first, last
 
 
-def usage_report(cur, group_by, first, last, user_id=None, endpoint=None):
-    """The report's groups (ordered by the dimensions, in the given order) and when they were rolled up;
-    ``endpoint`` (one of ENDPOINTS) counts only that endpoint's requests."""
+def _moments(first, last):
+    """[start, end) of the UTC days [first, last]: first's midnight and the midnight after last."""
+    return datetime.combine(first, time(), UTC), datetime.combine(last + timedelta(days=1), time(), UTC)
+
+
+def _fresh_span(first, last, rolled_up_at, now):
+    """[start, end) of the report's days, when its part after ``rolled_up_at`` (all of it before the
+    first rollup) up to ``now`` is at most MAX_FRESH_SPAN; else 400."""
+    start, end = _moments(first, last)
+    if min(end, now) - max(start, rolled_up_at or start) > MAX_FRESH_SPAN:
+        details = {
+            "parameter": "fresh",
+            "max_seconds": int(MAX_FRESH_SPAN.total_seconds()),
+            "rolled_up_at": rolled_up_at.isoformat() if rolled_up_at else None,
+        }
+        raise BadRequest(
+            f"fresh=true reads at most {MAX_FRESH_SPAN.total_seconds() / 3600:g} hours of usage not rolled up yet"
+            " and this report needs more:"
+            " end it earlier, or run the usage_rollup job first",
+            details,
+            code="fresh_span_too_long",
+        )
+    return start, end
+
+
+def usage_report(cur, group_by, first, last, user_id=None, endpoint=None, fresh=False):
+    """The report's groups (ordered by the dimensions, in the given order) and how far the rollups
+    reach; ``endpoint`` (one of ENDPOINTS) counts only that endpoint's requests; ``fresh`` adds the
+    usage records not rolled up yet (400 when they span more than MAX_FRESH_SPAN)."""
     columns = [DIMENSIONS[name][0] for name in group_by]
     filters = {"user_id": user_id, "endpoint": endpoint}
-    rows = spend_queries.grouped_usage(cur, columns, "tag" in group_by, first, last, filters, MAX_GROUPS + 1)
+    rolled_up_at = spend_queries.rollup_watermark(cur)
+    span = _fresh_span(first, last, rolled_up_at, datetime.now(UTC)) if fresh else None
+    rows = spend_queries.grouped_usage(cur, columns, "tag" in group_by, first, last, filters, MAX_GROUPS + 1, span)
     if len(rows) > MAX_GROUPS:
         raise BadRequest(
             f"the report has more than {MAX_GROUPS} groups; group by less or shorten the range",
@@ -98,7 +130,7 @@ def usage_report(cur, group_by, first, last, user_id=None, endpoint=None):
         "end_date": last,
         "group_by": group_by,
         "endpoint": endpoint,
-        "rolled_up_at": spend_queries.newest_rollup_time(cur),
+        "rolled_up_at": rolled_up_at,
         "groups": rows,
     }
 
@@ -118,6 +150,5 @@ def report_csv(report):
 def last_requests(cur, user_id, first, last, limit, cursor=None, endpoint=None):
     """The user's requests on the days [first, last] (of one endpoint, if given), newest first: a page
     of ``limit`` after ``cursor``."""
-    start = datetime.combine(first, time(), UTC)
-    end = datetime.combine(last + timedelta(days=1), time(), UTC)
+    start, end = _moments(first, last)
     return spend_queries.last_requests(cur, user_id, endpoint, start, end, limit, cursor)

@@ -287,3 +287,16 @@ def test_the_endpoint_backfill_rewrites_the_days_since_endpoints_were_recorded(c
         {"model": "m/embed"},
     ]
     assert sql("SELECT DISTINCT model FROM usage_key_daily WHERE day = %s", (DAY1,)) == [{"model": "stale"}]
+
+
+def test_average_latency_is_rounded_to_two_decimals_in_csv_and_json(client, sql):
+    user, key = create_user(client)
+    [default] = client.get("/user/api-keys", headers=bearer(key)).get_json()["keys"]
+    for minute, latency in enumerate((100.123, 200.4567, 50)):
+        insert_usage(sql, user["id"], default["id"], "m/a", DAY1, latency=latency, minute=minute)
+    roll_up(client)
+    response = report(client, group_by="user", start_date=str(DAY1), end_date=str(DAY1), format="csv")
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    assert rows[1][rows[0].index("avg_latency_ms")] == "116.86"  # 350.5797 / 3
+    [group] = report(client, group_by="user", start_date=str(DAY1), end_date=str(DAY1)).get_json()["groups"]
+    assert group["avg_latency_ms"] == 116.86
