@@ -168,13 +168,13 @@ def gate(admission, mode):
     if verdict == Verdict.PASSED:
         admission.slot = slot
     elif verdict == Verdict.TOO_MANY_CONCURRENT:
-        _reject(principal, "max_concurrent_requests", principal["max_concurrent_requests"], 1)
+        _reject(admission, "max_concurrent_requests", principal["max_concurrent_requests"], 1)
     elif verdict == Verdict.QUOTA_USED:
         quota = QUOTAS[index - 1]
-        _reject(principal, quota.name, principal[quota.name], quota.seconds_left(datetime.now(UTC)))
+        _reject(admission, quota.name, principal[quota.name], quota.seconds_left(datetime.now(UTC)))
     elif verdict == Verdict.TOKEN_WINDOW_FULL:
         window = TOKEN_WINDOWS[index - 1]
-        _reject(principal, window.name, limits[window.name], max(ttl, 1))
+        _reject(admission, window.name, limits[window.name], max(ttl, 1))
     elif verdict == Verdict.REQUEST_WINDOW_FULL:
         _request_window_breach(admission, REQUEST_WINDOWS[index - 1], limits, ttl)
 
@@ -253,10 +253,10 @@ def rate_limit_headers(admission):
     return window_status.headers_for(status or window_status.window_status(admission.principal))
 
 
-def _reject(principal, window, limit, retry_after, headers=None):
+def _reject(admission, window, limit, retry_after, headers=None):
     """Audit (aggregated) and raise the 429 envelope naming the window."""
     metrics.RATE_LIMIT_REJECTIONS.labels(window).inc()
-    record_violation(principal, window)
+    record_violation(admission.principal, window, admission.client_ip)
     raise RateLimited(
         f"rate limit exceeded: {window.replace('_', ' ')} ({limit})",
         {"limit": limit, "window": window},
@@ -272,11 +272,12 @@ def _request_window_breach(admission, window, limits, ttl):
         headers = rate_limit_headers(admission)
     except redis.RedisError:
         headers = {}
-    _reject(admission.principal, window.name, limits[window.name], reset_time - time.time(), headers)
+    _reject(admission, window.name, limits[window.name], reset_time - time.time(), headers)
 
 
-def record_violation(principal, window):
-    """One security_events row per key, window and minute, counting repeats (no flood of rows)."""
+def record_violation(principal, window, ip):
+    """One security_events row per key, window and minute, counting repeats (no flood of rows); the
+    row carries the client IP of its first rejection, so an operator can see where the flood comes from."""
     minute = datetime.now(UTC).strftime("%Y%m%d%H%M")
     try:
         with db.transaction() as cur:
@@ -285,7 +286,7 @@ def record_violation(principal, window):
                 "rate_limit_exceeded",
                 principal["user_id"],
                 principal["api_key_id"],
-                None,
+                ip,
                 {"window": window, "key": principal["key_mask"]},
                 dedupe_key=f"rl:{principal['api_key_id']}:{window}:{minute}",
             )

@@ -6,7 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 
-from tests.helpers import ADMIN, assert_error, create_user
+from tests.helpers import ADMIN, assert_error, bearer, create_user
+from tests.helpers.dashboard import sign_in
 from tests.helpers.limits import WINDOW_HEADERS, set_limits
 from tests.helpers.upstream import chat
 
@@ -37,6 +38,23 @@ def test_request_window_rejects_with_envelope_and_headers(client, sql):
     [event] = sql("SELECT type, count, details FROM security_events WHERE type = 'rate_limit_exceeded'")
     assert event["count"] == 2 and event["details"]["window"] == "requests_per_minute"
     assert sql("SELECT count(*) AS n FROM usage_records")[0]["n"] == 2
+
+
+def test_rate_limit_event_records_the_client_ip_and_the_api_and_dashboard_show_it(client, sql):
+    user, key = create_user(client, credits="5.00", plan="team")
+    set_limits(client, user_id=user["id"], rate_limits={"requests_per_minute": 1})
+    caller = {"REMOTE_ADDR": "198.51.100.23"}
+    payload = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 50}
+    for expected in (200, 429):
+        response = client.post("/v1/chat/completions", json=payload, headers=bearer(key), environ_base=caller)
+        assert response.status_code == expected
+    [event] = sql("SELECT host(ip) AS ip FROM security_events WHERE type = 'rate_limit_exceeded'")
+    assert event["ip"] == "198.51.100.23"
+    listed = client.get("/admin/security-events", query_string={"type": "rate_limit_exceeded"}, headers=ADMIN)
+    assert [e["ip"] for e in listed.get_json()["events"]] == ["198.51.100.23"]
+    sign_in(client)
+    page = client.get("/dashboard/audit?view=security&type=rate_limit_exceeded").get_data(as_text=True)
+    assert '<td class="mono small">198.51.100.23</td>' in page
 
 
 def test_limit_by_api_key_applies_on_next_request(client):
