@@ -43,6 +43,24 @@ def all_blueprints():
 
 def html_blueprints():
     """Plain Flask blueprints serving HTML: the operator dashboard and the public status page."""
-    from blueprints import dashboard, dashboard_audit, dashboard_users, status_page
+    from blueprints import (
+        dashboard,
+        dashboard_audit,
+        dashboard_ip_blocks,
+        dashboard_keys,
+        dashboard_oidc,
+        dashboard_user_actions,
+        dashboard_users,
+        status_page,
+    )
 
-    return [dashboard.blp, dashboard_users.blp, dashboard_audit.blp, status_page.blp]
+    return [
+        dashboard.blp,
+        dashboard_oidc.blp,
+        dashboard_users.blp,
+        dashboard_user_actions.blp,
+        dashboard_keys.blp,
+        dashboard_audit.blp,
+        dashboard_ip_blocks.blp,
+        status_page.blp,
+    ]

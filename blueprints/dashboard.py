@@ -93,7 +93,7 @@ def protect(blueprint, public_endpoints=()):
 protect(blp, public_endpoints=("dashboard.login",))
 
 
-def _safe_next(target):
+def safe_next(target):
     """Only a path inside the dashboard (never another host) is a place to go back to."""
     if target and target.startswith("/dashboard/") and not target.startswith("//") and "\\" not in target:
         return target
@@ -116,7 +116,7 @@ def login():
             raise
         page = render_template("dashboard/login.html", error=LOGIN_MESSAGES[status], next=request.form.get("next"))
         return page, status, response_headers(error)
-    return redirect(_safe_next(request.form.get("next")))
+    return redirect(safe_next(request.form.get("next")))
 
 
 @blp.route("/logout", methods=["POST"])

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 from blueprints.dashboard_charts import compact, dollars, milliseconds
 from blueprints.dashboard_session import csrf_token
+from ops_gateway.accounts.key_material import mask
 from ops_gateway.billing.money import format_money
 
 
@@ -48,6 +49,11 @@ def seconds(value):
     return f"{value:g} s"
 
 
+def masked_key(row):
+    """A key row as the API shows it, never the full key: ``gw_live_AbC…xYz9``."""
+    return mask(row["prefix"], row["last4"])
+
+
 def count(value):
     """Integers with thousands separators."""
     return "—" if value is None else f"{value:,}"
@@ -61,6 +67,8 @@ def register(blueprint):
         ("ago", ago),
         ("seconds", seconds),
         ("count", count),
+        ("masked", masked_key),
+        ("amount", lambda v: "" if v is None else format_money(v)),
         ("json", as_json),
         ("usd", lambda v: "—" if v is None else dollars(v)),
         ("compact", lambda v: "—" if v is None else compact(v)),

@@ -70,7 +70,11 @@ def check_csrf():
 
 def sign_in(token):
     """Start a fresh session for an admin key from the sign-in form; a domain error when refused."""
-    contents = sessions.sign_in(token, request.remote_addr, request.path)
+    return start_session(sessions.sign_in(token, request.remote_addr, request.path))
+
+
+def start_session(contents):
+    """Make ``contents`` (from ``sessions``) this browser's session, whichever way the admin signed in."""
     session.clear()  # a new session id and CSRF token: nothing from before sign-in carries over
     session.update(contents)
     csrf_token()

@@ -9,14 +9,16 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 
 from blueprints.account_schemas import CreditAdjustmentSchema
 from blueprints.dashboard import protect
+from blueprints.dashboard_forms import field_problems
+from blueprints.dashboard_keys import GRACE_CHOICES
 from blueprints.limit_schemas import RateLimitsSchema
 from blueprints.query_args import whole_number
-from ops_gateway.accounts import users
+from ops_gateway.accounts import api_keys, users
 from ops_gateway.billing import budgets
 from ops_gateway.billing.money import format_money
 from ops_gateway.core import db
 from ops_gateway.core.errors import GatewayError, NotFound
-from ops_gateway.limits import limit_overrides
+from ops_gateway.limits import limit_overrides, window_caps
 from ops_gateway.limits.windows import LIMIT_FIELDS
 from ops_gateway.telemetry import audit
 
@@ -25,6 +27,7 @@ protect(blp)
 
 PAGE_SIZE = 25
 RECENT_AUDIT = 10
+KEY_ROWS = 50  # newest first; revoked and rotated keys pile up, and the API pages the rest
 STATUSES = ("active", "suspended")
 
 
@@ -55,24 +58,33 @@ def index():
 
 @blp.route("/<int:user_id>")
 def detail(user_id):
-    """One user: balance, plan, spend caps, effective limits with their source, and their latest audit entries."""
+    """One user: balance, plan, spend caps, keys (masked), effective limits with their source and the
+    windows a longer one caps (as POST /admin/limit warns), latest audit entries."""
     with db.transaction() as cur:
         user = users.get_user(cur, user_id)
         limits, sources, _ = limit_overrides.effective_for_user(cur, user_id)
         plans = limit_overrides.list_plans(cur)
         _, recent = audit.query_logs(cur, user_id=user_id, limit=RECENT_AUDIT, count=False)
         caps = budgets.caps_of_user(cur, user_id)
+        keys = api_keys.list_keys(cur, user_id, KEY_ROWS)
     windows = [{"field": f, "value": limits[f], "source": sources[f]} for f in LIMIT_FIELDS]
-    return render_template("dashboard/user.html", user=user, windows=windows, plans=plans, recent=recent, budgets=caps)
+    return render_template(
+        "dashboard/user.html",
+        user=user,
+        windows=windows,
+        plans=plans,
+        recent=recent,
+        budgets=caps,
+        keys=keys,
+        key_limit=KEY_ROWS,
+        grace_choices=GRACE_CHOICES,
+        capped=window_caps.capped_windows(limits),
+    )
 
 
 def _messages(error):
     """A marshmallow error as one readable line."""
-    parts = []
-    for field, problems in error.normalized_messages().items():
-        text = "; ".join(problems) if isinstance(problems, list) else str(problems)
-        parts.append(f"{field.replace('_', ' ')}: {text}")
-    return ", ".join(parts)
+    return ", ".join(f"{field}: {problem}" for field, problem in field_problems(error))
 
 
 def _back(user_id):

@@ -64,6 +64,18 @@ def _parse_optional_str(raw):
     return raw.strip() or None
 
 
+def _parse_issuer(raw):
+    issuer = raw.strip().rstrip("/")
+    if not issuer.startswith(("https://", "http://")):
+        raise ValueError("expected an http(s) URL (the provider's issuer, without /.well-known/...)")
+    return issuer
+
+
+def _parse_lowercase_list(raw):
+    """Comma-separated, trimmed, lowercased, empty items dropped (a leading @ of a domain too)."""
+    return tuple(item.strip().lstrip("@").lower() for item in raw.split(",") if item.strip().lstrip("@"))
+
+
 def _parse_readable_file(raw):
     path = raw.strip()
     if not path:
@@ -172,6 +184,12 @@ VARIABLES = [
     Variable("RESTORE_IP_BLOCKS_INTERVAL_SECONDS", 60, _parse_positive_int, "0 = not scheduled"),
     Variable("RECONCILE_GENERATIONS_INTERVAL_SECONDS", 30, _parse_positive_int, "0 = not scheduled"),
     Variable("RUN_MIGRATIONS_ON_START", True, _parse_bool),
+    Variable("OIDC_ISSUER", None, _parse_issuer, "OpenID Connect issuer for dashboard sign-in; unset = off"),
+    Variable("OIDC_CLIENT_ID", None, help="the gateway's client id at the OIDC provider"),
+    Variable("OIDC_CLIENT_SECRET", None, help="the gateway's client secret at the OIDC provider"),
+    Variable("OIDC_ALLOWED_EMAILS", (), _parse_lowercase_list, "comma-separated emails that may sign in with OIDC"),
+    Variable("OIDC_ALLOWED_DOMAINS", (), _parse_lowercase_list, "comma-separated email domains that may sign in"),
+    Variable("OIDC_CREATE_ADMINS", False, _parse_bool, "create an admin user on an allowed email's first sign-in"),
 ]
 
 
@@ -204,4 +222,17 @@ def load_settings(environ, overrides=None):
     settings.update(overrides)  # test-only extras (e.g. TESTING)
     if settings.DATABASE_URL and not settings.KEY_HASH_SECRET:
         raise ConfigError("KEY_HASH_SECRET must be set when DATABASE_URL points at a managed database")
+    _check_oidc(settings)
     return settings
+
+
+def _check_oidc(settings):
+    """OIDC sign-in needs its client credentials and someone allowed to sign in: without an
+    allowlist every account at the provider could become a dashboard admin."""
+    if not settings.OIDC_ISSUER:
+        return
+    for name in ("OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET"):
+        if not settings[name]:
+            raise ConfigError(f"{name} must be set when OIDC_ISSUER is set")
+    if not (settings.OIDC_ALLOWED_EMAILS or settings.OIDC_ALLOWED_DOMAINS):
+        raise ConfigError("OIDC_ALLOWED_EMAILS or OIDC_ALLOWED_DOMAINS must be set when OIDC_ISSUER is set")

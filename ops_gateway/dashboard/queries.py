@@ -1,4 +1,4 @@
-"""The dashboard domain's SQL: its session re-check, the cached model list and the 5-minute series.
+"""The dashboard domain's SQL: session re-checks, OIDC sign-in's user lookup, cached models, the 5-minute series.
 
 Plain functions taking the cursor first and returning rows as dicts.
 """
@@ -17,6 +17,26 @@ WHERE u.id = %s AND k.id = %s AND u.role = 'admin'
 def session_admin(cur, user_id, api_key_id):
     """The admin's email and the key's scopes when this user may still use the dashboard with this key, else None."""
     cur.execute(_SESSION_ADMIN, (user_id, api_key_id))
+    return cur.fetchone()
+
+
+# OIDC sign-in names a user by email (unique case-insensitively, users_email_key); its sessions
+# hold no key, so only the user's role and status (and that the email is still theirs) are re-checked.
+_USER_BY_EMAIL = "SELECT id, email, role, status FROM users WHERE lower(email) = lower(%s)"
+_SESSION_OIDC_ADMIN = """
+SELECT email FROM users WHERE id = %s AND lower(email) = lower(%s) AND role = 'admin' AND status = 'active'
+"""
+
+
+def user_by_email(cur, email):
+    """The user (id, email, role, status) with this email in any case, or None."""
+    cur.execute(_USER_BY_EMAIL, (email,))
+    return cur.fetchone()
+
+
+def session_oidc_admin(cur, user_id, email):
+    """The admin's email when this user still has that email and is an active admin, else None."""
+    cur.execute(_SESSION_OIDC_ADMIN, (user_id, email))
     return cur.fetchone()
 
 

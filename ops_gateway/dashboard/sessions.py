@@ -3,10 +3,10 @@
 A session records who signed in, never the key. Each request re-checks it: a user must still be
 an active admin whose sign-in key still works, and may do what that key's scopes allow as they
 are now (admin:read to look, admin:write to act, as on /admin); a bootstrap session carries an
-HMAC of ADMIN_API_KEY, so rotating that key signs those sessions out. Signing out lists the
-session id in Redis until the cookie would have expired, so a copied cookie dies with it. The
-cookie itself (Flask's signed session, CSRF token) is the HTTP layer's:
-``blueprints/dashboard_session.py``.
+HMAC of ADMIN_API_KEY, so rotating that key signs those sessions out; an OIDC session is
+re-checked by ``oidc_admins``. Signing out lists the session id in Redis until the cookie would
+have expired, so a copied cookie dies with it. The cookie itself (Flask's signed session, CSRF
+token) is the HTTP layer's: ``blueprints/dashboard_session.py``.
 """
 
 import hashlib
@@ -21,6 +21,7 @@ from flask import current_app
 from ops_gateway.accounts import auth, key_material
 from ops_gateway.core import db, redis_store
 from ops_gateway.core.errors import Forbidden
+from ops_gateway.dashboard import oidc_admins
 from ops_gateway.dashboard import queries as dashboard_queries
 from ops_gateway.limits import security
 from ops_gateway.telemetry import audit
@@ -72,6 +73,11 @@ def sign_in(token, ip, path):
             "api_key_id": principal["api_key_id"],
             "actor": f"admin:{user_id}",
         }
+    return open_session(identity)
+
+
+def open_session(identity):
+    """A new session's contents for whoever signed in (by key or by OIDC): a fresh id and the time."""
     logger.info("dashboard sign-in", extra={"actor": identity["actor"]})
     return {**identity, "sid": secrets.token_urlsafe(16), "issued": int(time.time())}
 
@@ -96,6 +102,8 @@ def current_admin(state):
             return None
         label = "bootstrap admin key"
         return {"actor": BOOTSTRAP_ACTOR, "user_id": None, "role": "admin", "label": label, "scopes": []}
+    if state.get("kind") == "oidc":
+        return oidc_admins.session_admin(state)
     with db.transaction() as cur:
         row = dashboard_queries.session_admin(cur, state.get("user_id"), state.get("api_key_id"))
     if row is None:

@@ -185,6 +185,17 @@ def test_limits_form_overrides_then_resets_to_the_plan(client):
     assert limits["rate_limits"]["requests_per_minute"] == 10 and set(limits["sources"].values()) == {"plan"}
 
 
+def test_the_user_page_notes_a_window_a_longer_one_caps(client):
+    user, _ = create_user(client, plan="trial")  # 100 requests an hour
+    sign_in(client)
+    page = f"/dashboard/users/{user['id']}"
+    assert "capped-window" not in client.get(page).get_data(as_text=True)
+    data = {"requests_per_minute": "300", "action": "save", "csrf_token": csrf_of(client, page)}
+    html = client.post(f"{page}/limits", data=data, follow_redirects=True).get_data(as_text=True)
+    assert 'id="capped-requests_per_minute"' in html
+    assert "requests_per_minute is 300, above requests_per_hour (100)" in html
+
+
 def test_user_search_finds_by_email_and_jumps_to_an_id(client):
     user, _ = create_user(client, email="findme@example.com")
     sign_in(client)

@@ -21,3 +21,13 @@ def sign_in(client, key=ADMIN_API_KEY, **environ):
     return client.post(
         "/dashboard/login", data={"api_key": key, "csrf_token": token, "next": ""}, environ_overrides=environ
     )
+
+
+def post_confirmed(client, path, data, token):
+    """POST a dashboard action form, check the confirmation page came back, then confirm; return the last response.
+
+    The first POST must change nothing: callers assert on the database after this returns.
+    """
+    asked = client.post(path, data={**data, "csrf_token": token})
+    assert asked.status_code == 200 and 'id="confirm-action"' in asked.get_data(as_text=True), asked.status_code
+    return client.post(path, data={**data, "csrf_token": token, "confirmed": "yes"})
