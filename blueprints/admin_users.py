@@ -48,14 +48,8 @@ class Users(MethodView):
     def post(self, body):
         """Create a user with optional opening credits; the response shows their first key once."""
         with db.transaction() as cur:
-            user, key, full_key = users.create_user(
-                cur,
-                body["email"],
-                g.user["actor"],
-                username=body.get("username"),
-                initial_credits=body.get("credits") or 0,
-                plan=body.get("plan") or current_app.config["DEFAULT_PLAN"],
-                role=body["role"],
+            user, key, full_key = users.create_requested_user(
+                cur, body, g.user["actor"], current_app.config["DEFAULT_PLAN"]
             )
         return {"user": user, "api_key": full_key, "key": key}
 

@@ -58,15 +58,7 @@ def create():
         return forms.ask("Create this user?", summary, "Create user", url_for("dashboard_users.index"))
     try:
         with db.transaction() as cur:
-            user, key, full_key = users.create_user(
-                cur,
-                body["email"],
-                g.user["actor"],
-                username=body.get("username"),
-                initial_credits=body.get("credits") or 0,
-                plan=plan,
-                role=body["role"],
-            )
+            user, key, full_key = users.create_requested_user(cur, body, g.user["actor"], plan)
     except GatewayError as error:
         return _new_user_form(message=error.message, status=status_of(error))
     return render_template("dashboard/revealed_key.html", title="User created", user=user, key=key, full_key=full_key)

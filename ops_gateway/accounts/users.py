@@ -27,6 +27,20 @@ def create_user(cur, email, actor, username=None, initial_credits=Decimal("0"), 
     return user, key, full_key
 
 
+def create_requested_user(cur, request, actor, default_plan):
+    """``create_user`` from the fields of a create-user request (the admin API's and the dashboard's
+    form, both validated by one schema): email and role, optional username, plan and opening credits."""
+    return create_user(
+        cur,
+        request["email"],
+        actor,
+        username=request.get("username"),
+        initial_credits=request.get("credits") or 0,
+        plan=request.get("plan") or default_plan,
+        role=request["role"],
+    )
+
+
 def get_user(cur, user_id):
     """One user, or NotFound."""
     user = queries.user_by_id(cur, user_id)
