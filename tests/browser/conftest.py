@@ -30,10 +30,23 @@ def fake_openrouter(tmp_path_factory):
 
 
 @pytest.fixture
-def gateway(tmp_path, test_settings, fake_openrouter):
-    """gunicorn serving this test's database (one worker is plenty for one browser)."""
-    requests.post(f"{fake_openrouter.url}/_control/reset", timeout=5).raise_for_status()
-    settings = {**test_settings, "OPENROUTER_BASE_URL": fake_openrouter.base_url}
-    server = start_gateway(tmp_path, settings, workers=1, threads=4)
-    yield server
-    server.stop()
+def make_gateway(tmp_path, test_settings, fake_openrouter):
+    """Start gunicorn serving this test's database with extra environment variables (e.g. OIDC_*);
+    one worker is plenty for one browser. Every gateway started is stopped after the test."""
+    servers = []
+
+    def start(**extra_env):
+        requests.post(f"{fake_openrouter.url}/_control/reset", timeout=5).raise_for_status()
+        settings = {**test_settings, "OPENROUTER_BASE_URL": fake_openrouter.base_url}
+        servers.append(start_gateway(tmp_path, settings, workers=1, threads=4, extra_env=extra_env))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def gateway(make_gateway):
+    """gunicorn serving this test's database."""
+    return make_gateway()

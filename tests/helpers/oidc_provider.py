@@ -1,9 +1,12 @@
 """A small OpenID Connect provider on 127.0.0.1 for the dashboard's OIDC sign-in tests.
 
 It answers as a real provider does (OpenID Connect Core 1.0, Discovery 1.0, RFC 6749 and RFC 7636
-for PKCE): discovery, an authorization endpoint that approves at once as ``provider.email``, a
-token endpoint that checks the client's secret (HTTP Basic or form), the code, its redirect URI and
-the PKCE verifier, and returns an RS256 ID token with iss, sub, aud, exp, iat, nonce, email and
+for PKCE): discovery; an authorization endpoint that approves at once as ``provider.email`` or,
+with ``consent`` set, first shows a page whose "Allow" button posts to the provider, which then
+redirects back (so that navigation starts on the provider's site, as after a real sign-in form),
+and that refuses a redirect URI outside ``redirect_uris`` once those are registered; a token
+endpoint that checks the client's secret (HTTP Basic or form), the code, its redirect URI and the
+PKCE verifier, and returns an RS256 ID token with iss, sub, aud, exp, iat, nonce, email and
 email_verified; the signing key (made at start) at ``/jwks``; and ``/userinfo`` for the access
 token. Tests change ``email``, ``email_verified`` or ``email_in_id_token`` between sign-ins.
 """
@@ -20,7 +23,12 @@ import requests
 from flask import Flask, jsonify, redirect, request
 from joserfc import jwt
 from joserfc.jwk import RSAKey
+from markupsafe import escape
 from werkzeug.serving import make_server
+
+CONSENT_PAGE = """<!doctype html><html><head><title>Sign in</title></head><body>
+<form method="post" action="/authorize/approve"><input type="hidden" name="request" value="{request_id}">
+<p>Sign in to ops-gateway as {email}?</p><button type="submit" id="approve">Allow</button></form></body></html>"""
 
 
 class OidcProvider:
@@ -30,6 +38,9 @@ class OidcProvider:
         self.client_id, self.client_secret = client_id, client_secret
         self.email, self.email_verified, self.email_in_id_token = email, True, True
         self.issuer = None  # set once the server has its port
+        self.redirect_uris = None  # the client's registered redirect URIs; None accepts any
+        self.consent = False  # True: ask on a page before redirecting back
+        self.pending = {}  # consent asked for: request id -> the authorization request
         self.key = RSAKey.generate_key(2048, parameters={"kid": "test-key", "use": "sig", "alg": "RS256"})
         self.codes, self.access_tokens = {}, {}
         self.token_requests = 0
@@ -53,6 +64,19 @@ class OidcProvider:
         auth, form = request.authorization, request.form
         given = (auth.username, auth.password) if auth else (form.get("client_id"), form.get("client_secret"))
         return given == (self.client_id, self.client_secret)
+
+    def _approve(self, args):
+        """Issue a code for the authorization request ``args`` as ``email`` and redirect back with it."""
+        code = secrets.token_urlsafe(24)
+        self.codes[code] = {
+            "redirect_uri": args["redirect_uri"],
+            "challenge": args.get("code_challenge", ""),
+            "nonce": args.get("nonce"),
+            "sub": self.subject(),
+            "email": self.email,
+            "email_verified": self.email_verified,
+        }
+        return redirect(f"{args['redirect_uri']}?{urlencode({'code': code, 'state': args.get('state', '')})}")
 
     def _build_app(self):
         app = Flask("oidc_provider")
@@ -82,19 +106,23 @@ class OidcProvider:
             args = request.args
             if args.get("client_id") != self.client_id or not args.get("redirect_uri"):
                 return jsonify(error="invalid_request"), 400  # never redirect to an unknown client
+            if self.redirect_uris is not None and args["redirect_uri"] not in self.redirect_uris:
+                return jsonify(error="invalid_request"), 400  # nor to a URI the client never registered
             if args.get("response_type") != "code" or args.get("code_challenge_method") != "S256":
                 query = {"error": "unsupported_response_type", "state": args.get("state", "")}
                 return redirect(f"{args['redirect_uri']}?{urlencode(query)}")
-            code = secrets.token_urlsafe(24)
-            self.codes[code] = {
-                "redirect_uri": args["redirect_uri"],
-                "challenge": args.get("code_challenge", ""),
-                "nonce": args.get("nonce"),
-                "sub": self.subject(),
-                "email": self.email,
-                "email_verified": self.email_verified,
-            }
-            return redirect(f"{args['redirect_uri']}?{urlencode({'code': code, 'state': args.get('state', '')})}")
+            if self.consent:
+                request_id = secrets.token_urlsafe(16)
+                self.pending[request_id] = args.to_dict()
+                return CONSENT_PAGE.format(request_id=request_id, email=escape(self.email))
+            return self._approve(args)
+
+        @app.post("/authorize/approve")
+        def approve():
+            args = self.pending.pop(request.form.get("request", ""), None)
+            if args is None:
+                return jsonify(error="invalid_request"), 400
+            return self._approve(args)
 
         @app.post("/token")
         def token():
@@ -128,11 +156,16 @@ class OidcProvider:
 
 
 @contextmanager
-def oidc_provider(client_id, client_secret, email):
-    """Serve an ``OidcProvider`` on a free port of 127.0.0.1 for the block; yield it (``issuer`` set)."""
+def oidc_provider(client_id, client_secret, email, host="127.0.0.1"):
+    """Serve an ``OidcProvider`` on a free port of 127.0.0.1 for the block; yield it (``issuer`` set).
+
+    ``host`` names the server in its issuer URL: ``localhost`` makes the provider another site than
+    a gateway on 127.0.0.1 for a browser (a site ignores the port), as a real provider is; then the
+    way back from its consent page to the gateway is a cross-site navigation.
+    """
     provider = OidcProvider(client_id, client_secret, email)
     server = make_server("127.0.0.1", 0, provider.app, threaded=True)
-    provider.issuer = f"http://127.0.0.1:{server.server_port}"
+    provider.issuer = f"http://{host}:{server.server_port}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
