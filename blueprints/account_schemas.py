@@ -41,7 +41,7 @@ class CreateUserSchema(ma.Schema):
     role = ma.fields.String(load_default="user", validate=ma.validate.OneOf(["user", "admin"]))
 
 
-def _model_patterns():
+def model_patterns():
     """A list of model ids or glob patterns ("openai/*"); empty means every model."""
     return ma.fields.List(
         ma.fields.String(
@@ -55,7 +55,7 @@ def _model_patterns():
     )
 
 
-def _budget_fields():
+def budget_fields():
     """The writable fields of a spend cap (users and keys alike)."""
     return {
         "budget": Money(
@@ -78,7 +78,7 @@ def _budget_fields():
 class BudgetSchema(ma.Schema):
     """A spend cap as it stands this period."""
 
-    scope = ma.fields.String(metadata={"enum": ["user", "key"]})
+    scope = ma.fields.String(metadata={"enum": ["user", "key", "org", "member"]})
     budget = Money()
     budget_period = ma.fields.String(metadata={"enum": list(budgets.PERIODS)})
     budget_alert_thresholds = ma.fields.List(ma.fields.Float())
@@ -87,14 +87,14 @@ class BudgetSchema(ma.Schema):
     resets_at = Timestamp(attribute="budget_resets_at", allow_none=True, metadata={"description": "null: never"})
 
 
-class UpdateUserSchema(ma.Schema.from_dict(_budget_fields())):
+class UpdateUserSchema(ma.Schema.from_dict(budget_fields())):
     """Body of PATCH /admin/users/<id>."""
 
     status = ma.fields.String(validate=ma.validate.OneOf(["active", "suspended"]))
     role = ma.fields.String(validate=ma.validate.OneOf(["user", "admin"]))
     plan = ma.fields.String(validate=ma.validate.Length(min=1, max=50))
     username = ma.fields.String(validate=ma.validate.Length(min=1, max=100))
-    allowed_models = _model_patterns()
+    allowed_models = model_patterns()
 
 
 class UserListArgsSchema(ma.Schema):
@@ -141,6 +141,7 @@ class ApiKeySchema(ma.Schema):
     expires_at = Timestamp(allow_none=True)
     grace_until = Timestamp(allow_none=True, metadata={"description": "a rotated key works until then"})
     revoked_at = Timestamp(allow_none=True)
+    org_id = ma.fields.Integer(allow_none=True, metadata={"description": "an org key's org; null: a personal key"})
 
 
 class CreateUserResponseSchema(ma.Schema):
@@ -151,7 +152,7 @@ class CreateUserResponseSchema(ma.Schema):
     key = ma.fields.Nested(ApiKeySchema)
 
 
-class CreateKeySchema(ma.Schema.from_dict(_budget_fields())):
+class CreateKeySchema(ma.Schema.from_dict(budget_fields())):
     """Body of POST /user/api-keys; budget fields left out are the creating key's own cap's, if it has one."""
 
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=100))
@@ -162,17 +163,21 @@ class CreateKeySchema(ma.Schema.from_dict(_budget_fields())):
         ma.fields.String(validate=ma.validate.OneOf(SCOPES)),
         metadata={"description": "empty: every scope; omitted: the creating key's own scopes"},
     )
-    allowed_models = _model_patterns()
+    allowed_models = model_patterns()
+    org_id = ma.fields.Integer(
+        validate=ma.validate.Range(min=1),
+        metadata={"description": "an org key: draws on that org's credits (you must be a member); omitted: personal"},
+    )
 
 
-class UpdateKeySchema(ma.Schema.from_dict(_budget_fields())):
+class UpdateKeySchema(ma.Schema.from_dict(budget_fields())):
     """Body of PATCH /user/api-keys/<id>; through /user a capped key cannot loosen a cap (budget_escalation)."""
 
     name = ma.fields.String(validate=ma.validate.Length(min=1, max=100))
     expires_in_days = ma.fields.Integer(allow_none=True, validate=ma.validate.Range(min=1, max=3650))
     ip_allowlist = ma.fields.List(ma.fields.String(validate=_validate_network))
     scopes = ma.fields.List(ma.fields.String(validate=ma.validate.OneOf(SCOPES)))
-    allowed_models = _model_patterns()
+    allowed_models = model_patterns()
 
 
 class RevealedKeySchema(ma.Schema):
@@ -204,12 +209,16 @@ class BalanceSchema(ma.Schema):
     """GET /user/balance."""
 
     user_id = ma.fields.Integer()
+    org_id = ma.fields.Integer(allow_none=True, metadata={"description": "an org key's org, whose balance this is"})
     api_key = ma.fields.String(metadata={"description": "masked key used for this request"})
     credits = Money()
     reserved_credits = Money()
     status = ma.fields.String()
     plan = ma.fields.String()
-    budgets = ma.fields.List(ma.fields.Nested(BudgetSchema), metadata={"description": "the caps on this user and key"})
+    budgets = ma.fields.List(
+        ma.fields.Nested(BudgetSchema),
+        metadata={"description": "the caps on this key: its user's and its own; an org key's org's, member's and own"},
+    )
 
 
 class CreditAdjustmentSchema(ma.Schema):

@@ -23,6 +23,8 @@ TAG_TITLES = {
     "health": "Health",
     "admin_users": "Admin: users",
     "admin_keys": "Admin: users' API keys",
+    "admin_orgs": "Admin: organizations",
+    "org": "Organization: members and usage",
     "user": "Account: balance and API keys",
     "user_audit": "Account: API-key audit log",
     "admin_audit": "Admin: audit log",

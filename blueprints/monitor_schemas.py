@@ -104,6 +104,17 @@ class TopUserSchema(ma.Schema):
     cost = Money()
 
 
+class TopOrgSchema(ma.Schema):
+    """A heavy org today (its org keys' requests)."""
+
+    org_id = ma.fields.Integer()
+    name = ma.fields.String()
+    credits = Money(metadata={"description": "the org's balance now"})
+    requests = ma.fields.Integer()
+    tokens_used = ma.fields.Integer()
+    cost = Money()
+
+
 class ActivitySchema(ma.Schema):
     """One recent request (chat completion, embeddings or response)."""
 
@@ -216,6 +227,8 @@ class AdminMonitorDataSchema(ma.Schema):
     total_cost_today = Money()
     system_usage_metrics = ma.fields.Nested(UsageMetricsSchema)
     top_users_by_usage = ma.fields.List(ma.fields.Nested(TopUserSchema), metadata={"description": "today"})
+    total_orgs = ma.fields.Integer()
+    top_orgs_by_usage = ma.fields.List(ma.fields.Nested(TopOrgSchema), metadata={"description": "today"})
     recent_activity = ma.fields.List(ma.fields.Nested(ActivitySchema))
     performance = ma.fields.Nested(PerformanceSchema)
     billing = ma.fields.Nested(BillingReconciliationSchema)

@@ -25,7 +25,8 @@ class UsageReportArgsSchema(ma.Schema):
         load_default="day",
         validate=ma.validate.Length(max=100),
         metadata={
-            "description": "comma-separated, in order, any of user,key,model,endpoint,day,tag",
+            "description": "comma-separated, in order, any of user,org,key,model,endpoint,day,tag"
+            " (org: the org an org key's requests were charged to; null: personal keys)",
             "example": "user,day",
         },
     )
@@ -58,6 +59,8 @@ class UsageGroupSchema(ma.Schema):
 
     user_id = ma.fields.Integer()
     email = ma.fields.String(allow_none=True)
+    org_id = ma.fields.Integer(allow_none=True, metadata={"description": "null: personal keys' requests"})
+    org_name = ma.fields.String(allow_none=True)
     api_key_id = ma.fields.Integer(allow_none=True)
     key_name = ma.fields.String(allow_none=True)
     masked_key = ma.fields.String(allow_none=True)

@@ -58,9 +58,10 @@ def balance():
     caps = []
     if user["budgeted"]:
         with db.transaction() as cur:
-            caps = budgets.status(cur, user["user_id"], user["api_key_id"])
+            caps = budgets.status(cur, user)
     return {
         "user_id": user["user_id"],
+        "org_id": user["org_id"],
         "api_key": user["key_mask"],
         "credits": user["credits"],
         "reserved_credits": user["reserved_credits"],
@@ -105,6 +106,7 @@ class ApiKeys(MethodView):
                 allowed_models=body.get("allowed_models"),
                 cap={field: body[field] for field in budgets.FIELDS if field in body},
                 granter=granter,
+                org_id=body.get("org_id"),
             )
         return {"api_key": full_key, "key": row}
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 
-from ops_gateway.accounts import grants, key_material, model_access, queries
+from ops_gateway.accounts import grants, key_material, model_access, org_membership, queries
 from ops_gateway.billing import budgets
 from ops_gateway.core.errors import Conflict, NotFound
 from ops_gateway.telemetry import audit
@@ -18,6 +18,7 @@ SCOPES = (
     "messages:write",
     "usage:read",
     "keys:manage",
+    "org:manage",
     "admin:read",
     "admin:write",
 )
@@ -32,12 +33,12 @@ def _networks(ip_allowlist):
     return [str(ipaddress.ip_network(entry, strict=False)) for entry in ip_allowlist]
 
 
-def _insert(cur, user_id, name, environment, expires_at, ip_allowlist, scopes, models=()):
+def _insert(cur, user_id, name, environment, expires_at, ip_allowlist, scopes, models=(), org_id=None):
     full_key = key_material.generate_key(environment)
     prefix, last4 = key_material.display_parts(full_key)
     networks = _networks(ip_allowlist)
     row = queries.insert_key(
-        cur, user_id, name, environment, _hash(full_key), prefix, last4, scopes, networks, expires_at, models
+        cur, user_id, name, environment, _hash(full_key), prefix, last4, scopes, networks, expires_at, models, org_id
     )
     if row is None:
         raise Conflict(f"you already have an active key named {name!r}", code="key_name_taken")
@@ -97,8 +98,12 @@ def create_key(
     allowed_models=None,
     cap=None,
     granter=None,
+    org_id=None,
 ):
     """Create a key; return (row, full key) — the only time the full key exists outside the client.
+
+    ``org_id``: an org key, drawing on that org's credits (its user must be an active member of
+    an active org: ``org_membership.check_key_org``).
 
     ``granter`` is the acting key (None: an admin or a new user's first key): the new key's
     scopes, models and spend cap (``cap``: budget fields) must be within its own
@@ -111,14 +116,25 @@ def create_key(
     check_grant(granter_scopes, scopes)
     model_access.check_grant(granter_models, allowed_models)
     cap = _cap_of_new_key(cur, granter, cap or {})
+    if org_id is not None:
+        org_membership.check_key_org(cur, org_id, user_id)
     check_key_cap(cur, user_id)
     expires_at = _expiry(expires_in_days)
-    row, full_key = _insert(cur, user_id, name, environment, expires_at, ip_allowlist, scopes, allowed_models)
-    if budgets.apply_changes(cur, "key", row["id"], cap, user_id):
+    row, full_key = _insert(cur, user_id, name, environment, expires_at, ip_allowlist, scopes, allowed_models, org_id)
+    if budgets.apply_changes(cur, "key", row["id"], cap, _ceiling(cur, row)):
         row = get_key(cur, user_id, row["id"])
     details = {"name": name, "key": key_material.mask(row["prefix"], row["last4"]), **audit_safe(cap)}
+    if org_id is not None:
+        details["org_id"] = org_id
     audit.record(cur, "create", actor, user_id, row["id"], details)
     return row, full_key
+
+
+def _ceiling(cur, row):
+    """The cap a key's own may not exceed: its member's org cap (an org key), else its user's."""
+    if row["org_id"] is None:
+        return "user", row["user_id"]
+    return "member", org_membership.member_id(cur, row["org_id"], row["user_id"])
 
 
 def _cap_of_new_key(cur, granter, fields):
@@ -184,7 +200,7 @@ def update_key(cur, user_id, key_id, changes, actor, granter=None):
         columns["expires_at"] = _expiry(changes["expires_in_days"])
     if columns and not queries.update_key(cur, key_id, columns):
         raise Conflict("you already have an active key with that name", code="key_name_taken")
-    if budgets.apply_changes(cur, "key", key_id, changes, user_id) or columns:
+    if budgets.apply_changes(cur, "key", key_id, changes, _ceiling(cur, row)) or columns:
         audit.record(cur, "update", actor, user_id, key_id, audit_safe(changes))
     return get_key(cur, user_id, key_id)
 

@@ -25,21 +25,26 @@ logger = logging.getLogger("ops_gateway.security")
 
 # The key, its user, plan and overrides in one indexed read (the limit columns are the ones
 # ``plans.effective_limits`` reads: override, else the plan). Whether the key may be used now
-# (``rejection``: the database's ``api_key_rejection`` rule, sql/0008) and whether the caller's
-# IP is on its allowlist are computed here, so the same statement can act on them.
+# (``rejection``: the database's ``api_key_rejection`` rule, sql/0008, sql/0024) and whether the
+# caller's IP is on its allowlist are computed here, so the same statement can act on them. An
+# org key (sql/0024) takes its org's plan, balance and status; only personal keys have overrides.
 _KEY_ROW = f"""
 SELECT k.id AS api_key_id, k.user_id, k.name AS key_name, k.prefix, k.last4, k.status AS key_status,
        k.expires_at, k.grace_until, k.ip_allowlist::text[] AS ip_allowlist, k.scopes, k.last_used_at, k.key_hash,
-       k.allowed_models AS key_models, u.allowed_models AS user_models,
-       (u.budget IS NOT NULL OR k.budget IS NOT NULL) AS budgeted,
-       api_key_rejection(k.status, k.grace_until, k.expires_at, u.status) AS rejection,
+       k.allowed_models AS key_models, u.allowed_models AS user_models, org.allowed_models AS org_models,
+       k.org_id, m.id AS member_id,
+       (u.budget IS NOT NULL OR k.budget IS NOT NULL OR k.org_id IS NOT NULL) AS budgeted,
+       api_key_rejection(k.status, k.grace_until, k.expires_at, u.status, coalesce(org.status, 'active')) AS rejection,
        coalesce(cardinality(k.ip_allowlist) = 0 OR %(ip)s::inet <<= ANY (k.ip_allowlist), false) AS ip_allowed,
-       u.email, u.role, u.status AS user_status, u.plan, u.credits, u.reserved_credits,
+       u.email, u.role, u.status AS user_status, p.name AS plan, coalesce(org.credits, u.credits) AS credits,
+       coalesce(org.reserved_credits, u.reserved_credits) AS reserved_credits,
        {LIMIT_COLUMNS}
 FROM api_keys k
 JOIN users u ON u.id = k.user_id
-JOIN plans p ON p.name = u.plan
-LEFT JOIN rate_limit_overrides o ON o.user_id = u.id
+LEFT JOIN organizations org ON org.id = k.org_id
+LEFT JOIN org_members m ON m.org_id = k.org_id AND m.user_id = k.user_id
+JOIN plans p ON p.name = coalesce(org.plan, u.plan)
+LEFT JOIN rate_limit_overrides o ON o.user_id = u.id AND k.org_id IS NULL
 WHERE k.key_hash = %(digest)s
 """
 
@@ -58,7 +63,7 @@ _KEY_QUERY = db.Prepared(
 # this IP and the spendable balance covers it (``held``): one round trip where there were two.
 # A non-zero hold is also its own ``credit_holds`` row (``hold_id``), expiring past the longest
 # the request can live, so only its own settlement or refusal releases it while it runs. A caller
-# with a spend cap (``budgeted``) is not held here: ``billing.budgets.hold`` locks the rows the
+# with a spend cap or an org key (``budgeted``) is not held here: ``billing.budgets.hold`` locks the rows the
 # cap lives on, which this statement cannot do without a second round trip for everyone.
 # Anything that refuses the request afterwards gives the hold back (``Completion.open``).
 # It commits without waiting for the WAL flush (synchronous_commit off for this transaction

@@ -1,6 +1,6 @@
-"""Which models a key may use: its own ``allowed_models`` and its user's, each a list of exact
-ids or glob patterns (``openai/*``); an empty list allows every model. The user's list is an
-admin-set ceiling over all their keys, so a model must pass both.
+"""Which models a key may use: its own ``allowed_models``, its user's and (an org key) its org's,
+each a list of exact ids or glob patterns (``openai/*``); an empty list allows every model. The
+user's and the org's lists are admin-set ceilings over their keys, so a model must pass each.
 """
 
 from fnmatch import fnmatchcase
@@ -10,6 +10,7 @@ from ops_gateway.core.errors import Forbidden
 
 MAX_PATTERNS = 100
 MAX_PATTERN_CHARS = 200
+_OWNERS = ("key", "user", "org")  # whose lists bound a key, the key's own first
 
 
 def _allows(patterns, model_id):
@@ -17,15 +18,16 @@ def _allows(patterns, model_id):
 
 
 def allowed(principal, model_id):
-    """Whether the caller's key (and its user) may use ``model_id``."""
-    return _allows(principal.get("key_models"), model_id) and _allows(principal.get("user_models"), model_id)
+    """Whether the caller's key (and its user, and its org) may use ``model_id``."""
+    return all(_allows(principal.get(f"{owner}_models"), model_id) for owner in _OWNERS)
 
 
 def refusal(principal, model_id):
     """The 403 ``model_not_allowed`` for a model the key may not use, or None."""
     if allowed(principal, model_id):
         return None
-    details = {"model": model_id, "allowed_models": principal.get("key_models") or principal.get("user_models")}
+    narrowest = next((principal[f"{owner}_models"] for owner in _OWNERS if principal.get(f"{owner}_models")), [])
+    details = {"model": model_id, "allowed_models": narrowest}
     return Forbidden(f"this key may not use model {model_id!r}", details, code="model_not_allowed")
 
 

@@ -17,22 +17,23 @@ USER_CHANGEABLE = ("status", "role", "plan", "username", "allowed_models")
 KEY_COLUMNS = (
     "id, user_id, name, environment, prefix, last4, scopes, ip_allowlist::text[] AS ip_allowlist, allowed_models,"
     " budget, budget_period, budget_alert_thresholds, status,"
-    " expires_at, grace_until, created_at, last_used_at, revoked_at"
+    " expires_at, grace_until, created_at, last_used_at, revoked_at, org_id"
 )
 
 _INSERT_USER = f"INSERT INTO users (email, username, plan, role) VALUES (%s, %s, %s, %s) RETURNING {USER_COLUMNS}"
 
 _INSERT_KEY = (
     "INSERT INTO api_keys (user_id, name, environment, key_hash, prefix, last4, scopes, ip_allowlist, expires_at,"
-    f" allowed_models) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::cidr[], %s, %s::text[]) RETURNING {KEY_COLUMNS}"
+    " allowed_models, org_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::cidr[], %s, %s::text[], %s)"
+    f" RETURNING {KEY_COLUMNS}"
 )
 
 # What a rotation's replacement keeps of the key it replaces: every grant (name, scopes,
-# allowlist, expiry, models, spend cap) and the cap's figures this period, so that rotating
+# allowlist, expiry, models, spend cap, org) and the cap's figures this period, so that rotating
 # neither loosens a key nor resets its spend. Only the key material, status and timestamps are
 # new; budget_reserved stays with the old key, whose holds in flight give it back.
 _KEPT_ON_ROTATION = (
-    "user_id, name, environment, scopes, ip_allowlist, expires_at, allowed_models,"
+    "user_id, name, environment, scopes, ip_allowlist, expires_at, allowed_models, org_id,"
     " budget, budget_period, budget_alert_thresholds, budget_period_start, budget_spent, budget_alerted"
 )
 _INSERT_REPLACEMENT = (
@@ -46,7 +47,7 @@ _MARK_ROTATED = (
 )
 
 
-def _unless_unique_violation(cur, savepoint, statement, params):
+def unless_unique_violation(cur, savepoint, statement, params):
     """Run a statement that may hit a unique index; False (rolled back to a savepoint) when it did."""
     cur.execute(f"SAVEPOINT {savepoint}")
     try:
@@ -68,7 +69,7 @@ def plan_exists(cur, plan):
 
 def insert_user(cur, email, username, plan, role):
     """The new user row, or None when the email is taken."""
-    if not _unless_unique_violation(cur, "create_user", _INSERT_USER, (email, username, plan, role)):
+    if not unless_unique_violation(cur, "create_user", _INSERT_USER, (email, username, plan, role)):
         return None
     return cur.fetchone()
 
@@ -109,10 +110,11 @@ def lock_user_keys(cur, user_id):
 # API keys
 
 
-def insert_key(cur, user_id, name, environment, key_hash, prefix, last4, scopes, networks, expires_at, models):
+def insert_key(cur, user_id, name, environment, key_hash, prefix, last4, scopes, networks, expires_at, models, org_id):
     """The new key row, or None when the user already has an active key of that name."""
     params = (user_id, name, environment, key_hash, prefix, last4, list(scopes), networks, expires_at, list(models))
-    if not _unless_unique_violation(cur, "insert_key", _INSERT_KEY, params):
+    params += (org_id,)
+    if not unless_unique_violation(cur, "insert_key", _INSERT_KEY, params):
         return None
     return cur.fetchone()
 
@@ -151,7 +153,7 @@ def update_key(cur, key_id, changes):
     casts = {"ip_allowlist": "::cidr[]", "allowed_models": "::text[]"}
     assignments = ", ".join(f"{column} = %s{casts.get(column, '')}" for column in changes)
     statement = f"UPDATE api_keys SET {assignments} WHERE id = %s"
-    return _unless_unique_violation(cur, "update_key", statement, list(changes.values()) + [key_id])
+    return unless_unique_violation(cur, "update_key", statement, list(changes.values()) + [key_id])
 
 
 def mark_rotated(cur, key_id, grace_seconds):
@@ -172,10 +174,12 @@ def count_active_keys(cur, user_id):
 
 
 def unusable_keys(cur, key_ids):
-    """Those of ``key_ids`` that may no longer be used (revoked, expired, past grace, user suspended)."""
+    """Those of ``key_ids`` that may no longer be used (revoked, expired, past grace, user or org suspended)."""
     cur.execute(
         "SELECT k.id FROM api_keys k JOIN users u ON u.id = k.user_id"
-        " WHERE k.id = ANY(%s) AND api_key_rejection(k.status, k.grace_until, k.expires_at, u.status) IS NOT NULL",
+        " LEFT JOIN organizations o ON o.id = k.org_id WHERE k.id = ANY(%s)"
+        " AND api_key_rejection(k.status, k.grace_until, k.expires_at, u.status, coalesce(o.status, 'active'))"
+        " IS NOT NULL",
         (list(key_ids),),
     )
     return {row["id"] for row in cur.fetchall()}

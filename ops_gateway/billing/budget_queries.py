@@ -1,12 +1,22 @@
-"""The budgets' SQL (spend caps on users and keys, sql/0015): the locked hold of a budgeted
-request, the period's figures, setting a cap, and claiming a threshold's announcement.
+"""The budgets' SQL (spend caps on users, keys, orgs and org members: sql/0015, sql/0024): the
+locked hold of a budgeted request, the period's figures, setting a cap, and claiming a
+threshold's announcement.
 
 ``OWNERS`` names the table of each budget scope; every statement takes the scope from it, never
 from input. The period's spend is ``budget_spent`` only while ``budget_period_start`` is the
 current period's start; otherwise the period has rolled over and the spend is 0.
 """
 
-OWNERS = {"user": "users", "key": "api_keys"}
+OWNERS = {"user": "users", "key": "api_keys", "org": "organizations", "member": "org_members"}
+
+# Which usage records count against a scope's cap (the seed of a new cap): a user's cap counts
+# their personal use only, a member's their use of the org's keys.
+_SPENDERS = {
+    "user": "user_id = %(id)s AND org_id IS NULL",
+    "key": "api_key_id = %(id)s",
+    "org": "org_id = %(id)s",
+    "member": "(org_id, user_id) = (SELECT org_id, user_id FROM org_members WHERE id = %(id)s)",
+}
 
 
 def spent_now(alias):
@@ -32,47 +42,82 @@ def _figures(alias):
        budget_period_start({alias}.budget_period, now()) AS budget_current_start, {alias}.budget_alerted"""
 
 
+def _prefixed_figures(alias, prefix):
+    return f"""{alias}.budget AS {prefix}budget, {alias}.budget_period AS {prefix}budget_period,
+       {alias}.budget_reserved AS {prefix}budget_reserved, {spent_now(alias)} AS {prefix}budget_spent,
+       budget_period_end({alias}.budget_period, now()) AS {prefix}budget_resets_at"""
+
+
 # Both rows locked, the user's first (the settlement's order too), with what the hold checks.
 _LOCK_FOR_HOLD = f"""
-SELECT u.credits, u.reserved_credits, {_figures("u")},
-       k.budget AS key_budget, k.budget_period AS key_budget_period, k.budget_reserved AS key_budget_reserved,
-       {spent_now("k")} AS key_budget_spent, budget_period_end(k.budget_period, now()) AS key_budget_resets_at
+SELECT u.credits, u.reserved_credits, {_prefixed_figures("u", "user_")}, {_prefixed_figures("k", "key_")}
 FROM users u JOIN api_keys k ON k.id = %(api_key_id)s AND k.user_id = u.id
 WHERE u.id = %(user_id)s
 FOR UPDATE OF u, k
 """
 
-# With both rows locked: take the hold on the balance and on each budget that is set, rolling a
-# past period's spend to 0, and write the hold's row.
-_TAKE_HOLD = f"""
-WITH user_hold AS (
-    UPDATE users u SET reserved_credits = u.reserved_credits + %(amount)s, reserved_at = now(),
-           budget_reserved = u.budget_reserved + CASE WHEN u.budget IS NULL THEN 0 ELSE %(amount)s END,
-           {charge_columns("u", "0")}
-    WHERE u.id = %(user_id)s RETURNING u.budget IS NOT NULL AS budgeted
-), key_hold AS (
-    UPDATE api_keys k SET budget_reserved = k.budget_reserved + CASE WHEN k.budget IS NULL THEN 0 ELSE %(amount)s END,
-           {charge_columns("k", "0")}
-    WHERE k.id = %(api_key_id)s RETURNING k.budget IS NOT NULL AS budgeted
-)
-INSERT INTO credit_holds (user_id, api_key_id, request_id, amount, expires_at, user_budgeted, key_budgeted)
-SELECT %(user_id)s, %(api_key_id)s, %(request_id)s, %(amount)s, now() + make_interval(secs => %(hold_seconds)s),
-       (SELECT budgeted FROM user_hold), (SELECT budgeted FROM key_hold)
-WHERE %(amount)s > 0
-RETURNING id
+# An org key's three rows locked, the org's first: the org's balance and cap, the member's org
+# cap and the key's. No row when the key's user is no longer a member.
+_LOCK_FOR_ORG_HOLD = f"""
+SELECT o.credits, o.reserved_credits, {_prefixed_figures("o", "org_")}, {_prefixed_figures("m", "member_")},
+       {_prefixed_figures("k", "key_")}
+FROM organizations o
+JOIN org_members m ON m.org_id = o.id AND m.user_id = %(user_id)s
+JOIN api_keys k ON k.id = %(api_key_id)s AND k.org_id = o.id
+WHERE o.id = %(org_id)s
+FOR UPDATE OF o, m, k
 """
 
 
-def lock_for_hold(cur, user_id, api_key_id):
-    """Lock the user's and the key's rows; their balance and both budgets' current figures."""
-    cur.execute(_LOCK_FOR_HOLD, {"user_id": user_id, "api_key_id": api_key_id})
+def _hold_on(table, alias, where, balance=""):
+    """An UPDATE adding the hold to a locked row's budget_reserved when it has a cap (rolling a
+    past period's spend to 0) and making the ``balance`` assignments (the hold on the balance it
+    is drawn from); it returns whether the row had a cap."""
+    return f"""UPDATE {table} {alias}
+    SET {balance}
+        budget_reserved = {alias}.budget_reserved + CASE WHEN {alias}.budget IS NULL THEN 0 ELSE %(amount)s END,
+        {charge_columns(alias, "0")}
+    WHERE {where} RETURNING {alias}.budget IS NOT NULL AS budgeted"""
+
+
+_HOLD_BALANCE = "reserved_credits = {a}.reserved_credits + %(amount)s,"
+_KEY_HOLD = _hold_on("api_keys", "k", "k.id = %(api_key_id)s")
+_HOLD_ROW = """INSERT INTO credit_holds (user_id, api_key_id, request_id, amount, expires_at, org_id, user_budgeted,
+    key_budgeted, org_budgeted, member_budgeted)
+SELECT %(user_id)s, %(api_key_id)s, %(request_id)s, %(amount)s, now() + make_interval(secs => %(hold_seconds)s),
+       %(org_id)s, {user}, (SELECT budgeted FROM key_hold), {org}, {member}
+WHERE %(amount)s > 0
+RETURNING id"""
+
+# With the rows locked: take the hold on the balance and on each budget that is set, and write
+# the hold's row.
+_USER_BALANCE_HOLD = _HOLD_BALANCE.format(a="u") + " reserved_at = now(),"
+_TAKE_HOLD = f"""
+WITH user_hold AS ({_hold_on("users", "u", "u.id = %(user_id)s", _USER_BALANCE_HOLD)}),
+key_hold AS ({_KEY_HOLD})
+{_HOLD_ROW.format(user="(SELECT budgeted FROM user_hold)", org="false", member="false")}
+"""
+
+_TAKE_ORG_HOLD = f"""
+WITH org_hold AS ({_hold_on("organizations", "o", "o.id = %(org_id)s", _HOLD_BALANCE.format(a="o"))}),
+member_hold AS ({_hold_on("org_members", "m", "m.org_id = %(org_id)s AND m.user_id = %(user_id)s")}),
+key_hold AS ({_KEY_HOLD})
+{_HOLD_ROW.format(user="false", org="(SELECT budgeted FROM org_hold)", member="(SELECT budgeted FROM member_hold)")}
+"""
+
+
+def lock_for_hold(cur, user_id, api_key_id, org_id=None):
+    """Lock the rows a hold touches: the user's and the key's (an org key: the org's, the member's
+    and the key's); the balance and each cap's current figures, or None (no longer a member)."""
+    params = {"user_id": user_id, "api_key_id": api_key_id, "org_id": org_id}
+    cur.execute(_LOCK_FOR_HOLD if org_id is None else _LOCK_FOR_ORG_HOLD, params)
     return cur.fetchone()
 
 
 def take_hold(cur, params):
-    """Hold ``amount`` on the locked rows (params: user_id, api_key_id, request_id, amount,
+    """Hold ``amount`` on the locked rows (params: user_id, api_key_id, org_id, request_id, amount,
     hold_seconds); the hold's id, or None for a zero hold (nothing to give back)."""
-    cur.execute(_TAKE_HOLD, params)
+    cur.execute(_TAKE_HOLD if params["org_id"] is None else _TAKE_ORG_HOLD, params)
     row = cur.fetchone()
     return row["id"] if row else None
 
@@ -96,11 +141,10 @@ def set_budget(cur, scope, owner_id, budget, period, thresholds, seed_spend):
 
 def period_spend(cur, scope, owner_id, period):
     """What the owner's completions cost since the start of the current ``period`` (the seed of a new cap)."""
-    column = "user_id" if scope == "user" else "api_key_id"
     cur.execute(
         f"SELECT coalesce(sum(cost), 0) AS spent FROM usage_records"
-        f" WHERE {column} = %s AND created_at >= budget_period_start(%s, now())",
-        (owner_id, period),
+        f" WHERE {_SPENDERS[scope]} AND created_at >= budget_period_start(%(period)s, now())",
+        {"id": owner_id, "period": period},
     )
     return cur.fetchone()["spent"]
 

@@ -1,5 +1,7 @@
-"""Spend caps on users and keys: a budget per UTC day, week, month or for good, enforced with the
-credit hold and announced at thresholds once per period.
+"""Spend caps on users, keys, orgs and org members: a budget per UTC day, week, month or for
+good, enforced with the credit hold and announced at thresholds once per period. A personal key
+counts against its user's cap and its own; an org key against its org's, its member's org cap
+and its own.
 
 A request whose worst case would take the period's spend plus the holds in flight past a cap is
 refused (402 ``budget_exceeded``) before upstream, exactly across workers and instances: the
@@ -24,18 +26,22 @@ logger = logging.getLogger("ops_gateway.billing")
 
 PERIODS = ("daily", "weekly", "monthly", "never")
 FIELDS = ("budget", "budget_period", "budget_alert_thresholds")
-SCOPES = (("user", ""), ("key", "key_"))  # (scope, its column prefix in the hold's locked row)
+SCOPES = ("user", "key")  # the caps a personal key's hold checks (its locked row's column prefixes)
+ORG_SCOPES = ("org", "member", "key")  # an org key's
 
 
 def hold(cur, principal, amount, request_id, hold_seconds):
-    """Hold ``amount`` for a caller with a cap, in the caller's transaction; (held, hold_id).
+    """Hold ``amount`` for a caller with a cap or an org key, in the caller's transaction; (held, hold_id).
 
-    Not held (False) when the balance cannot cover it; 402 ``budget_exceeded`` when a cap cannot.
+    Not held (False) when the balance cannot cover it (or the key's user left its org); 402
+    ``budget_exceeded`` when a cap cannot.
     """
-    row = budget_queries.lock_for_hold(cur, principal["user_id"], principal["api_key_id"])
-    if row["credits"] - row["reserved_credits"] < amount:
+    org_id = principal.get("org_id")
+    row = budget_queries.lock_for_hold(cur, principal["user_id"], principal["api_key_id"], org_id)
+    if row is None or row["credits"] - row["reserved_credits"] < amount:
         return False, None
-    for scope, prefix in SCOPES:
+    for scope in SCOPES if org_id is None else ORG_SCOPES:
+        prefix = f"{scope}_"
         budget = row[f"{prefix}budget"]
         spent, reserved = row[f"{prefix}budget_spent"], row[f"{prefix}budget_reserved"]
         if budget is not None and spent + reserved + amount > budget:
@@ -53,6 +59,7 @@ def hold(cur, principal, amount, request_id, hold_seconds):
     params = {
         "user_id": principal["user_id"],
         "api_key_id": principal["api_key_id"],
+        "org_id": org_id,
         "request_id": request_id,
         "amount": amount,
         "hold_seconds": hold_seconds,
@@ -71,10 +78,14 @@ def hold_for_request(principal, amount, request_id):
     return held, hold_id, None
 
 
-def status(cur, user_id, api_key_id):
-    """Each cap that applies to this key: its scope, budget, period, spend, holds and reset time."""
+def status(cur, principal):
+    """Each cap that applies to the caller's key: its scope, budget, period, spend, holds and reset time."""
     caps = []
-    for scope, owner_id in (("user", user_id), ("key", api_key_id)):
+    if principal.get("org_id"):
+        owners = (("org", principal["org_id"]), ("member", principal["member_id"]), ("key", principal["api_key_id"]))
+    else:
+        owners = (("user", principal["user_id"]), ("key", principal["api_key_id"]))
+    for scope, owner_id in owners:
         row = budget_queries.figures(cur, scope, owner_id)
         if row and row["budget"] is not None:
             caps.append({"scope": scope, **row})
@@ -86,22 +97,32 @@ def caps_of_user(cur, user_id):
     return budget_queries.caps_of_user(cur, user_id)
 
 
-def apply_changes(cur, scope, owner_id, changes, user_id=None):
+_CEILING_ERRORS = {  # the scope a cap must stay within: the 422's code and message
+    "user": ("budget_above_user_budget", "a key's budget cannot exceed its user's budget"),
+    "member": ("budget_above_member_budget", "an org key's budget cannot exceed its member's org budget"),
+    "org": ("budget_above_org_budget", "a member's budget cannot exceed the org's budget"),
+}
+
+
+def apply_changes(cur, scope, owner_id, changes, ceiling=None):
     """Set, change or (budget null) remove a cap from ``changes``; whether anything was asked.
 
-    A new cap starts with the period's spend so far. A key's cap (``user_id``: its user) may not
-    exceed its user's cap.
+    A new cap starts with the period's spend so far. ``ceiling`` (scope, id): the cap this one may
+    not exceed (a personal key's user, an org key's member, a member's org).
     """
     if not any(field in changes for field in FIELDS):
         return False
     current = budget_queries.figures(cur, scope, owner_id)
-    ceiling = budget_queries.figures(cur, "user", user_id)["budget"] if scope == "key" else None
     budget = changes.get("budget", current["budget"])
     period = changes.get("budget_period", current["budget_period"])
     thresholds = changes.get("budget_alert_thresholds", current["budget_alert_thresholds"])
-    if budget is not None and ceiling is not None and budget > ceiling:
-        details = {"budget": format_money(budget), "user_budget": format_money(ceiling)}
-        raise Invalid("a key's budget cannot exceed its user's budget", details, code="budget_above_user_budget")
+    if ceiling is not None and budget is not None:
+        bound = budget_queries.figures(cur, *ceiling)
+        limit = bound["budget"] if bound else None
+        if limit is not None and budget > limit:
+            code, message = _CEILING_ERRORS[ceiling[0]]
+            details = {"budget": format_money(budget), f"{ceiling[0]}_budget": format_money(limit)}
+            raise Invalid(message, details, code=code)
     spent = budget_queries.period_spend(cur, scope, owner_id, period) if budget is not None else Decimal(0)
     thresholds = sorted(Decimal(str(threshold)) for threshold in thresholds)
     budget_queries.set_budget(cur, scope, owner_id, budget, period, thresholds, spent)

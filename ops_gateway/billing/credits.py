@@ -12,20 +12,21 @@ from ops_gateway.core.errors import Conflict, NotFound, PaymentRequired
 MAX_BALANCE = Decimal("9999999999")  # numeric(20, 10) holds less than 10^10
 
 
-def adjust(cur, user_id, amount, kind, reason, actor, request_id=None):
-    """Add (or, negative, remove) credits; never below what in-flight requests hold. Returns the balance."""
+def adjust(cur, owner_id, amount, kind, reason, actor, request_id=None, owner="user"):
+    """Add (or, negative, remove) credits of a user or an org (``owner``); never below what
+    in-flight requests hold. Returns the balance."""
     amount = Decimal(amount)
     try:
-        balance = queries.add_credits(cur, user_id, amount)
+        balance = queries.add_credits(cur, owner_id, amount, owner)
     except psycopg2.errors.NumericValueOutOfRange:
         # The transaction is aborted; the caller's block rolls it back when this propagates.
         raise Conflict(
             f"the balance cannot exceed {MAX_BALANCE}", {"amount": format_money(amount)}, code="credit_limit_exceeded"
         ) from None
     if balance is None:
-        existing = queries.balance(cur, user_id)
+        existing = queries.balance(cur, owner_id, owner)
         if existing is None:
-            raise NotFound(f"user {user_id} does not exist", code="user_not_found")
+            raise NotFound(f"{owner} {owner_id} does not exist", code=f"{owner}_not_found")
         raise Conflict(
             "the debit would take the balance below zero",
             {
@@ -35,7 +36,7 @@ def adjust(cur, user_id, amount, kind, reason, actor, request_id=None):
             },
             code="insufficient_credits",
         )
-    queries.insert_ledger_row(cur, user_id, amount, balance, kind, reason, actor, request_id)
+    queries.insert_ledger_row(cur, owner_id, amount, balance, kind, reason, actor, request_id, owner)
     return balance
 
 

@@ -1,5 +1,5 @@
-"""The billing domain's SQL, named and kept together: balances, holds, the credit ledger and the
-settlement of a finished request. Plain functions taking the cursor first.
+"""The billing domain's SQL, named and kept together: balances (a user's or an org's), holds, the
+credit ledger and the settlement of a finished request. Plain functions taking the cursor first.
 
 A request's worst case is held by the key lookup itself (``auth``'s key-and-hold statement) and
 given back here (``release_hold``, or by the settlement). Settling is one prepared statement: one
@@ -9,61 +9,77 @@ round trip, and its parts commit or fail together even outside an explicit trans
 from ops_gateway.billing import budget_queries
 from ops_gateway.core import db
 
+BALANCE_OWNERS = {"user": "users", "org": "organizations"}  # whose balance: the table it lives in
 
-def add_credits(cur, user_id, amount):
-    """Add ``amount`` (negative: remove) unless a removal takes the balance below what is held.
+
+def add_credits(cur, owner_id, amount, owner="user"):
+    """Add ``amount`` (negative: remove) to a user's or an org's (``owner``) balance unless a
+    removal takes it below what is held.
 
     A credit is always accepted, even one that leaves a debt smaller but not paid. Returns the new
-    balance, or None when the user is missing or the change was refused.
+    balance, or None when the owner is missing or the change was refused.
     """
     cur.execute(
-        "UPDATE users SET credits = credits + %(amount)s, updated_at = now()"
-        " WHERE id = %(user_id)s AND (%(amount)s >= 0 OR credits + %(amount)s >= reserved_credits) RETURNING credits",
-        {"amount": amount, "user_id": user_id},
+        f"UPDATE {BALANCE_OWNERS[owner]} SET credits = credits + %(amount)s, updated_at = now()"
+        " WHERE id = %(id)s AND (%(amount)s >= 0 OR credits + %(amount)s >= reserved_credits) RETURNING credits",
+        {"amount": amount, "id": owner_id},
     )
     row = cur.fetchone()
     return row["credits"] if row else None
 
 
-def balance(cur, user_id):
-    """{credits, reserved_credits} of a user, or None."""
-    cur.execute("SELECT credits, reserved_credits FROM users WHERE id = %s", (user_id,))
+def balance(cur, owner_id, owner="user"):
+    """{credits, reserved_credits} of a user or an org, or None."""
+    cur.execute(f"SELECT credits, reserved_credits FROM {BALANCE_OWNERS[owner]} WHERE id = %s", (owner_id,))
     return cur.fetchone()
 
 
-def insert_ledger_row(cur, user_id, amount, balance_after, kind, reason, actor, request_id):
-    """One credit_transactions row: a balance change and the balance it left."""
+def insert_ledger_row(cur, owner_id, amount, balance_after, kind, reason, actor, request_id, owner="user"):
+    """One credit_transactions row: a balance change of a user or an org and the balance it left."""
+    user_id, org_id = (owner_id, None) if owner == "user" else (None, owner_id)
     cur.execute(
-        "INSERT INTO credit_transactions (user_id, amount, balance_after, kind, reason, actor, request_id)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (user_id, amount, balance_after, kind, reason, actor, request_id),
+        "INSERT INTO credit_transactions (user_id, org_id, amount, balance_after, kind, reason, actor, request_id)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        (user_id, org_id, amount, balance_after, kind, reason, actor, request_id),
     )
 
 
-# Give deleted holds (``gone``: user_id, api_key_id, amount, user_budgeted, key_budgeted) back to
-# their users' balances and to the budgets they counted against.
+# Give deleted holds (``gone``: user_id, api_key_id, org_id, amount and which budgets each took
+# from) back to the balances they were held on (a user's, or an org key's org's) and to the
+# budgets they counted against.
 _GIVE_BACK = """
 freed AS (
     SELECT user_id, sum(amount) AS amount, coalesce(sum(amount) FILTER (WHERE user_budgeted), 0) AS budgeted
-    FROM gone GROUP BY user_id
+    FROM gone WHERE org_id IS NULL GROUP BY user_id
 ), released AS (
     UPDATE users u SET reserved_credits = GREATEST(u.reserved_credits - f.amount, 0),
            budget_reserved = GREATEST(u.budget_reserved - f.budgeted, 0)
     FROM freed f WHERE u.id = f.user_id RETURNING u.id
+), org_freed AS (
+    SELECT org_id, sum(amount) AS amount, coalesce(sum(amount) FILTER (WHERE org_budgeted), 0) AS budgeted
+    FROM gone WHERE org_id IS NOT NULL GROUP BY org_id
+), org_released AS (
+    UPDATE organizations o SET reserved_credits = GREATEST(o.reserved_credits - f.amount, 0),
+           budget_reserved = GREATEST(o.budget_reserved - f.budgeted, 0)
+    FROM org_freed f WHERE o.id = f.org_id
+), member_freed AS (
+    SELECT org_id, user_id, sum(amount) AS amount FROM gone WHERE member_budgeted GROUP BY org_id, user_id
+), member_released AS (
+    UPDATE org_members m SET budget_reserved = GREATEST(m.budget_reserved - f.amount, 0)
+    FROM member_freed f WHERE m.org_id = f.org_id AND m.user_id = f.user_id
 ), key_freed AS (
     SELECT api_key_id, sum(amount) AS amount FROM gone WHERE key_budgeted GROUP BY api_key_id
 ), key_released AS (
     UPDATE api_keys k SET budget_reserved = GREATEST(k.budget_reserved - f.amount, 0)
     FROM key_freed f WHERE k.id = f.api_key_id
 )"""
+_GONE = "RETURNING user_id, api_key_id, org_id, amount, user_budgeted, key_budgeted, org_budgeted, member_budgeted"
 
 
 def release_hold(cur, hold_id):
     """Give back one request's hold without charging anything (it was refused before upstream)."""
     cur.execute(
-        "WITH gone AS (DELETE FROM credit_holds WHERE id = %s"
-        f" RETURNING user_id, api_key_id, amount, user_budgeted, key_budgeted), {_GIVE_BACK}"
-        " SELECT count(*) FROM released",
+        f"WITH gone AS (DELETE FROM credit_holds WHERE id = %s {_GONE}), {_GIVE_BACK} SELECT count(*) FROM released",
         (hold_id,),
     )
 
@@ -77,8 +93,7 @@ def release_expired_holds(cur, lifetime_seconds):
     """
     cur.execute(
         f"""WITH gone AS (
-    DELETE FROM credit_holds WHERE expires_at < now()
-    RETURNING user_id, api_key_id, amount, user_budgeted, key_budgeted
+    DELETE FROM credit_holds WHERE expires_at < now() {_GONE}
 ), {_GIVE_BACK}, unrowed AS (
     UPDATE users u SET reserved_credits = 0
     WHERE u.reserved_credits > 0 AND u.reserved_at < now() - make_interval(secs => %s)
@@ -105,34 +120,55 @@ _BUDGET_FIGURES = """CASE WHEN {alias}.budget IS NOT NULL THEN json_build_object
 # whatever was held: when real usage exceeded the held worst case the balance may go below zero,
 # a debt that refuses further requests until it is paid (a hold requires credits - holds >= the
 # hold, and the hold is never negative). Then write the ledger row when anything was charged.
-# ``charge`` yields (charged, balance, user_budget); ``key_charge`` the key's budget.
+# A personal key's request is charged to its user (``user_charge``), an org key's to its org
+# (``org_charge``) and its member's org budget; ``charge`` yields (charged, balance, user_budget,
+# org_budget) from the one that ran, ``key_charge`` and ``member_charge`` their budgets.
 _CHARGE = f"""
 held AS (
     DELETE FROM credit_holds WHERE id = %(hold_id)s AND EXISTS (SELECT FROM settled)
-    RETURNING amount, user_budgeted, key_budgeted
-), charge AS (
+    RETURNING amount, user_budgeted, key_budgeted, org_budgeted, member_budgeted
+), user_charge AS (
     UPDATE users u SET reserved_credits = GREATEST(u.reserved_credits - coalesce((SELECT amount FROM held), 0), 0),
            credits = u.credits - %(cost)s, updated_at = now(),
            budget_reserved = GREATEST(u.budget_reserved - {_BUDGETED_HOLD.format(scope="user")}, 0),
            {budget_queries.charge_columns("u", "%(cost)s")}
-    WHERE u.id = %(user_id)s AND EXISTS (SELECT FROM settled)
-    RETURNING %(cost)s::numeric AS charged, u.credits AS balance, {_BUDGET_FIGURES.format(scope="user", alias="u")}
+    WHERE u.id = %(user_id)s AND %(org_id)s::bigint IS NULL AND EXISTS (SELECT FROM settled)
+    RETURNING u.credits AS balance, {_BUDGET_FIGURES.format(scope="user", alias="u")}
+), org_charge AS (
+    UPDATE organizations o
+       SET reserved_credits = GREATEST(o.reserved_credits - coalesce((SELECT amount FROM held), 0), 0),
+           credits = o.credits - %(cost)s, updated_at = now(),
+           budget_reserved = GREATEST(o.budget_reserved - {_BUDGETED_HOLD.format(scope="org")}, 0),
+           {budget_queries.charge_columns("o", "%(cost)s")}
+    WHERE o.id = %(org_id)s AND EXISTS (SELECT FROM settled)
+    RETURNING o.credits AS balance, {_BUDGET_FIGURES.format(scope="org", alias="o")}
+), charge AS (
+    SELECT %(cost)s::numeric AS charged, balance, user_budget, NULL::json AS org_budget FROM user_charge
+    UNION ALL SELECT %(cost)s::numeric, balance, NULL::json, org_budget FROM org_charge
+), member_charge AS (
+    UPDATE org_members m SET budget_reserved = GREATEST(m.budget_reserved - {_BUDGETED_HOLD.format(scope="member")}, 0),
+           {budget_queries.charge_columns("m", "%(cost)s")}
+    WHERE m.org_id = %(org_id)s AND m.user_id = %(user_id)s AND (m.budget IS NOT NULL OR m.budget_reserved > 0)
+      AND EXISTS (SELECT FROM settled)
+    RETURNING {_BUDGET_FIGURES.format(scope="member", alias="m")}
 ), key_charge AS (
     UPDATE api_keys k SET budget_reserved = GREATEST(k.budget_reserved - {_BUDGETED_HOLD.format(scope="key")}, 0),
            {budget_queries.charge_columns("k", "%(cost)s")}
     WHERE k.id = %(api_key_id)s AND (k.budget IS NOT NULL OR k.budget_reserved > 0) AND EXISTS (SELECT FROM settled)
     RETURNING {_BUDGET_FIGURES.format(scope="key", alias="k")}
 ), ledger AS (
-    INSERT INTO credit_transactions (user_id, amount, balance_after, kind, reason, actor, request_id, settlement_id)
-    SELECT %(user_id)s, -charged, balance, 'usage', 'usage: ' || coalesce(%(served_model)s::text, %(model)s::text),
-           %(actor)s, %(request_id)s, %(settlement_id)s
+    INSERT INTO credit_transactions (user_id, org_id, amount, balance_after, kind, reason, actor, request_id,
+        settlement_id)
+    SELECT %(user_id)s, %(org_id)s, -charged, balance, 'usage',
+           'usage: ' || coalesce(%(served_model)s::text, %(model)s::text), %(actor)s, %(request_id)s, %(settlement_id)s
     FROM charge WHERE charged > 0
 )"""
 
-# With nothing held and nothing to charge (free models) the user's row is not touched.
+# With nothing held and nothing to charge (free models) no balance or budget row is touched.
 _NO_CHARGE = (
-    "charge AS (SELECT 0::numeric AS charged, NULL::numeric AS balance, NULL::json AS user_budget FROM settled),"
-    " key_charge AS (SELECT NULL::json AS key_budget)"
+    "charge AS (SELECT 0::numeric AS charged, NULL::numeric AS balance, NULL::json AS user_budget,"
+    " NULL::json AS org_budget FROM settled),"
+    " key_charge AS (SELECT NULL::json AS key_budget), member_charge AS (SELECT NULL::json AS member_budget)"
 )
 
 # The usage row and the day's totals, at what ``charge`` charged; ``exceeded_hold`` marks a
@@ -140,31 +176,32 @@ _NO_CHARGE = (
 _RECORD = """, record AS (
     INSERT INTO usage_records (request_id, user_id, api_key_id, model, prompt_tokens, completion_tokens,
         total_tokens, cost, status, upstream_status, error_code, latency_ms, upstream_latency_ms, overhead_ms,
-        streamed, exceeded_hold, upstream_cost, tags, endpoint, served_model, settlement_id)
+        streamed, exceeded_hold, upstream_cost, tags, endpoint, served_model, settlement_id, org_id)
     SELECT %(request_id)s, %(user_id)s, %(api_key_id)s, %(model)s::text, %(prompt_tokens)s::int,
            %(completion_tokens)s::int, %(prompt_tokens)s::int + %(completion_tokens)s::int, charged, %(status)s::text,
            %(upstream_status)s, %(error_code)s, %(latency_ms)s::float8, %(upstream_latency_ms)s::float8,
            CASE WHEN %(upstream_latency_ms)s::float8 IS NOT NULL
                 THEN greatest(%(latency_ms)s::float8 - %(upstream_latency_ms)s::float8, 0) END,
            %(streamed)s, charged > %(held)s, %(upstream_cost)s, %(tags)s::text[], %(endpoint)s, %(served_model)s,
-           %(settlement_id)s
+           %(settlement_id)s, %(org_id)s
     FROM charge
     RETURNING id, created_at
 ), lookup AS (
     INSERT INTO generation_lookups (settlement_id, generation_id, request_id, user_id, api_key_id, usage_id,
-        usage_created_at, model, endpoint, charged, markup)
+        usage_created_at, model, endpoint, charged, markup, org_id)
     SELECT %(settlement_id)s, %(generation_id)s, %(request_id)s, %(user_id)s, %(api_key_id)s, r.id, r.created_at,
-           coalesce(%(served_model)s, %(model)s), %(endpoint)s, %(cost)s, %(markup)s
+           coalesce(%(served_model)s, %(model)s), %(endpoint)s, %(cost)s, %(markup)s, %(org_id)s
     FROM record r WHERE %(generation_id)s::text IS NOT NULL
 ), daily AS (
-    INSERT INTO usage_daily_totals AS t (day, user_id, model, endpoint, requests, errors, prompt_tokens,
+    INSERT INTO usage_daily_totals AS t (day, user_id, model, endpoint, org_id, requests, errors, prompt_tokens,
         completion_tokens, cost, last_request_at, upstream_reported, upstream_cost, cost_upstream_reported)
-    SELECT (now() AT TIME ZONE 'UTC')::date, %(user_id)s, coalesce(%(served_model)s, %(model)s), %(endpoint)s, 1,
+    SELECT (now() AT TIME ZONE 'UTC')::date, %(user_id)s, coalesce(%(served_model)s, %(model)s), %(endpoint)s,
+           coalesce(%(org_id)s, 0), 1,
            CASE WHEN %(status)s::text = 'success' THEN 0 ELSE 1 END, %(prompt_tokens)s::int, %(completion_tokens)s::int,
            charged, now(), (%(upstream_cost)s::numeric IS NOT NULL)::int, coalesce(%(upstream_cost)s, 0),
            CASE WHEN %(upstream_cost)s::numeric IS NULL THEN 0 ELSE charged END
     FROM charge
-    ON CONFLICT (user_id, day, model, endpoint) DO UPDATE SET requests = t.requests + 1,
+    ON CONFLICT (user_id, day, model, endpoint, org_id) DO UPDATE SET requests = t.requests + 1,
         errors = t.errors + EXCLUDED.errors, prompt_tokens = t.prompt_tokens + EXCLUDED.prompt_tokens,
         completion_tokens = t.completion_tokens + EXCLUDED.completion_tokens, cost = t.cost + EXCLUDED.cost,
         last_request_at = EXCLUDED.last_request_at,
@@ -172,7 +209,9 @@ _RECORD = """, record AS (
         upstream_cost = t.upstream_cost + EXCLUDED.upstream_cost,
         cost_upstream_reported = t.cost_upstream_reported + EXCLUDED.cost_upstream_reported
 )
-SELECT charged, balance, user_budget, (SELECT key_budget FROM key_charge) AS key_budget FROM charge"""
+SELECT charged, balance, user_budget, org_budget, (SELECT key_budget FROM key_charge) AS key_budget,
+       (SELECT member_budget FROM member_charge) AS member_budget
+FROM charge"""
 
 # The settlement's claim: nothing below happens unless this request's id is new here.
 _SETTLED = "settled AS (INSERT INTO settlements (id) VALUES (%(settlement_id)s) ON CONFLICT DO NOTHING RETURNING id), "

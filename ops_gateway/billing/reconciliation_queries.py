@@ -16,28 +16,41 @@ def due_lookups(cur, limit):
 
 
 # Delete the lookup (the claim: a lookup is applied once, whoever runs it) and move the
-# difference between upstream's cost times the markup and the provisional charge: the balance,
+# difference between upstream's cost times the markup and the provisional charge: the balance
+# (the user's, or an org key's org's),
 # each budget's spend, one 'usage_reconciled' ledger row, the usage record (cost, upstream cost,
 # upstream's token counts) and the day's totals it was counted in.
 _APPLY = f"""
 WITH done AS (
     DELETE FROM generation_lookups WHERE settlement_id = %(settlement_id)s::uuid
-    RETURNING user_id, api_key_id, usage_id, usage_created_at, model, endpoint, request_id, charged,
+    RETURNING user_id, api_key_id, org_id, usage_id, usage_created_at, model, endpoint, request_id, charged,
               least(round(%(upstream_cost)s::numeric * markup, 10), 9999999999) AS owed
 ), moved AS (
     SELECT d.*, d.owed - d.charged AS delta FROM done d
-), charge AS (
+), user_charge AS (
     UPDATE users u SET credits = u.credits - m.delta, updated_at = now(),
            {budget_queries.charge_columns("u", "m.delta")}
-    FROM moved m WHERE u.id = m.user_id
+    FROM moved m WHERE u.id = m.user_id AND m.org_id IS NULL
     RETURNING u.credits AS balance
+), org_charge AS (
+    UPDATE organizations o SET credits = o.credits - m.delta, updated_at = now(),
+           {budget_queries.charge_columns("o", "m.delta")}
+    FROM moved m WHERE o.id = m.org_id
+    RETURNING o.credits AS balance
+), charge AS (
+    SELECT balance FROM user_charge UNION ALL SELECT balance FROM org_charge
+), member_charge AS (
+    UPDATE org_members mb SET {budget_queries.charge_columns("mb", "m.delta")}
+    FROM moved m WHERE mb.org_id = m.org_id AND mb.user_id = m.user_id AND mb.budget IS NOT NULL
 ), key_charge AS (
     UPDATE api_keys k SET {budget_queries.charge_columns("k", "m.delta")}
     FROM moved m WHERE k.id = m.api_key_id AND k.budget IS NOT NULL
 ), ledger AS (
-    INSERT INTO credit_transactions (user_id, amount, balance_after, kind, reason, actor, request_id, settlement_id)
-    SELECT m.user_id, -m.delta, c.balance, 'usage_reconciled', 'usage: ' || m.model || ', as upstream billed it',
-           'system:reconciliation', m.request_id, %(settlement_id)s::uuid
+    INSERT INTO credit_transactions (user_id, org_id, amount, balance_after, kind, reason, actor, request_id,
+        settlement_id)
+    SELECT m.user_id, m.org_id, -m.delta, c.balance, 'usage_reconciled',
+           'usage: ' || m.model || ', as upstream billed it', 'system:reconciliation', m.request_id,
+           %(settlement_id)s::uuid
     FROM moved m, charge c WHERE m.delta <> 0
 ), old AS (
     SELECT r.id, r.prompt_tokens, r.completion_tokens FROM usage_records r, moved m
@@ -56,7 +69,7 @@ WITH done AS (
            cost_upstream_reported = t.cost_upstream_reported + m.owed
     FROM moved m, old o
     WHERE t.user_id = m.user_id AND t.day = (m.usage_created_at AT TIME ZONE 'UTC')::date
-      AND t.model = m.model AND t.endpoint = m.endpoint
+      AND t.model = m.model AND t.endpoint = m.endpoint AND t.org_id = coalesce(m.org_id, 0)
 )
 SELECT user_id, charged, owed, delta FROM moved"""
 

@@ -43,6 +43,7 @@ class FinishedRequest:
     tags: list[str] = field(default_factory=list)  # the caller's request tags
     endpoint: str = "chat"  # chat | embeddings | responses
     served_model: str | None = None  # the model that answered and was billed, when not ``model``
+    org_id: int | None = None  # an org key's org: charged instead of the user
 
 
 def settle_request(cur, request):
@@ -64,4 +65,4 @@ def settle_request(cur, request):
                 "balance": format_money(row["balance"]),
             },
         )
-    return row["charged"], row["balance"], [row["user_budget"], row["key_budget"]]
+    return row["charged"], row["balance"], [row[f"{scope}_budget"] for scope in ("user", "org", "member", "key")]

@@ -41,14 +41,14 @@ def delete_overrides(cur, user_id):
     cur.execute("DELETE FROM rate_limit_overrides WHERE user_id = %s", (user_id,))
 
 
-def usage_since(cur, user_id, sums):
-    """{name: total} over the user's usage_daily_totals rows: each (name, column expression, first
-    day) of ``sums`` adds up its column from its first day on (names and columns are ours, not input)."""
+def usage_since(cur, user_id, org_id, sums):
+    """{name: total} over the usage_daily_totals rows of a user's personal use (``org_id`` None) or
+    of an org's: each (name, column expression, first day) of ``sums`` adds up its column from its
+    first day on (names and columns are ours, not input)."""
     selects = ", ".join(f"coalesce(sum({column}) FILTER (WHERE day >= %s), 0) AS {name}" for name, column, _ in sums)
     days = [day for _, _, day in sums]
-    cur.execute(
-        f"SELECT {selects} FROM usage_daily_totals WHERE user_id = %s AND day >= %s", [*days, user_id, min(days)]
-    )
+    owner, owner_id = ("user_id = %s AND org_id = 0", user_id) if org_id is None else ("org_id = %s", org_id)
+    cur.execute(f"SELECT {selects} FROM usage_daily_totals WHERE {owner} AND day >= %s", [*days, owner_id, min(days)])
     return cur.fetchone()
 
 

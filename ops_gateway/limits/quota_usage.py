@@ -3,7 +3,7 @@
 Redis counts the quotas, but Postgres (usage_daily_totals, written in the same statement as each
 settlement) is the record. When Redis has no hash for a period (its first request, or Redis
 restarted empty, was flushed or failed over to an empty replica) the gate seeds it from here, so
-a quota never restarts at zero mid-period. One small indexed read per user and period.
+a quota never restarts at zero mid-period. One small indexed read per user (or org) and period.
 """
 
 from ops_gateway.core import db
@@ -11,7 +11,7 @@ from ops_gateway.limits import queries
 from ops_gateway.limits.windows import QUOTA_PERIODS, QUOTAS
 
 
-def period_seeds(user_id, now):
+def period_seeds(principal, now):
     """Per quota period (``QUOTA_PERIODS`` order) the hash fields to seed: [field, used, ...]."""
     sums = [
         (f"{period.name}_{quota.kind.quota_tag}", quota.kind.usage_column, period.first_day(now))
@@ -20,7 +20,7 @@ def period_seeds(user_id, now):
         if quota.period == period.name
     ]
     with db.statement() as cur:
-        totals = queries.usage_since(cur, user_id, sums)
+        totals = queries.usage_since(cur, principal["user_id"], principal.get("org_id"), sums)
     seeds = []
     for period in QUOTA_PERIODS:
         fields = []

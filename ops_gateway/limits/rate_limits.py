@@ -112,7 +112,7 @@ def _run_script(name, keys, plan):
 def _run_gate(principal, ip, mode, limits, window_keys, slot=None):
     """The gate script's reply for one request: on a cluster the IP block is read first (another
     slot); a period's missing quota hash is seeded from Postgres and the gate run once more."""
-    user_id, now = principal["user_id"], datetime.now(UTC)
+    user_id, now = windows.limit_subject(principal), datetime.now(UTC)
     keys = [
         INFLIGHT_KEY.format(user_tag=redis_store.user_tag(user_id)),
         security.key_ips_key(user_id, principal["api_key_id"]),
@@ -142,7 +142,7 @@ def _run_gate(principal, ip, mode, limits, window_keys, slot=None):
     }
     reply = _run_script("gate", keys, plan)
     if reply[0] == Verdict.NEEDS_SEED:
-        plan["seed"] = quota_usage.period_seeds(user_id, now)
+        plan["seed"] = quota_usage.period_seeds(principal, now)
         reply = _run_script("gate", keys, plan)
     return reply
 
@@ -209,7 +209,7 @@ def charge_tokens(admission, tokens):
     if admission.skipped:
         return
     principal = admission.principal
-    user_id, now = principal["user_id"], datetime.now(UTC)
+    user_id, now = windows.limit_subject(principal), datetime.now(UTC)
     limits, window_keys = window_status.user_windows(principal)
     slot, admission.slot = admission.slot, None
     keys = [
@@ -239,7 +239,7 @@ def release_slot(admission):
     slot, admission.slot = admission.slot, None
     if slot is None:
         return
-    user_tag = redis_store.user_tag(admission.principal["user_id"])
+    user_tag = redis_store.user_tag(windows.limit_subject(admission.principal))
     try:
         redis_store.get_redis().zrem(INFLIGHT_KEY.format(user_tag=user_tag), slot)
     except redis.RedisError:

@@ -15,7 +15,7 @@ from limits import parse
 from ops_gateway.core import db, redis_store
 from ops_gateway.core.addresses import canonical_ip
 from ops_gateway.core.errors import RateLimited
-from ops_gateway.limits import ip_block_queries, queries
+from ops_gateway.limits import ip_block_queries, queries, windows
 from ops_gateway.telemetry import metrics
 
 logger = logging.getLogger("ops_gateway.security")
@@ -109,7 +109,7 @@ def note_key_ip(principal, ip):
     """Record a security event the first time a key is used from an IP it has not used before."""
     try:
         cache = redis_store.get_redis()
-        cache_key = key_ips_key(principal["user_id"], principal["api_key_id"])
+        cache_key = key_ips_key(windows.limit_subject(principal), principal["api_key_id"])
         if not cache.sadd(cache_key, ip):
             return
         cache.expire(cache_key, KEY_IPS_TTL_SECONDS)

@@ -185,6 +185,13 @@ QUOTAS = (
 QUOTA_FIELDS = tuple(q.name for q in QUOTAS)
 
 
+def limit_subject(principal):
+    """Whose windows, quotas and concurrency a request counts against: an org key's org (its
+    members' org keys share them, at the org's plan), else the key's user."""
+    org_id = principal.get("org_id")
+    return f"org{org_id}" if org_id else principal["user_id"]
+
+
 @functools.lru_cache(maxsize=4096)
 def window_keys(prefix, user_id, limits):
     """{window name: Redis key} for a user's windows at ``limits`` (values in WINDOWS order).

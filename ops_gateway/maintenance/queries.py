@@ -56,19 +56,19 @@ _REPORT_SUMS = """sum(requests), sum(errors), sum(prompt_tokens), sum(completion
 _REPORT_RANGE = "created_at >= %(start)s AND created_at < %(end)s AND created_at < %(watermark)s"
 
 _INSERT_KEY_DAILY = f"""
-INSERT INTO usage_key_daily (day, user_id, api_key_id, model, endpoint, requests, errors, prompt_tokens,
+INSERT INTO usage_key_daily (day, user_id, api_key_id, model, endpoint, org_id, requests, errors, prompt_tokens,
                              completion_tokens, cost, latency_ms_sum)
-SELECT day, user_id, api_key_id, model, endpoint, {_REPORT_SUMS}
+SELECT day, user_id, api_key_id, model, endpoint, org_id, {_REPORT_SUMS}
 FROM usage_report_records WHERE {_REPORT_RANGE}
-GROUP BY 1, 2, 3, 4, 5
+GROUP BY 1, 2, 3, 4, 5, 6
 """
 
 _INSERT_TAG_DAILY = f"""
-INSERT INTO usage_tag_daily (day, user_id, api_key_id, model, endpoint, tag, requests, errors, prompt_tokens,
-                             completion_tokens, cost, latency_ms_sum)
-SELECT day, user_id, api_key_id, model, endpoint, tag, {_REPORT_SUMS}
+INSERT INTO usage_tag_daily (day, user_id, api_key_id, model, endpoint, tag, org_id, requests, errors,
+                             prompt_tokens, completion_tokens, cost, latency_ms_sum)
+SELECT day, user_id, api_key_id, model, endpoint, tag, org_id, {_REPORT_SUMS}
 FROM usage_report_tag_records WHERE {_REPORT_RANGE}
-GROUP BY 1, 2, 3, 4, 5, 6
+GROUP BY 1, 2, 3, 4, 5, 6, 7
 """
 
 _MOVE_WATERMARK = """

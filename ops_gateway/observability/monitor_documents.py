@@ -29,7 +29,7 @@ def user_monitor(principal):
     """The caller's usage (from daily totals), balance, spend caps and rate-limit windows."""
     with db.transaction() as cur:
         usage = usage_metrics.user_usage(cur, principal["user_id"])
-        caps = budgets.status(cur, principal["user_id"], principal["api_key_id"]) if principal["budgeted"] else []
+        caps = budgets.status(cur, principal) if principal["budgeted"] else []
     try:
         windows = rate_limit_status.window_status(principal)
     except redis.RedisError:
@@ -54,6 +54,7 @@ def admin_monitor():
         usage, active_today = usage_metrics.system_usage(cur)
         total_users = queries.table_count(cur, "users")
         top_users = [_masked(row) for row in usage_metrics.top_users_today(cur)]
+        total_orgs, top_orgs = usage_metrics.top_orgs_today(cur)
         recent = usage_metrics.recent_activity(cur)
         performance = usage_metrics.recent_performance(cur)
         billing = usage_metrics.upstream_reconciliation(cur)
@@ -71,6 +72,8 @@ def admin_monitor():
             "total_cost_today": usage["cost_today"],
             "system_usage_metrics": usage,
             "top_users_by_usage": top_users,
+            "total_orgs": total_orgs,
+            "top_orgs_by_usage": top_orgs,
             "recent_activity": recent,
             "performance": performance,
             "billing": billing,

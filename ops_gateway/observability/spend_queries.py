@@ -29,11 +29,12 @@ WHERE created_at >= coalesce((SELECT rolled_up_at FROM report_rollup_watermark),
 ) fresh"""
 _ROLLUP_COLUMNS = (
     "day, user_id, api_key_id, model, endpoint, requests, errors, prompt_tokens, completion_tokens, cost,"
-    " latency_ms_sum"
+    " latency_ms_sum, org_id"
 )
 _SOURCES = {False: ("usage_key_daily", "usage_report_records"), True: ("usage_tag_daily", "usage_report_tag_records")}
 _KEY_LABELS = (", k.name AS key_name, k.prefix, k.last4", "LEFT JOIN api_keys k ON k.id = g.api_key_id")
 _USER_LABELS = (", u.email", "LEFT JOIN users u ON u.id = g.user_id")
+_ORG_LABELS = (", o.name AS org_name", "LEFT JOIN organizations o ON o.id = g.org_id")
 
 _LAST_REQUESTS = """
 SELECT id, request_id, created_at, api_key_id, endpoint, model, served_model, status, error_code, prompt_tokens,
@@ -59,6 +60,7 @@ def grouped_usage(cur, columns, by_tag, first_day, last_day, filters, limit=None
     where = Where().equal_all(filters).between("day", first_day, last_day)
     labels = [_KEY_LABELS] if "api_key_id" in columns else []
     labels += [_USER_LABELS] if "user_id" in columns else []
+    labels += [_ORG_LABELS] if "org_id" in columns else []
     statement = _REPORT.format(
         columns=", ".join(columns),
         labels="".join(label for label, _ in labels),

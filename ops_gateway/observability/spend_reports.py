@@ -1,4 +1,4 @@
-"""Spend reports: usage grouped by any of user, key, model, endpoint, day and tag over whole UTC days.
+"""Spend reports: usage grouped by any of user, org, key, model, endpoint, day and tag over whole UTC days.
 
 Served from the daily report rollups (``maintenance.rollups``, rewritten every usage_rollup run),
 so a 90-day report sums a few rows per (day, user, key, model, endpoint) instead of every usage
@@ -22,6 +22,7 @@ from ops_gateway.pipeline import endpoints
 # Dimension -> (rollup column, the columns a report shows for it).
 DIMENSIONS = {
     "user": ("user_id", ("user_id", "email")),
+    "org": ("org_id", ("org_id", "org_name")),
     "key": ("api_key_id", ("api_key_id", "key_name", "masked_key")),
     "model": ("model", ("model",)),
     "endpoint": ("endpoint", ("endpoint",)),
@@ -106,12 +107,13 @@ def _fresh_span(first, last, rolled_up_at, now):
     return start, end
 
 
-def usage_report(cur, group_by, first, last, user_id=None, endpoint=None, fresh=False):
+def usage_report(cur, group_by, first, last, user_id=None, endpoint=None, fresh=False, org_id=None):
     """The report's groups (ordered by the dimensions, in the given order) and how far the rollups
-    reach; ``endpoint`` (one of ENDPOINTS) counts only that endpoint's requests; ``fresh`` adds the
+    reach; ``endpoint`` (one of ENDPOINTS) counts only that endpoint's requests, ``user_id`` and
+    ``org_id`` only that user's or org's (both: a member's use of the org's keys); ``fresh`` adds the
     usage records not rolled up yet (400 when they span more than MAX_FRESH_SPAN)."""
     columns = [DIMENSIONS[name][0] for name in group_by]
-    filters = {"user_id": user_id, "endpoint": endpoint}
+    filters = {"user_id": user_id, "endpoint": endpoint, "org_id": org_id}
     rolled_up_at = spend_queries.rollup_watermark(cur)
     span = _fresh_span(first, last, rolled_up_at, datetime.now(UTC)) if fresh else None
     rows = spend_queries.grouped_usage(cur, columns, "tag" in group_by, first, last, filters, MAX_GROUPS + 1, span)

@@ -177,6 +177,11 @@ def top_users_today(cur, limit=TOP_USERS_LIMIT):
     return usage_queries.top_users_on(cur, current_day(cur)["today"], limit)
 
 
+def top_orgs_today(cur, limit=TOP_USERS_LIMIT):
+    """The heaviest orgs today by requests, and how many orgs there are."""
+    return usage_queries.org_count(cur), usage_queries.top_orgs_on(cur, current_day(cur)["today"], limit)
+
+
 def recent_activity(cur, limit=RECENT_ACTIVITY_LIMIT):
     """The newest completions of the last hour."""
     return usage_queries.recent_completions(cur, limit)

@@ -86,6 +86,25 @@ def top_users_on(cur, day, limit):
     return cur.fetchall()
 
 
+def top_orgs_on(cur, day, limit):
+    """The heaviest orgs of a UTC day by requests (their org keys' use), with their balance."""
+    cur.execute(
+        "SELECT t.org_id, o.name, o.credits, sum(t.requests)::bigint AS requests,"
+        " sum(t.prompt_tokens + t.completion_tokens)::bigint AS tokens_used, sum(t.cost) AS cost"
+        " FROM usage_daily_totals t JOIN organizations o ON o.id = t.org_id"
+        " WHERE t.day = %s AND t.org_id <> 0 GROUP BY t.org_id, o.name, o.credits"
+        " ORDER BY requests DESC, t.org_id LIMIT %s",
+        (day, limit),
+    )
+    return cur.fetchall()
+
+
+def org_count(cur):
+    """How many organizations there are (a small table: counted as it is)."""
+    cur.execute("SELECT count(*) AS n FROM organizations")
+    return cur.fetchone()["n"]
+
+
 def recent_completions(cur, limit):
     """The newest completions of the last hour."""
     cur.execute(

@@ -257,6 +257,7 @@ class Completion:
             settlement_id=self.settlement_id,
             user_id=principal["user_id"],
             api_key_id=principal["api_key_id"],
+            org_id=principal["org_id"],
             actor=principal["actor"],
             request_id=self.facts.request_id,
             model=self.body["model"],

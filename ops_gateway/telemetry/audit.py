@@ -18,6 +18,12 @@ ACTIONS = (  # every action ``record`` writes, so the dashboard can filter by ea
     "limits_updated",
     "budget_threshold",
     "grant_refused",
+    "org_created",
+    "org_updated",
+    "org_credits_adjusted",
+    "org_member_added",
+    "org_member_updated",
+    "org_member_removed",
 )
 USER_AGENT_MAX = 300
 

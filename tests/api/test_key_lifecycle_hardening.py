@@ -12,6 +12,7 @@ LACKING_OF_ALL = [
     "embeddings:write",
     "messages:write",
     "models:read",
+    "org:manage",
     "responses:write",
 ]
 

@@ -30,7 +30,7 @@ def test_monthly_quotas_start_from_the_months_usage_in_postgres(client, redis_cl
     sql(
         "INSERT INTO usage_daily_totals (day, user_id, model, requests, prompt_tokens, completion_tokens, cost)"
         " VALUES (date_trunc('month', now() AT TIME ZONE 'UTC')::date, %s, 'earlier/model', 2, 10, 10, 0)"
-        " ON CONFLICT (user_id, day, model, endpoint) DO UPDATE SET requests = 2",
+        " ON CONFLICT (user_id, day, model, endpoint, org_id) DO UPDATE SET requests = 2",
         (user["id"],),
     )
     redis_client.flushall()

@@ -1,0 +1,78 @@
+"""An org key's money after the request: a cut stream reconciled with upstream's bill moves the
+org's balance and its member's org budget, never the member's own; a hold the scheduler frees
+goes back to the org and the budgets it counted against."""
+
+from decimal import Decimal
+
+from tests.helpers import ADMIN, bearer
+from tests.helpers.billing import cut_after
+from tests.helpers.jobs import run_reconciliation
+from tests.helpers.orgs import create_org, member_with_key, org_books
+from tests.helpers.upstream import SSE, UPSTREAM, chunk, sse
+
+STREAM = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "x"}], "stream": True}
+
+
+def member_figures(sql, org_id, user_id):
+    [row] = sql(
+        "SELECT budget_spent, budget_reserved FROM org_members WHERE org_id = %s AND user_id = %s", (org_id, user_id)
+    )
+    return row
+
+
+def test_a_cut_org_stream_is_reconciled_to_the_org_and_its_members_budget(client, upstream, sql):
+    org = create_org(client, credits="1.00", budget="0.5")
+    user, _, okey = member_with_key(client, org["id"], budget="0.25")
+    events = sse(*[chunk(f"w{i}") for i in range(40)], chunk(usage={"prompt_tokens": 9, "cost": 0.2}), "[DONE]")
+    upstream.post(f"{UPSTREAM}/chat/completions", text=events, headers=SSE)
+    response = client.post(
+        "/v1/chat/completions", json={**STREAM, "max_tokens": 50}, headers=bearer(okey), buffered=False
+    )
+    cut_after(response, 5)
+    provisional = org_books(sql, org["id"])["usage"]
+    assert provisional > 0 and member_figures(sql, org["id"], user["id"])["budget_spent"] == provisional
+
+    billed = {"id": "gen-1", "total_cost": 0.0115, "native_tokens_prompt": 9, "native_tokens_completion": 5}
+    upstream.get(f"{UPSTREAM}/generation?id=gen-1", json={"data": {**billed, "model": "openai/gpt-4o-mini"}})
+    assert run_reconciliation(client)["reconciled"] == 1
+
+    books = org_books(sql, org["id"])
+    assert books["usage"] == books["budget_spent"] == Decimal("0.0115")
+    assert (
+        books["credits"] == Decimal("1.00") - Decimal("0.0115") == Decimal("1.00") + books["ledger"] - Decimal("1.00")
+    )
+    assert member_figures(sql, org["id"], user["id"]) == {"budget_spent": Decimal("0.0115"), "budget_reserved": 0}
+    [personal] = sql("SELECT credits FROM users WHERE id = %s", (user["id"],))
+    assert personal["credits"] == Decimal("5.00")
+    [daily] = sql("SELECT org_id, cost FROM usage_daily_totals WHERE user_id = %s", (user["id"],))
+    assert daily == {"org_id": org["id"], "cost": Decimal("0.0115")}
+
+
+def test_an_expired_org_hold_goes_back_to_the_org_and_its_budgets(client, upstream, sql):
+    org = create_org(client, credits="1.00", budget="0.5")
+    user, _, okey = member_with_key(client, org["id"], budget="0.25")
+    events = sse(chunk("a"), chunk("b"), chunk(usage={"prompt_tokens": 1, "completion_tokens": 1}), "[DONE]")
+    upstream.post(f"{UPSTREAM}/chat/completions", text=events, headers=SSE)
+    response = client.post(
+        "/v1/chat/completions", json={**STREAM, "max_tokens": 50}, headers=bearer(okey), buffered=False
+    )
+    chunks = iter(response.response)
+    next(chunks)
+    [hold] = sql("SELECT org_id, amount, org_budgeted, member_budgeted, user_budgeted FROM credit_holds")
+    assert (hold["org_id"], hold["org_budgeted"], hold["member_budgeted"], hold["user_budgeted"]) == (
+        org["id"], True, True, False
+    )  # fmt: skip
+    held = org_books(sql, org["id"])
+    assert held["reserved_credits"] == held["budget_reserved"] == hold["amount"]
+    assert member_figures(sql, org["id"], user["id"])["budget_reserved"] == hold["amount"]
+    sql("UPDATE credit_holds SET expires_at = now() - interval '1 second'")
+    job = client.post("/admin/jobs/release_stale_holds/run", headers=ADMIN).get_json()
+    assert job["details"]["holds_released"] == 1
+    released = org_books(sql, org["id"])
+    assert released["reserved_credits"] == released["budget_reserved"] == 0
+    assert member_figures(sql, org["id"], user["id"])["budget_reserved"] == 0
+    b"".join(chunks)  # the request still settles its cost, without giving its hold back twice
+    response.close()
+    settled = org_books(sql, org["id"])
+    assert settled["reserved_credits"] == settled["budget_reserved"] == 0 and settled["usage"] > 0
+    assert settled["credits"] == Decimal("1.00") - settled["usage"] and settled["budget_spent"] == settled["usage"]
