@@ -1,9 +1,12 @@
 """An org key's money after the request: a cut stream reconciled with upstream's bill moves the
 org's balance and its member's org budget, never the member's own; a hold the scheduler frees
-goes back to the org and the budgets it counted against."""
+goes back to the org and the budgets it counted against; suspending the org or leaving it cuts
+an org key's stream in flight."""
 
+import json
 from decimal import Decimal
 
+from ops_gateway.accounts.key_watch import OPEN_STREAMS
 from tests.helpers import ADMIN, bearer
 from tests.helpers.billing import cut_after
 from tests.helpers.jobs import run_reconciliation
@@ -76,3 +79,26 @@ def test_an_expired_org_hold_goes_back_to_the_org_and_its_budgets(client, upstre
     settled = org_books(sql, org["id"])
     assert settled["reserved_credits"] == settled["budget_reserved"] == 0 and settled["usage"] > 0
     assert settled["credits"] == Decimal("1.00") - settled["usage"] and settled["budget_spent"] == settled["usage"]
+
+
+def test_an_org_keys_stream_is_cut_when_the_org_is_suspended_or_the_member_leaves(client, upstream, sql, monkeypatch):
+    monkeypatch.setattr(OPEN_STREAMS, "check_seconds", 0)  # check open streams' keys on every chunk
+    org = create_org(client, credits="1.00")
+    events = sse(*[chunk(f"w{i}") for i in range(5)], chunk(usage={"prompt_tokens": 5, "completion_tokens": 3}))
+    upstream.post(f"{UPSTREAM}/chat/completions", text=events + "data: [DONE]\n\n", headers=SSE)
+    for ending in ("suspend", "leave"):
+        user, _, okey = member_with_key(client, org["id"])
+        response = client.post("/v1/chat/completions", json=STREAM, headers=bearer(okey), buffered=False)
+        chunks = iter(response.response)
+        next(chunks)
+        if ending == "suspend":
+            client.patch(f"/admin/orgs/{org['id']}", json={"status": "suspended"}, headers=ADMIN)
+        else:
+            client.delete(f"/admin/orgs/{org['id']}/members/{user['id']}", headers=ADMIN)
+        rest = b"".join(chunks).decode()
+        response.close()
+        last = [line.removeprefix("data: ") for line in rest.split("\n\n") if line.startswith("data: ")][-1]
+        assert json.loads(last)["error"]["code"] == "api_key_revoked" and "[DONE]" not in rest, ending
+        client.patch(f"/admin/orgs/{org['id']}", json={"status": "active"}, headers=ADMIN)
+    books = org_books(sql, org["id"])
+    assert books["reserved_credits"] == 0 and books["credits"] == Decimal("1.00") - books["usage"] > 0

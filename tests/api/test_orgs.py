@@ -297,3 +297,14 @@ def test_org_usage_by_member_and_the_admin_report_by_org(client, upstream, sql):
     [top] = [row for row in monitor["top_orgs_by_usage"] if row["org_id"] == org["id"]]
     assert (top["name"], top["requests"], Decimal(top["cost"])) == (org["name"], 3, 3 * COST)
     assert monitor["total_orgs"] >= 1
+
+
+def test_a_rotated_org_key_stays_the_orgs(client, upstream, sql):
+    org = create_org(client, credits="1.00")
+    user, key = create_user(client, credits="1.00")
+    assert add_member(client, org["id"], user["id"]).status_code == 201
+    created, _ = org_key(client, key, org["id"])
+    rotated = client.post(f"/user/api-keys/{created['id']}/rotate", json={}, headers=bearer(key))
+    assert rotated.status_code == 201 and rotated.get_json()["key"]["org_id"] == org["id"]
+    assert chat(client, rotated.get_json()["api_key"]).status_code == 200
+    assert org_books(sql, org["id"])["usage"] == COST

@@ -1,7 +1,9 @@
 """After heavy concurrent load over every metered endpoint (chat, embeddings, responses), every
-user's books balance exactly and equal what upstream billed times the markup: with upstream
-costs three times the catalogue's, streams cut by upstream and by clients, requests without
-max_tokens on a model that answers long, big embedding batches and the auto router."""
+user's and every org's books balance exactly and equal what upstream billed times the markup:
+with upstream costs three times the catalogue's, streams cut by upstream and by clients, requests
+without max_tokens on a model that answers long, big embedding batches and the auto router. Half
+the users call with an org key (two orgs): their org pays, their own credits stay whole, and an
+org's spend is the sum of its members' org usage."""
 
 import threading
 from collections import Counter
@@ -23,6 +25,8 @@ TOTAL_REQUESTS = 10_000
 CONCURRENCY = 64
 USERS = 20
 OPENING = Decimal("100.00")
+ORGS = 2  # every odd-numbered user calls with a key of org (index // 2) % ORGS
+ORG_OPENING = Decimal("500.00")
 MARKUP = Decimal("1.25")
 # Upstream bills three times the catalogue (a dearer provider), answers 2,000 tokens when no limit
 # is sent, and, for the first half of the run, cuts every stream after two chunks.
@@ -87,15 +91,59 @@ def request_for(index):
     return "chat/completions", body
 
 
+def create_org(url, index):
+    """An org with its opening credits and a spend cap far above the run's (so it is tracked)."""
+    body = {"name": f"load org {index}", "plan": "enterprise", "credits": str(ORG_OPENING), "budget": "100000"}
+    body["budget_period"] = "never"
+    return requests.post(f"{url}/admin/orgs", json=body, headers=ADMIN, timeout=10).json()["id"]
+
+
+def org_member_key(url, org_id, user_id, key):
+    """Make the user a member with an org budget of their own and return a new key of the org."""
+    member = {"user_id": user_id, "role": "member", "budget": "10000", "budget_period": "never"}
+    requests.post(f"{url}/admin/orgs/{org_id}/members", json=member, headers=ADMIN, timeout=10).raise_for_status()
+    body = {"name": "org", "org_id": org_id}
+    created = requests.post(f"{url}/user/api-keys", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    return created.json()["api_key"]
+
+
+def check_org_books(sql, org_ids):
+    """Each org's spend = its ledger's debits = its members' org usage = their org budgets' spend =
+    upstream's bill times the markup; nothing left held."""
+    orgs = sql(
+        "SELECT o.id, o.credits, o.reserved_credits, o.budget_spent, o.budget_reserved,"
+        " (SELECT coalesce(sum(amount), 0) FROM credit_holds WHERE org_id = o.id) AS open_holds,"
+        " (SELECT coalesce(sum(cost), 0) FROM usage_records WHERE org_id = o.id) AS usage_cost,"
+        " (SELECT coalesce(sum(round(upstream_cost * %s, 10)), 0) FROM usage_records WHERE org_id = o.id)"
+        "   AS upstream_billed,"
+        " (SELECT coalesce(-sum(amount), 0) FROM credit_transactions"
+        "   WHERE org_id = o.id AND kind IN ('usage', 'usage_reconciled')) AS ledger_debits,"
+        " (SELECT coalesce(sum(budget_spent), 0) FROM org_members WHERE org_id = o.id) AS members_spent,"
+        " (SELECT coalesce(sum(budget_reserved), 0) FROM org_members WHERE org_id = o.id) AS members_reserved"
+        " FROM organizations o WHERE o.id = ANY(%s)",
+        (MARKUP, org_ids),
+    )
+    assert len(orgs) == ORGS
+    for org in orgs:
+        spent = ORG_OPENING - org["credits"]
+        assert spent == org["usage_cost"] == org["ledger_debits"] == org["upstream_billed"] > 0, org
+        assert spent == org["budget_spent"] == org["members_spent"], org
+        assert org["reserved_credits"] == org["open_holds"] == org["budget_reserved"] == org["members_reserved"] == 0
+
+
 def test_ten_thousand_requests_leave_every_ledger_exact_and_equal_to_upstream_cost(gateway, upstream, sql):
     server = gateway(workers=4, BILLING_MARKUP=str(MARKUP))
     control = f"{upstream.url}/_control"
     requests.post(control, json={**UPSTREAM_SWITCHES, "cut_stream_after": 2}, timeout=5).raise_for_status()
     keys = []
+    org_ids = [create_org(server.url, index) for index in range(ORGS)]
     for index in range(USERS):
         body = {"email": f"load{index}@example.com", "credits": str(OPENING), "plan": "enterprise"}
         created = requests.post(f"{server.url}/admin/users", json=body, headers=ADMIN, timeout=10).json()
-        keys.append((created["user"]["id"], created["api_key"]))
+        user_id, key = created["user"]["id"], created["api_key"]
+        if index % 2:
+            key = org_member_key(server.url, org_ids[(index // 2) % ORGS], user_id, key)
+        keys.append((user_id, key))
     local = threading.local()
     statuses = Counter()
 
@@ -134,6 +182,7 @@ def test_ten_thousand_requests_leave_every_ledger_exact_and_equal_to_upstream_co
     assert sql("SELECT count(*) AS n FROM generation_lookups") == [{"n": 0}]
 
     user_ids = [user_id for user_id, _ in keys]
+    check_org_books(sql, org_ids)
     books = sql(
         "SELECT u.id, u.credits, u.reserved_credits,"
         " (SELECT coalesce(sum(amount), 0) FROM credit_holds WHERE user_id = u.id) AS open_holds,"
@@ -143,8 +192,9 @@ def test_ten_thousand_requests_leave_every_ledger_exact_and_equal_to_upstream_co
         " (SELECT count(*) FROM usage_records WHERE user_id = u.id) AS usage_rows,"
         " (SELECT count(DISTINCT settlement_id) FROM usage_records WHERE user_id = u.id) AS settlements,"
         " (SELECT coalesce(-sum(amount), 0) FROM credit_transactions"
-        "   WHERE user_id = u.id AND kind IN ('usage', 'usage_reconciled')) AS ledger_debits"
-        " FROM users u WHERE u.id = ANY(%s)",
+        "   WHERE user_id = u.id AND org_id IS NULL AND kind IN ('usage', 'usage_reconciled')) AS ledger_debits,"
+        " (SELECT count(*) FROM usage_records WHERE user_id = u.id AND org_id IS NOT NULL) AS org_rows"
+        " FROM users u WHERE u.id = ANY(%s) ORDER BY u.id",
         (MARKUP, user_ids),
     )
     assert len(books) == USERS
@@ -155,10 +205,14 @@ def test_ten_thousand_requests_leave_every_ledger_exact_and_equal_to_upstream_co
         "responses": TOTAL_REQUESTS // 5,
         "messages": TOTAL_REQUESTS // 5,
     }
-    for user in books:
+    for index, user in enumerate(books):
         assert user["usage_rows"] == user["settlements"] == TOTAL_REQUESTS // USERS  # none settled twice
         spent = OPENING - user["credits"]
-        assert spent == user["usage_cost"] == user["ledger_debits"] == user["upstream_billed"] > 0, user
+        if index % 2:  # an org key's user: the org paid, their own credits are whole
+            assert spent == user["ledger_debits"] == 0 and user["org_rows"] == user["usage_rows"], user
+            assert user["usage_cost"] == user["upstream_billed"] > 0, user
+        else:
+            assert spent == user["usage_cost"] == user["ledger_debits"] == user["upstream_billed"] > 0, user
         assert user["reserved_credits"] == user["open_holds"] == 0
     unbilled = sql(
         "SELECT count(*) FILTER (WHERE upstream_cost IS NULL) AS unreported,"
