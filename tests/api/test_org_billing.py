@@ -11,7 +11,7 @@ from tests.helpers import ADMIN, bearer
 from tests.helpers.billing import cut_after
 from tests.helpers.jobs import run_reconciliation
 from tests.helpers.orgs import create_org, member_with_key, org_books
-from tests.helpers.upstream import SSE, UPSTREAM, chunk, sse
+from tests.helpers.upstream import SSE, UPSTREAM, chat, chunk, sse
 
 STREAM = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "x"}], "stream": True}
 
@@ -102,3 +102,14 @@ def test_an_org_keys_stream_is_cut_when_the_org_is_suspended_or_the_member_leave
         client.patch(f"/admin/orgs/{org['id']}", json={"status": "active"}, headers=ADMIN)
     books = org_books(sql, org["id"])
     assert books["reserved_credits"] == 0 and books["credits"] == Decimal("1.00") - books["usage"] > 0
+
+
+def test_org_and_member_budget_thresholds_are_announced_once(client, upstream, sql):
+    org = create_org(client, credits="1.00", budget="0.00005", budget_alert_thresholds=[0.2])
+    _, _, okey = member_with_key(client, org["id"], budget="0.00005", budget_alert_thresholds=[0.2])
+    for _ in range(2):
+        assert chat(client, okey, max_tokens=10).status_code == 200
+    rules = sorted(row["rule"].split(":")[1] for row in sql("SELECT rule FROM alerts WHERE rule LIKE 'budget:%'"))
+    assert rules == ["member", "org"]
+    events = sql("SELECT details FROM api_key_audit_logs WHERE action = 'budget_threshold' ORDER BY id")
+    assert sorted(event["details"]["scope"] for event in events) == ["member", "org"]
