@@ -6,7 +6,7 @@ manage gets 403 ``org_role_required``. Reads need the key's ``usage:read`` scope
 ``org:manage``. Budgets set here are bounded by the org's own.
 """
 
-from flask import Response, g
+from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -21,6 +21,7 @@ from blueprints.org_schemas import (
     UpdateMemberSchema,
 )
 from blueprints.usage_report_schemas import UsageReportSchema
+from blueprints.usage_reports import ROLLED_UP_AT_HEADER, report_in_format
 from ops_gateway.accounts import orgs
 from ops_gateway.core import db
 from ops_gateway.observability import spend_reports
@@ -108,6 +109,12 @@ class MemberById(MethodView):
     responses={
         "200": {
             "description": "The groups as JSON, or as CSV (format=csv)",
+            "headers": {
+                ROLLED_UP_AT_HEADER: {
+                    "description": "CSV only: the report's rolled_up_at (ISO 8601); absent: never rolled up",
+                    "schema": {"type": "string", "format": "date-time"},
+                }
+            },
             "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/UsageReport"}},
                 "text/csv": {"schema": {"type": "string"}},
@@ -125,8 +132,4 @@ def org_usage(args, org_id):
         caller = _caller(cur, org_id, "usage:read")
         only = None if caller["role"] in orgs.MANAGERS else caller["user_id"]
         report = spend_reports.usage_report(cur, group_by, first, last, only, fresh=args["fresh"], org_id=org_id)
-    if args["format"] == "json":
-        return report
-    response = Response(spend_reports.report_csv(report), content_type="text/csv; charset=utf-8")
-    response.headers["Content-Disposition"] = f'attachment; filename="org-{org_id}-usage-{first}-{last}.csv"'
-    return response
+    return report_in_format(report, args["format"], f"org-{org_id}-usage-{first}-{last}.csv")

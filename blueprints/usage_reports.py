@@ -59,10 +59,16 @@ def usage_report(args):
         report = spend_reports.usage_report(
             cur, group_by, first, last, endpoint=args.get("endpoint"), fresh=args["fresh"]
         )
-    if args["format"] == "json":
+    return report_in_format(report, args["format"], f"usage-{first}-{last}.csv")
+
+
+def report_in_format(report, format_name, filename):
+    """The report as it is (JSON through the view's schema) or as a CSV attachment named ``filename``
+    that says how fresh it is in ROLLED_UP_AT_HEADER."""
+    if format_name == "json":
         return report
     response = Response(spend_reports.report_csv(report), content_type="text/csv; charset=utf-8")
-    response.headers["Content-Disposition"] = f'attachment; filename="usage-{first}-{last}.csv"'
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     if report["rolled_up_at"] is not None:
         response.headers[ROLLED_UP_AT_HEADER] = report["rolled_up_at"].isoformat()
     return response
