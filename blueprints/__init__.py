@@ -17,6 +17,7 @@ def all_blueprints():
         metrics,
         monitor,
         org_self,
+        request_log,
         usage_reports,
         user_keys,
         v1,
@@ -40,6 +41,8 @@ def all_blueprints():
         usage_reports.admin_blp,
         usage_reports.user_blp,
         org_self.blp,
+        request_log.admin_blp,
+        request_log.user_blp,
         metrics.blp,
         v1.blp,
     ]

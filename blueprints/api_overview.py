@@ -37,6 +37,8 @@ TAG_TITLES = {
     "admin_ip_blocks": "Admin: IP blocks",
     "admin_reports": "Admin: spend reports",
     "user_usage": "Account: usage and spend",
+    "admin_requests": "Admin: request log",
+    "user_requests": "Account: request log",
     "metrics": "Metrics",
     "v1": "Model API (OpenAI- and Anthropic-compatible)",
 }

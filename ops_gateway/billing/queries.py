@@ -176,14 +176,15 @@ _NO_CHARGE = (
 _RECORD = """, record AS (
     INSERT INTO usage_records (request_id, user_id, api_key_id, model, prompt_tokens, completion_tokens,
         total_tokens, cost, status, upstream_status, error_code, latency_ms, upstream_latency_ms, overhead_ms,
-        streamed, exceeded_hold, upstream_cost, tags, endpoint, served_model, settlement_id, org_id)
+        streamed, exceeded_hold, upstream_cost, tags, endpoint, served_model, settlement_id, org_id, client_ip,
+        cache_hit)
     SELECT %(request_id)s, %(user_id)s, %(api_key_id)s, %(model)s::text, %(prompt_tokens)s::int,
            %(completion_tokens)s::int, %(prompt_tokens)s::int + %(completion_tokens)s::int, charged, %(status)s::text,
            %(upstream_status)s, %(error_code)s, %(latency_ms)s::float8, %(upstream_latency_ms)s::float8,
            CASE WHEN %(upstream_latency_ms)s::float8 IS NOT NULL
                 THEN greatest(%(latency_ms)s::float8 - %(upstream_latency_ms)s::float8, 0) END,
            %(streamed)s, charged > %(held)s, %(upstream_cost)s, %(tags)s::text[], %(endpoint)s, %(served_model)s,
-           %(settlement_id)s, %(org_id)s
+           %(settlement_id)s, %(org_id)s, %(client_ip)s::inet, %(cache_hit)s
     FROM charge
     RETURNING id, created_at
 ), lookup AS (

@@ -44,6 +44,8 @@ class FinishedRequest:
     endpoint: str = "chat"  # chat | embeddings | responses
     served_model: str | None = None  # the model that answered and was billed, when not ``model``
     org_id: int | None = None  # an org key's org: charged instead of the user
+    client_ip: str | None = None  # the caller's address, canonical (None: not an IP)
+    cache_hit: bool = False  # answered by the response cache, not upstream
 
 
 def settle_request(cur, request):

@@ -258,6 +258,7 @@ class Completion:
             user_id=principal["user_id"],
             api_key_id=principal["api_key_id"],
             org_id=principal["org_id"],
+            client_ip=auth.database_ip(self.facts.client_ip),
             actor=principal["actor"],
             request_id=self.facts.request_id,
             model=self.body["model"],
