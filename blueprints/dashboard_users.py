@@ -12,8 +12,8 @@ from blueprints.dashboard import protect
 from blueprints.dashboard_forms import field_problems
 from blueprints.dashboard_keys import GRACE_CHOICES
 from blueprints.limit_schemas import RateLimitsSchema
-from blueprints.query_args import whole_number
-from ops_gateway.accounts import api_keys, users
+from blueprints.query_args import page_number, whole_number
+from ops_gateway.accounts import api_keys, orgs, users
 from ops_gateway.billing import budgets
 from ops_gateway.billing.money import format_money
 from ops_gateway.core import db
@@ -31,18 +31,12 @@ KEY_ROWS = 50  # newest first; revoked and rotated keys pile up, and the API pag
 STATUSES = ("active", "suspended")
 
 
-def _page_number():
-    """The ?page= number (1 when absent or not a positive integer)."""
-    raw = request.args.get("page", "1")
-    return max(whole_number(raw, max_digits=9) or 1, 1)
-
-
 @blp.route("")
 def index():
     """Users whose email contains the search text (a number jumps to that user id)."""
     query = request.args.get("q", "").strip()[:200]
     status = request.args.get("status") if request.args.get("status") in STATUSES else None
-    page = _page_number()
+    page = page_number(request.args.get("page"))
     with db.transaction() as cur:
         if (user_id := whole_number(query)) is not None:
             try:
@@ -67,6 +61,7 @@ def detail(user_id):
         _, recent = audit.query_logs(cur, user_id=user_id, limit=RECENT_AUDIT, count=False)
         caps = budgets.caps_of_user(cur, user_id)
         keys = api_keys.list_keys(cur, user_id, KEY_ROWS)
+        memberships = orgs.memberships(cur, user_id)
     windows = [{"field": f, "value": limits[f], "source": sources[f]} for f in LIMIT_FIELDS]
     return render_template(
         "dashboard/user.html",
@@ -76,6 +71,7 @@ def detail(user_id):
         recent=recent,
         budgets=caps,
         keys=keys,
+        memberships=memberships,
         key_limit=KEY_ROWS,
         grace_choices=GRACE_CHOICES,
         capped=window_caps.capped_windows(limits),

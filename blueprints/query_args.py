@@ -15,6 +15,11 @@ def whole_number(raw, max_digits=18):
     return None
 
 
+def page_number(raw):
+    """The page a ``?page=`` value names: 1 when absent or not a positive whole number."""
+    return max(whole_number(raw or "1", max_digits=9) or 1, 1)
+
+
 def date_range(args):
     """(start, end) from start_date/end_date; 400 envelopes for a bad date or an inverted range."""
     start = parse_timestamp(args["start_date"], "start_date") if args.get("start_date") else None

@@ -36,9 +36,7 @@ def org_by_id(cur, org_id):
 
 def orgs_page(cur, name=None, status=None, offset=0, limit=50):
     """(total, page) of orgs by id, filtered by name substring and status."""
-    where = Where().equal("o.status", status)
-    if name:
-        where.add("o.name ILIKE %s", f"%{name}%")
+    where = Where().contains("o.name", name).equal("o.status", status)
     cur.execute(f"SELECT count(*) AS total FROM organizations o WHERE {where.sql}", where.params)
     total = cur.fetchone()["total"]
     cur.execute(

@@ -104,13 +104,15 @@ def add_member(cur, org_id, request, actor):
 def update_member(cur, org_id, user_id, changes, actor):
     """Change a member's role or org budget (never above the org's); the last owner stays one."""
     membership = _member(cur, org_id, user_id, lock=True)
-    if "role" in changes and changes["role"] != membership["role"]:
+    new_role = changes.get("role", membership["role"])
+    if new_role != membership["role"]:
         if membership["role"] == "owner":
             _keep_an_owner(cur, org_id, user_id)
-        org_queries.set_role(cur, org_id, user_id, changes["role"])
-    budgets.apply_changes(cur, "member", membership["member_id"], changes, ceiling=("org", org_id))
-    details = {"org_id": org_id, "changes": api_keys.audit_safe(changes)}
-    audit.record(cur, "org_member_updated", actor, user_id, details=details)
+        org_queries.set_role(cur, org_id, user_id, new_role)
+    capped = budgets.apply_changes(cur, "member", membership["member_id"], changes, ceiling=("org", org_id))
+    if capped or new_role != membership["role"]:
+        details = {"org_id": org_id, "changes": api_keys.audit_safe(changes)}
+        audit.record(cur, "org_member_updated", actor, user_id, details=details)
     return _member(cur, org_id, user_id)
 
 

@@ -82,11 +82,7 @@ def user_by_id(cur, user_id):
 
 def users_page(cur, email=None, status=None, offset=0, limit=50):
     """(total, page ordered by id) of users whose email contains ``email`` and whose status is ``status``."""
-    where = Where()
-    if email:
-        escaped = email.lower().replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
-        where.add("lower(email) LIKE %s", f"%{escaped}%")
-    where.equal("status", status or None)
+    where = Where().contains("email", email).equal("status", status or None)
     cur.execute(f"SELECT count(*) AS total FROM users WHERE {where.sql}", where.params)
     total = cur.fetchone()["total"]
     cur.execute(

@@ -105,7 +105,7 @@ _CEILING_ERRORS = {  # the scope a cap must stay within: the 422's code and mess
 
 
 def apply_changes(cur, scope, owner_id, changes, ceiling=None):
-    """Set, change or (budget null) remove a cap from ``changes``; whether anything was asked.
+    """Set, change or (budget null) remove a cap from ``changes``; whether it changed.
 
     A new cap starts with the period's spend so far. ``ceiling`` (scope, id): the cap this one may
     not exceed (a personal key's user, an org key's member, a member's org).
@@ -123,8 +123,11 @@ def apply_changes(cur, scope, owner_id, changes, ceiling=None):
             code, message = _CEILING_ERRORS[ceiling[0]]
             details = {"budget": format_money(budget), f"{ceiling[0]}_budget": format_money(limit)}
             raise Invalid(message, details, code=code)
-    spent = budget_queries.period_spend(cur, scope, owner_id, period) if budget is not None else Decimal(0)
     thresholds = sorted(Decimal(str(threshold)) for threshold in thresholds)
+    unchanged = (current["budget"], current["budget_period"], sorted(current["budget_alert_thresholds"]))
+    if (budget, period, thresholds) == unchanged:
+        return False  # a form that sends the cap as it is must not restart its period's figures
+    spent = budget_queries.period_spend(cur, scope, owner_id, period) if budget is not None else Decimal(0)
     budget_queries.set_budget(cur, scope, owner_id, budget, period, thresholds, spent)
     return True
 

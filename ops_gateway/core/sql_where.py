@@ -25,6 +25,14 @@ class Where:
             self.add(f"{column} = %s{cast}", value)
         return self
 
+    def contains(self, column, text):
+        """``lower(column)`` contains ``text`` (case-insensitive, ``%`` and ``_`` taken literally)
+        unless text is empty or None."""
+        if text:
+            escaped = text.lower().replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+            self.add(f"lower({column}) LIKE %s", f"%{escaped}%")
+        return self
+
     def equal_all(self, filters):
         """``equal`` for each (column, value) of a dict, in its order."""
         for column, value in filters.items():
