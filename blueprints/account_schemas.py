@@ -142,6 +142,7 @@ class ApiKeySchema(ma.Schema):
     grace_until = Timestamp(allow_none=True, metadata={"description": "a rotated key works until then"})
     revoked_at = Timestamp(allow_none=True)
     org_id = ma.fields.Integer(allow_none=True, metadata={"description": "an org key's org; null: a personal key"})
+    cache_ttl_seconds = ma.fields.Integer(allow_none=True, metadata={"description": "the key's response-cache TTL"})
 
 
 class CreateUserResponseSchema(ma.Schema):
@@ -150,6 +151,18 @@ class CreateUserResponseSchema(ma.Schema):
     user = ma.fields.Nested(UserSchema)
     api_key = ma.fields.String(metadata={"description": "full key; shown only in this response"})
     key = ma.fields.Nested(ApiKeySchema)
+
+
+def _cache_ttl():
+    """A key's default response-cache TTL."""
+    return ma.fields.Integer(
+        allow_none=True,
+        validate=ma.validate.Range(min=1, max=30 * 86400),
+        metadata={
+            "description": "cache this key's /v1 answers this many seconds unless a request says otherwise"
+            " (X-Gateway-Cache-TTL, Cache-Control: no-store); at most CACHE_MAX_TTL_SECONDS applies; null: off"
+        },
+    )
 
 
 class CreateKeySchema(ma.Schema.from_dict(budget_fields())):
@@ -164,6 +177,7 @@ class CreateKeySchema(ma.Schema.from_dict(budget_fields())):
         metadata={"description": "empty: every scope; omitted: the creating key's own scopes"},
     )
     allowed_models = model_patterns()
+    cache_ttl_seconds = _cache_ttl()
     org_id = ma.fields.Integer(
         validate=ma.validate.Range(min=1),
         metadata={"description": "an org key: draws on that org's credits (you must be a member); omitted: personal"},
@@ -173,6 +187,7 @@ class CreateKeySchema(ma.Schema.from_dict(budget_fields())):
 class UpdateKeySchema(ma.Schema.from_dict(budget_fields())):
     """Body of PATCH /user/api-keys/<id>; through /user a capped key cannot loosen a cap (budget_escalation)."""
 
+    cache_ttl_seconds = _cache_ttl()
     name = ma.fields.String(validate=ma.validate.Length(min=1, max=100))
     expires_in_days = ma.fields.Integer(allow_none=True, validate=ma.validate.Range(min=1, max=3650))
     ip_allowlist = ma.fields.List(ma.fields.String(validate=_validate_network))

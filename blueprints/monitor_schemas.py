@@ -217,6 +217,14 @@ class AlertSchema(ma.Schema):
     last_notified_at = Timestamp(allow_none=True)
 
 
+class ResponseCacheSchema(ma.Schema):
+    """How much of the last hour the response cache answered (bytes and lookups: /metrics)."""
+
+    requests_1h = ma.fields.Integer(metadata={"description": "settled requests in the last hour"})
+    hits_1h = ma.fields.Integer(metadata={"description": "of them answered by the response cache"})
+    hit_rate_1h = ma.fields.Float(metadata={"description": "percent"})
+
+
 class AdminMonitorDataSchema(ma.Schema):
     """Everything an operator looks at first."""
 
@@ -233,6 +241,7 @@ class AdminMonitorDataSchema(ma.Schema):
     performance = ma.fields.Nested(PerformanceSchema)
     billing = ma.fields.Nested(BillingReconciliationSchema)
     cache = ma.fields.Nested(CacheInfoSchema, metadata={"description": "as in /admin/cache-status"})
+    response_cache = ma.fields.Nested(ResponseCacheSchema)
     database = ma.fields.Nested(DatabaseStatusSchema)
     resources = ma.fields.Nested(ResourcesSchema)
     scheduler = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Nested(JobRunSchema))

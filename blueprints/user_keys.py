@@ -107,6 +107,7 @@ class ApiKeys(MethodView):
                 cap={field: body[field] for field in budgets.FIELDS if field in body},
                 granter=granter,
                 org_id=body.get("org_id"),
+                cache_ttl_seconds=body.get("cache_ttl_seconds"),
             )
         return {"api_key": full_key, "key": row}
 

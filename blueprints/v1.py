@@ -27,7 +27,7 @@ from ops_gateway.billing import pricing
 from ops_gateway.core.errors import NotFound
 from ops_gateway.limits import rate_limits
 from ops_gateway.limits.windows import REQUESTS
-from ops_gateway.pipeline import access, endpoints
+from ops_gateway.pipeline import access, endpoints, response_cache
 from ops_gateway.pipeline.completion import Completion
 from ops_gateway.upstream import catalog as model_catalog
 
@@ -61,6 +61,8 @@ def _facts():
         started=g.started,
         tags_header=request.headers.get("X-Gateway-Tags", ""),
         upstream_headers=forwarded or None,
+        cache_ttl_header=request.headers.get(response_cache.TTL_HEADER, ""),
+        no_store="no-store" in request.headers.get("Cache-Control", "").lower(),
     )
 
 
@@ -169,6 +171,8 @@ def _serve(endpoint, schema):
         response.headers["Cache-Control"] = "no-cache"
         response.headers["X-Accel-Buffering"] = "no"
         response.headers["X-Gateway-Reserved"] = format_money(completion.hold)
+        if completion.cache:
+            response.headers[response_cache.STATUS_HEADER] = completion.cache.status
         return response
     result = completion.complete()
     headers = {
@@ -176,6 +180,8 @@ def _serve(endpoint, schema):
         "X-Gateway-Credits-Remaining": format_money(completion.credits_remaining),
         "X-Gateway-Overhead-Ms": f"{completion.overhead_ms:.2f}",
     }
+    if completion.cache:
+        headers[response_cache.STATUS_HEADER] = completion.cache.status
     return result, 200, headers
 
 
@@ -183,9 +189,36 @@ def _serve(endpoint, schema):
 METERED_ERRORS = (*USER_ERRORS, 400, 402, 404, 408, 413, 422, 502, 504)
 
 
+# The request headers every metered route reads, as the OpenAPI document shows them.
+_METERED_HEADERS = [
+    {
+        "in": "header",
+        "name": "X-Gateway-Tags",
+        "schema": {"type": "string"},
+        "description": "comma-separated tags for spend reports (or metadata.tags in the body)",
+    },
+    {
+        "in": "header",
+        "name": response_cache.TTL_HEADER,
+        "schema": {"type": "integer", "minimum": 1},
+        "description": "answer from (and keep in) the response cache for this many seconds, at most"
+        " CACHE_MAX_TTL_SECONDS; the response says X-Gateway-Cache: hit or miss",
+    },
+    {
+        "in": "header",
+        "name": "Cache-Control",
+        "schema": {"type": "string"},
+        "description": "no-store: bypass the response cache (neither read nor written)",
+    },
+]
+
+
 def _body_documented(schema):
-    """The request body in the OpenAPI document (the view parses it itself, see ``_serve``)."""
-    return blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": schema}}})
+    """The request body and headers in the OpenAPI document (the view parses the body itself, see ``_serve``)."""
+    return blp.doc(
+        requestBody={"required": True, "content": {"application/json": {"schema": schema}}},
+        parameters=_METERED_HEADERS,
+    )
 
 
 @blp.route("/chat/completions", methods=["POST"])

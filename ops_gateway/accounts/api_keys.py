@@ -24,6 +24,9 @@ SCOPES = (
 )
 
 
+_CHANGEABLE = ("name", "scopes", "allowed_models", "cache_ttl_seconds")  # set as given by update_key
+
+
 def _hash(full_key):
     return key_material.hash_key(current_app.config["KEY_HASH_SECRET"], full_key)
 
@@ -99,6 +102,7 @@ def create_key(
     cap=None,
     granter=None,
     org_id=None,
+    cache_ttl_seconds=None,
 ):
     """Create a key; return (row, full key) — the only time the full key exists outside the client.
 
@@ -121,7 +125,9 @@ def create_key(
     check_key_cap(cur, user_id)
     expires_at = _expiry(expires_in_days)
     row, full_key = _insert(cur, user_id, name, environment, expires_at, ip_allowlist, scopes, allowed_models, org_id)
-    if budgets.apply_changes(cur, "key", row["id"], cap, _ceiling(cur, row)):
+    if cache_ttl_seconds is not None:
+        queries.update_key(cur, row["id"], {"cache_ttl_seconds": cache_ttl_seconds})
+    if budgets.apply_changes(cur, "key", row["id"], cap, _ceiling(cur, row)) or cache_ttl_seconds is not None:
         row = get_key(cur, user_id, row["id"])
     details = {"name": name, "key": key_material.mask(row["prefix"], row["last4"]), **audit_safe(cap)}
     if org_id is not None:
@@ -193,7 +199,7 @@ def update_key(cur, user_id, key_id, changes, actor, granter=None):
         grants.check_budget(own_cap, {**row, **changes}, thresholds="budget_alert_thresholds" in changes)
     if "expires_in_days" in changes and _expired(row):
         raise Conflict("an expired key stays expired; create a new key", code="api_key_inactive")
-    columns = {column: changes[column] for column in ("name", "scopes", "allowed_models") if column in changes}
+    columns = {column: changes[column] for column in _CHANGEABLE if column in changes}
     if "ip_allowlist" in changes:
         columns["ip_allowlist"] = _networks(changes["ip_allowlist"])
     if "expires_in_days" in changes:

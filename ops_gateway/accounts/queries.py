@@ -17,7 +17,7 @@ USER_CHANGEABLE = ("status", "role", "plan", "username", "allowed_models")
 KEY_COLUMNS = (
     "id, user_id, name, environment, prefix, last4, scopes, ip_allowlist::text[] AS ip_allowlist, allowed_models,"
     " budget, budget_period, budget_alert_thresholds, status,"
-    " expires_at, grace_until, created_at, last_used_at, revoked_at, org_id"
+    " expires_at, grace_until, created_at, last_used_at, revoked_at, org_id, cache_ttl_seconds"
 )
 
 _INSERT_USER = f"INSERT INTO users (email, username, plan, role) VALUES (%s, %s, %s, %s) RETURNING {USER_COLUMNS}"
@@ -29,11 +29,11 @@ _INSERT_KEY = (
 )
 
 # What a rotation's replacement keeps of the key it replaces: every grant (name, scopes,
-# allowlist, expiry, models, spend cap, org) and the cap's figures this period, so that rotating
+# allowlist, expiry, models, spend cap, org, cache TTL) and the cap's figures this period, so that rotating
 # neither loosens a key nor resets its spend. Only the key material, status and timestamps are
 # new; budget_reserved stays with the old key, whose holds in flight give it back.
 _KEPT_ON_ROTATION = (
-    "user_id, name, environment, scopes, ip_allowlist, expires_at, allowed_models, org_id,"
+    "user_id, name, environment, scopes, ip_allowlist, expires_at, allowed_models, org_id, cache_ttl_seconds,"
     " budget, budget_period, budget_alert_thresholds, budget_period_start, budget_spent, budget_alerted"
 )
 _INSERT_REPLACEMENT = (
@@ -145,7 +145,8 @@ def key_by_hash(cur, key_hash):
 
 
 def update_key(cur, key_id, changes):
-    """Set name, scopes, ip_allowlist (networks), allowed_models and/or expires_at; False when the new name is taken."""
+    """Set name, scopes, ip_allowlist (networks), allowed_models, expires_at and/or cache_ttl_seconds; False when
+    the new name is taken."""
     casts = {"ip_allowlist": "::cidr[]", "allowed_models": "::text[]"}
     assignments = ", ".join(f"{column} = %s{casts.get(column, '')}" for column in changes)
     statement = f"UPDATE api_keys SET {assignments} WHERE id = %s"

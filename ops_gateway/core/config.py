@@ -50,6 +50,13 @@ def _parse_markup(raw):
     return value
 
 
+def _parse_fraction(raw):
+    value = _parse_decimal(raw)
+    if not value.is_finite() or not 0 <= value <= 1:
+        raise ValueError("expected a factor from 0 to 1")
+    return value
+
+
 def _choice(*allowed):
     def parse(raw):
         value = raw.strip().lower()
@@ -145,6 +152,9 @@ VARIABLES = [
     Variable("DEFAULT_MAX_TOKENS", 1024, _parse_positive_int, help="output limit held and sent when none is set"),
     Variable("BILLING_MARKUP", Decimal(1), _parse_markup, help="users pay upstream's reported cost times this"),
     Variable("DEFAULT_PLAN", "trial", help="plan given to new users"),
+    Variable("CACHE_HIT_PRICE_FACTOR", Decimal(0), _parse_fraction, "a cache hit pays this times the original"),
+    Variable("CACHE_MAX_TTL_SECONDS", 86400, _parse_positive_int, help="the longest X-Gateway-Cache-TTL honoured"),
+    Variable("CACHE_MAX_ENTRY_BYTES", 1024 * 1024, _parse_positive_int, help="larger answers are not cached"),
     Variable("RATE_LIMIT_FAIL_CLOSED", False, _parse_bool, "reject with 503 when Redis is down"),
     Variable("AUTH_FAILURE_LIMIT", "20 per 5 minutes", help="per-IP auth failures before a block"),
     Variable("AUTH_BLOCK_SECONDS", 900, _parse_positive_int, help="how long a brute-forcing IP is blocked"),

@@ -56,6 +56,7 @@ def admin_monitor():
         top_users = [_masked(row) for row in usage_metrics.top_users_today(cur)]
         total_orgs, top_orgs = usage_metrics.top_orgs_today(cur)
         recent = usage_metrics.recent_activity(cur)
+        response_cache = usage_metrics.response_cache_hits(cur)
         performance = usage_metrics.recent_performance(cur)
         billing = usage_metrics.upstream_reconciliation(cur)
         database = system_state.database_status(cur)
@@ -78,6 +79,7 @@ def admin_monitor():
             "performance": performance,
             "billing": billing,
             "cache": model_catalog.cache_status(),
+            "response_cache": response_cache,
             "database": database,
             "resources": system_state.process_resources(),
             "scheduler": scheduler,

@@ -182,6 +182,12 @@ def top_orgs_today(cur, limit=TOP_USERS_LIMIT):
     return usage_queries.org_count(cur), usage_queries.top_orgs_on(cur, current_day(cur)["today"], limit)
 
 
+def response_cache_hits(cur):
+    """The response cache's share of the last hour's requests (percent)."""
+    row = usage_queries.cache_hits_last_hour(cur)
+    return {**row, "hit_rate_1h": _percent(row["hits_1h"], row["requests_1h"])}
+
+
 def recent_activity(cur, limit=RECENT_ACTIVITY_LIMIT):
     """The newest completions of the last hour."""
     return usage_queries.recent_completions(cur, limit)

@@ -99,6 +99,15 @@ def top_orgs_on(cur, day, limit):
     return cur.fetchall()
 
 
+def cache_hits_last_hour(cur):
+    """Requests settled in the last hour and how many of them the response cache answered."""
+    cur.execute(
+        "SELECT count(*) AS requests_1h, count(*) FILTER (WHERE cache_hit) AS hits_1h"
+        " FROM usage_records WHERE created_at >= now() - interval '1 hour'"
+    )
+    return cur.fetchone()
+
+
 def org_count(cur):
     """How many organizations there are (a small table: counted as it is)."""
     cur.execute("SELECT count(*) AS n FROM organizations")

@@ -21,6 +21,8 @@ class RequestFacts:
     started: float  # time.perf_counter() when the request arrived
     tags_header: str = ""  # X-Gateway-Tags, "" when absent
     upstream_headers: dict | None = None  # headers passed on upstream (the Messages API's version and betas)
+    cache_ttl_header: str = ""  # X-Gateway-Cache-TTL, "" when absent
+    no_store: bool = False  # Cache-Control: no-store: the response cache is neither read nor written
 
 
 class Access:

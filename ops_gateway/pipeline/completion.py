@@ -16,28 +16,29 @@ database connection is held while upstream answers. Fallback models: held for th
 billed for the one that answered (``routing``).
 """
 
+import json
 import time
 import uuid
 
 from flask import current_app
 
 from ops_gateway.accounts import auth
-from ops_gateway.billing import budgets, credits, pricing, settlement
+from ops_gateway.billing import budgets, credits, pricing
 from ops_gateway.core import db
 from ops_gateway.core.errors import BadRequest, NotFound
 from ops_gateway.limits import rate_limits
-from ops_gateway.pipeline import relay, routing
+from ops_gateway.pipeline import relay, response_cache, routing
 from ops_gateway.pipeline import slots as upstream_slots
 from ops_gateway.pipeline.endpoints import CHAT
+from ops_gateway.pipeline.settling import Settling
 from ops_gateway.pipeline.stages import StageClock
 from ops_gateway.pipeline.tags import request_tags
-from ops_gateway.telemetry import metrics
 from ops_gateway.upstream.failures import UpstreamError
 
 _CLIENT = "ops_gateway.openrouter"  # the OpenRouterClient the catalogue made for this app
 
 
-class Completion:
+class Completion(Settling):
     """One metered request: what was asked, who asked, what is held, and how it ended.
 
     It owns the request's admission (its concurrency slot), its credit hold, its upstream slot and
@@ -60,6 +61,8 @@ class Completion:
         self.held, self.hold_id = False, None  # whether credits are held; the hold's credit_holds row
         self.upstream_slot = self.upstream_started = None  # the slot; perf_counter() when upstream was called
         self.relaying = False  # a stream is out to the client: its end gives the slots back
+        self.cache = None  # response_cache.Lookup when the caller asked for the cache
+        self.succeeded = False  # settled as a whole answer (what the cache may keep)
         self.charged = self.balance = None
         self.latency_ms = self.upstream_latency_ms = None
         self.settlement_id, self.settled = str(uuid.uuid4()), False  # the database settles each id once
@@ -89,17 +92,24 @@ class Completion:
 
     @property
     def overhead_ms(self):
-        """Time spent in the gateway rather than upstream."""
-        return max(self.latency_ms - self.upstream_latency_ms, 0)
+        """Time spent in the gateway rather than upstream (all of it for a cache hit)."""
+        return max(self.latency_ms - (self.upstream_latency_ms or 0), 0)
+
+    @property
+    def cache_hit(self):
+        """Whether the response cache answers this request (upstream is not called)."""
+        return bool(self.cache and self.cache.entry)
 
     def open(self):
         """Authenticate, hold, admit and take an upstream slot, or raise the first refusal."""
-        refusal, unknown_model = self.invalid, None
+        refusal, unknown_model, cache_ttl = self.invalid, None, None
+        config = current_app.config
         if refusal is None:
             try:
                 self.tags = request_tags(self.facts.tags_header, self.body)
-                self.models, self.model, self.worst_case = routing.plan(self.body, self.endpoint, current_app.config)
-            except (BadRequest, UpstreamError) as error:  # bad tags; a catalogue never fetched (502)
+                cache_ttl = response_cache.requested_ttl(self.facts.cache_ttl_header, config["CACHE_MAX_TTL_SECONDS"])
+                self.models, self.model, self.worst_case = routing.plan(self.body, self.endpoint, config)
+            except (BadRequest, UpstreamError) as error:  # bad tags or cache TTL; a catalogue never fetched (502)
                 refusal = error
             except NotFound as error:  # raised after the rate limits, as before
                 unknown_model = error
@@ -125,7 +135,11 @@ class Completion:
                 raise unknown_model
             if not self.held:
                 raise budget_refusal or credits.payment_required(self.principal, self.model["id"], self.worst_case)
-            self.upstream_slot = upstream_slots.acquire()
+            self.cache = response_cache.lookup(
+                self.principal, self.endpoint, self.body, cache_ttl, facts.no_store, config["CACHE_MAX_TTL_SECONDS"]
+            )
+            if not self.cache_hit:
+                self.upstream_slot = upstream_slots.acquire()
             self.clock.mark("admit")
         except BaseException:
             self._give_back_hold()
@@ -138,7 +152,10 @@ class Completion:
         self.held, self.hold_id = False, None
 
     def complete(self):
-        """Call upstream without streaming, settle, and return upstream's JSON."""
+        """Call upstream without streaming (or answer from the cache), settle, and return the JSON."""
+        if self.cache_hit:
+            self._settle_cache_hit()
+            return json.loads(self.cache.entry["body"])
         payload = self.endpoint.payload(self.body, stream=False, output_limit=self.worst_case.output_limit)
         self.upstream_started = time.perf_counter()
         try:
@@ -157,11 +174,15 @@ class Completion:
         cost, generation_id = pricing.reported_cost(usage), result.get("id")
         self._settle("success", prompt, completion, 200, upstream_cost=cost, generation_id=generation_id)
         self.clock.mark("settle")
+        self._keep_in_cache(json.dumps(result), prompt, completion)
         return result
 
     def stream(self):
         """Start a streaming call (its errors surface here, before any byte is sent); return the
-        iterator of server-sent events, which settles when it ends."""
+        iterator of server-sent events, which settles when it ends (a cache hit: at once)."""
+        if self.cache_hit:
+            self._settle_cache_hit()
+            return response_cache.replay(self.cache.entry)
         payload = self.endpoint.payload(self.body, stream=True, output_limit=self.worst_case.output_limit)
         self.upstream_started = time.perf_counter()
         try:
@@ -175,7 +196,7 @@ class Completion:
             raise
         self.clock.mark("upstream")  # its status and headers: the events follow
         self.relaying = True
-        return relay.relay(
+        events = relay.relay(
             upstream,
             self,
             stream_format=self.endpoint.name,
@@ -183,6 +204,10 @@ class Completion:
             request_id=self.facts.request_id,
             cut_at=self.upstream_started + current_app.config["MAX_STREAM_SECONDS"],
         )
+        if self.cache is None:
+            return events
+        keep = lambda text: self._keep_in_cache(text, *self.billed_tokens)  # noqa: E731
+        return response_cache.recorded(events, keep, current_app.config["CACHE_MAX_ENTRY_BYTES"])
 
     def stream_finished(self, progress):
         """``relay``: the stream's last event arrived; settle it as a success and return the charge."""
@@ -205,90 +230,7 @@ class Completion:
         self._release_upstream_slot()
         rate_limits.release_slot(self.admission)
 
-    def _settle_stream(self, status, progress):
-        """Settle from what ``relay`` saw: without reported usage, the whole prompt bound and one
-        token per output event."""
-        usage = self.endpoint.usage(progress.reported)
-        prompt, completion = pricing.billable_tokens(usage, self.worst_case.prompt_bound, progress.output_events)
-        self.model = routing.billed_model(self.models, progress.served_model)
-        cost, generation_id = pricing.reported_cost(usage), progress.generation_id
-        self._settle(status, prompt, completion, 200, upstream_cost=cost, generation_id=generation_id)
-
-    def _upstream_ms(self):
-        return (time.perf_counter() - self.upstream_started) * 1000
-
     def _release_upstream_slot(self):
         slot, self.upstream_slot = self.upstream_slot, None
         if slot is not None:
             slot.release()
-
-    def _upstream_failure(self, error):
-        """Settle a failed call (it costs nothing) and return the domain error to raise."""
-        self._settle("error", upstream_status=error.status, error_code=error.kind)
-        return error.as_domain_error()
-
-    def _settle(
-        self,
-        status,
-        prompt_tokens=0,
-        completion_tokens=0,
-        upstream_status=None,
-        error_code=None,
-        upstream_cost=None,
-        generation_id=None,
-    ):
-        """Release the hold, charge upstream's cost (ledger, usage row, daily totals: one statement)
-        and count the real tokens against the rate-limit windows, giving the concurrency slot back.
-
-        Once the statement ran, a second call (an error after the settlement committed) does
-        nothing; one after a failed statement tries again, and the database refuses a second
-        settlement of the same id whatever happened. A success without a reported cost queues
-        ``generation_id``'s lookup (``billing.reconciliation``).
-        """
-        if self.settled:
-            return
-        markup = current_app.config["BILLING_MARKUP"]
-        cost = pricing.charge(self.model, status, upstream_cost, prompt_tokens, completion_tokens, markup)
-        reconcile = status != "error" and upstream_cost is None and isinstance(generation_id, str) and generation_id
-        latency_ms = (time.perf_counter() - self.facts.started) * 1000
-        upstream_latency_ms = self._upstream_ms()
-        principal = self.principal
-        finished = settlement.FinishedRequest(
-            settlement_id=self.settlement_id,
-            user_id=principal["user_id"],
-            api_key_id=principal["api_key_id"],
-            org_id=principal["org_id"],
-            client_ip=auth.database_ip(self.facts.client_ip),
-            actor=principal["actor"],
-            request_id=self.facts.request_id,
-            model=self.body["model"],
-            served_model=None if self.model["id"] == self.body["model"] else self.model["id"],
-            endpoint=self.endpoint.name,
-            held=self.hold,
-            hold_id=self.hold_id,
-            streamed=self.streamed,
-            status=status,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            cost=cost,
-            latency_ms=latency_ms,
-            upstream_status=upstream_status,
-            error_code=error_code,
-            upstream_latency_ms=upstream_latency_ms,
-            upstream_cost=upstream_cost,
-            markup=markup,
-            generation_id=generation_id[:200] if reconcile else None,
-            tags=self.tags,
-        )
-        with db.statement() as cur:  # settle_request is a single statement
-            settled = settlement.settle_request(cur, finished)
-        self.settled = True
-        self.held, self.hold_id = False, None
-        if settled is None:  # another path settled this request already: nothing more to count
-            return
-        charged, balance, settled_budgets = settled
-        metrics.observe_completion(finished, charged)
-        rate_limits.charge_tokens(self.admission, prompt_tokens + completion_tokens)
-        budgets.announce(principal, self.facts.request_id, settled_budgets)
-        self.charged, self.balance = charged, balance
-        self.latency_ms, self.upstream_latency_ms = latency_ms, upstream_latency_ms

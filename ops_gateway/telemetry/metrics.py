@@ -74,6 +74,10 @@ UPSTREAM_COST_DRIFT = Counter(
 RATE_LIMIT_REJECTIONS = Counter("gateway_rate_limit_rejections_total", "Requests refused with 429", ["window"])
 AUTH_FAILURES = Counter("gateway_auth_failures_total", "Failed authentications", ["reason"])
 CACHE_LOOKUPS = Counter("gateway_model_cache_lookups_total", "Model cache lookups", ["result"])
+RESPONSE_CACHE = Counter(
+    "gateway_response_cache_lookups_total", "Response cache lookups (hit, miss) and answers too big to keep", ["result"]
+)
+RESPONSE_CACHE_BYTES = Counter("gateway_response_cache_stored_bytes_total", "Bytes written to the response cache")
 CACHE_REFRESHES = Counter("gateway_model_cache_refreshes_total", "Model list refreshes", ["outcome"])
 DB_POOL_IN_USE = Gauge("gateway_db_pool_connections_in_use", "Pooled connections borrowed", multiprocess_mode="livesum")
 DB_SLOW_QUERIES = Counter("gateway_db_slow_queries_total", "Statements slower than SLOW_QUERY_MS")
