@@ -1,23 +1,25 @@
 """/dashboard/users actions on accounts: create a user (their first key shown once), suspend or reactivate,
-set the spend cap and allowed models.
+grant or remove credits, change the plan and the rate-limit overrides, set the spend cap and allowed models.
 
-Each is the admin API's action (POST /admin/users, PATCH /admin/users/<id>) through the same
-schemas and service functions, so it writes the same rows and audit entries with the signed-in
-admin as actor; each runs only after the confirmation page (``dashboard_forms``).
+Each is the admin API's action (POST /admin/users, PATCH /admin/users/<id>, POST /admin/users/<id>/credits,
+POST /admin/limit) through the same schemas and service functions, so it writes the same rows and audit
+entries with the signed-in admin as actor; each runs only after the confirmation page (``dashboard_forms``).
 """
 
 import marshmallow as ma
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 
 from blueprints import dashboard_forms as forms
-from blueprints.account_schemas import CreateUserSchema, UpdateUserSchema
+from blueprints.account_schemas import CreateUserSchema, CreditAdjustmentSchema, UpdateUserSchema
 from blueprints.dashboard import protect
 from blueprints.envelope import status_of
+from blueprints.limit_schemas import RateLimitsSchema
 from ops_gateway.accounts import users
 from ops_gateway.billing.money import format_money
 from ops_gateway.core import db
 from ops_gateway.core.errors import GatewayError, NotFound
-from ops_gateway.limits import limit_overrides
+from ops_gateway.limits import limit_overrides, plans, window_caps
+from ops_gateway.limits.windows import LIMIT_FIELDS
 
 blp = Blueprint("dashboard_user_actions", __name__, url_prefix="/dashboard/users", template_folder="templates")
 protect(blp)
@@ -29,10 +31,12 @@ STATUS_VERBS = {"suspended": "Suspend", "active": "Reactivate"}
 def _new_user_form(problems=(), message=None, status=200):
     """The create-user form, refilled with what was typed and the problems with it."""
     with db.transaction() as cur:
-        plans = limit_overrides.list_plans(cur)
+        plan_rows = limit_overrides.list_plans(cur)
     values = {name: request.form.get(name, "") for name in NEW_USER_FIELDS}
     values["plan"] = values["plan"] or current_app.config["DEFAULT_PLAN"]
-    page = render_template("dashboard/user_new.html", plans=plans, values=values, problems=problems, message=message)
+    page = render_template(
+        "dashboard/user_new.html", plans=plan_rows, values=values, problems=problems, message=message
+    )
     return page, status
 
 
@@ -64,44 +68,150 @@ def create():
     return render_template("dashboard/revealed_key.html", title="User created", user=user, key=key, full_key=full_key)
 
 
+def _user_page(user_id):
+    """The user's page: where every form of this module is, and where Cancel and Back lead."""
+    return url_for("dashboard_users.detail", user_id=user_id)
+
+
+def _user_line(user):
+    """The confirmation page's line naming the user."""
+    return ("User", f"{user['email']} (id {user['id']})")
+
+
+def _acting(user_id, act):
+    """Run ``act(cur, user)`` in one transaction; a refusal (bad input, a rule) becomes a 4xx page and
+    writes nothing. A missing user stays the 404 error page."""
+    try:
+        with db.transaction() as cur:
+            return act(cur, users.get_user(cur, user_id))
+    except (ma.ValidationError, GatewayError) as error:
+        if isinstance(error, NotFound):
+            raise
+        return forms.refusal(error, _user_page(user_id))
+
+
+def _done(user_id, message):
+    """Post/redirect/get: the user's page with ``message``."""
+    flash(message, "success")
+    return redirect(_user_page(user_id))
+
+
 @blp.route("/<int:user_id>/status", methods=["POST"])
 def change_status(user_id):
     """Suspend (every key stops at its next request) or reactivate a user, as PATCH /admin/users/<id>."""
-    back = url_for("dashboard_users.detail", user_id=user_id)
-    try:
+
+    def act(cur, user):
         body = UpdateUserSchema(only=("status",)).load({"status": request.form.get("status", "")[:20]})
+        verb = STATUS_VERBS[body["status"]]
         if not forms.confirmed():
-            with db.transaction() as cur:
-                user = users.get_user(cur, user_id)
-            verb = STATUS_VERBS[body["status"]]
             effect = "Their API keys stop working at once." if verb == "Suspend" else "Their active keys work again."
-            summary = [("User", f"{user['email']} (id {user_id})"), ("Effect", effect)]
-            return forms.ask(f"{verb} this user?", summary, verb, back, danger=verb == "Suspend")
-        with db.transaction() as cur:
-            users.update_user(cur, user_id, body, g.user["actor"])
-    except ma.ValidationError as error:
-        return forms.refusal(error, back)
-    flash("User suspended." if body["status"] == "suspended" else "User reactivated.", "success")
-    return redirect(back)
+            summary = [_user_line(user), ("Effect", effect)]
+            return forms.ask(f"{verb} this user?", summary, verb, _user_page(user_id), danger=verb == "Suspend")
+        users.update_user(cur, user_id, body, g.user["actor"])
+        return _done(user_id, "User suspended." if verb == "Suspend" else "User reactivated.")
+
+    return _acting(user_id, act)
 
 
 @blp.route("/<int:user_id>/budget", methods=["POST"])
 def set_budget(user_id):
     """Set or remove the user's spend cap and their allowed models, as PATCH /admin/users/<id>."""
-    back = url_for("dashboard_users.detail", user_id=user_id)
-    try:
+
+    def act(cur, user):
         changes = UpdateUserSchema(only=forms.BUDGET_FORM_FIELDS).load(forms.budget_input())
-        with db.transaction() as cur:
-            user = users.get_user(cur, user_id)
-            if not forms.confirmed():
-                summary = [("User", f"{user['email']} (id {user_id})"), *forms.budget_summary(changes)]
-                return forms.ask("Change this user's budget and models?", summary, "Save", back)
-            users.update_user(cur, user_id, changes, g.user["actor"])
-    except ma.ValidationError as error:
-        return forms.refusal(error, back)
-    except GatewayError as error:
-        if isinstance(error, NotFound):
-            raise
-        return forms.refusal(error, back)
-    flash("Budget and allowed models saved.", "success")
-    return redirect(back)
+        if not forms.confirmed():
+            summary = [_user_line(user), *forms.budget_summary(changes)]
+            return forms.ask("Change this user's budget and models?", summary, "Save", _user_page(user_id))
+        users.update_user(cur, user_id, changes, g.user["actor"])
+        return _done(user_id, "Budget and allowed models saved.")
+
+    return _acting(user_id, act)
+
+
+@blp.route("/<int:user_id>/credits", methods=["POST"])
+def adjust_credits(user_id):
+    """Grant (positive) or remove (negative) credits with a reason, as POST /admin/users/<id>/credits."""
+
+    def act(cur, user):
+        typed = {name: value for name in ("amount", "reason") if (value := forms.given(name)) is not None}
+        body = CreditAdjustmentSchema().load(typed)
+        amount, verb = body["amount"], "Grant" if body["amount"] > 0 else "Remove"
+        if not forms.confirmed():
+            summary = [
+                _user_line(user),
+                ("Change", f"{verb} ${format_money(abs(amount))}"),
+                ("Reason", body["reason"]),
+                ("Balance", f"${format_money(user['credits'])} → ${format_money(user['credits'] + amount)}"),
+            ]
+            if user["reserved_credits"]:  # a debit may not take the balance below what is held
+                summary.append(("Held for requests", f"${format_money(user['reserved_credits'])}"))
+            return forms.ask(f"{verb} credits?", summary, verb, _user_page(user_id), danger=amount < 0)
+        balance = users.adjust_credits(cur, user_id, amount, body["reason"], g.user["actor"], g.request_id)
+        done_verb = "Granted" if amount > 0 else "Removed"
+        return _done(user_id, f"{done_verb} ${format_money(abs(amount))}; balance is now ${format_money(balance)}.")
+
+    return _acting(user_id, act)
+
+
+@blp.route("/<int:user_id>/plan", methods=["POST"])
+def change_plan(user_id):
+    """Move the user to another plan, as PATCH /admin/users/<id>; windows without an override follow it."""
+
+    def act(cur, user):
+        changes = UpdateUserSchema(only=("plan",)).load({"plan": request.form.get("plan", "")[:100]})
+        if not forms.confirmed():
+            summary = [
+                _user_line(user),
+                ("Plan", f"{user['plan']} → {changes['plan']}"),
+                ("Effect", "Every window without an override follows the new plan from the user's next request."),
+            ]
+            return forms.ask("Change this user's plan?", summary, "Change plan", _user_page(user_id))
+        users.update_user(cur, user_id, changes, g.user["actor"])
+        return _done(user_id, "Plan changed.")
+
+    return _acting(user_id, act)
+
+
+def _shown(limit, source):
+    """A window's limit as the confirmation page shows it, saying when the plan sets it."""
+    return f"{limit:,}" + (" (plan)" if source == "plan" else "")
+
+
+def _limits_summary(cur, user, overrides):
+    """Each window's limit now → after ``overrides`` ({window: value, None = the plan}), and the windows a
+    longer one would then cap (as the user page and POST /admin/limit warn)."""
+    now, now_sources, plan_name = limit_overrides.effective_for_user(cur, user["id"])
+    plan = next(row for row in limit_overrides.list_plans(cur) if row["name"] == plan_name)
+    after, after_sources = plans.effective_limits({**plan, **{f"o_{f}": overrides[f] for f in LIMIT_FIELDS}})
+    lines = []
+    for field in LIMIT_FIELDS:
+        before, then = _shown(now[field], now_sources[field]), _shown(after[field], after_sources[field])
+        lines.append((field.replace("_", " "), f"{then}, unchanged" if before == then else f"{before} → {then}"))
+    return lines + [("Warning", warning["message"]) for warning in window_caps.capped_windows(after)]
+
+
+@blp.route("/<int:user_id>/limits", methods=["POST"])
+def set_limits(user_id):
+    """Override rate-limit windows (blank follows the plan), as POST /admin/limit, or drop every override
+    (``action=reset``), as DELETE /admin/limit/<id>; either applies from the user's next request."""
+
+    def act(cur, user):
+        resetting = request.form.get("action") == "reset"
+        if resetting:
+            overrides = dict.fromkeys(LIMIT_FIELDS)
+        else:
+            overrides = RateLimitsSchema().load({field: forms.given(field) for field in LIMIT_FIELDS})
+        if not forms.confirmed():
+            windows, back = _limits_summary(cur, user, overrides), _user_page(user_id)
+            if not resetting:
+                return forms.ask("Change this user's limits?", [_user_line(user), *windows], "Save limits", back)
+            effect = ("Effect", f"Every override is dropped: each window follows the {user['plan']} plan.")
+            summary = [_user_line(user), effect, *windows]
+            return forms.ask("Reset limits to the plan?", summary, "Reset to plan", back, danger=True)
+        if resetting:
+            limit_overrides.clear_overrides(cur, user_id, g.user["actor"])
+            return _done(user_id, "Limits reset to the plan.")
+        limit_overrides.set_overrides(cur, user_id, overrides, g.user["actor"])
+        return _done(user_id, "Limits updated; they apply from the user's next request.")
+
+    return _acting(user_id, act)

@@ -4,7 +4,7 @@ who may sign in, the session it opens, and every refusal audited."""
 import pytest
 
 from tests.helpers import create_user
-from tests.helpers.dashboard import csrf_of
+from tests.helpers.dashboard import csrf_of, post_confirmed
 from tests.helpers.oidc_provider import oidc_provider, sign_in_with_oidc
 
 CLIENT_ID, CLIENT_SECRET = "ops-gateway-dashboard", "provider-client-secret"
@@ -67,8 +67,8 @@ def test_an_allowed_admin_signs_in_and_acts_as_that_admin(oidc_app, sql):
     assert client.get("/dashboard/").status_code == 200
 
     token = csrf_of(client, f"/dashboard/users/{target['id']}")
-    granted = client.post(
-        f"/dashboard/users/{target['id']}/credits", data={"amount": "5", "reason": "oidc", "csrf_token": token}
+    granted = post_confirmed(
+        client, f"/dashboard/users/{target['id']}/credits", {"amount": "5", "reason": "oidc"}, token
     )
     assert granted.status_code == 302
     (row,) = sql("SELECT actor FROM api_key_audit_logs WHERE action = 'credits_adjusted'")

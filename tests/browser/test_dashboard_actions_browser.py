@@ -1,6 +1,7 @@
 """Dashboard actions in a real browser, each through its confirmation page: create a user and receive
-their key once; revoke or rotate a key; suspend and reactivate a user; a user's and a key's budget
-and allowed models; lift an IP block."""
+their key once; revoke or rotate a key; suspend and reactivate a user; grant and remove a user's
+credits; change their plan; override their limits and reset them to the plan; a user's and a key's
+budget and allowed models; lift an IP block."""
 
 import requests
 from selenium.webdriver.support.ui import Select
@@ -160,3 +161,70 @@ def test_lift_an_ip_block_after_confirming(browser, gateway):
     assert browser.text(".flash.success") == "Lifted the block on 203.0.113.9."
     assert admin_get(gateway, "/admin/blocked-ips") == {"blocks": []}
     assert "No address is blocked" in browser.text("body")
+
+
+def test_grant_credits_after_confirming_and_a_refused_debit(browser, gateway):
+    user, _ = create_user(gateway, "grantee@example.com")
+    browser.sign_in(gateway.url, ADMIN_API_KEY)
+    browser.open(f"{gateway.url}/dashboard/users/{user['id']}")
+    browser.fill("#amount", "5.00")
+    browser.fill("#reason", "ticket 12")
+    browser.click("#grant-credits")
+    assert browser.text("h1") == "Grant credits?"
+    summary = browser.text("#confirm")
+    assert "grantee@example.com" in summary and "Grant $5.00" in summary and "ticket 12" in summary
+    assert "$0.00 → $5.00" in summary
+    assert admin_get(gateway, f"/admin/users/{user['id']}")["credits"] == "0.00"  # nothing yet
+    browser.click("#confirm-action")
+    assert browser.text(".flash.success") == "Granted $5.00; balance is now $5.00."
+    assert browser.text("#user-credits") == "$5.00"
+    assert "credits_adjusted" in browser.text("#user-audit")
+    browser.fill("#amount", "-9")
+    browser.fill("#reason", "too much")
+    browser.click("#grant-credits")
+    assert browser.text("h1") == "Remove credits?"
+    browser.click("#confirm-action")
+    assert "below zero" in browser.text("#form-error")  # a 409 page, not an error
+    browser.click("#form-error a")
+    assert browser.text("#user-credits") == "$5.00"
+
+
+def test_change_the_plan_after_confirming(browser, gateway):
+    user, _ = create_user(gateway, "moving@example.com")
+    browser.sign_in(gateway.url, ADMIN_API_KEY)
+    browser.open(f"{gateway.url}/dashboard/users/{user['id']}")
+    Select(browser.find("#plan")).select_by_value("dev")
+    browser.click("#change-plan")
+    assert browser.text("h1") == "Change this user's plan?"
+    assert f"{user['plan']} → dev" in browser.text("#confirm")
+    browser.click("#cancel-action")
+    assert browser.text("#user-plan") == user["plan"]  # cancelled: nothing changed
+    Select(browser.find("#plan")).select_by_value("dev")
+    browser.click("#change-plan")
+    browser.click("#confirm-action")
+    assert browser.text(".flash.success") == "Plan changed."
+    assert browser.text("#user-plan") == "dev"
+    assert admin_get(gateway, f"/admin/users/{user['id']}")["plan"] == "dev"
+
+
+def test_override_limits_then_reset_them_to_the_plan_after_confirming(browser, gateway):
+    user, _ = create_user(gateway, "limited@example.com")
+    plan_minute = admin_get(gateway, f"/admin/limit/{user['id']}")["rate_limits"]["requests_per_minute"]
+    browser.sign_in(gateway.url, ADMIN_API_KEY)
+    browser.open(f"{gateway.url}/dashboard/users/{user['id']}")
+    browser.fill("input[name=requests_per_minute]", "7")
+    browser.click("#save-limits")
+    assert browser.text("h1") == "Change this user's limits?"
+    assert f"{plan_minute:,} (plan) → 7" in browser.text("#confirm")
+    assert admin_get(gateway, f"/admin/limit/{user['id']}")["sources"]["requests_per_minute"] == "plan"  # nothing yet
+    browser.click("#confirm-action")
+    assert "Limits updated" in browser.text(".flash.success")
+    assert browser.text("#limit-requests_per_minute") == "7"
+    browser.click("#reset-limits")
+    assert browser.text("h1") == "Reset limits to the plan?"
+    assert "Every override is dropped" in browser.text("#confirm")
+    assert f"7 → {plan_minute:,} (plan)" in browser.text("#confirm")
+    browser.click("#confirm-action")
+    assert browser.text(".flash.success") == "Limits reset to the plan."
+    assert browser.text("#limit-requests_per_minute") == f"{plan_minute:,}"
+    assert set(admin_get(gateway, f"/admin/limit/{user['id']}")["sources"].values()) == {"plan"}

@@ -71,6 +71,7 @@ def test_grant_credits_and_see_the_audit_entry(browser, gateway):
     browser.fill("#amount", "42.50")
     browser.fill("#reason", "browser test grant")
     browser.click("#grant-credits")
+    browser.click("#confirm-action")
     assert "Granted $42.50" in browser.text(".flash.success")
     assert browser.text("#user-credits") == "$42.50"
     assert "credits_adjusted" in browser.text("#user-audit")
