@@ -15,7 +15,7 @@ Anthropic's Messages API), with per-user API keys, credits, budgets and rate lim
 
 Authenticate with `Authorization: Bearer <key>`: a user's API key for `/v1` and `/user`, an admin
 user's key or the bootstrap `ADMIN_API_KEY` for `/admin`; `/health` needs no key. Every error is
-`{"error": {"code", "message", "status", "details"}}` (on `/v1/messages`, restated in Anthropic's
+`{"error": {"code", "message", "status", "details", "request_id"}}` (on `/v1/messages`, restated in Anthropic's
 error shape)."""
 
 # Blueprint name -> the title the spec shows for its tag.

@@ -21,6 +21,7 @@ from blueprints import (
 from ops_gateway import __version__, services
 from ops_gateway.core import addresses
 from ops_gateway.core.extensions import api
+from ops_gateway.telemetry import tracing
 
 
 def create_app(overrides=None):
@@ -37,6 +38,7 @@ def create_app(overrides=None):
         OPENAPI_REDOC_PATH="/redoc",
         OPENAPI_REDOC_URL="/static/redoc/redoc.standalone.js",
     )
+    tracing.configure()
     request_hooks.init_app(app)
     request_limits.init_app(app)
     services.init_domains(app)

@@ -1,6 +1,7 @@
 """One JSON error envelope for every 4xx and 5xx the gateway sends.
 
-``{"error": {"code": "<slug>", "message": "...", "status": N, "details": {...}}}``. Services raise
+``{"error": {"code": "<slug>", "message": "...", "status": N, "details": {...}, "request_id": "..."}}``
+(the X-Request-ID, to quote to support). Services raise
 domain errors (``ops_gateway.core.errors``), whose kind decides the status here; views may raise
 ``ApiError`` with an explicit status (or flask-smorest's ``abort``); database and upstream
 outages have their own 503/502; anything unexpected becomes a 500 envelope with no internals,
@@ -11,7 +12,7 @@ import logging
 import time
 
 import psycopg2
-from flask import current_app, jsonify
+from flask import current_app, g, has_request_context, jsonify
 from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
@@ -79,8 +80,9 @@ def status_of(error):
 
 
 def error_response(status, code, message, details=None, headers=None):
-    """Build the envelope response."""
-    response = jsonify({"error": {"code": code, "message": message, "status": status, "details": details or {}}})
+    """Build the envelope response; it names the request (its X-Request-ID) for support."""
+    error = {"code": code, "message": message, "status": status, "details": details or {}}
+    response = jsonify({"error": {**error, "request_id": g.get("request_id") if has_request_context() else None}})
     response.status_code = status
     for name, value in (headers or {}).items():
         response.headers[name] = value

@@ -59,7 +59,8 @@ def error_response(status, exc):
     """The full HTTP/1.1 response carrying the envelope for ``status`` (details only for 4xx)."""
     code, message = ERRORS.get(status) or ERRORS[500 if status >= 500 else 400]
     details = {"reason": str(exc)} if status < 500 else {}
-    body = json.dumps({"error": {"code": code, "message": message, "status": status, "details": details}}).encode()
+    error = {"code": code, "message": message, "status": status, "details": details, "request_id": None}
+    body = json.dumps({"error": error}).encode()
     head = (
         f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
         "Connection: close\r\n"

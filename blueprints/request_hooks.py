@@ -7,7 +7,7 @@ import uuid
 
 from flask import g, has_request_context, request
 
-from ops_gateway.telemetry import audit, metrics
+from ops_gateway.telemetry import audit, metrics, tracing
 
 logger = logging.getLogger("ops_gateway.app")
 
@@ -22,6 +22,8 @@ def start_request():
     if not g.get("in_flight"):  # counted once, however often the hook runs
         g.in_flight = True
         metrics.HTTP_IN_FLIGHT.inc()
+        route = request.url_rule.rule if request.url_rule else "<unmatched>"
+        g.span = tracing.start_request(request.method, route, request.headers)
 
 
 def finish_request(response):
@@ -30,7 +32,7 @@ def finish_request(response):
     latency_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
     g.latency_ms = latency_ms
     route = request.url_rule.rule if request.url_rule else "<unmatched>"
-    g.route = route
+    g.route, g.status_code = route, response.status_code
     metrics.observe_request(request.method, route, response.status_code, latency_ms)
     logger.info(
         "request",
@@ -47,9 +49,13 @@ def finish_request(response):
 
 
 def end_request(exc=None):
-    """teardown_request: the request (or its stream) is over; it is no longer in flight."""
+    """teardown_request: the request (or its stream) is over; it is no longer in flight and its
+    trace span ends. A streamed response's view returns before its stream: its span ends at the
+    teardown after the stream's last event (``streaming`` is set until then)."""
     if g.pop("in_flight", False):
         metrics.HTTP_IN_FLIGHT.dec()
+    if not g.get("streaming"):
+        tracing.finish_request(g.pop("span", None), g.get("status_code", 500))
 
 
 def request_origin():

@@ -63,6 +63,7 @@ def _facts():
         upstream_headers=forwarded or None,
         cache_ttl_header=request.headers.get(response_cache.TTL_HEADER, ""),
         no_store="no-store" in request.headers.get("Cache-Control", "").lower(),
+        span=g.get("span"),
     )
 
 
@@ -167,7 +168,8 @@ def _serve(endpoint, schema):
     _open(completion)
     if completion.streamed:
         _bound_client_writes()
-        response = Response(stream_with_context(completion.stream()), mimetype="text/event-stream")
+        g.streaming = True  # its trace span ends with the stream (request_hooks.end_request)
+        response = Response(stream_with_context(_streamed(completion.stream())), mimetype="text/event-stream")
         response.headers["Cache-Control"] = "no-cache"
         response.headers["X-Accel-Buffering"] = "no"
         response.headers["X-Gateway-Reserved"] = format_money(completion.hold)
@@ -183,6 +185,14 @@ def _serve(endpoint, schema):
     if completion.cache:
         headers[response_cache.STATUS_HEADER] = completion.cache.status
     return result, 200, headers
+
+
+def _streamed(events):
+    """A stream's events; once they end (or the client left), the request's teardown may end its span."""
+    try:
+        yield from events
+    finally:
+        g.streaming = False
 
 
 # What a metered route can answer besides its 200: the caller's errors, the body's, upstream's.

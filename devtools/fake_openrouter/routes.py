@@ -89,6 +89,7 @@ class FakeOpenRouter:
         self.faults = FaultSwitches(state_file)
         self.generations = GenerationLog(generations_directory(state_file))
         self._served = {"completions": 0, "streams": 0, "embeddings": 0, "responses": 0, "messages": 0}
+        self._last_traceparent = None  # what the last generation request carried (the gateway's trace)
         self._control_routes = {
             ("GET", "/_control"): lambda body: json_reply(self.faults.current()),
             ("POST", "/_control"): self._change_faults,
@@ -100,9 +101,9 @@ class FakeOpenRouter:
         refusals = (error_reply, error_reply, error_reply, anthropic_error_reply)
         self._generation_routes = dict(zip(_GENERATION_ROUTES, zip(handlers, refusals, strict=True), strict=True))
 
-    def answer(self, method, target, body):
-        """Answer one request (target: its path and query); API routes pass the fault switches first,
-        control routes never do."""
+    def answer(self, method, target, body, headers=None):
+        """Answer one request (target: its path and query; headers: lower-case names); API routes
+        pass the fault switches first, control routes never do."""
         path, _, query = target.partition("?")
         control = self._control_routes.get((method, path))
         if control:
@@ -114,6 +115,7 @@ class FakeOpenRouter:
         if faults["outage"]:
             return refuse(503, "fake upstream outage")
         if route:
+            self._last_traceparent = (headers or {}).get("traceparent")
             return self._forced_failure(faults, refuse) or route(parsed_json(body), faults)
         if method == "GET" and path in _MODEL_LISTS:
             return 200, JSON_HEADERS, _MODEL_LISTS[path]
@@ -194,10 +196,13 @@ class FakeOpenRouter:
             return error_reply(400, str(problem))
 
     def _stats(self, body):
-        """Return how many requests of each kind this process has served (completions: chat only)."""
+        """Return how many requests of each kind this process has served (completions: chat only)
+        and the ``traceparent`` its last generation request carried (OpenRouter ignores it; the
+        tests check the gateway passes its trace on)."""
         counts = self._served
         completions = counts["completions"] + counts["streams"]
-        return json_reply({"pid": os.getpid(), "completions_served": completions, **counts})
+        stats = {"pid": os.getpid(), "completions_served": completions, **counts}
+        return json_reply({**stats, "last_traceparent": self._last_traceparent})
 
 
 def _answering_model(request, faults, endpoint_models):

@@ -101,8 +101,8 @@ def _serve_connection(sock, fake):
                 return
             if request is None:
                 return
-            method, target, body, keep_alive, pending = request
-            _send(sock, *fake.answer(method, target, body), keep_alive=keep_alive)
+            method, target, body, keep_alive, pending, headers = request
+            _send(sock, *fake.answer(method, target, body, headers), keep_alive=keep_alive)
             if not keep_alive:
                 return
     except OSError:  # the client went away, or idled past KEEPALIVE_SECONDS
@@ -148,7 +148,7 @@ def _read_request(sock, pending):
             return None
         pending += received
     keep_alive = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
-    return method, target, pending[head_end + 4 : body_end], keep_alive, pending[body_end:]
+    return method, target, pending[head_end + 4 : body_end], keep_alive, pending[body_end:], headers
 
 
 def _send(sock, status, headers, body, keep_alive):

@@ -23,6 +23,7 @@ class RequestFacts:
     upstream_headers: dict | None = None  # headers passed on upstream (the Messages API's version and betas)
     cache_ttl_header: str = ""  # X-Gateway-Cache-TTL, "" when absent
     no_store: bool = False  # Cache-Control: no-store: the response cache is neither read nor written
+    span: object = None  # the request's trace span (``telemetry.tracing``; None: tracing off)
 
 
 class Access:

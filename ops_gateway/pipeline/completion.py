@@ -33,6 +33,7 @@ from ops_gateway.pipeline.endpoints import CHAT
 from ops_gateway.pipeline.settling import Settling
 from ops_gateway.pipeline.stages import StageClock
 from ops_gateway.pipeline.tags import request_tags
+from ops_gateway.telemetry import tracing
 from ops_gateway.upstream.failures import UpstreamError
 
 _CLIENT = "ops_gateway.openrouter"  # the OpenRouterClient the catalogue made for this app
@@ -159,7 +160,7 @@ class Completion(Settling):
         payload = self.endpoint.payload(self.body, stream=False, output_limit=self.worst_case.output_limit)
         self.upstream_started = time.perf_counter()
         try:
-            result = getattr(current_app.extensions[_CLIENT], self.endpoint.call)(payload, self.facts.upstream_headers)
+            result = self._call_upstream(self.endpoint.call, payload)
         except UpstreamError as error:
             raise self._upstream_failure(error) from None
         finally:
@@ -186,9 +187,7 @@ class Completion(Settling):
         payload = self.endpoint.payload(self.body, stream=True, output_limit=self.worst_case.output_limit)
         self.upstream_started = time.perf_counter()
         try:
-            upstream = getattr(current_app.extensions[_CLIENT], self.endpoint.stream_call)(
-                payload, self.facts.upstream_headers
-            )
+            upstream = self._call_upstream(self.endpoint.stream_call, payload)
         except BaseException as error:
             self._release_upstream_slot()
             if isinstance(error, UpstreamError):
@@ -208,6 +207,14 @@ class Completion(Settling):
             return events
         keep = lambda text: self._keep_in_cache(text, *self.billed_tokens)  # noqa: E731
         return response_cache.recorded(events, keep, current_app.config["CACHE_MAX_ENTRY_BYTES"])
+
+    def _call_upstream(self, method, payload):
+        """One call to the OpenRouter client's ``method`` in its trace span (a stream's: until its
+        headers), the span's context passed upstream in ``traceparent``."""
+        operation, model = self.endpoint.operation, self.body["model"]
+        with tracing.upstream_call(self.facts.span, operation, model) as (_, trace_headers):
+            headers = {**(self.facts.upstream_headers or {}), **trace_headers}
+            return getattr(current_app.extensions[_CLIENT], method)(payload, headers or None)
 
     def stream_finished(self, progress):
         """``relay``: the stream's last event arrived; settle it as a success and return the charge."""

@@ -24,6 +24,7 @@ class Endpoint:
     output_field: str | None  # ... its output token field (None: no output)
     call: str  # the OpenRouter client's method for a plain call
     stream_call: str | None = None  # ... for a streamed one (None: the endpoint does not stream)
+    operation: str = "chat"  # its OpenTelemetry gen_ai.operation.name
 
     def usage(self, reported):
         """Upstream's usage as ``prompt_tokens``/``completion_tokens``/``cost`` (None: none reported)."""
@@ -64,7 +65,9 @@ CHAT = Endpoint(
     "chat_completion",
     "stream_chat_completion",
 )
-EMBEDDINGS = Endpoint("embeddings", "embeddings:write", pricing.EMBEDDINGS, ("prompt_tokens",), None, "embeddings")
+EMBEDDINGS = Endpoint(
+    "embeddings", "embeddings:write", pricing.EMBEDDINGS, ("prompt_tokens",), None, "embeddings", operation="embeddings"
+)
 RESPONSES = Endpoint(
     "responses",
     "responses:write",

@@ -14,7 +14,7 @@ from ops_gateway.billing import budgets, pricing, settlement
 from ops_gateway.core import db
 from ops_gateway.limits import rate_limits
 from ops_gateway.pipeline import response_cache, routing
-from ops_gateway.telemetry import metrics
+from ops_gateway.telemetry import metrics, tracing
 
 
 class Settling:
@@ -126,5 +126,25 @@ class Settling:
         budgets.announce(principal, self.facts.request_id, settled_budgets)
         self.charged, self.balance = charged, balance
         self.latency_ms, self.upstream_latency_ms = latency_ms, upstream_latency_ms
+        tracing.annotate(self.facts.span, _span_attributes(finished, self.endpoint.operation, charged))
         self.succeeded = status == "success"
         self.billed_tokens = (prompt_tokens, completion_tokens)
+
+
+def _span_attributes(finished, operation, charged):
+    """The request's span attributes once settled: the GenAI semantic conventions and who paid what."""
+    return {
+        "gen_ai.operation.name": operation,
+        "gen_ai.system": "openrouter",
+        "gen_ai.request.model": finished.model,
+        "gen_ai.response.model": finished.served_model or finished.model,
+        "gen_ai.usage.input_tokens": finished.prompt_tokens,
+        "gen_ai.usage.output_tokens": finished.completion_tokens,
+        "gateway.request_id": finished.request_id,
+        "gateway.user_id": finished.user_id,
+        "gateway.org_id": finished.org_id,
+        "gateway.api_key_id": finished.api_key_id,
+        "gateway.status": finished.status,
+        "gateway.cost_usd": float(charged),
+        "gateway.cache_hit": finished.cache_hit,
+    }

@@ -29,6 +29,7 @@ def test_unexpected_exception_is_a_json_500_without_internals(worker_class):
             "message": "The server failed to handle the request.",
             "status": 500,
             "details": {},
+            "request_id": None,  # refused before the app gave it one
         }
     }
     assert b"secret" not in received
