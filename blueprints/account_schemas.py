@@ -27,6 +27,7 @@ class UserSchema(ma.Schema):
     budget = Money(allow_none=True, metadata={"description": "spend cap per budget_period; null: none"})
     budget_period = ma.fields.String()
     budget_alert_thresholds = ma.fields.List(ma.fields.Float())
+    log_payloads = ma.fields.Boolean(metadata={"description": "request and response bodies are stored"})
     created_at = Timestamp()
     updated_at = Timestamp()
 
@@ -87,6 +88,13 @@ class BudgetSchema(ma.Schema):
     resets_at = Timestamp(attribute="budget_resets_at", allow_none=True, metadata={"description": "null: never"})
 
 
+def payload_logging(owner):
+    """The switch of payload logging on a user, org or key (audited with the change that sets it)."""
+    return ma.fields.Boolean(
+        metadata={"description": f"store the request and response bodies of this {owner}'s requests, secrets redacted"}
+    )
+
+
 class UpdateUserSchema(ma.Schema.from_dict(budget_fields())):
     """Body of PATCH /admin/users/<id>."""
 
@@ -95,6 +103,7 @@ class UpdateUserSchema(ma.Schema.from_dict(budget_fields())):
     plan = ma.fields.String(validate=ma.validate.Length(min=1, max=50))
     username = ma.fields.String(validate=ma.validate.Length(min=1, max=100))
     allowed_models = model_patterns()
+    log_payloads = payload_logging("user")
 
 
 class UserListArgsSchema(ma.Schema):
@@ -143,6 +152,7 @@ class ApiKeySchema(ma.Schema):
     revoked_at = Timestamp(allow_none=True)
     org_id = ma.fields.Integer(allow_none=True, metadata={"description": "an org key's org; null: a personal key"})
     cache_ttl_seconds = ma.fields.Integer(allow_none=True, metadata={"description": "the key's response-cache TTL"})
+    log_payloads = ma.fields.Boolean(metadata={"description": "its requests' bodies are stored"})
 
 
 class CreateUserResponseSchema(ma.Schema):
@@ -188,6 +198,7 @@ class UpdateKeySchema(ma.Schema.from_dict(budget_fields())):
     """Body of PATCH /user/api-keys/<id>; through /user a capped key cannot loosen a cap (budget_escalation)."""
 
     cache_ttl_seconds = _cache_ttl()
+    log_payloads = payload_logging("key")
     name = ma.fields.String(validate=ma.validate.Length(min=1, max=100))
     expires_in_days = ma.fields.Integer(allow_none=True, validate=ma.validate.Range(min=1, max=3650))
     ip_allowlist = ma.fields.List(ma.fields.String(validate=_validate_network))

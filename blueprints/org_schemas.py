@@ -2,7 +2,7 @@
 
 import marshmallow as ma
 
-from blueprints.account_schemas import budget_fields, model_patterns
+from blueprints.account_schemas import budget_fields, model_patterns, payload_logging
 from blueprints.fields import Money, Timestamp
 from blueprints.usage_report_schemas import FRESH
 from ops_gateway.accounts.org_queries import ROLES
@@ -24,6 +24,7 @@ class OrgSchema(ma.Schema):
     budget_period = ma.fields.String()
     budget_alert_thresholds = ma.fields.List(ma.fields.Float())
     member_count = ma.fields.Integer()
+    log_payloads = ma.fields.Boolean(metadata={"description": "its org keys' request and response bodies are stored"})
     created_at = Timestamp()
     updated_at = Timestamp()
 
@@ -46,6 +47,7 @@ class UpdateOrgSchema(ma.Schema.from_dict(budget_fields())):
     plan = ma.fields.String(validate=ma.validate.Length(min=1, max=50))
     status = ma.fields.String(validate=ma.validate.OneOf(["active", "suspended"]))
     allowed_models = model_patterns()
+    log_payloads = payload_logging("org")
 
 
 class OrgListArgsSchema(ma.Schema):

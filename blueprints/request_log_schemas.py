@@ -66,10 +66,21 @@ class RequestEntrySchema(ma.Schema):
     cache_hit = ma.fields.Boolean(metadata={"description": "answered by the response cache"})
 
 
+class PayloadsSchema(ma.Schema):
+    """A request's logged bodies, secrets redacted."""
+
+    request = ma.fields.String(metadata={"description": "the request body as the gateway validated it"})
+    response = ma.fields.String(metadata={"description": "the answer (a stream: its events) or the error"})
+    truncated = ma.fields.Boolean(metadata={"description": "a body was cut at PAYLOAD_MAX_BYTES"})
+
+
 class RequestDetailSchema(RequestEntrySchema):
-    """The newest request with an X-Request-ID, and how many share it."""
+    """The newest request with an X-Request-ID, how many share it, and its logged payloads."""
 
     same_request_id = ma.fields.Integer(metadata={"description": "requests sent with this X-Request-ID"})
+    payloads = ma.fields.Nested(
+        PayloadsSchema, allow_none=True, metadata={"description": "null: its user, org and key do not log payloads"}
+    )
 
 
 class RequestLogPageSchema(ma.Schema):

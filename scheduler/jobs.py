@@ -133,7 +133,7 @@ JOBS = {
         ("refresh_model_cache", refresh_model_cache, "keep the shared model cache warm"),
         ("cache_cleanup", clean_caches, "remove leaked rate-limit/limiter keys; report the model cache's age"),
         ("usage_rollup", roll_up_usage, "hourly and daily usage aggregates per user and model"),
-        ("retention", apply_retention, "drop expired usage months, delete old audit rows and job runs"),
+        ("retention", apply_retention, "drop expired usage months, delete old audit rows, job runs and payloads"),
         ("backup_verification", verify_backups, "pg_dump, restore into a scratch database, compare row counts"),
         ("db_maintenance", maintain_database, "pool health, slow queries, index health, ANALYZE"),
         ("release_stale_holds", release_stale_holds, "release credit holds of requests that never settled"),

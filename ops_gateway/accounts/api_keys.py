@@ -24,7 +24,7 @@ SCOPES = (
 )
 
 
-_CHANGEABLE = ("name", "scopes", "allowed_models", "cache_ttl_seconds")  # set as given by update_key
+_CHANGEABLE = ("name", "scopes", "allowed_models", "cache_ttl_seconds", "log_payloads")  # set as given by update_key
 
 
 def _hash(full_key):

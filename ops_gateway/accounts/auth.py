@@ -33,6 +33,7 @@ SELECT k.id AS api_key_id, k.user_id, k.name AS key_name, k.prefix, k.last4, k.s
        k.expires_at, k.grace_until, k.ip_allowlist::text[] AS ip_allowlist, k.scopes, k.last_used_at, k.key_hash,
        k.allowed_models AS key_models, u.allowed_models AS user_models, org.allowed_models AS org_models,
        k.org_id, m.id AS member_id, k.cache_ttl_seconds,
+       (k.log_payloads OR u.log_payloads OR coalesce(org.log_payloads, false)) AS log_payloads,
        (u.budget IS NOT NULL OR k.budget IS NOT NULL OR k.org_id IS NOT NULL) AS budgeted,
        api_key_rejection(k.status, k.grace_until, k.expires_at, u.status, coalesce(org.status, 'active')) AS rejection,
        coalesce(cardinality(k.ip_allowlist) = 0 OR %(ip)s::inet <<= ANY (k.ip_allowlist), false) AS ip_allowed,

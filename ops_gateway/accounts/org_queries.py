@@ -9,10 +9,10 @@ from ops_gateway.core.sql_where import Where
 
 ORG_COLUMNS = (
     "o.id, o.name, o.plan, o.status, o.credits, o.reserved_credits, o.allowed_models, o.budget, o.budget_period,"
-    " o.budget_alert_thresholds, o.created_at, o.updated_at,"
+    " o.budget_alert_thresholds, o.log_payloads, o.created_at, o.updated_at,"
     " (SELECT count(*) FROM org_members m WHERE m.org_id = o.id) AS member_count"
 )
-ORG_CHANGEABLE = ("name", "plan", "status", "allowed_models")
+ORG_CHANGEABLE = ("name", "plan", "status", "allowed_models", "log_payloads")
 MEMBER_COLUMNS = (
     "m.id AS member_id, m.org_id, m.user_id, u.email, m.role, m.budget, m.budget_period, m.budget_alert_thresholds,"
     " m.created_at"

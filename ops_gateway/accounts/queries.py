@@ -11,13 +11,13 @@ from ops_gateway.core.sql_where import Where
 
 USER_COLUMNS = (
     "id, email, username, role, status, plan, credits, reserved_credits, allowed_models,"
-    " budget, budget_period, budget_alert_thresholds, created_at, updated_at"
+    " budget, budget_period, budget_alert_thresholds, log_payloads, created_at, updated_at"
 )
-USER_CHANGEABLE = ("status", "role", "plan", "username", "allowed_models")
+USER_CHANGEABLE = ("status", "role", "plan", "username", "allowed_models", "log_payloads")
 KEY_COLUMNS = (
     "id, user_id, name, environment, prefix, last4, scopes, ip_allowlist::text[] AS ip_allowlist, allowed_models,"
     " budget, budget_period, budget_alert_thresholds, status,"
-    " expires_at, grace_until, created_at, last_used_at, revoked_at, org_id, cache_ttl_seconds"
+    " expires_at, grace_until, created_at, last_used_at, revoked_at, org_id, cache_ttl_seconds, log_payloads"
 )
 
 _INSERT_USER = f"INSERT INTO users (email, username, plan, role) VALUES (%s, %s, %s, %s) RETURNING {USER_COLUMNS}"
@@ -34,7 +34,7 @@ _INSERT_KEY = (
 # new; budget_reserved stays with the old key, whose holds in flight give it back.
 _KEPT_ON_ROTATION = (
     "user_id, name, environment, scopes, ip_allowlist, expires_at, allowed_models, org_id, cache_ttl_seconds,"
-    " budget, budget_period, budget_alert_thresholds, budget_period_start, budget_spent, budget_alerted"
+    " log_payloads, budget, budget_period, budget_alert_thresholds, budget_period_start, budget_spent, budget_alerted"
 )
 _INSERT_REPLACEMENT = (
     f"INSERT INTO api_keys (key_hash, prefix, last4, {_KEPT_ON_ROTATION})"

@@ -5,6 +5,8 @@ table lists the same names and defaults. A value that does not parse stops start
 message naming the variable, so a typo never silently falls back to a default.
 """
 
+import json
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
@@ -55,6 +57,14 @@ def _parse_fraction(raw):
     if not value.is_finite() or not 0 <= value <= 1:
         raise ValueError("expected a factor from 0 to 1")
     return value
+
+
+def _parse_patterns(raw):
+    """A JSON list of regular expressions, each compiled (a bad one is refused at start-up)."""
+    patterns = json.loads(raw)
+    if not isinstance(patterns, list) or not all(isinstance(pattern, str) for pattern in patterns):
+        raise ValueError("expected a JSON list of regular expressions")
+    return tuple(re.compile(pattern) for pattern in patterns)
 
 
 def _choice(*allowed):
@@ -155,6 +165,9 @@ VARIABLES = [
     Variable("CACHE_HIT_PRICE_FACTOR", Decimal(0), _parse_fraction, "a cache hit pays this times the original"),
     Variable("CACHE_MAX_TTL_SECONDS", 86400, _parse_positive_int, help="the longest X-Gateway-Cache-TTL honoured"),
     Variable("CACHE_MAX_ENTRY_BYTES", 1024 * 1024, _parse_positive_int, help="larger answers are not cached"),
+    Variable("PAYLOAD_MAX_BYTES", 64 * 1024, _parse_positive_int, help="a logged request or response body is cut here"),
+    Variable("PAYLOAD_RETENTION_DAYS", 30, _parse_positive_int, help="logged payloads are deleted after this"),
+    Variable("PAYLOAD_REDACT_PATTERNS", (), _parse_patterns, "JSON list of regexes also redacted from payloads"),
     Variable("RATE_LIMIT_FAIL_CLOSED", False, _parse_bool, "reject with 503 when Redis is down"),
     Variable("AUTH_FAILURE_LIMIT", "20 per 5 minutes", help="per-IP auth failures before a block"),
     Variable("AUTH_BLOCK_SECONDS", 900, _parse_positive_int, help="how long a brute-forcing IP is blocked"),

@@ -28,6 +28,7 @@ BATCHED_TABLES = (
     ("api_key_audit_logs", "created_at", "AUDIT_RETENTION_DAYS"),
     ("security_events", "created_at", "AUDIT_RETENTION_DAYS"),
     ("job_runs", "started_at", "JOB_RUN_RETENTION_DAYS"),
+    ("request_payloads", "created_at", "PAYLOAD_RETENTION_DAYS"),
 )
 
 

@@ -23,9 +23,13 @@ def entries(cur, filters, limit, cursor=None):
 
 
 def entry(cur, request_id, user_id=None):
-    """The newest entry with this X-Request-ID (one of ``user_id``'s own, when given) and how many
-    share the id (a client may send one twice); 404 ``request_not_found``."""
+    """The newest entry with this X-Request-ID (one of ``user_id``'s own, when given), how many share
+    the id (a client may send one twice) and its logged payloads (None: not logged); 404
+    ``request_not_found``."""
     rows = request_log_queries.by_request_id(cur, request_id, user_id)
     if not rows:
         raise NotFound(f"no request with id {request_id!r}", code="request_not_found")
-    return {**_entry(rows[0]), "same_request_id": len(rows)}
+    newest = _entry(rows[0])
+    bodies = [newest.pop(column) for column in ("request_body", "response_body", "payload_truncated")]
+    payloads = None if bodies[0] is None else dict(zip(("request", "response", "truncated"), bodies, strict=True))
+    return {**newest, "same_request_id": len(rows), "payloads": payloads}

@@ -48,10 +48,13 @@ def page(cur, filters, limit, cursor=None):
 
 
 def by_request_id(cur, request_id, user_id=None):
-    """The requests with this X-Request-ID (one's own only, with ``user_id``), newest first."""
+    """The requests with this X-Request-ID (one's own only, with ``user_id``), newest first, with
+    their logged payloads (NULL when none were kept)."""
     where = _where({"user_id": user_id}).add("r.request_id = %s", request_id)
     cur.execute(
-        f"SELECT {_COLUMNS} FROM usage_records r LEFT JOIN api_keys k ON k.id = r.api_key_id"
+        f"SELECT {_COLUMNS}, p.request_body, p.response_body, p.truncated AS payload_truncated"
+        " FROM usage_records r LEFT JOIN api_keys k ON k.id = r.api_key_id"
+        " LEFT JOIN request_payloads p ON p.settlement_id = r.settlement_id"
         f" WHERE {where.sql} ORDER BY r.created_at DESC, r.id DESC LIMIT 100",
         where.params,
     )

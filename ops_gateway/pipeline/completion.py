@@ -156,6 +156,7 @@ class Completion(Settling):
         """Call upstream without streaming (or answer from the cache), settle, and return the JSON."""
         if self.cache_hit:
             self._settle_cache_hit()
+            self._log_payloads(self.cache.entry["body"])
             return json.loads(self.cache.entry["body"])
         payload = self.endpoint.payload(self.body, stream=False, output_limit=self.worst_case.output_limit)
         self.upstream_started = time.perf_counter()
@@ -175,7 +176,9 @@ class Completion(Settling):
         cost, generation_id = pricing.reported_cost(usage), result.get("id")
         self._settle("success", prompt, completion, 200, upstream_cost=cost, generation_id=generation_id)
         self.clock.mark("settle")
-        self._keep_in_cache(json.dumps(result), prompt, completion)
+        answer = json.dumps(result)
+        self._keep_in_cache(answer, prompt, completion)
+        self._log_payloads(answer)
         return result
 
     def stream(self):
@@ -203,10 +206,12 @@ class Completion(Settling):
             request_id=self.facts.request_id,
             cut_at=self.upstream_started + current_app.config["MAX_STREAM_SECONDS"],
         )
-        if self.cache is None:
+        if self.cache is None and not self.principal["log_payloads"]:
             return events
-        keep = lambda text: self._keep_in_cache(text, *self.billed_tokens)  # noqa: E731
-        return response_cache.recorded(events, keep, current_app.config["CACHE_MAX_ENTRY_BYTES"])
+        config = current_app.config
+        return relay.copied(
+            events, self._stream_copied, max(config["CACHE_MAX_ENTRY_BYTES"], config["PAYLOAD_MAX_BYTES"])
+        )
 
     def _call_upstream(self, method, payload):
         """One call to the OpenRouter client's ``method`` in its trace span (a stream's: until its
@@ -215,6 +220,12 @@ class Completion(Settling):
         with tracing.upstream_call(self.facts.span, operation, model) as (_, trace_headers):
             headers = {**(self.facts.upstream_headers or {}), **trace_headers}
             return getattr(current_app.extensions[_CLIENT], method)(payload, headers or None)
+
+    def _stream_copied(self, text, whole):
+        """``relay.copied``: a stream is over; keep it whole in the cache, log its payloads."""
+        if whole:
+            self._keep_in_cache(text, *self.billed_tokens)
+        self._log_payloads(text)
 
     def stream_finished(self, progress):
         """``relay``: the stream's last event arrived; settle it as a success and return the charge."""

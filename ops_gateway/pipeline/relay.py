@@ -22,6 +22,7 @@ from ops_gateway.upstream.streams import KEEP_ALIVE
 logger = logging.getLogger("ops_gateway.pipeline")
 
 KEEP_ALIVE_TEXT = ": processing\n\n"  # an SSE comment: every client ignores it
+_COST_COMMENT = ": gateway-cost="  # the charge written into a chat stream before its [DONE]
 # A chat chunk carrying any of these is output upstream bills (text, reasoning, tool calls).
 _CHAT_OUTPUT_FIELDS = ('"content"', '"reasoning"', '"tool_calls"')
 
@@ -83,7 +84,7 @@ def relay(upstream, listener, *, stream_format, key_id, request_id, cut_at):
                 done = True
                 charged = listener.stream_finished(progress)
                 if stream_format == "chat":
-                    text = f": gateway-cost={format_money(charged)}\n\n" + text
+                    text = f"{_COST_COMMENT}{format_money(charged)}\n\n" + text
             yield text
             cut = None if done else _cut_reason(cut_at, key_id)
             if cut:
@@ -97,6 +98,23 @@ def relay(upstream, listener, *, stream_format, key_id, request_id, cut_at):
         OPEN_STREAMS.forget(key_id)
         upstream.close()
         listener.stream_ended(progress)
+
+
+def copied(texts, on_end, max_chars):
+    """Pass a stream's texts through and, however it ends, call ``on_end(text, whole)`` with what
+    went out (the gateway's cost comment left out: a replay is not charged the original's), at
+    most ``max_chars`` of it; ``whole`` says the stream ran to its end and all of it was kept."""
+    parts, size, ended = [], 0, False
+    try:
+        for text in texts:
+            if size <= max_chars:
+                kept = text.split("\n\n", 1)[1] if text.startswith(_COST_COMMENT) else text
+                parts.append(kept)
+                size += len(kept)
+            yield text
+        ended = True
+    finally:
+        on_end("".join(parts)[:max_chars], ended and size <= max_chars)
 
 
 def _read_chat_event(data, progress):

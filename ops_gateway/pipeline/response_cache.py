@@ -29,7 +29,6 @@ logger = logging.getLogger("ops_gateway.pipeline")
 TTL_HEADER = "X-Gateway-Cache-TTL"
 STATUS_HEADER = "X-Gateway-Cache"
 _TTL = re.compile(r"^\d{1,9}$")
-_COST_COMMENT = ": gateway-cost="  # the charge ``relay`` writes into a chat stream: the original's, not a hit's
 
 
 @dataclass
@@ -112,17 +111,3 @@ def replay(entry):
     """A cached stream's events, one at a time, as they were sent."""
     for event in entry["body"].split("\n\n")[:-1]:
         yield f"{event}\n\n"
-
-
-def recorded(texts, on_end, max_bytes):
-    """Pass a stream's texts through, then call ``on_end`` with all of them (without the gateway's
-    cost comment) once it ran to its end; a stream larger than ``max_bytes`` is not kept."""
-    parts, size = [], 0
-    for text in texts:
-        if size <= max_bytes:
-            kept = text.split("\n\n", 1)[1] if text.startswith(_COST_COMMENT) else text
-            parts.append(kept)
-            size += len(kept)
-        yield text
-    if size <= max_bytes:
-        on_end("".join(parts))

@@ -5,6 +5,7 @@ response cache. A part of ``Completion`` (its base class), kept apart so each fi
 it reads the request's own state and is used by nothing else.
 """
 
+import json
 import time
 
 from flask import current_app
@@ -14,7 +15,7 @@ from ops_gateway.billing import budgets, pricing, settlement
 from ops_gateway.core import db
 from ops_gateway.limits import rate_limits
 from ops_gateway.pipeline import response_cache, routing
-from ops_gateway.telemetry import metrics, tracing
+from ops_gateway.telemetry import metrics, payload_log, tracing
 
 
 class Settling:
@@ -45,14 +46,25 @@ class Settling:
                 self.cache, body_text, self.model["id"], prompt_tokens, completion_tokens, cost, max_bytes
             )
 
+    def _log_payloads(self, response_text):
+        """Store the request's bodies when its user, org or key logs payloads (once it is settled)."""
+        if self.principal["log_payloads"] and self.settled:
+            request_text = json.dumps(self.body, default=str)
+            payload_log.store(
+                self.settlement_id, self.principal["user_id"], request_text, response_text, current_app.config
+            )
+
     def _upstream_ms(self):
         if self.upstream_started is None:  # answered from the cache
             return None
         return (time.perf_counter() - self.upstream_started) * 1000
 
     def _upstream_failure(self, error):
-        """Settle a failed call (it costs nothing) and return the domain error to raise."""
+        """Settle a failed call (it costs nothing; its payloads say why) and return the domain error to raise."""
         self._settle("error", upstream_status=error.status, error_code=error.kind)
+        self._log_payloads(
+            json.dumps({"error": {"code": error.kind, "status": error.status, "message": error.message}})
+        )
         return error.as_domain_error()
 
     def _settle(
