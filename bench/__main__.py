@@ -5,11 +5,11 @@ import sys
 
 import psutil
 
-from bench import baseline, capacity, comparison, endpoints, hostile, overhead, refusals, report, scale
+from bench import baseline, capacity, comparison, endpoints, features, hostile, overhead, refusals, report, scale
 from bench.environment import BenchEnvironment
 from bench.load import LoadToolMissing, require_wrk
 
-SUITES = ("compare", "overhead", "baseline", "endpoints", "capacity", "hostile", "refusals", "scale")
+SUITES = ("compare", "overhead", "baseline", "features", "endpoints", "capacity", "hostile", "refusals", "scale")
 WITHOUT_WRK = {"refusals", "scale"}  # the suites that drive their own requests
 
 
@@ -86,6 +86,9 @@ def main(argv=None):
         if "baseline" in args.only:
             print("baseline (bench/bare_proxy.py, the same load and cores):", flush=True)
             sections.append(("Baseline: a bare Flask proxy", baseline.run(env, args.duration, args.concurrency)[1]))
+        if "features" in args.only:
+            print("tracing off and on, and a response-cache hit:", flush=True)
+            sections.append(("Tracing and the response cache", features.run(env, args.duration)[1]))
         if "endpoints" in args.only:
             print("endpoint throughput:", flush=True)
             sections.append(("Endpoint throughput", endpoints.run(env, args.duration)[1]))

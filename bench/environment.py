@@ -95,6 +95,7 @@ class BenchEnvironment:
         extra_env["USER_RATE_LIMIT"] = "1000000000 per minute"
         if self.worker_connections:
             extra_env["WEB_WORKER_CONNECTIONS"] = str(self.worker_connections)
+        self.gateway_settings, self.gateway_env = settings, extra_env  # for a suite's variant (bench.features)
         self.gateway = start_gateway(
             self.instance, settings, workers=self.web_concurrency, threads=self.web_threads, extra_env=extra_env
         )

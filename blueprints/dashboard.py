@@ -23,7 +23,7 @@ from ops_gateway.dashboard import queries as dashboard_queries
 from ops_gateway.dashboard import series as dashboard_series
 from ops_gateway.dashboard import sessions as dashboard_sessions
 from ops_gateway.limits import security
-from ops_gateway.observability import system_state
+from ops_gateway.observability import system_state, usage_metrics
 from ops_gateway.upstream import catalog as model_catalog
 from ops_gateway.upstream.failures import UpstreamError
 from scheduler import history, runner
@@ -144,11 +144,12 @@ def _charts(points):
 
 @blp.route("/")
 def overview():
-    """Health at a glance, the last 24 hours in charts, and the alerts firing now."""
+    """Health at a glance, the last 24 hours in charts, the response cache's last hour, and the alerts firing now."""
     status = dashboard_status.snapshot()
     with db.transaction() as cur:
         series = dashboard_series.last_24h(cur)
         alerts = system_state.active_alerts(cur)
+        response_cache = usage_metrics.response_cache_hits(cur)
     return render_template(
         "dashboard/overview.html",
         status=status,
@@ -157,6 +158,7 @@ def overview():
         charts=_charts(series["points"]),
         alerts=alerts,
         cache=model_catalog.cache_status(),
+        response_cache=response_cache,
     )
 
 

@@ -26,7 +26,8 @@ user_blp.before_request(require_user)
 _FIELDS = ("key_id", "model", "endpoint", "status", "tag", "min_latency_ms")
 
 
-def _page(args, user_id=None):
+def request_page(args, user_id=None):
+    """A page of the log for validated query ``args`` (``user_id``: one user's only); the dashboard's too."""
     start, end = date_range(args)
     filters = {name: args.get(name) for name in _FIELDS}
     filters.update(start=start, end=end, ip=canonical_ip(args["ip"]) if args.get("ip") else None)
@@ -44,7 +45,7 @@ def _page(args, user_id=None):
 def admin_requests(args):
     """Settled requests, newest first, filtered by user, org, key, model, endpoint, status, tag, IP,
     minimum latency and time range; paged with limit/cursor."""
-    return _page(args)
+    return request_page(args)
 
 
 @admin_blp.route("/<request_id>")
@@ -63,7 +64,7 @@ def admin_request(request_id):
 def user_requests(args):
     """Your settled requests (every key of yours, org keys included), newest first; usage:read scope."""
     require_scope("usage:read")
-    return _page(args, g.user["user_id"])
+    return request_page(args, g.user["user_id"])
 
 
 @user_blp.route("/<request_id>")

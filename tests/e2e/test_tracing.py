@@ -7,8 +7,8 @@ import time
 import pytest
 import requests
 
+from devtools.otlp_collector import OtlpCollector
 from tests.e2e.gateway_calls import MODEL, complete, create_user
-from tests.e2e.otlp_collector import OtlpCollector
 
 SERVER, CLIENT = 2, 3  # opentelemetry-proto's Span.SpanKind
 TRACE_ID, CALLER_SPAN = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
