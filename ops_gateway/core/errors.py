@@ -109,6 +109,10 @@ class ErrorBodySchema(ma.Schema):
     message = ma.fields.String(required=True)
     status = ma.fields.Integer(required=True)
     details = ma.fields.Dict(metadata={"description": "context, e.g. validation messages"})
+    request_id = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "the response's X-Request-ID, to quote to support; null: refused before the app"},
+    )
 
 
 class ErrorSchema(ma.Schema):

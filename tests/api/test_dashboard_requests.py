@@ -7,19 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from blueprints import dashboard_requests
-from tests.helpers import ADMIN, bearer, create_key, create_user
+from tests.helpers import ADMIN, bearer, create_user
 from tests.helpers.dashboard import sign_in
-from tests.helpers.orgs import create_org, member_with_key
-from tests.helpers.upstream import UPSTREAM
+from tests.helpers.request_log import make_traffic, send
 
 DETAIL_LINK = re.compile(r'href="/dashboard/requests/([^"?/]+)"')
-
-
-def send(client, key, request_id, model="openai/gpt-4o-mini", tags="", ip="203.0.113.9"):
-    """One chat completion through /v1 with this X-Request-ID, tags and client address."""
-    headers = {**bearer(key), "X-Request-ID": request_id, "X-Gateway-Tags": tags}
-    body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
-    return client.post("/v1/chat/completions", json=body, headers=headers, environ_base={"REMOTE_ADDR": ip})
 
 
 def listed(client, **query):
@@ -36,21 +28,10 @@ def utc_field(moment):
 
 @pytest.fixture
 def traffic(client, upstream):
-    """Two users' requests (tagged, from two IPs, two keys), an org key's, a free model's, an upstream failure."""
-    alice, alice_key = create_user(client, credits="1.00", plan="team")
-    bob, bob_key = create_user(client, credits="1.00", plan="team")
-    extra, extra_key = create_key(client, alice_key, name="second")
-    org = create_org(client, credits="1.00")
-    carol, _, carol_org_key = member_with_key(client, org["id"])
-    assert send(client, alice_key, "a-1", tags="team-a").status_code == 200
-    assert send(client, extra_key, "a-2", ip="198.51.100.4").status_code == 200
-    assert send(client, alice_key, "a-3", model="test/free-model").status_code == 200
-    assert send(client, bob_key, "b-1", tags="team-b").status_code == 200
-    assert send(client, carol_org_key, "c-1").status_code == 200
-    upstream.post(f"{UPSTREAM}/chat/completions", status_code=500, json={"error": {"code": 500, "message": "boom"}})
-    assert send(client, bob_key, "b-2").status_code >= 500
+    """The shared mix of requests (tests/helpers/request_log.py), seen by a signed-in admin."""
+    made = make_traffic(client, upstream)
     sign_in(client)
-    return {"alice": alice, "bob": bob, "carol": carol, "extra": extra, "org": org}
+    return made
 
 
 def test_the_page_lists_requests_newest_first_with_who_and_how(client, traffic):

@@ -6,14 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.helpers import ADMIN, assert_error, bearer, create_key, create_user
-from tests.helpers.orgs import create_org, member_with_key
-from tests.helpers.upstream import UPSTREAM
-
-
-def send(client, key, request_id, model="openai/gpt-4o-mini", tags="", ip="203.0.113.9"):
-    headers = {**bearer(key), "X-Request-ID": request_id, "X-Gateway-Tags": tags}
-    body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
-    return client.post("/v1/chat/completions", json=body, headers=headers, environ_base={"REMOTE_ADDR": ip})
+from tests.helpers.request_log import make_traffic, send
 
 
 def ids(response):
@@ -23,20 +16,9 @@ def ids(response):
 
 @pytest.fixture
 def traffic(client, upstream):
-    """Two users' requests: tagged, from two IPs, an org key's, a free model's and an upstream failure."""
-    alice, alice_key = create_user(client, credits="1.00", plan="team")
-    bob, bob_key = create_user(client, credits="1.00", plan="team")
-    extra, extra_key = create_key(client, alice_key, name="second")
-    org = create_org(client, credits="1.00")
-    _, carol_key, carol_org_key = member_with_key(client, org["id"])
-    assert send(client, alice_key, "a-1", tags="team-a").status_code == 200
-    assert send(client, extra_key, "a-2", ip="198.51.100.4").status_code == 200
-    assert send(client, alice_key, "a-3", model="test/free-model").status_code == 200
-    assert send(client, bob_key, "b-1", tags="team-b").status_code == 200
-    assert send(client, carol_org_key, "c-1").status_code == 200
-    upstream.post(f"{UPSTREAM}/chat/completions", status_code=500, json={"error": {"code": 500, "message": "boom"}})
-    assert send(client, bob_key, "b-2").status_code >= 500
-    return {"alice": alice, "bob": bob, "extra": extra, "org": org, "alice_key": alice_key, "bob_key": bob_key}
+    """The shared mix of requests (tests/helpers/request_log.py)."""
+    made = make_traffic(client, upstream)
+    return made
 
 
 def test_each_admin_filter_narrows_the_log(client, traffic):
