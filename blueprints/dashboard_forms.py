@@ -12,6 +12,7 @@ import re
 import marshmallow as ma
 from flask import render_template, request
 
+from blueprints.account_schemas import CreditAdjustmentSchema
 from blueprints.envelope import status_of
 from ops_gateway.billing import budgets
 from ops_gateway.billing.money import format_money
@@ -79,6 +80,36 @@ def budget_input():
     if thresholds := listed("budget_alert_thresholds"):
         fields["budget_alert_thresholds"] = thresholds
     return fields
+
+
+def credit_adjustment():
+    """The credits form as a validated adjustment (as POST /admin/users|orgs/<id>/credits): (amount, reason, verb)."""
+    typed = {name: value for name in ("amount", "reason") if (value := given(name)) is not None}
+    body = CreditAdjustmentSchema().load(typed)
+    return body["amount"], body["reason"], "Grant" if body["amount"] > 0 else "Remove"
+
+
+def credit_summary(owner_line, amount, reason, account):
+    """The confirmation lines of a credit grant or removal on ``account`` (a user's or an org's row):
+    the change, why, the balance before and after, and what in-flight requests hold (a removal may
+    not take the balance below it)."""
+    verb = "Grant" if amount > 0 else "Remove"
+    credits = account["credits"]
+    lines = [
+        owner_line,
+        ("Change", f"{verb} ${format_money(abs(amount))}"),
+        ("Reason", reason),
+        ("Balance", f"${format_money(credits)} → ${format_money(credits + amount)}"),
+    ]
+    if account["reserved_credits"]:
+        lines.append(("Held for requests", f"${format_money(account['reserved_credits'])}"))
+    return lines
+
+
+def credits_done(amount, balance):
+    """The flash message after a credit change."""
+    verb = "Granted" if amount > 0 else "Removed"
+    return f"{verb} ${format_money(abs(amount))}; balance is now ${format_money(balance)}."
 
 
 def budget_summary(changes):

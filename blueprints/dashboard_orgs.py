@@ -11,7 +11,6 @@ import marshmallow as ma
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 
 from blueprints import dashboard_forms as forms
-from blueprints.account_schemas import CreditAdjustmentSchema
 from blueprints.dashboard import protect
 from blueprints.dashboard_user_actions import STATUS_VERBS
 from blueprints.envelope import status_of
@@ -148,20 +147,12 @@ def adjust_credits(org_id):
     """Grant (positive) or remove (negative) org credits with a reason, as POST /admin/orgs/<id>/credits."""
 
     def act(cur, org):
-        typed = {name: value for name in ("amount", "reason") if (value := forms.given(name)) is not None}
-        body = CreditAdjustmentSchema().load(typed)
-        amount, verb = body["amount"], "Grant" if body["amount"] > 0 else "Remove"
+        amount, reason, verb = forms.credit_adjustment()
         if not forms.confirmed():
-            summary = [
-                org_line(org),
-                ("Change", f"{verb} ${format_money(abs(amount))}"),
-                ("Reason", body["reason"]),
-                ("Balance now", f"${format_money(org['credits'])}"),
-            ]
+            summary = forms.credit_summary(org_line(org), amount, reason, org)
             return forms.ask(f"{verb} credits?", summary, verb, org_page_url(org_id), danger=amount < 0)
-        balance = orgs.adjust_credits(cur, org_id, amount, body["reason"], g.user["actor"], g.request_id)
-        done_verb = "Granted" if amount > 0 else "Removed"
-        return done(org_id, f"{done_verb} ${format_money(abs(amount))}; balance is now ${format_money(balance)}.")
+        balance = orgs.adjust_credits(cur, org_id, amount, reason, g.user["actor"], g.request_id)
+        return done(org_id, forms.credits_done(amount, balance))
 
     return acting(org_id, act)
 

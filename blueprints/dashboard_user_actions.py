@@ -10,7 +10,7 @@ import marshmallow as ma
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 
 from blueprints import dashboard_forms as forms
-from blueprints.account_schemas import CreateUserSchema, CreditAdjustmentSchema, UpdateUserSchema
+from blueprints.account_schemas import CreateUserSchema, UpdateUserSchema
 from blueprints.dashboard import protect
 from blueprints.envelope import status_of
 from blueprints.limit_schemas import RateLimitsSchema
@@ -133,22 +133,12 @@ def adjust_credits(user_id):
     """Grant (positive) or remove (negative) credits with a reason, as POST /admin/users/<id>/credits."""
 
     def act(cur, user):
-        typed = {name: value for name in ("amount", "reason") if (value := forms.given(name)) is not None}
-        body = CreditAdjustmentSchema().load(typed)
-        amount, verb = body["amount"], "Grant" if body["amount"] > 0 else "Remove"
+        amount, reason, verb = forms.credit_adjustment()
         if not forms.confirmed():
-            summary = [
-                _user_line(user),
-                ("Change", f"{verb} ${format_money(abs(amount))}"),
-                ("Reason", body["reason"]),
-                ("Balance", f"${format_money(user['credits'])} → ${format_money(user['credits'] + amount)}"),
-            ]
-            if user["reserved_credits"]:  # a debit may not take the balance below what is held
-                summary.append(("Held for requests", f"${format_money(user['reserved_credits'])}"))
+            summary = forms.credit_summary(_user_line(user), amount, reason, user)
             return forms.ask(f"{verb} credits?", summary, verb, _user_page(user_id), danger=amount < 0)
-        balance = users.adjust_credits(cur, user_id, amount, body["reason"], g.user["actor"], g.request_id)
-        done_verb = "Granted" if amount > 0 else "Removed"
-        return _done(user_id, f"{done_verb} ${format_money(abs(amount))}; balance is now ${format_money(balance)}.")
+        balance = users.adjust_credits(cur, user_id, amount, reason, g.user["actor"], g.request_id)
+        return _done(user_id, forms.credits_done(amount, balance))
 
     return _acting(user_id, act)
 
