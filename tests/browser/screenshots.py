@@ -36,6 +36,10 @@ PAGES = [
     ("overview", "/dashboard/"),
     ("users", "/dashboard/users"),
     ("user", "/dashboard/users/{carol}"),
+    ("orgs", "/dashboard/orgs"),
+    ("org", "/dashboard/orgs/{acme}"),
+    ("requests", "/dashboard/requests"),
+    ("request", "/dashboard/requests/report-0"),
     ("audit", "/dashboard/audit"),
     ("security", "/dashboard/audit?view=security"),
     ("models", "/dashboard/models"),
@@ -114,9 +118,17 @@ def seed(gateway, database_url, admin_key):
     )
     limits = {"user_id": ids["carol"], "rate_limits": {"requests_per_minute": 2000, "tokens_per_minute": 8000000}}
     _api(gateway, "POST", "/admin/limit", admin_key, json=limits)
+    org = _api(gateway, "POST", "/admin/orgs", admin_key, json={"name": "Acme", "plan": "team", "credits": "1000"})
+    ids["acme"] = org["id"]
+    for name, role, budget in (("alice", "owner", None), ("bob", "member", "50")):
+        member = {"user_id": ids[name], "role": role, **({"budget": budget} if budget else {})}
+        _api(gateway, "POST", f"/admin/orgs/{org['id']}/members", admin_key, json=member)
+    org_key = _api(gateway, "POST", "/user/api-keys", keys["bob@acme.io"], json={"name": "acme", "org_id": org["id"]})
     for index in range(12):
         body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": f"summarise report {index}"}]}
-        _api(gateway, "POST", "/v1/chat/completions", keys["bob@acme.io"], json=body)
+        key = org_key["api_key"] if index % 3 == 0 else keys["bob@acme.io"]
+        headers = {"Authorization": f"Bearer {key}", "X-Request-ID": f"report-{index}"}
+        requests.post(f"{gateway.url}/v1/chat/completions", json=body, headers=headers, timeout=30).raise_for_status()
     for _ in range(3):
         requests.get(f"{gateway.url}/user/balance", headers={"Authorization": "Bearer gw_live_guess"}, timeout=10)
     conn = psycopg2.connect(database_url)
