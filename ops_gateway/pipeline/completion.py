@@ -13,7 +13,9 @@ quotas, token and request windows), 404 unknown model, 402 credits, 503 upstream
 refusal after the hold gives it back, and upstream failures cost nothing. A body up to 64 KiB is
 read before the key so the hold can ride on the key lookup (``blueprints/body_screen``). No
 database connection is held while upstream answers. Fallback models: held for the dearest,
-billed for the one that answered (``routing``).
+billed for the one that answered (``routing``). A request the response cache answers skips
+upstream and is charged its factor of the original (``response_cache``); its trace spans and
+logged payloads come from ``telemetry``.
 """
 
 import json
@@ -186,6 +188,7 @@ class Completion(Settling):
         iterator of server-sent events, which settles when it ends (a cache hit: at once)."""
         if self.cache_hit:
             self._settle_cache_hit()
+            self._log_payloads(self.cache.entry["body"])
             return response_cache.replay(self.cache.entry)
         payload = self.endpoint.payload(self.body, stream=True, output_limit=self.worst_case.output_limit)
         self.upstream_started = time.perf_counter()

@@ -100,3 +100,16 @@ def test_the_retention_job_deletes_old_payloads(client, upstream, sql):
     job = client.post("/admin/jobs/retention/run", headers=ADMIN)
     assert job.status_code == 200, job.get_json()
     assert detail(client, "old")["payloads"] is None and detail(client, "new")["payloads"] is not None
+
+
+def test_a_cache_hits_replay_is_logged_too(client, upstream, sql):
+    user, key = create_user(client, credits="1.00", plan="team")
+    client.patch(f"/admin/users/{user['id']}", json={"log_payloads": True}, headers=ADMIN)
+    events = sse(chunk("Hel"), chunk("lo"), chunk(usage={"prompt_tokens": 10, "completion_tokens": 2}), "[DONE]")
+    upstream.post(f"{UPSTREAM}/chat/completions", text=events, headers=SSE)
+    body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    for request_id in ("first", "replayed"):
+        headers = {**bearer(key), "X-Request-ID": request_id, "X-Gateway-Cache-TTL": "60"}
+        client.post("/v1/chat/completions", json=body, headers=headers).get_data()
+    assert detail(client, "replayed")["cache_hit"] is True
+    assert detail(client, "replayed")["payloads"]["response"] == detail(client, "first")["payloads"]["response"]
