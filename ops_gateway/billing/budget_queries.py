@@ -49,6 +49,7 @@ def _prefixed_figures(alias, prefix):
 
 
 # Both rows locked, the user's first (the settlement's order too), with what the hold checks.
+# (Inside ``_HOLD``: FOR UPDATE in its first CTE.)
 _LOCK_FOR_HOLD = f"""
 SELECT u.credits, u.reserved_credits, {_prefixed_figures("u", "user_")}, {_prefixed_figures("k", "key_")}
 FROM users u JOIN api_keys k ON k.id = %(api_key_id)s AND k.user_id = u.id
@@ -72,12 +73,19 @@ FOR UPDATE OF o, m, k
 def _hold_on(table, alias, where, balance=""):
     """An UPDATE adding the hold to a locked row's budget_reserved when it has a cap (rolling a
     past period's spend to 0) and making the ``balance`` assignments (the hold on the balance it
-    is drawn from); it returns whether the row had a cap."""
+    is drawn from), when the hold fits (``ok``); it returns whether the row had a cap."""
     return f"""UPDATE {table} {alias}
     SET {balance}
         budget_reserved = {alias}.budget_reserved + CASE WHEN {alias}.budget IS NULL THEN 0 ELSE %(amount)s END,
         {charge_columns(alias, "0")}
-    WHERE {where} RETURNING {alias}.budget IS NOT NULL AS budgeted"""
+    WHERE {where} AND EXISTS (SELECT FROM ok) RETURNING {alias}.budget IS NOT NULL AS budgeted"""
+
+
+def _fits(scopes):
+    """SQL: the locked figures ``f`` have room for %(amount)s on the balance and under each cap of ``scopes``."""
+    room = "f.{s}_budget IS NULL OR f.{s}_budget_spent + f.{s}_budget_reserved + %(amount)s <= f.{s}_budget"
+    caps = " AND ".join(f"({room.format(s=scope)})" for scope in scopes)
+    return f"f.credits - f.reserved_credits >= %(amount)s AND {caps}"
 
 
 _HOLD_BALANCE = "reserved_credits = {a}.reserved_credits + %(amount)s,"
@@ -86,40 +94,46 @@ _HOLD_ROW = """INSERT INTO credit_holds (user_id, api_key_id, request_id, amount
     key_budgeted, org_budgeted, member_budgeted)
 SELECT %(user_id)s, %(api_key_id)s, %(request_id)s, %(amount)s, now() + make_interval(secs => %(hold_seconds)s),
        %(org_id)s, {user}, (SELECT budgeted FROM key_hold), {org}, {member}
-WHERE %(amount)s > 0
+WHERE %(amount)s > 0 AND EXISTS (SELECT FROM ok)
 RETURNING id"""
 
-# With the rows locked: take the hold on the balance and on each budget that is set, and write
-# the hold's row.
+
+def _hold_statement(lock, scopes, holds, hold_row):
+    """One statement: lock the rows, check the hold fits them all, take it on each and write its row.
+
+    One statement, so the rows stay locked for its run and its commit only (a transaction around a
+    lock, a check in Python and an update kept every other request of an org waiting for the
+    round trips between them, and for the worker to be scheduled again under load).
+    """
+    return f"""WITH f AS ({lock}), ok AS (SELECT FROM f WHERE {_fits(scopes)}), {holds}, hold_row AS ({hold_row})
+SELECT f.*, EXISTS (SELECT FROM ok) AS held, (SELECT id FROM hold_row) AS hold_id FROM f"""
+
+
 _USER_BALANCE_HOLD = _HOLD_BALANCE.format(a="u") + " reserved_at = now(),"
-_TAKE_HOLD = f"""
-WITH user_hold AS ({_hold_on("users", "u", "u.id = %(user_id)s", _USER_BALANCE_HOLD)}),
-key_hold AS ({_KEY_HOLD})
-{_HOLD_ROW.format(user="(SELECT budgeted FROM user_hold)", org="false", member="false")}
-"""
-
-_TAKE_ORG_HOLD = f"""
-WITH org_hold AS ({_hold_on("organizations", "o", "o.id = %(org_id)s", _HOLD_BALANCE.format(a="o"))}),
+_HOLD = _hold_statement(
+    _LOCK_FOR_HOLD,
+    ("user", "key"),
+    f"""user_hold AS ({_hold_on("users", "u", "u.id = %(user_id)s", _USER_BALANCE_HOLD)}),
+key_hold AS ({_KEY_HOLD})""",
+    _HOLD_ROW.format(user="(SELECT budgeted FROM user_hold)", org="false", member="false"),
+)
+_ORG_HOLD = _hold_statement(
+    _LOCK_FOR_ORG_HOLD,
+    ("org", "member", "key"),
+    f"""org_hold AS ({_hold_on("organizations", "o", "o.id = %(org_id)s", _HOLD_BALANCE.format(a="o"))}),
 member_hold AS ({_hold_on("org_members", "m", "m.org_id = %(org_id)s AND m.user_id = %(user_id)s")}),
-key_hold AS ({_KEY_HOLD})
-{_HOLD_ROW.format(user="false", org="(SELECT budgeted FROM org_hold)", member="(SELECT budgeted FROM member_hold)")}
-"""
+key_hold AS ({_KEY_HOLD})""",
+    _HOLD_ROW.format(user="false", org="(SELECT budgeted FROM org_hold)", member="(SELECT budgeted FROM member_hold)"),
+)
 
 
-def lock_for_hold(cur, user_id, api_key_id, org_id=None):
-    """Lock the rows a hold touches: the user's and the key's (an org key: the org's, the member's
-    and the key's); the balance and each cap's current figures, or None (no longer a member)."""
-    params = {"user_id": user_id, "api_key_id": api_key_id, "org_id": org_id}
-    cur.execute(_LOCK_FOR_HOLD if org_id is None else _LOCK_FOR_ORG_HOLD, params)
+def hold(cur, params):
+    """Hold ``amount`` on a capped key's rows in one statement (params: user_id, api_key_id, org_id,
+    request_id, amount, hold_seconds): the balance and each cap's figures as they were locked,
+    ``held`` (it fitted them all) and ``hold_id`` (None for a zero hold); None when the key's
+    user is no longer a member of its org."""
+    cur.execute(_HOLD if params["org_id"] is None else _ORG_HOLD, params)
     return cur.fetchone()
-
-
-def take_hold(cur, params):
-    """Hold ``amount`` on the locked rows (params: user_id, api_key_id, org_id, request_id, amount,
-    hold_seconds); the hold's id, or None for a zero hold (nothing to give back)."""
-    cur.execute(_TAKE_HOLD if params["org_id"] is None else _TAKE_ORG_HOLD, params)
-    row = cur.fetchone()
-    return row["id"] if row else None
 
 
 def figures(cur, scope, owner_id):

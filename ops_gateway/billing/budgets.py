@@ -31,14 +31,24 @@ ORG_SCOPES = ("org", "member", "key")  # an org key's
 
 
 def hold(cur, principal, amount, request_id, hold_seconds):
-    """Hold ``amount`` for a caller with a cap or an org key, in the caller's transaction; (held, hold_id).
+    """Hold ``amount`` for a caller with a cap or an org key, in one statement on ``cur``; (held, hold_id).
 
     Not held (False) when the balance cannot cover it (or the key's user left its org); 402
     ``budget_exceeded`` when a cap cannot.
     """
     org_id = principal.get("org_id")
-    row = budget_queries.lock_for_hold(cur, principal["user_id"], principal["api_key_id"], org_id)
-    if row is None or row["credits"] - row["reserved_credits"] < amount:
+    params = {
+        "user_id": principal["user_id"],
+        "api_key_id": principal["api_key_id"],
+        "org_id": org_id,
+        "request_id": request_id,
+        "amount": amount,
+        "hold_seconds": hold_seconds,
+    }
+    row = budget_queries.hold(cur, params)
+    if row is None or row["held"]:
+        return bool(row), row and row["hold_id"]
+    if row["credits"] - row["reserved_credits"] < amount:
         return False, None
     for scope in SCOPES if org_id is None else ORG_SCOPES:
         prefix = f"{scope}_"
@@ -56,22 +66,15 @@ def hold(cur, principal, amount, request_id, hold_seconds):
                 "resets_at": resets_at.isoformat() if resets_at else None,
             }
             raise PaymentRequired(f"this request could exceed the {scope}'s budget", details, code="budget_exceeded")
-    params = {
-        "user_id": principal["user_id"],
-        "api_key_id": principal["api_key_id"],
-        "org_id": org_id,
-        "request_id": request_id,
-        "amount": amount,
-        "hold_seconds": hold_seconds,
-    }
-    return True, budget_queries.take_hold(cur, params)
+    return False, None
 
 
 def hold_for_request(principal, amount, request_id):
-    """``hold`` in its own transaction for a request's lifetime: (held, hold_id, the cap's 402 or None)."""
+    """``hold`` as a statement of its own (it commits by itself: the rows' locks last that long) for a
+    request's lifetime: (held, hold_id, the cap's 402 or None)."""
     lifetime = credits.hold_lifetime_seconds(current_app.config)
     try:
-        with db.transaction() as cur:
+        with db.statement() as cur:
             held, hold_id = hold(cur, principal, amount, request_id, lifetime)
     except PaymentRequired as refusal:
         return False, None, refusal

@@ -46,7 +46,8 @@ def insert_ledger_row(cur, owner_id, amount, balance_after, kind, reason, actor,
 
 # Give deleted holds (``gone``: user_id, api_key_id, org_id, amount and which budgets each took
 # from) back to the balances they were held on (a user's, or an org key's org's) and to the
-# budgets they counted against.
+# budgets they counted against; the members' and keys' rows after the balances' (``balances_first``),
+# the order every hold and settlement locks them in.
 _GIVE_BACK = """
 freed AS (
     SELECT user_id, sum(amount) AS amount, coalesce(sum(amount) FILTER (WHERE user_budgeted), 0) AS budgeted
@@ -61,17 +62,19 @@ freed AS (
 ), org_released AS (
     UPDATE organizations o SET reserved_credits = GREATEST(o.reserved_credits - f.amount, 0),
            budget_reserved = GREATEST(o.budget_reserved - f.budgeted, 0)
-    FROM org_freed f WHERE o.id = f.org_id
+    FROM org_freed f WHERE o.id = f.org_id RETURNING o.id
+), balances_first AS (
+    SELECT (SELECT count(*) FROM released) + (SELECT count(*) FROM org_released) AS balances
 ), member_freed AS (
     SELECT org_id, user_id, sum(amount) AS amount FROM gone WHERE member_budgeted GROUP BY org_id, user_id
 ), member_released AS (
     UPDATE org_members m SET budget_reserved = GREATEST(m.budget_reserved - f.amount, 0)
-    FROM member_freed f WHERE m.org_id = f.org_id AND m.user_id = f.user_id
+    FROM member_freed f, balances_first WHERE m.org_id = f.org_id AND m.user_id = f.user_id
 ), key_freed AS (
     SELECT api_key_id, sum(amount) AS amount FROM gone WHERE key_budgeted GROUP BY api_key_id
 ), key_released AS (
     UPDATE api_keys k SET budget_reserved = GREATEST(k.budget_reserved - f.amount, 0)
-    FROM key_freed f WHERE k.id = f.api_key_id
+    FROM key_freed f, balances_first WHERE k.id = f.api_key_id
 )"""
 _GONE = "RETURNING user_id, api_key_id, org_id, amount, user_budgeted, key_budgeted, org_budgeted, member_budgeted"
 
@@ -122,7 +125,9 @@ _BUDGET_FIGURES = """CASE WHEN {alias}.budget IS NOT NULL THEN json_build_object
 # hold, and the hold is never negative). Then write the ledger row when anything was charged.
 # A personal key's request is charged to its user (``user_charge``), an org key's to its org
 # (``org_charge``) and its member's org budget; ``charge`` yields (charged, balance, user_budget,
-# org_budget) from the one that ran, ``key_charge`` and ``member_charge`` their budgets.
+# org_budget) from the one that ran, ``key_charge`` and ``member_charge`` their budgets. The member's
+# and the key's rows are updated only after ``charge`` (so after the user's or org's row): the
+# order a capped hold locks them in (``budget_queries``), so the two never wait on each other.
 _CHARGE = f"""
 held AS (
     DELETE FROM credit_holds WHERE id = %(hold_id)s AND EXISTS (SELECT FROM settled)
@@ -149,12 +154,12 @@ held AS (
     UPDATE org_members m SET budget_reserved = GREATEST(m.budget_reserved - {_BUDGETED_HOLD.format(scope="member")}, 0),
            {budget_queries.charge_columns("m", "%(cost)s")}
     WHERE m.org_id = %(org_id)s AND m.user_id = %(user_id)s AND (m.budget IS NOT NULL OR m.budget_reserved > 0)
-      AND EXISTS (SELECT FROM settled)
+      AND EXISTS (SELECT FROM charge)
     RETURNING {_BUDGET_FIGURES.format(scope="member", alias="m")}
 ), key_charge AS (
     UPDATE api_keys k SET budget_reserved = GREATEST(k.budget_reserved - {_BUDGETED_HOLD.format(scope="key")}, 0),
            {budget_queries.charge_columns("k", "%(cost)s")}
-    WHERE k.id = %(api_key_id)s AND (k.budget IS NOT NULL OR k.budget_reserved > 0) AND EXISTS (SELECT FROM settled)
+    WHERE k.id = %(api_key_id)s AND (k.budget IS NOT NULL OR k.budget_reserved > 0) AND EXISTS (SELECT FROM charge)
     RETURNING {_BUDGET_FIGURES.format(scope="key", alias="k")}
 ), ledger AS (
     INSERT INTO credit_transactions (user_id, org_id, amount, balance_after, kind, reason, actor, request_id,

@@ -42,9 +42,10 @@ WITH done AS (
 ), member_charge AS (
     UPDATE org_members mb SET {budget_queries.charge_columns("mb", "m.delta")}
     FROM moved m WHERE mb.org_id = m.org_id AND mb.user_id = m.user_id AND mb.budget IS NOT NULL
+      AND EXISTS (SELECT FROM charge)  -- after the balance's row, the order holds lock them in
 ), key_charge AS (
     UPDATE api_keys k SET {budget_queries.charge_columns("k", "m.delta")}
-    FROM moved m WHERE k.id = m.api_key_id AND k.budget IS NOT NULL
+    FROM moved m WHERE k.id = m.api_key_id AND k.budget IS NOT NULL AND EXISTS (SELECT FROM charge)
 ), ledger AS (
     INSERT INTO credit_transactions (user_id, org_id, amount, balance_after, kind, reason, actor, request_id,
         settlement_id)
