@@ -36,22 +36,26 @@ def charge_columns(alias, cost):
            budget_period_start = CASE WHEN {alias}.budget IS NULL THEN {alias}.budget_period_start ELSE {current} END"""
 
 
-def _figures(alias):
-    return f"""{alias}.budget, {alias}.budget_period, {alias}.budget_alert_thresholds, {alias}.budget_reserved,
-       {spent_now(alias)} AS budget_spent, budget_period_end({alias}.budget_period, now()) AS budget_resets_at,
-       budget_period_start({alias}.budget_period, now()) AS budget_current_start, {alias}.budget_alerted"""
-
-
-def _prefixed_figures(alias, prefix):
-    return f"""{alias}.budget AS {prefix}budget, {alias}.budget_period AS {prefix}budget_period,
-       {alias}.budget_reserved AS {prefix}budget_reserved, {spent_now(alias)} AS {prefix}budget_spent,
-       budget_period_end({alias}.budget_period, now()) AS {prefix}budget_resets_at"""
+def _figures(alias, prefix=""):
+    """A cap's figures this period from ``alias``'s row, each column named with ``prefix`` (a hold's
+    locked rows name each scope's figures apart: ``user_budget``, ``key_budget``...)."""
+    columns = {
+        "budget": f"{alias}.budget",
+        "budget_period": f"{alias}.budget_period",
+        "budget_alert_thresholds": f"{alias}.budget_alert_thresholds",
+        "budget_reserved": f"{alias}.budget_reserved",
+        "budget_spent": spent_now(alias),
+        "budget_resets_at": f"budget_period_end({alias}.budget_period, now())",
+        "budget_current_start": f"budget_period_start({alias}.budget_period, now())",
+        "budget_alerted": f"{alias}.budget_alerted",
+    }
+    return ",\n       ".join(f"{sql} AS {prefix}{name}" for name, sql in columns.items())
 
 
 # Both rows locked, the user's first (the settlement's order too), with what the hold checks.
 # (Inside ``_HOLD``: FOR UPDATE in its first CTE.)
 _LOCK_FOR_HOLD = f"""
-SELECT u.credits, u.reserved_credits, {_prefixed_figures("u", "user_")}, {_prefixed_figures("k", "key_")}
+SELECT u.credits, u.reserved_credits, {_figures("u", "user_")}, {_figures("k", "key_")}
 FROM users u JOIN api_keys k ON k.id = %(api_key_id)s AND k.user_id = u.id
 WHERE u.id = %(user_id)s
 FOR UPDATE OF u, k
@@ -60,8 +64,8 @@ FOR UPDATE OF u, k
 # An org key's three rows locked, the org's first: the org's balance and cap, the member's org
 # cap and the key's. No row when the key's user is no longer a member.
 _LOCK_FOR_ORG_HOLD = f"""
-SELECT o.credits, o.reserved_credits, {_prefixed_figures("o", "org_")}, {_prefixed_figures("m", "member_")},
-       {_prefixed_figures("k", "key_")}
+SELECT o.credits, o.reserved_credits, {_figures("o", "org_")}, {_figures("m", "member_")},
+       {_figures("k", "key_")}
 FROM organizations o
 JOIN org_members m ON m.org_id = o.id AND m.user_id = %(user_id)s
 JOIN api_keys k ON k.id = %(api_key_id)s AND k.org_id = o.id

@@ -9,7 +9,7 @@ round trip, and its parts commit or fail together even outside an explicit trans
 from ops_gateway.billing import budget_queries
 from ops_gateway.core import db
 
-BALANCE_OWNERS = {"user": "users", "org": "organizations"}  # whose balance: the table it lives in
+BALANCE_OWNERS = {scope: budget_queries.OWNERS[scope] for scope in ("user", "org")}  # who has a balance
 
 
 def add_credits(cur, owner_id, amount, owner="user"):
@@ -48,23 +48,25 @@ def insert_ledger_row(cur, owner_id, amount, balance_after, kind, reason, actor,
 # from) back to the balances they were held on (a user's, or an org key's org's) and to the
 # budgets they counted against; the members' and keys' rows after the balances' (``balances_first``),
 # the order every hold and settlement locks them in.
-_GIVE_BACK = """
-freed AS (
-    SELECT user_id, sum(amount) AS amount, coalesce(sum(amount) FILTER (WHERE user_budgeted), 0) AS budgeted
-    FROM gone WHERE org_id IS NULL GROUP BY user_id
-), released AS (
-    UPDATE users u SET reserved_credits = GREATEST(u.reserved_credits - f.amount, 0),
-           budget_reserved = GREATEST(u.budget_reserved - f.budgeted, 0)
-    FROM freed f WHERE u.id = f.user_id RETURNING u.id
-), org_freed AS (
-    SELECT org_id, sum(amount) AS amount, coalesce(sum(amount) FILTER (WHERE org_budgeted), 0) AS budgeted
-    FROM gone WHERE org_id IS NOT NULL GROUP BY org_id
-), org_released AS (
-    UPDATE organizations o SET reserved_credits = GREATEST(o.reserved_credits - f.amount, 0),
-           budget_reserved = GREATEST(o.budget_reserved - f.budgeted, 0)
-    FROM org_freed f WHERE o.id = f.org_id RETURNING o.id
-), balances_first AS (
-    SELECT (SELECT count(*) FROM released) + (SELECT count(*) FROM org_released) AS balances
+def _give_back_balance(scope, alias, column, gone_filter):
+    """The CTEs freeing ``scope``'s balance rows (users or orgs) of the deleted holds ``gone_filter``
+    selects: ``{scope}_freed`` per owner, then ``{scope}_released`` (returning the owners' ids)."""
+    table = budget_queries.OWNERS[scope]
+    return f"""{scope}_freed AS (
+    SELECT {column} AS owner_id, sum(amount) AS amount,
+           coalesce(sum(amount) FILTER (WHERE {scope}_budgeted), 0) AS budgeted
+    FROM gone WHERE {gone_filter} GROUP BY {column}
+), {scope}_released AS (
+    UPDATE {table} {alias} SET reserved_credits = GREATEST({alias}.reserved_credits - f.amount, 0),
+           budget_reserved = GREATEST({alias}.budget_reserved - f.budgeted, 0)
+    FROM {scope}_freed f WHERE {alias}.id = f.owner_id RETURNING {alias}.id
+)"""
+
+
+_GIVE_BACK = f"""
+{_give_back_balance("user", "u", "user_id", "org_id IS NULL")},
+{_give_back_balance("org", "o", "org_id", "org_id IS NOT NULL")}, balances_first AS (
+    SELECT (SELECT count(*) FROM user_released) + (SELECT count(*) FROM org_released) AS balances
 ), member_freed AS (
     SELECT org_id, user_id, sum(amount) AS amount FROM gone WHERE member_budgeted GROUP BY org_id, user_id
 ), member_released AS (
@@ -82,7 +84,7 @@ _GONE = "RETURNING user_id, api_key_id, org_id, amount, user_budgeted, key_budge
 def release_hold(cur, hold_id):
     """Give back one request's hold without charging anything (it was refused before upstream)."""
     cur.execute(
-        f"WITH gone AS (DELETE FROM credit_holds WHERE id = %s {_GONE}), {_GIVE_BACK} SELECT count(*) FROM released",
+        f"WITH gone AS (DELETE FROM credit_holds WHERE id = %s {_GONE}), {_GIVE_BACK} SELECT 1",
         (hold_id,),
     )
 
@@ -103,7 +105,7 @@ def release_expired_holds(cur, lifetime_seconds):
       AND NOT EXISTS (SELECT FROM credit_holds h WHERE h.user_id = u.id) RETURNING u.id
 )
 SELECT (SELECT count(*) FROM gone) AS holds,
-       (SELECT count(*) FROM (SELECT id FROM released UNION SELECT id FROM unrowed) AS u) AS users""",
+       (SELECT count(*) FROM (SELECT id FROM user_released UNION SELECT id FROM unrowed) AS u) AS users""",
         (lifetime_seconds,),
     )
     return cur.fetchone()
@@ -117,6 +119,20 @@ _BUDGET_FIGURES = """CASE WHEN {alias}.budget IS NOT NULL THEN json_build_object
         'thresholds', {alias}.budget_alert_thresholds::text[], 'period', {alias}.budget_period,
         'period_start', {alias}.budget_period_start, 'resets_at', budget_period_end({alias}.budget_period, now()))
         END AS {scope}_budget"""
+
+
+def _balance_charge(scope, alias, where):
+    """An UPDATE of the balance row ``where`` selects (a user's or an org's) settling the request:
+    its hold released, ``cost`` charged to the balance and to its cap, and the cap's figures."""
+    return f"""
+    UPDATE {budget_queries.OWNERS[scope]} {alias}
+       SET reserved_credits = GREATEST({alias}.reserved_credits - coalesce((SELECT amount FROM held), 0), 0),
+           credits = {alias}.credits - %(cost)s, updated_at = now(),
+           budget_reserved = GREATEST({alias}.budget_reserved - {_BUDGETED_HOLD.format(scope=scope)}, 0),
+           {budget_queries.charge_columns(alias, "%(cost)s")}
+    WHERE {where} AND EXISTS (SELECT FROM settled)
+    RETURNING {alias}.credits AS balance, {_BUDGET_FIGURES.format(scope=scope, alias=alias)}"""
+
 
 # Release the request's own hold (by its id: a hold the scheduler already released is not given
 # back twice) and its part of any budget's holds, and charge the real cost (to budgets too),
@@ -132,21 +148,8 @@ _CHARGE = f"""
 held AS (
     DELETE FROM credit_holds WHERE id = %(hold_id)s AND EXISTS (SELECT FROM settled)
     RETURNING amount, user_budgeted, key_budgeted, org_budgeted, member_budgeted
-), user_charge AS (
-    UPDATE users u SET reserved_credits = GREATEST(u.reserved_credits - coalesce((SELECT amount FROM held), 0), 0),
-           credits = u.credits - %(cost)s, updated_at = now(),
-           budget_reserved = GREATEST(u.budget_reserved - {_BUDGETED_HOLD.format(scope="user")}, 0),
-           {budget_queries.charge_columns("u", "%(cost)s")}
-    WHERE u.id = %(user_id)s AND %(org_id)s::bigint IS NULL AND EXISTS (SELECT FROM settled)
-    RETURNING u.credits AS balance, {_BUDGET_FIGURES.format(scope="user", alias="u")}
-), org_charge AS (
-    UPDATE organizations o
-       SET reserved_credits = GREATEST(o.reserved_credits - coalesce((SELECT amount FROM held), 0), 0),
-           credits = o.credits - %(cost)s, updated_at = now(),
-           budget_reserved = GREATEST(o.budget_reserved - {_BUDGETED_HOLD.format(scope="org")}, 0),
-           {budget_queries.charge_columns("o", "%(cost)s")}
-    WHERE o.id = %(org_id)s AND EXISTS (SELECT FROM settled)
-    RETURNING o.credits AS balance, {_BUDGET_FIGURES.format(scope="org", alias="o")}
+), user_charge AS ({_balance_charge("user", "u", "u.id = %(user_id)s AND %(org_id)s::bigint IS NULL")}
+), org_charge AS ({_balance_charge("org", "o", "o.id = %(org_id)s")}
 ), charge AS (
     SELECT %(cost)s::numeric AS charged, balance, user_budget, NULL::json AS org_budget FROM user_charge
     UNION ALL SELECT %(cost)s::numeric, balance, NULL::json, org_budget FROM org_charge
