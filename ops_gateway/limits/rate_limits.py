@@ -112,11 +112,11 @@ def _run_script(name, keys, plan):
 def _run_gate(principal, ip, mode, limits, window_keys, slot=None):
     """The gate script's reply for one request: on a cluster the IP block is read first (another
     slot); a period's missing quota hash is seeded from Postgres and the gate run once more."""
-    user_id, now = windows.limit_subject(principal), datetime.now(UTC)
+    tenant, now = windows.tenant(principal), datetime.now(UTC)
     keys = [
-        INFLIGHT_KEY.format(user_tag=redis_store.user_tag(user_id)),
-        security.key_ips_key(user_id, principal["api_key_id"]),
-        *(period.key(user_id, now) for period in QUOTA_PERIODS),
+        INFLIGHT_KEY.format(user_tag=redis_store.user_tag(tenant)),
+        security.key_ips_key(tenant, principal["api_key_id"]),
+        *(period.key(tenant, now) for period in QUOTA_PERIODS),
         *(window_keys[w.name] for w in TOKEN_WINDOWS),
         *(window_keys[w.name] for w in REQUEST_WINDOWS),
     ]
@@ -209,13 +209,13 @@ def charge_tokens(admission, tokens):
     if admission.skipped:
         return
     principal = admission.principal
-    user_id, now = windows.limit_subject(principal), datetime.now(UTC)
+    tenant, now = windows.tenant(principal), datetime.now(UTC)
     limits, window_keys = window_status.user_windows(principal)
     slot, admission.slot = admission.slot, None
     keys = [
         *(window_keys[w.name] for w in TOKEN_WINDOWS),
-        *(period.key(user_id, now) for period in QUOTA_PERIODS),
-        INFLIGHT_KEY.format(user_tag=redis_store.user_tag(user_id)),
+        *(period.key(tenant, now) for period in QUOTA_PERIODS),
+        INFLIGHT_KEY.format(user_tag=redis_store.user_tag(tenant)),
         *(window_keys[w.name] for w in WINDOWS),
     ]
     plan = {
@@ -239,7 +239,7 @@ def release_slot(admission):
     slot, admission.slot = admission.slot, None
     if slot is None:
         return
-    user_tag = redis_store.user_tag(windows.limit_subject(admission.principal))
+    user_tag = redis_store.user_tag(windows.tenant(admission.principal))
     try:
         redis_store.get_redis().zrem(INFLIGHT_KEY.format(user_tag=user_tag), slot)
     except redis.RedisError:

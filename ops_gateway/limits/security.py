@@ -109,7 +109,7 @@ def note_key_ip(principal, ip):
     """Record a security event the first time a key is used from an IP it has not used before."""
     try:
         cache = redis_store.get_redis()
-        cache_key = key_ips_key(windows.limit_subject(principal), principal["api_key_id"])
+        cache_key = key_ips_key(windows.tenant(principal), principal["api_key_id"])
         if not cache.sadd(cache_key, ip):
             return
         cache.expire(cache_key, KEY_IPS_TTL_SECONDS)

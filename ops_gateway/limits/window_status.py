@@ -16,7 +16,7 @@ def user_windows(principal):
     """(effective limits, {window: Redis key}) of the authenticated caller's windows."""
     limits, _ = plans.effective_limits(principal)
     prefix = security.window_limiter().storage.key_prefix
-    return limits, windows.window_keys(prefix, windows.limit_subject(principal), tuple(limits[f] for f in LIMIT_FIELDS))
+    return limits, windows.window_keys(prefix, windows.tenant(principal), tuple(limits[f] for f in LIMIT_FIELDS))
 
 
 def window_status(principal):

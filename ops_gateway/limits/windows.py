@@ -185,9 +185,10 @@ QUOTAS = (
 QUOTA_FIELDS = tuple(q.name for q in QUOTAS)
 
 
-def limit_subject(principal):
-    """Whose windows, quotas and concurrency a request counts against: an org key's org (its
-    members' org keys share them, at the org's plan), else the key's user."""
+def tenant(principal):
+    """Whose request it is: an org key's org (its members' org keys share it), else the key's
+    user. Its windows, quotas and concurrency count against the tenant (at the org's plan), and
+    its response-cache entries answer only the tenant."""
     org_id = principal.get("org_id")
     return f"org{org_id}" if org_id else principal["user_id"]
 

@@ -157,9 +157,7 @@ class Completion(Settling):
     def complete(self):
         """Call upstream without streaming (or answer from the cache), settle, and return the JSON."""
         if self.cache_hit:
-            self._settle_cache_hit()
-            self._log_payloads(self.cache.entry["body"])
-            return json.loads(self.cache.entry["body"])
+            return json.loads(self._answer_from_cache())
         payload = self.endpoint.payload(self.body, stream=False, output_limit=self.worst_case.output_limit)
         self.upstream_started = time.perf_counter()
         try:
@@ -187,9 +185,7 @@ class Completion(Settling):
         """Start a streaming call (its errors surface here, before any byte is sent); return the
         iterator of server-sent events, which settles when it ends (a cache hit: at once)."""
         if self.cache_hit:
-            self._settle_cache_hit()
-            self._log_payloads(self.cache.entry["body"])
-            return response_cache.replay(self.cache.entry)
+            return response_cache.replay(self._answer_from_cache())
         payload = self.endpoint.payload(self.body, stream=True, output_limit=self.worst_case.output_limit)
         self.upstream_started = time.perf_counter()
         try:

@@ -22,6 +22,7 @@ import redis
 
 from ops_gateway.core import redis_store
 from ops_gateway.core.errors import BadRequest
+from ops_gateway.limits import windows
 from ops_gateway.telemetry import metrics
 
 logger = logging.getLogger("ops_gateway.pipeline")
@@ -57,7 +58,7 @@ def requested_ttl(header, max_ttl):
 
 
 def _key(principal, endpoint, body):
-    tenant = f"org{principal['org_id']}" if principal.get("org_id") else f"user{principal['user_id']}"
+    tenant = windows.tenant(principal)
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return f"gw:cache:{tenant}:{endpoint.name}:{hashlib.sha256(canonical.encode()).hexdigest()}"
 
@@ -107,7 +108,7 @@ def hit_cost(entry, factor):
     return round(Decimal(entry["cost"]) * factor, 10)
 
 
-def replay(entry):
-    """A cached stream's events, one at a time, as they were sent."""
-    for event in entry["body"].split("\n\n")[:-1]:
+def replay(body):
+    """A cached stream's events (its ``body``), one at a time, as they were sent."""
+    for event in body.split("\n\n")[:-1]:
         yield f"{event}\n\n"

@@ -30,12 +30,15 @@ class Settling:
         cost, generation_id = pricing.reported_cost(usage), progress.generation_id
         self._settle(status, prompt, completion, 200, upstream_cost=cost, generation_id=generation_id)
 
-    def _settle_cache_hit(self):
-        """Charge a cache hit CACHE_HIT_PRICE_FACTOR times its original, at the original's tokens and model."""
+    def _answer_from_cache(self):
+        """Settle a cache hit at CACHE_HIT_PRICE_FACTOR times its original (the original's tokens and
+        model), log its payloads, and return the cached answer's text."""
         entry = self.cache.entry
         self.model = routing.billed_model(self.models, entry["model"])
         cost = response_cache.hit_cost(entry, current_app.config["CACHE_HIT_PRICE_FACTOR"])
         self._settle("success", entry["prompt_tokens"], entry["completion_tokens"], hit_cost=cost)
+        self._log_payloads(entry["body"])
+        return entry["body"]
 
     def _keep_in_cache(self, body_text, prompt_tokens, completion_tokens):
         """After a whole, successful answer from upstream: keep it when the caller asked for the cache."""
@@ -138,7 +141,8 @@ class Settling:
         budgets.announce(principal, self.facts.request_id, settled_budgets)
         self.charged, self.balance = charged, balance
         self.latency_ms, self.upstream_latency_ms = latency_ms, upstream_latency_ms
-        tracing.annotate(self.facts.span, _span_attributes(finished, self.endpoint.operation, charged))
+        if self.facts.span is not None:  # the attributes are built only for a span that is exported
+            tracing.annotate(self.facts.span, _span_attributes(finished, self.endpoint.operation, charged))
         self.succeeded = status == "success"
         self.billed_tokens = (prompt_tokens, completion_tokens)
 

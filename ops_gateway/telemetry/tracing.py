@@ -63,9 +63,9 @@ def finish_request(span, status_code):
 
 
 def annotate(span, attributes):
-    """Add attributes (None values left out) to a span, if there is one."""
-    if span is not None:
-        span.set_attributes({name: value for name, value in attributes.items() if value is not None})
+    """Add attributes (None values left out) to a request's span (callers skip a None span, so they
+    build no attributes when tracing is off)."""
+    span.set_attributes({name: value for name, value in attributes.items() if value is not None})
 
 
 @contextmanager
