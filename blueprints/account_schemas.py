@@ -1,4 +1,4 @@
-"""Request and response schemas for users, API keys, balances and audit logs."""
+"""Request and response schemas for users, API keys, balances and credits."""
 
 import ipaddress
 
@@ -106,21 +106,31 @@ class UpdateUserSchema(ma.Schema.from_dict(budget_fields())):
     log_payloads = payload_logging("user")
 
 
-class UserListArgsSchema(ma.Schema):
-    """Filters and page of GET /admin/users."""
+class NumberedPageArgsSchema(ma.Schema):
+    """The status filter and numbered page of an admin listing (users, orgs)."""
 
-    email = ma.fields.String(metadata={"description": "case-insensitive substring"})
     status = ma.fields.String(validate=ma.validate.OneOf(["active", "suspended"]))
     page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1))
     page_size = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=500))
 
 
-class UserListSchema(ma.Schema):
-    """A page of users."""
+class NumberedPageSchema(ma.Schema):
+    """Where a numbered page of an admin listing is: how many match, this page's number and size."""
 
     total = ma.fields.Integer()
     page = ma.fields.Integer()
     page_size = ma.fields.Integer()
+
+
+class UserListArgsSchema(NumberedPageArgsSchema):
+    """Filters and page of GET /admin/users."""
+
+    email = ma.fields.String(metadata={"description": "case-insensitive substring"})
+
+
+class UserListSchema(NumberedPageSchema):
+    """A page of users."""
+
     users = ma.fields.List(ma.fields.Nested(UserSchema))
 
 
@@ -266,46 +276,3 @@ class CreditAdjustmentResultSchema(ma.Schema):
     amount = Money()
     credits = Money()
     reason = ma.fields.String()
-
-
-class AuditLogSchema(ma.Schema):
-    """One audit row (never key material beyond a masked prefix)."""
-
-    id = ma.fields.Integer()
-    user_id = ma.fields.Integer(allow_none=True)
-    api_key_id = ma.fields.Integer(allow_none=True)
-    action = ma.fields.String()
-    actor = ma.fields.String()
-    ip = ma.fields.String(allow_none=True)
-    user_agent = ma.fields.String(allow_none=True)
-    request_id = ma.fields.String(allow_none=True)
-    details = ma.fields.Dict()
-    created_at = Timestamp()
-
-
-class AuditLogArgsSchema(ma.Schema):
-    """Filters of the audit-log endpoints (dates: ISO 8601 with Z or an offset)."""
-
-    key_id = ma.fields.Integer()
-    action = ma.fields.String()
-    start_date = ma.fields.String(metadata={"format": "date-time"})
-    end_date = ma.fields.String(metadata={"format": "date-time"})
-    limit = ma.fields.Integer(load_default=100, validate=ma.validate.Range(min=1, max=1000))
-    cursor = ma.fields.String(metadata={"description": "next_cursor from the previous page"})
-
-
-class AdminAuditLogArgsSchema(AuditLogArgsSchema):
-    """Admin filters: any user."""
-
-    user_id = ma.fields.Integer()
-
-
-class AuditLogPageSchema(ma.Schema):
-    """A newest-first page of audit rows."""
-
-    status = ma.fields.String()
-    total_logs = ma.fields.Integer(
-        metadata={"description": "exact number of entries matching the filters, on every page of the listing"}
-    )
-    logs = ma.fields.List(ma.fields.Nested(AuditLogSchema))
-    next_cursor = ma.fields.String(allow_none=True)

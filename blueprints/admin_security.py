@@ -6,9 +6,9 @@ from flask import Response
 from flask_smorest import Blueprint
 
 from blueprints import paging
+from blueprints.audit_schemas import AuditReportArgsSchema, SecurityEventArgsSchema, SecurityEventPageSchema
 from blueprints.docs import ADMIN_ERRORS, documents_errors
 from blueprints.guards import admin_only
-from blueprints.monitor_schemas import AuditReportArgsSchema, SecurityEventArgsSchema, SecurityEventPageSchema
 from blueprints.query_args import date_range, page_cursor
 from ops_gateway.core import db
 from ops_gateway.core.addresses import canonical_ip

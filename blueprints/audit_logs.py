@@ -4,7 +4,7 @@ from flask import g
 from flask_smorest import Blueprint
 
 from blueprints import paging
-from blueprints.account_schemas import AdminAuditLogArgsSchema, AuditLogArgsSchema, AuditLogPageSchema
+from blueprints.audit_schemas import AdminAuditLogArgsSchema, AuditLogArgsSchema, AuditLogPageSchema
 from blueprints.docs import ADMIN_ERRORS, USER_ERRORS, documents_errors
 from blueprints.guards import admin_only, require_scope, require_user
 from blueprints.query_args import date_range, page_cursor

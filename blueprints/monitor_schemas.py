@@ -1,11 +1,10 @@
-"""Schemas of /user/monitor, /admin/monitor, /admin/alerts, /admin/security-events and the audit report."""
+"""Schemas of /user/monitor, /admin/monitor and /admin/alerts."""
 
 import marshmallow as ma
 
 from blueprints.account_schemas import BudgetSchema
 from blueprints.fields import Money, Timestamp
 from blueprints.proxy_schemas import CacheInfoSchema
-from ops_gateway.limits import security
 from ops_gateway.limits.windows import LIMIT_FIELDS
 from ops_gateway.observability.spend_reports import ENDPOINTS
 
@@ -269,45 +268,3 @@ class AlertListSchema(ma.Schema):
     status = ma.fields.String()
     active = ma.fields.List(ma.fields.Nested(AlertSchema))
     recent = ma.fields.List(ma.fields.Nested(AlertSchema), metadata={"description": "newest first, any status"})
-
-
-class SecurityEventArgsSchema(ma.Schema):
-    """Filters of GET /admin/security-events (dates: ISO 8601 with Z or an offset)."""
-
-    type = ma.fields.String(metadata={"description": "one of " + ", ".join(security.EVENT_TYPES)})
-    user_id = ma.fields.Integer()
-    ip = ma.fields.IP()
-    start_date = ma.fields.String(metadata={"format": "date-time"})
-    end_date = ma.fields.String(metadata={"format": "date-time"})
-    limit = ma.fields.Integer(load_default=100, validate=ma.validate.Range(min=1, max=1000))
-    cursor = ma.fields.String(metadata={"description": "next_cursor from the previous page"})
-
-
-class SecurityEventSchema(ma.Schema):
-    """One security event; repeats within its dedupe window are folded into ``count``."""
-
-    id = ma.fields.Integer()
-    type = ma.fields.String()
-    user_id = ma.fields.Integer(allow_none=True)
-    api_key_id = ma.fields.Integer(allow_none=True)
-    ip = ma.fields.String(allow_none=True)
-    details = ma.fields.Dict()
-    count = ma.fields.Integer()
-    created_at = Timestamp()
-    last_seen_at = Timestamp()
-
-
-class SecurityEventPageSchema(ma.Schema):
-    """A newest-first page of security events."""
-
-    status = ma.fields.String()
-    events = ma.fields.List(ma.fields.Nested(SecurityEventSchema))
-    next_cursor = ma.fields.String(allow_none=True)
-
-
-class AuditReportArgsSchema(ma.Schema):
-    """Range and format of GET /admin/reports/audit."""
-
-    start_date = ma.fields.String(required=True, metadata={"format": "date-time"})
-    end_date = ma.fields.String(required=True, metadata={"format": "date-time"})
-    format = ma.fields.String(load_default="json", validate=ma.validate.OneOf(["json", "csv"]))
