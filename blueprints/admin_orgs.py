@@ -4,6 +4,7 @@ from flask import current_app, g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from blueprints import paging
 from blueprints.account_schemas import CreditAdjustmentSchema
 from blueprints.docs import ADMIN_ERRORS, documents_errors
 from blueprints.guards import admin_only
@@ -40,10 +41,8 @@ class Orgs(MethodView):
     @documents_errors(blp, *ADMIN_ERRORS, 422)
     def get(self, args):
         """List orgs, filtered by name substring and status, a page at a time."""
-        offset = (args["page"] - 1) * args["page_size"]
-        with db.transaction() as cur:
-            total, rows = orgs.list_orgs(cur, args.get("name"), args.get("status"), offset, args["page_size"])
-        return {"total": total, "page": args["page"], "page_size": args["page_size"], "orgs": rows}
+        name, status = args.get("name"), args.get("status")
+        return paging.numbered_page(args, "orgs", lambda cur, *page: orgs.list_orgs(cur, name, status, *page))
 
     @blp.arguments(CreateOrgSchema)
     @blp.response(201, OrgSchema)
@@ -81,8 +80,7 @@ class OrgById(MethodView):
 def adjust_credits(body, org_id):
     """Grant (positive) or remove (negative) org credits; one ledger row naming the org, never below what is held."""
     amount, reason = body["amount"], body["reason"]
-    with db.transaction() as cur:
-        orgs.get_org(cur, org_id)
+    with db.transaction() as cur:  # a missing org is the ledger's 404
         balance = orgs.adjust_credits(cur, org_id, amount, reason, g.user["actor"], g.request_id)
     return {"org_id": org_id, "amount": amount, "credits": balance, "reason": reason}
 

@@ -4,6 +4,7 @@ from flask import current_app, g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from blueprints import paging
 from blueprints.account_schemas import (
     CreateUserResponseSchema,
     CreateUserSchema,
@@ -37,10 +38,8 @@ class Users(MethodView):
     @documents_errors(blp, *ADMIN_ERRORS, 422)
     def get(self, args):
         """List users, filtered by email substring and status, a page at a time."""
-        offset = (args["page"] - 1) * args["page_size"]
-        with db.transaction() as cur:
-            total, rows = users.list_users(cur, args.get("email"), args.get("status"), offset, args["page_size"])
-        return {"total": total, "page": args["page"], "page_size": args["page_size"], "users": rows}
+        email, status = args.get("email"), args.get("status")
+        return paging.numbered_page(args, "users", lambda cur, *page: users.list_users(cur, email, status, *page))
 
     @blp.arguments(CreateUserSchema)
     @blp.response(201, CreateUserResponseSchema)

@@ -16,6 +16,8 @@ from blueprints.account_schemas import CreditAdjustmentSchema
 from blueprints.envelope import status_of
 from ops_gateway.billing import budgets
 from ops_gateway.billing.money import format_money
+from ops_gateway.core import db
+from ops_gateway.core.errors import GatewayError
 
 BUDGET_FORM_FIELDS = (*budgets.FIELDS, "allowed_models")
 _LIST_SEPARATORS = re.compile(r"[\s,]+")
@@ -33,6 +35,23 @@ def ask(title, summary, button, back, danger=False):
     return render_template(
         "dashboard/confirm.html", title=title, summary=summary, button=button, back=back, danger=danger, fields=carried
     )
+
+
+def acting(load, act, back):
+    """Run ``act(cur, *subjects)`` in one transaction on the subjects ``load(cur)`` finds (a user;
+    an org; a user and their key). A missing subject stays the 404 error page; a refusal after it
+    (bad input, a rule, something else missing) rolls the transaction back and becomes a 4xx page
+    with a way ``back``."""
+    loaded = False
+    try:
+        with db.transaction() as cur:
+            subjects = load(cur)
+            loaded = True
+            return act(cur, *subjects)
+    except (ma.ValidationError, GatewayError) as error:
+        if not loaded:
+            raise
+        return refusal(error, back)
 
 
 def field_problems(error):

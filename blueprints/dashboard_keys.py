@@ -6,7 +6,6 @@ API's ?force=true). A rotated key's replacement is shown once, on the page that 
 rotation, and never again (only its hash is stored).
 """
 
-import marshmallow as ma
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
 from blueprints import dashboard_forms as forms
@@ -15,7 +14,6 @@ from blueprints.dashboard import protect
 from blueprints.dashboard_format import masked_key
 from ops_gateway.accounts import api_keys, users
 from ops_gateway.core import db
-from ops_gateway.core.errors import GatewayError, NotFound
 
 blp = Blueprint("dashboard_keys", __name__, url_prefix="/dashboard/users", template_folder="templates")
 protect(blp)
@@ -29,20 +27,12 @@ def _key_line(user, key):
 
 
 def _acting(user_id, key_id, act):
-    """Run ``act(cur, user, key)`` in one transaction; a refusal (bad input, a rule) becomes a 4xx page.
+    """``dashboard_forms.acting`` on the user's key: ``act(cur, user, key)``, refusals back to the user's page."""
 
-    A missing user or key stays the 404 error page.
-    """
-    try:
-        with db.transaction() as cur:
-            user = users.get_user(cur, user_id)
-            return act(cur, user, api_keys.get_key(cur, user_id, key_id))
-    except ma.ValidationError as error:
-        return forms.refusal(error, _back(user_id))
-    except GatewayError as error:
-        if isinstance(error, NotFound):
-            raise
-        return forms.refusal(error, _back(user_id))
+    def load(cur):
+        return users.get_user(cur, user_id), api_keys.get_key(cur, user_id, key_id)
+
+    return forms.acting(load, act, _back(user_id))
 
 
 @blp.route("/<int:user_id>/keys/<int:key_id>")

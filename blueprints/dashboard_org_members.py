@@ -15,11 +15,11 @@ from blueprints.query_args import whole_number
 from ops_gateway.accounts import orgs, users
 from ops_gateway.billing.money import format_money
 from ops_gateway.core.errors import NotFound
+from ops_gateway.dashboard import queries as dashboard_queries
 
 blp = Blueprint("dashboard_org_members", __name__, url_prefix="/dashboard/orgs", template_folder="templates")
 protect(blp)
 
-EMAIL_MATCHES = 100  # the search is by substring; the exact address is among the first matches in practice
 REMOVAL_EFFECT = (
     "They leave the organization and their API keys of this organization are revoked at once;"
     " their personal keys keep working."
@@ -32,11 +32,10 @@ def _user_id(cur, typed):
         return None
     if (number := whole_number(typed)) is not None:
         return number
-    _, found = users.list_users(cur, typed, None, 0, EMAIL_MATCHES)
-    for user in found:
-        if user["email"].lower() == typed.lower():
-            return user["id"]
-    raise NotFound(f"no user has the email {typed}", code="user_not_found")
+    user = dashboard_queries.user_by_email(cur, typed)
+    if user is None:
+        raise NotFound(f"no user has the email {typed}", code="user_not_found")
+    return user["id"]
 
 
 def _budget_input():
@@ -51,14 +50,6 @@ def _budget_line(changes):
     """The confirmation line of a member's org budget."""
     budget, period = changes.get("budget"), changes.get("budget_period", "period unchanged")
     return ("Org budget", "none (no cap)" if budget is None else f"${format_money(budget)}, {period}")
-
-
-def _member(cur, org_id, user_id):
-    """One member of the org (for the confirmation page), or 404 ``member_not_found``."""
-    found = orgs.list_members(cur, org_id, user_id)
-    if not found:
-        raise NotFound(f"user {user_id} is not a member of this organization", code="member_not_found")
-    return found[0]
 
 
 @blp.route("/<int:org_id>/members", methods=["POST"])
@@ -92,7 +83,7 @@ def change(org_id, user_id):
     def act(cur, org):
         changes = UpdateMemberSchema().load({"role": request.form.get("role", "")[:20], **_budget_input()})
         if not forms.confirmed():
-            member = _member(cur, org_id, user_id)
+            member = orgs.get_member(cur, org_id, user_id)
             summary = [
                 org_line(org),
                 ("Member", f"{member['email']} (id {user_id})"),
@@ -112,7 +103,7 @@ def remove(org_id, user_id):
 
     def act(cur, org):
         if not forms.confirmed():
-            member = _member(cur, org_id, user_id)
+            member = orgs.get_member(cur, org_id, user_id)
             summary = [
                 org_line(org),
                 ("Member", f"{member['email']} (id {user_id}), {member['role']}"),

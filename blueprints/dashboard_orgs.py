@@ -125,15 +125,8 @@ def org_line(org):
 
 
 def acting(org_id, act):
-    """Run ``act(cur, org)`` in one transaction; a refusal (bad input, a rule) becomes a 4xx page and
-    writes nothing. A missing org stays the 404 error page."""
-    with db.transaction() as cur:
-        orgs.get_org(cur, org_id)
-    try:
-        with db.transaction() as cur:
-            return act(cur, orgs.get_org(cur, org_id))
-    except (ma.ValidationError, GatewayError) as error:
-        return forms.refusal(error, org_page_url(org_id))
+    """``dashboard_forms.acting`` on the org: ``act(cur, org)``, refusals back to its page."""
+    return forms.acting(lambda cur: (orgs.get_org(cur, org_id),), act, org_page_url(org_id))
 
 
 def done(org_id, message):

@@ -17,7 +17,7 @@ from blueprints.limit_schemas import RateLimitsSchema
 from ops_gateway.accounts import users
 from ops_gateway.billing.money import format_money
 from ops_gateway.core import db
-from ops_gateway.core.errors import GatewayError, NotFound
+from ops_gateway.core.errors import GatewayError
 from ops_gateway.limits import limit_overrides, plans, window_caps
 from ops_gateway.limits.windows import LIMIT_FIELDS
 
@@ -79,15 +79,8 @@ def _user_line(user):
 
 
 def _acting(user_id, act):
-    """Run ``act(cur, user)`` in one transaction; a refusal (bad input, a rule) becomes a 4xx page and
-    writes nothing. A missing user stays the 404 error page."""
-    try:
-        with db.transaction() as cur:
-            return act(cur, users.get_user(cur, user_id))
-    except (ma.ValidationError, GatewayError) as error:
-        if isinstance(error, NotFound):
-            raise
-        return forms.refusal(error, _user_page(user_id))
+    """``dashboard_forms.acting`` on the user: ``act(cur, user)``, refusals back to their page."""
+    return forms.acting(lambda cur: (users.get_user(cur, user_id),), act, _user_page(user_id))
 
 
 def _done(user_id, message):

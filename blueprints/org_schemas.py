@@ -2,7 +2,13 @@
 
 import marshmallow as ma
 
-from blueprints.account_schemas import budget_fields, model_patterns, payload_logging
+from blueprints.account_schemas import (
+    NumberedPageArgsSchema,
+    NumberedPageSchema,
+    budget_fields,
+    model_patterns,
+    payload_logging,
+)
 from blueprints.fields import Money, Timestamp
 from blueprints.usage_report_schemas import FRESH
 from ops_gateway.accounts.org_queries import ROLES
@@ -50,21 +56,15 @@ class UpdateOrgSchema(ma.Schema.from_dict(budget_fields())):
     log_payloads = payload_logging("org")
 
 
-class OrgListArgsSchema(ma.Schema):
+class OrgListArgsSchema(NumberedPageArgsSchema):
     """Filters and page of GET /admin/orgs."""
 
     name = ma.fields.String(metadata={"description": "case-insensitive substring"})
-    status = ma.fields.String(validate=ma.validate.OneOf(["active", "suspended"]))
-    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1))
-    page_size = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=500))
 
 
-class OrgListSchema(ma.Schema):
+class OrgListSchema(NumberedPageSchema):
     """A page of orgs."""
 
-    total = ma.fields.Integer()
-    page = ma.fields.Integer()
-    page_size = ma.fields.Integer()
     orgs = ma.fields.List(ma.fields.Nested(OrgSchema))
 
 

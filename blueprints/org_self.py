@@ -21,7 +21,7 @@ from blueprints.org_schemas import (
     UpdateMemberSchema,
 )
 from blueprints.usage_report_schemas import UsageReportSchema
-from blueprints.usage_reports import ROLLED_UP_AT_HEADER, report_in_format
+from blueprints.usage_reports import REPORT_IN_FORMAT, report_in_format
 from ops_gateway.accounts import orgs
 from ops_gateway.core import db
 from ops_gateway.observability import spend_reports
@@ -62,8 +62,7 @@ class Members(MethodView):
         """Owners and admins see every member; a member sees their own row."""
         with db.transaction() as cur:
             caller = _caller(cur, org_id, "usage:read")
-            only = None if caller["role"] in orgs.MANAGERS else caller["user_id"]
-            return {"members": orgs.list_members(cur, org_id, only)}
+            return {"members": orgs.list_members(cur, org_id, orgs.visible_member(caller))}
 
     @blp.arguments(AddMemberSchema)
     @blp.response(201, MemberSchema)
@@ -71,7 +70,7 @@ class Members(MethodView):
     def post(self, body, org_id):
         """Add a user (by id) with a role and an optional org budget; only owners add owners."""
         with db.transaction() as cur:
-            orgs.check_manages(_caller(cur, org_id, "org:manage"), new_role=body["role"])
+            orgs.check_manages(cur, _caller(cur, org_id, "org:manage"), new_role=body["role"])
             return orgs.add_member(cur, org_id, body, g.user["actor"])
 
 
@@ -85,9 +84,7 @@ class MemberById(MethodView):
     def patch(self, body, org_id, user_id):
         """Change a member's role or org budget (never above the org's); only owners touch owners."""
         with db.transaction() as cur:
-            caller = _caller(cur, org_id, "org:manage")
-            target = orgs.list_members(cur, org_id, user_id)
-            orgs.check_manages(caller, target[0]["role"] if target else None, body.get("role"))
+            orgs.check_manages(cur, _caller(cur, org_id, "org:manage"), user_id, body.get("role"))
             return orgs.update_member(cur, org_id, user_id, body, g.user["actor"])
 
     @blp.response(200, MemberSchema)
@@ -97,31 +94,14 @@ class MemberById(MethodView):
         with db.transaction() as cur:
             caller = _caller(cur, org_id, "org:manage" if user_id != g.user["user_id"] else "usage:read")
             if user_id != caller["user_id"]:
-                target = orgs.list_members(cur, org_id, user_id)
-                orgs.check_manages(caller, target[0]["role"] if target else None)
+                orgs.check_manages(cur, caller, user_id)
             return orgs.remove_member(cur, org_id, user_id, g.user["actor"])
 
 
 @blp.route("/<int:org_id>/usage")
 @blp.arguments(OrgUsageArgsSchema, location="query")
 @blp.response(200, UsageReportSchema)
-@blp.doc(
-    responses={
-        "200": {
-            "description": "The groups as JSON, or as CSV (format=csv)",
-            "headers": {
-                ROLLED_UP_AT_HEADER: {
-                    "description": "CSV only: the report's rolled_up_at (ISO 8601); absent: never rolled up",
-                    "schema": {"type": "string", "format": "date-time"},
-                }
-            },
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/UsageReport"}},
-                "text/csv": {"schema": {"type": "string"}},
-            },
-        }
-    }
-)
+@blp.doc(responses={"200": REPORT_IN_FORMAT})
 @documents_errors(blp, *USER_ERRORS, 400, 404, 422)
 def org_usage(args, org_id):
     """The org's spend by member (user), key, model, endpoint, day and/or tag, as JSON or CSV;
@@ -130,6 +110,6 @@ def org_usage(args, org_id):
     first, last = spend_reports.report_days(args.get("start_date"), args.get("end_date"))
     with db.transaction() as cur:
         caller = _caller(cur, org_id, "usage:read")
-        only = None if caller["role"] in orgs.MANAGERS else caller["user_id"]
+        only = orgs.visible_member(caller)
         report = spend_reports.usage_report(cur, group_by, first, last, only, fresh=args["fresh"], org_id=org_id)
     return report_in_format(report, args["format"], f"org-{org_id}-usage-{first}-{last}.csv")

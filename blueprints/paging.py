@@ -1,8 +1,11 @@
-"""Opaque cursors for newest-first pages ordered by (created_at, id): the audit log and security events."""
+"""Pages of listings: opaque cursors for newest-first pages ordered by (created_at, id) (the audit
+log, security events, the request log), and the numbered pages of the admin listings (users, orgs)."""
 
 import base64
 import json
 from datetime import datetime
+
+from ops_gateway.core import db
 
 
 def encode_cursor(row):
@@ -31,3 +34,12 @@ def decode_cursor(cursor):
 def next_cursor(rows, limit):
     """The cursor of the page after ``rows`` when the page is full, else None."""
     return encode_cursor(rows[-1]) if len(rows) == limit else None
+
+
+def numbered_page(args, name, fetch):
+    """A numbered page of an admin listing (``NumberedPageSchema``): ``fetch(cur, offset, limit)``
+    gives (total, rows), returned under ``name``."""
+    size = args["page_size"]
+    with db.transaction() as cur:
+        total, rows = fetch(cur, (args["page"] - 1) * size, size)
+    return {"total": total, "page": args["page"], "page_size": size, name: rows}

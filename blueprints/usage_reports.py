@@ -22,28 +22,26 @@ user_blp = Blueprint("user_usage", __name__, url_prefix="/user", description="Yo
 user_blp.before_request(require_user)
 # A CSV has no field for it, so the export says how fresh it is here.
 ROLLED_UP_AT_HEADER = "X-Report-Rolled-Up-At"
+# How a report answered by ``report_in_format`` is documented: JSON, or CSV with its freshness header.
+REPORT_IN_FORMAT = {
+    "description": "The groups as JSON, or as CSV (format=csv: the dimensions' columns, then the sums)",
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/UsageReport"}},
+        "text/csv": {"schema": {"type": "string"}},
+    },
+    "headers": {
+        ROLLED_UP_AT_HEADER: {
+            "description": "CSV only: the report's rolled_up_at (ISO 8601); absent: never rolled up",
+            "schema": {"type": "string", "format": "date-time"},
+        }
+    },
+}
 
 
 @admin_blp.route("/usage")
 @admin_blp.arguments(UsageReportArgsSchema, location="query")
 @admin_blp.response(200, UsageReportSchema)
-@admin_blp.doc(
-    responses={
-        "200": {
-            "description": "The groups as JSON, or as CSV (format=csv: the dimensions' columns, then the sums)",
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/UsageReport"}},
-                "text/csv": {"schema": {"type": "string"}},
-            },
-            "headers": {
-                ROLLED_UP_AT_HEADER: {
-                    "description": "CSV only: the report's rolled_up_at (ISO 8601); absent: never rolled up",
-                    "schema": {"type": "string", "format": "date-time"},
-                }
-            },
-        }
-    }
-)
+@admin_blp.doc(responses={"200": REPORT_IN_FORMAT})
 @documents_errors(admin_blp, *ADMIN_ERRORS, 400, 422)
 def usage_report(args):
     """Usage and spend grouped by user, key, model, endpoint, day and/or tag over whole UTC days, as JSON or CSV.

@@ -36,15 +36,13 @@ def _networks(ip_allowlist):
     return [str(ipaddress.ip_network(entry, strict=False)) for entry in ip_allowlist]
 
 
-def _insert(cur, user_id, name, environment, expires_at, ip_allowlist, scopes, models=(), org_id=None):
-    full_key = key_material.generate_key(environment)
+def _insert(cur, columns):
+    """Insert a key with ``columns`` and fresh key material; (row, full key)."""
+    full_key = key_material.generate_key(columns["environment"])
     prefix, last4 = key_material.display_parts(full_key)
-    networks = _networks(ip_allowlist)
-    row = queries.insert_key(
-        cur, user_id, name, environment, _hash(full_key), prefix, last4, scopes, networks, expires_at, models, org_id
-    )
+    row = queries.insert_key(cur, {**columns, "key_hash": _hash(full_key), "prefix": prefix, "last4": last4})
     if row is None:
-        raise Conflict(f"you already have an active key named {name!r}", code="key_name_taken")
+        raise Conflict(f"you already have an active key named {columns['name']!r}", code="key_name_taken")
     return row, full_key
 
 
@@ -123,11 +121,19 @@ def create_key(
     if org_id is not None:
         org_membership.check_key_org(cur, org_id, user_id)
     check_key_cap(cur, user_id)
-    expires_at = _expiry(expires_in_days)
-    row, full_key = _insert(cur, user_id, name, environment, expires_at, ip_allowlist, scopes, allowed_models, org_id)
-    if cache_ttl_seconds is not None:
-        queries.update_key(cur, row["id"], {"cache_ttl_seconds": cache_ttl_seconds})
-    if budgets.apply_changes(cur, "key", row["id"], cap, _ceiling(cur, row)) or cache_ttl_seconds is not None:
+    columns = {
+        "user_id": user_id,
+        "name": name,
+        "environment": environment,
+        "scopes": list(scopes),
+        "ip_allowlist": _networks(ip_allowlist),
+        "expires_at": _expiry(expires_in_days),
+        "allowed_models": list(allowed_models),
+        "org_id": org_id,
+        "cache_ttl_seconds": cache_ttl_seconds,
+    }
+    row, full_key = _insert(cur, columns)
+    if budgets.apply_changes(cur, "key", row["id"], cap, _ceiling(cur, row)):
         row = get_key(cur, user_id, row["id"])
     details = {"name": name, "key": key_material.mask(row["prefix"], row["last4"]), **audit_safe(cap)}
     if org_id is not None:

@@ -5,18 +5,13 @@ through /org/<id> with their own keys (``acting_member``, ``check_manages``). Ev
 audited with its actor and the org's id. A member leaving revokes their keys of the org at once.
 """
 
-from ops_gateway.accounts import api_keys, key_material, org_membership, org_queries, queries
+from ops_gateway.accounts import api_keys, key_material, org_membership, org_queries, queries, users
 from ops_gateway.billing import budgets, credits
 from ops_gateway.billing.money import format_money
-from ops_gateway.core.errors import Conflict, Forbidden, Invalid, NotFound
+from ops_gateway.core.errors import Conflict, Forbidden, NotFound
 from ops_gateway.telemetry import audit
 
 MANAGERS = ("owner", "admin")  # the roles that manage an org's members and read all its usage
-
-
-def _check_plan(cur, plan):
-    if not queries.plan_exists(cur, plan):
-        raise Invalid(f"there is no plan named {plan!r}", {"plan": plan}, code="unknown_plan")
 
 
 def _name_taken(name):
@@ -39,7 +34,7 @@ def list_orgs(cur, name=None, status=None, offset=0, limit=50):
 def create_org(cur, request, actor, default_plan):
     """An org from a create request (name; optional plan, opening credits, allowed models and cap)."""
     plan = request.get("plan") or default_plan
-    _check_plan(cur, plan)
+    users.check_plan(cur, plan)
     org_id = org_queries.insert_org(cur, request["name"], plan)
     if org_id is None:
         raise _name_taken(request["name"])
@@ -56,7 +51,7 @@ def update_org(cur, org_id, changes, actor):
     """Rename, change plan, status (a suspended org's keys stop at once), allowed models or cap."""
     get_org(cur, org_id)
     if "plan" in changes:
-        _check_plan(cur, changes["plan"])
+        users.check_plan(cur, changes["plan"])
     columns = {column: changes[column] for column in org_queries.ORG_CHANGEABLE if column in changes}
     if columns and not org_queries.update_org(cur, org_id, columns):
         raise _name_taken(changes["name"])
@@ -79,7 +74,8 @@ def list_members(cur, org_id, only_user_id=None):
     return org_queries.members(cur, org_id, only_user_id)
 
 
-def _member(cur, org_id, user_id, lock=False):
+def get_member(cur, org_id, user_id, lock=False):
+    """One membership of the org, or 404 ``member_not_found``."""
     membership = org_queries.member(cur, org_id, user_id, lock)
     if membership is None:
         raise NotFound(f"user {user_id} is not a member of organization {org_id}", code="member_not_found")
@@ -94,16 +90,16 @@ def add_member(cur, org_id, request, actor):
         raise NotFound(f"user {user_id} does not exist", code="user_not_found")
     if not org_queries.insert_member(cur, org_id, user_id, request["role"]):
         raise Conflict("the user is a member already", {"user_id": user_id}, code="already_member")
-    membership = _member(cur, org_id, user_id)
+    membership = get_member(cur, org_id, user_id)
     budgets.apply_changes(cur, "member", membership["member_id"], request, ceiling=("org", org_id))
     details = {"org_id": org_id, **api_keys.audit_safe(request)}
     audit.record(cur, "org_member_added", actor, user_id, details=details)
-    return _member(cur, org_id, user_id)
+    return get_member(cur, org_id, user_id)
 
 
 def update_member(cur, org_id, user_id, changes, actor):
     """Change a member's role or org budget (never above the org's); the last owner stays one."""
-    membership = _member(cur, org_id, user_id, lock=True)
+    membership = get_member(cur, org_id, user_id, lock=True)
     new_role = changes.get("role", membership["role"])
     if new_role != membership["role"]:
         if membership["role"] == "owner":
@@ -113,12 +109,12 @@ def update_member(cur, org_id, user_id, changes, actor):
     if capped or new_role != membership["role"]:
         details = {"org_id": org_id, "changes": api_keys.audit_safe(changes)}
         audit.record(cur, "org_member_updated", actor, user_id, details=details)
-    return _member(cur, org_id, user_id)
+    return get_member(cur, org_id, user_id)
 
 
 def remove_member(cur, org_id, user_id, actor):
     """Remove a member (the last owner stays) and revoke their keys of the org at once."""
-    membership = _member(cur, org_id, user_id, lock=True)
+    membership = get_member(cur, org_id, user_id, lock=True)
     if membership["role"] == "owner":
         _keep_an_owner(cur, org_id, user_id)
     revoked = org_queries.revoke_member_keys(cur, org_id, user_id)
@@ -145,13 +141,22 @@ def acting_member(cur, org_id, user_id):
     return membership
 
 
-def check_manages(actor, target_role=None, new_role=None):
-    """403 ``org_role_required`` unless ``actor`` (a membership) may manage a member whose role is
-    ``target_role`` and becomes ``new_role``: owners manage anyone, admins everyone but owners."""
+def check_manages(cur, actor, user_id=None, new_role=None):
+    """403 ``org_role_required`` unless ``actor`` (a membership) may manage the member ``user_id``
+    (None: one being added) and give them ``new_role``: owners manage anyone, admins everyone but
+    owners."""
+    target = org_queries.member(cur, actor["org_id"], user_id) if user_id is not None else None
+    target_role = target["role"] if target else None
     if actor["role"] not in MANAGERS:
         raise Forbidden("only the organization's owners and admins manage it", code="org_role_required")
     if actor["role"] != "owner" and "owner" in (target_role, new_role):
         raise Forbidden("only an owner manages the organization's owners", code="org_role_required")
+
+
+def visible_member(actor):
+    """Whose rows ``actor`` (a membership) sees of the org's members and usage: everyone's (None)
+    for owners and admins, else only their own user id."""
+    return None if actor["role"] in MANAGERS else actor["user_id"]
 
 
 def memberships(cur, user_id):

@@ -22,11 +22,7 @@ KEY_COLUMNS = (
 
 _INSERT_USER = f"INSERT INTO users (email, username, plan, role) VALUES (%s, %s, %s, %s) RETURNING {USER_COLUMNS}"
 
-_INSERT_KEY = (
-    "INSERT INTO api_keys (user_id, name, environment, key_hash, prefix, last4, scopes, ip_allowlist, expires_at,"
-    " allowed_models, org_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::cidr[], %s, %s::text[], %s)"
-    f" RETURNING {KEY_COLUMNS}"
-)
+_KEY_CASTS = {"ip_allowlist": "::cidr[]", "allowed_models": "::text[]"}  # key columns whose values need a cast
 
 # What a rotation's replacement keeps of the key it replaces: every grant (name, scopes,
 # allowlist, expiry, models, spend cap, org, cache TTL) and the cap's figures this period, so that rotating
@@ -106,11 +102,12 @@ def lock_user_keys(cur, user_id):
 # API keys
 
 
-def insert_key(cur, user_id, name, environment, key_hash, prefix, last4, scopes, networks, expires_at, models, org_id):
-    """The new key row, or None when the user already has an active key of that name."""
-    params = (user_id, name, environment, key_hash, prefix, last4, list(scopes), networks, expires_at, list(models))
-    params += (org_id,)
-    if not unless_unique_violation(cur, "insert_key", _INSERT_KEY, params):
+def insert_key(cur, columns):
+    """The new key row from ``columns`` ({api_keys column: value}), or None when the user already
+    has an active key of that name."""
+    values = ", ".join(f"%s{_KEY_CASTS.get(column, '')}" for column in columns)
+    statement = f"INSERT INTO api_keys ({', '.join(columns)}) VALUES ({values}) RETURNING {KEY_COLUMNS}"
+    if not unless_unique_violation(cur, "insert_key", statement, list(columns.values())):
         return None
     return cur.fetchone()
 
@@ -145,10 +142,9 @@ def key_by_hash(cur, key_hash):
 
 
 def update_key(cur, key_id, changes):
-    """Set name, scopes, ip_allowlist (networks), allowed_models, expires_at and/or cache_ttl_seconds; False when
-    the new name is taken."""
-    casts = {"ip_allowlist": "::cidr[]", "allowed_models": "::text[]"}
-    assignments = ", ".join(f"{column} = %s{casts.get(column, '')}" for column in changes)
+    """Set ``changes`` ({api_keys column: value}: name, scopes, ip_allowlist (networks), expiry,
+    models, cache TTL, payload logging); False when the new name is taken."""
+    assignments = ", ".join(f"{column} = %s{_KEY_CASTS.get(column, '')}" for column in changes)
     statement = f"UPDATE api_keys SET {assignments} WHERE id = %s"
     return unless_unique_violation(cur, "update_key", statement, list(changes.values()) + [key_id])
 

@@ -9,14 +9,15 @@ from ops_gateway.core.errors import Conflict, Invalid, NotFound
 from ops_gateway.telemetry import audit
 
 
-def _check_plan(cur, plan):
+def check_plan(cur, plan):
+    """422 ``unknown_plan`` unless the plan exists (users and orgs name one)."""
     if not queries.plan_exists(cur, plan):
         raise Invalid(f"there is no plan named {plan!r}", {"plan": plan}, code="unknown_plan")
 
 
 def create_user(cur, email, actor, username=None, initial_credits=Decimal("0"), plan="trial", role="user"):
     """Insert a user, their opening ledger row and their first API key; return (user, key, full key)."""
-    _check_plan(cur, plan)
+    check_plan(cur, plan)
     user = queries.insert_user(cur, email, username, plan, role)
     if user is None:
         raise Conflict("a user with this email already exists", {"email": email}, code="email_taken")
@@ -59,7 +60,7 @@ def update_user(cur, user_id, changes, actor):
     request (auth reads it)."""
     get_user(cur, user_id)
     if "plan" in changes:
-        _check_plan(cur, changes["plan"])
+        check_plan(cur, changes["plan"])
     allowed = {k: v for k, v in changes.items() if k in queries.USER_CHANGEABLE}
     if allowed:
         queries.update_user(cur, user_id, allowed)
